@@ -1,0 +1,7 @@
+//! Key files: RSA key generation, private keys on disk (PKCS#8 PEM, optionally
+//! passphrase-encrypted, created 0600 and refused when others can read them), public key
+//! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
+//! (client). Nothing here touches the network.
+
+pub mod public;
+pub mod keygen;

@@ -1,0 +1,21 @@
+//! seashell: an encrypted remote console for LANs.
+//!
+//! ```text
+//!            bytes in                                   actions out
+//!  socket ──► transport (tokio) ──► proto (pure) ──► messages / bytes to send
+//!                                       ▲
+//!                      keys (files, fingerprints, trust files)
+//! ```
+//!
+//! - [`proto`]: the protocol with no I/O and no clock: message codecs, the client and server
+//!   handshake state machines, the key schedule and the record layer (seal/open, sequence
+//!   numbers, key update). Everything a peer sends is parsed here, totally.
+//! - [`transport`]: the thin tokio shell that drives [`proto`] over any `AsyncRead +
+//!   AsyncWrite`, with deadlines.
+//! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
+//! - [`cli`]: the command-line interface; `main.rs` only dispatches.
+
+pub mod cli;
+pub mod keys;
+pub mod proto;
+pub mod transport;

@@ -1,0 +1,1 @@
+//! The tokio adapter that drives [`crate::proto`] over any `AsyncRead + AsyncWrite`.

@@ -1,0 +1,1 @@
+//! seashell's integration tests: one binary, a module per area, shared helpers in `common`.

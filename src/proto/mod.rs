@@ -1,1 +1,15 @@
-//! The seashell protocol, pure: no I/O, no clock of its own, no tokio.
+//! The seashell protocol, pure: message codecs, the client and server handshake state
+//! machines, the key schedule, and the record layer. No I/O, no tokio, no clock of its own
+//! (callers pass `Instant`s in), and no knowledge of servers, clients or audit logs. Every
+//! byte from the peer is parsed here, totally: `Ok` or a typed error, never a panic.
+
+pub mod codec;
+pub mod error;
+pub mod handshake;
+pub mod message;
+pub mod record;
+pub mod schedule;
+
+pub use error::{DecodeError, ProtoError};
+pub use message::{ExitStatus, Message};
+pub use record::{RecordOpener, RecordSealer, UpdateLimits};

@@ -1,0 +1,68 @@
+//! Protocol errors, split the rustls way: bytes that do not parse ([`DecodeError`]), and a
+//! peer or channel that misbehaves ([`ProtoError`]). These are precise for the local user and
+//! logs; what goes back to the peer is only ever a coarse Close.
+
+/// Bytes from the peer that are not a well-formed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message ended before a field did.
+    #[error("message truncated")]
+    Truncated,
+    /// Bytes left over after the last field.
+    #[error("trailing bytes after message")]
+    TrailingBytes,
+    /// A length field above its bound.
+    #[error("field longer than allowed")]
+    TooLong,
+    /// A message type this version does not define.
+    #[error("unknown message type {0:#04x}")]
+    UnknownType(u8),
+    /// Not a seashell peer.
+    #[error("bad magic: not a seashell peer")]
+    BadMagic,
+    /// A protocol version we do not speak.
+    #[error("unsupported protocol version {0}")]
+    BadVersion(u16),
+    /// A field with a value outside its domain (bad key, bad UTF-8, bad enum value).
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// Everything that can end a seashell connection from the protocol's side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    /// The peer sent bytes that do not parse.
+    #[error("malformed message from peer: {0}")]
+    Decode(#[from] DecodeError),
+    /// A well-formed message at the wrong time (e.g. anything but ServerHello after ClientHello).
+    #[error("unexpected {0} message from peer")]
+    Unexpected(&'static str),
+    /// The ServerHello signature does not verify under the host key it carries.
+    #[error("server signature does not verify: the handshake was tampered with")]
+    BadServerSignature,
+    /// The ClientAuth signature does not verify under the client key it carries.
+    #[error("client signature does not verify")]
+    BadClientSignature,
+    /// The X25519 exchange produced the all-zero value (a low-order point from the peer).
+    #[error("peer sent a low-order X25519 share")]
+    WeakKeyShare,
+    /// A frame length above the maximum, rejected before reading its body.
+    #[error("frame length {0} exceeds the maximum")]
+    FrameTooLarge(u32),
+    /// A frame failed AES-GCM authentication: tampered, replayed, reordered, dropped,
+    /// reflected, or keys that do not match (which includes a failed key transport).
+    #[error("frame failed authentication (tampered, replayed, reordered or wrong keys)")]
+    BadFrame,
+    /// The stream ended without an authenticated Close.
+    #[error("connection cut without an authenticated close (truncated)")]
+    Truncated,
+    /// The server refused our key.
+    #[error("authentication refused by the server")]
+    AuthRejected,
+    /// The AuthOk session id is not the one both sides derived.
+    #[error("server confirmed a different session id")]
+    SessionMismatch,
+    /// A local cryptographic operation failed (RNG, key too small for OAEP, ...).
+    #[error("local cryptographic failure: {0}")]
+    Crypto(&'static str),
+}

@@ -1,0 +1,174 @@
+//! The client's side of the handshake:
+//! [`start`] → [`ExpectServerHello`] → [`VerifyHostKey`] (the caller checks the host key
+//! against known_hosts) → [`ExpectAuthResult`] → [`Established`].
+
+use std::time::Instant;
+
+use rand::CryptoRng;
+use rsa::sha2::Sha256;
+use rsa::{Oaep, PrivateKey, PublicKey};
+use x25519_dalek::EphemeralSecret;
+use zeroize::Zeroizing;
+
+use super::{
+    CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, Transcript,
+    labelled, put_record, x25519_shared,
+};
+use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::proto::error::{DecodeError, ProtoError};
+use crate::proto::message::{ClientHello, KeyTransport, Message, ServerHello};
+use crate::proto::record::UpdateLimits;
+use crate::proto::schedule;
+
+/// Begins a handshake: returns the state awaiting ServerHello and the ClientHello record
+/// to send.
+pub fn start<R: CryptoRng>(rng: &mut R) -> (ExpectServerHello, Vec<u8>) {
+    let mut random = [0u8; 32];
+    rng.fill_bytes(&mut random);
+    let ephemeral = EphemeralSecret::random_from_rng(rng);
+    let hello = ClientHello {
+        random,
+        x25519: x25519_dalek::PublicKey::from(&ephemeral).to_bytes(),
+    };
+    let mut body = Vec::new();
+    hello.encode(&mut body);
+    let mut transcript = Transcript::default();
+    transcript.add_record(&body);
+    let mut wire = Vec::new();
+    put_record(&mut wire, &body);
+    (
+        ExpectServerHello {
+            ephemeral,
+            transcript,
+        },
+        wire,
+    )
+}
+
+/// Sent ClientHello; waiting for ServerHello.
+pub struct ExpectServerHello {
+    ephemeral: EphemeralSecret,
+    transcript: Transcript,
+}
+
+impl ExpectServerHello {
+    /// Parses ServerHello and checks its signature under the host key it carries. Whether
+    /// that host key is the right one is the caller's decision, made on [`VerifyHostKey`].
+    pub fn handle(mut self, body: &[u8]) -> Result<VerifyHostKey, ProtoError> {
+        let hello = ServerHello::decode(body)?;
+        let host_key =
+            from_spki_der(&hello.host_key).map_err(|_| DecodeError::Invalid("host key"))?;
+        let transport_key = from_spki_der(&hello.transport_key)
+            .map_err(|_| DecodeError::Invalid("transport key"))?;
+        let mut signed = self.transcript.clone();
+        let mut unsigned = Vec::new();
+        hello.encode_unsigned(&mut unsigned);
+        signed.add_raw(&unsigned);
+        host_key
+            .pss_verify::<Sha256>(
+                &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()),
+                &hello.signature,
+            )
+            .map_err(|_| ProtoError::BadServerSignature)?;
+        self.transcript.add_record(body);
+        Ok(VerifyHostKey {
+            ephemeral: self.ephemeral,
+            transcript: self.transcript,
+            server_x25519: hello.x25519,
+            host_key_der: hello.host_key,
+            host_key,
+            transport_key,
+        })
+    }
+}
+
+/// ServerHello verified; the caller must now decide whether to trust the host key.
+pub struct VerifyHostKey {
+    ephemeral: EphemeralSecret,
+    transcript: Transcript,
+    server_x25519: [u8; 32],
+    host_key_der: Vec<u8>,
+    host_key: PublicKey,
+    transport_key: PublicKey,
+}
+
+impl VerifyHostKey {
+    /// The server's host key, to check against known_hosts or a pinned fingerprint.
+    pub fn host_key(&self) -> &PublicKey {
+        &self.host_key
+    }
+
+    /// The host key's SubjectPublicKeyInfo DER.
+    pub fn host_key_der(&self) -> &[u8] {
+        &self.host_key_der
+    }
+
+    /// Trusts the host key: wraps a fresh secret to the transport key, derives the session
+    /// keys, and returns the KeyTransport record followed by the ClientAuth frame (one flight).
+    pub fn trust<R: CryptoRng>(
+        self,
+        identity: &PrivateKey,
+        limits: UpdateLimits,
+        rng: &mut R,
+        now: Instant,
+    ) -> Result<(Vec<u8>, ExpectAuthResult), ProtoError> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(secret.as_mut_slice());
+        let ciphertext = self
+            .transport_key
+            .encrypt(
+                rng,
+                Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL),
+                secret.as_slice(),
+            )
+            .map_err(|_| ProtoError::Crypto("RSA-OAEP encryption"))?;
+        let mut body = Vec::new();
+        KeyTransport { ciphertext }.encode(&mut body);
+        let mut transcript = self.transcript;
+        transcript.add_record(&body);
+        let th = transcript.hash();
+        let shared = x25519_shared(self.ephemeral, self.server_x25519)?;
+        let mut established =
+            Established::for_client(schedule::derive(&th, &secret, &shared), limits, now);
+
+        let signature = identity
+            .pss_sign_with_rng::<Sha256, _>(rng, &labelled(CLIENT_SIGNATURE_LABEL, &th))
+            .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))?;
+        let public_key = to_spki_der(identity.as_public_key());
+        let mut wire = Vec::new();
+        put_record(&mut wire, &body);
+        established.sealer.seal(
+            &Message::ClientAuth {
+                public_key: &public_key,
+                signature: &signature,
+            },
+            now,
+            &mut wire,
+        )?;
+        Ok((wire, ExpectAuthResult { established }))
+    }
+}
+
+/// Sent KeyTransport and ClientAuth; waiting for AuthOk or AuthFailed.
+pub struct ExpectAuthResult {
+    established: Established,
+}
+
+impl ExpectAuthResult {
+    /// The record layer, to open the server's answer with.
+    pub fn opener(&mut self) -> &mut crate::proto::RecordOpener {
+        &mut self.established.opener
+    }
+
+    /// Takes the server's answer: AuthOk with our session id completes the handshake.
+    pub fn handle(self, msg: &Message<'_>) -> Result<Established, ProtoError> {
+        match *msg {
+            Message::AuthOk { session_id } if session_id == self.established.session_id => {
+                Ok(self.established)
+            }
+            Message::AuthOk { .. } => Err(ProtoError::SessionMismatch),
+            Message::AuthFailed => Err(ProtoError::AuthRejected),
+            other => Err(ProtoError::Unexpected(other.name())),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The server's side of the handshake:
+//! [`accept`] (ClientHello in, ServerHello out) → [`ExpectKeyTransport`] →
+//! [`ExpectClientAuth`] (signature checked here; whether the key is authorized is the
+//! caller's decision) → [`Established`].
+//!
+//! A KeyTransport that does not decrypt is not answered differently: the server goes on with
+//! a random secret, so the failure shows up only as the client's first frame failing to open,
+//! exactly like a wrong key. No padding oracle.
+
+use std::time::Instant;
+
+use rand::CryptoRng;
+use rsa::sha2::Sha256;
+use rsa::traits::PublicKeyParts;
+use rsa::{Oaep, PrivateKey, PublicKey};
+use x25519_dalek::EphemeralSecret;
+use zeroize::Zeroizing;
+
+use super::{
+    CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, Transcript,
+    labelled, put_record, x25519_shared,
+};
+use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::proto::error::{DecodeError, ProtoError};
+use crate::proto::message::{ClientHello, KeyTransport, Message, ServerHello};
+use crate::proto::record::UpdateLimits;
+use crate::proto::schedule;
+
+/// The server's two RSA keys: the long-lived host key (signs only) and the transport key
+/// (decrypts KeyTransport only; made at start-up, never written to disk).
+pub struct ServerKeys {
+    host: PrivateKey,
+    host_der: Vec<u8>,
+    transport: PrivateKey,
+    transport_der: Vec<u8>,
+}
+
+impl ServerKeys {
+    /// Pairs a host key with a transport key.
+    pub fn new(host: PrivateKey, transport: PrivateKey) -> Self {
+        Self {
+            host_der: to_spki_der(host.as_public_key()),
+            transport_der: to_spki_der(transport.as_public_key()),
+            host,
+            transport,
+        }
+    }
+
+    /// The host public key.
+    pub fn host_public(&self) -> &PublicKey {
+        self.host.as_public_key()
+    }
+}
+
+/// Takes a ClientHello body; returns the state awaiting KeyTransport and the ServerHello
+/// record to send.
+pub fn accept<R: CryptoRng>(
+    keys: &ServerKeys,
+    client_hello: &[u8],
+    rng: &mut R,
+) -> Result<(ExpectKeyTransport, Vec<u8>), ProtoError> {
+    let hello = ClientHello::decode(client_hello)?;
+    let mut transcript = Transcript::default();
+    transcript.add_record(client_hello);
+
+    let mut random = [0u8; 32];
+    rng.fill_bytes(&mut random);
+    let ephemeral = EphemeralSecret::random_from_rng(rng);
+    let mut reply = ServerHello {
+        random,
+        x25519: x25519_dalek::PublicKey::from(&ephemeral).to_bytes(),
+        host_key: keys.host_der.clone(),
+        transport_key: keys.transport_der.clone(),
+        signature: Vec::new(),
+    };
+    let mut signed = transcript.clone();
+    let mut unsigned = Vec::new();
+    reply.encode_unsigned(&mut unsigned);
+    signed.add_raw(&unsigned);
+    reply.signature = keys
+        .host
+        .pss_sign_with_rng::<Sha256, _>(rng, &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()))
+        .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))?;
+    let mut body = Vec::new();
+    reply.encode(&mut body);
+    transcript.add_record(&body);
+    let mut wire = Vec::new();
+    put_record(&mut wire, &body);
+    Ok((
+        ExpectKeyTransport {
+            ephemeral,
+            client_x25519: hello.x25519,
+            transcript,
+        },
+        wire,
+    ))
+}
+
+/// Sent ServerHello; waiting for KeyTransport.
+pub struct ExpectKeyTransport {
+    ephemeral: EphemeralSecret,
+    client_x25519: [u8; 32],
+    transcript: Transcript,
+}
+
+impl ExpectKeyTransport {
+    /// Unwraps the client's secret (or, if it does not unwrap, a random one) and derives the
+    /// session keys.
+    pub fn handle<R: CryptoRng>(
+        mut self,
+        keys: &ServerKeys,
+        body: &[u8],
+        limits: UpdateLimits,
+        rng: &mut R,
+        now: Instant,
+    ) -> Result<ExpectClientAuth, ProtoError> {
+        let kt = KeyTransport::decode(body)?;
+        let secret = unwrap_secret(&keys.transport, &kt.ciphertext, rng);
+        self.transcript.add_record(body);
+        let th = self.transcript.hash();
+        let shared = x25519_shared(self.ephemeral, self.client_x25519)?;
+        Ok(ExpectClientAuth {
+            established: Established::for_server(
+                schedule::derive(&th, &secret, &shared),
+                limits,
+                now,
+            ),
+            transcript_hash: th,
+        })
+    }
+}
+
+/// The OAEP-wrapped secret, or a random one when the ciphertext does not decrypt.
+fn unwrap_secret<R: CryptoRng>(
+    transport: &PrivateKey,
+    ciphertext: &[u8],
+    rng: &mut R,
+) -> Zeroizing<[u8; 32]> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(secret.as_mut_slice());
+    if ciphertext.len() != transport.size() {
+        return secret;
+    }
+    let padding = Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL);
+    if let Ok(plain) = transport.decrypt_blinded(rng, padding, ciphertext) {
+        let plain = Zeroizing::new(plain);
+        if let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice()) {
+            *secret = bytes;
+        }
+    }
+    secret
+}
+
+/// Keys derived; waiting for the client's first frame, ClientAuth.
+pub struct ExpectClientAuth {
+    established: Established,
+    transcript_hash: [u8; 32],
+}
+
+/// A client that proved possession of its key in this handshake.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The client's public key.
+    pub public_key: PublicKey,
+    /// Its SubjectPublicKeyInfo DER (for lookups in authorized_keys).
+    pub public_key_der: Vec<u8>,
+}
+
+impl ExpectClientAuth {
+    /// The record layer, to open the client's first frame with.
+    pub fn opener(&mut self) -> &mut crate::proto::RecordOpener {
+        &mut self.established.opener
+    }
+
+    /// Checks ClientAuth's signature over the transcript. The caller then looks the key up
+    /// and sends AuthOk or AuthFailed with the returned [`Established`].
+    pub fn handle(self, msg: &Message<'_>) -> Result<(ClientIdentity, Established), ProtoError> {
+        let Message::ClientAuth {
+            public_key,
+            signature,
+        } = *msg
+        else {
+            return Err(ProtoError::Unexpected(msg.name()));
+        };
+        let key = from_spki_der(public_key).map_err(|_| DecodeError::Invalid("client key"))?;
+        key.pss_verify::<Sha256>(
+            &labelled(CLIENT_SIGNATURE_LABEL, &self.transcript_hash),
+            signature,
+        )
+        .map_err(|_| ProtoError::BadClientSignature)?;
+        Ok((
+            ClientIdentity {
+                public_key: key,
+                public_key_der: public_key.to_vec(),
+            },
+            self.established,
+        ))
+    }
+}

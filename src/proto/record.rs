@@ -1,0 +1,199 @@
+//! The record layer: turns messages into encrypted frames and back. A frame is
+//! `len: u32 BE || AES-256-GCM(key, nonce = iv XOR seq, aad = len, type || payload) || tag`.
+//! Each direction has its own [`RecordSealer`] / [`RecordOpener`] pair with its own key and
+//! sequence counter, so a frame can't be replayed, reordered, dropped or reflected without
+//! failing to open. After [`UpdateLimits`] of data, frames or time the sealer sends KeyUpdate
+//! and both ends step to the next traffic secret. The caller supplies the time: this module
+//! has no clock.
+
+use std::time::{Duration, Instant};
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::aead::Nonce;
+use aes_gcm::{Aes256Gcm, Tag};
+
+use super::error::ProtoError;
+use super::message::Message;
+use super::schedule::TrafficSecret;
+
+/// Largest plaintext (type byte and payload) one frame may carry.
+pub const MAX_PLAINTEXT: usize = 1 + MAX_CHUNK + 1024;
+/// Largest data chunk (stdout, stderr, stdin) the sender puts in one frame.
+pub const MAX_CHUNK: usize = 64 * 1024;
+/// AES-GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Largest `len` a receiver accepts; anything above is rejected before reading the body.
+pub const MAX_FRAME_LEN: usize = MAX_PLAINTEXT + TAG_LEN;
+/// Length of the frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// When a sender must move to its next traffic key, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateLimits {
+    /// Plaintext bytes under one key.
+    pub bytes: u64,
+    /// Frames under one key.
+    pub frames: u64,
+    /// Age of one key.
+    pub age: Duration,
+}
+
+impl Default for UpdateLimits {
+    /// 1 GiB, 2^24 frames, 1 hour.
+    fn default() -> Self {
+        Self {
+            bytes: 1 << 30,
+            frames: 1 << 24,
+            age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One direction's current key: cipher, IV, sequence number and usage counters.
+struct Epoch {
+    secret: TrafficSecret,
+    cipher: Aes256Gcm,
+    iv: [u8; 12],
+    seq: u64,
+    bytes: u64,
+    started: Instant,
+}
+
+impl Epoch {
+    fn new(secret: TrafficSecret, now: Instant) -> Self {
+        let keys = secret.keys();
+        Self {
+            cipher: Aes256Gcm::new(&keys.key.into()),
+            iv: keys.iv,
+            secret,
+            seq: 0,
+            bytes: 0,
+            started: now,
+        }
+    }
+
+    fn next(&self, now: Instant) -> Self {
+        Self::new(self.secret.next(), now)
+    }
+
+    /// `iv XOR (0u32 || seq)`, then advances the sequence number.
+    fn next_nonce(&mut self) -> Result<Nonce<Aes256Gcm>, ProtoError> {
+        let mut nonce = self.iv;
+        for (n, s) in nonce.iter_mut().skip(4).zip(self.seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        self.seq = self
+            .seq
+            .checked_add(1)
+            .ok_or(ProtoError::Crypto("sequence number exhausted"))?;
+        Ok(nonce.into())
+    }
+
+    fn exhausted(&self, limits: &UpdateLimits, now: Instant) -> bool {
+        self.bytes >= limits.bytes
+            || self.seq >= limits.frames
+            || now.saturating_duration_since(self.started) >= limits.age
+    }
+}
+
+/// Seals outgoing messages into frames for one direction.
+pub struct RecordSealer {
+    epoch: Epoch,
+    limits: UpdateLimits,
+}
+
+impl RecordSealer {
+    /// A sealer starting at `secret` with sequence number 0.
+    pub fn new(secret: TrafficSecret, limits: UpdateLimits, now: Instant) -> Self {
+        Self {
+            epoch: Epoch::new(secret, now),
+            limits,
+        }
+    }
+
+    /// Appends the frame for `msg` to `out`; first a KeyUpdate frame if a limit was reached.
+    pub fn seal(&mut self, msg: &Message<'_>, now: Instant, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        if self.epoch.exhausted(&self.limits, now) {
+            self.seal_one(&Message::KeyUpdate, out)?;
+            self.epoch = self.epoch.next(now);
+        }
+        self.seal_one(msg, out)
+    }
+
+    fn seal_one(&mut self, msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+        let start = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        msg.encode(out);
+        let plain_len = out.len() - start - HEADER_LEN;
+        if plain_len > MAX_PLAINTEXT {
+            out.truncate(start);
+            return Err(ProtoError::Crypto("message larger than a frame"));
+        }
+        let len = u32::try_from(plain_len + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
+        let header = len.to_be_bytes();
+        let nonce = self.epoch.next_nonce()?;
+        let (head, body) = out.split_at_mut(start + HEADER_LEN);
+        if let Some(slot) = head.get_mut(start..) {
+            slot.copy_from_slice(&header);
+        }
+        let tag = self
+            .epoch
+            .cipher
+            .encrypt_inout_detached(&nonce, &header, body.into())
+            .map_err(|_| ProtoError::Crypto("AES-GCM seal"))?;
+        out.extend_from_slice(&tag);
+        self.epoch.bytes = self.epoch.bytes.saturating_add(plain_len as u64);
+        Ok(())
+    }
+}
+
+/// Opens incoming frames for one direction.
+pub struct RecordOpener {
+    epoch: Epoch,
+}
+
+/// The body length announced by a frame header, checked against [`MAX_FRAME_LEN`] before the
+/// caller reads (or allocates for) the body.
+pub fn frame_len(header: [u8; HEADER_LEN]) -> Result<usize, ProtoError> {
+    let len = u32::from_be_bytes(header);
+    match usize::try_from(len) {
+        Ok(n) if (TAG_LEN + 1..=MAX_FRAME_LEN).contains(&n) => Ok(n),
+        _ => Err(ProtoError::FrameTooLarge(len)),
+    }
+}
+
+impl RecordOpener {
+    /// An opener starting at `secret` with sequence number 0.
+    pub fn new(secret: TrafficSecret, now: Instant) -> Self {
+        Self {
+            epoch: Epoch::new(secret, now),
+        }
+    }
+
+    /// Decrypts one frame body in place. Returns the plaintext length (parse
+    /// `body[..n]` with [`Message::decode`]), or `None` when the frame was a KeyUpdate, already
+    /// applied: read the next frame.
+    pub fn open(
+        &mut self,
+        header: [u8; HEADER_LEN],
+        body: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<usize>, ProtoError> {
+        let len = frame_len(header)?;
+        if body.len() != len {
+            return Err(ProtoError::BadFrame);
+        }
+        let (plain, tag) = body.split_at_mut(len - TAG_LEN);
+        let tag = Tag::try_from(&*tag).map_err(|_| ProtoError::BadFrame)?;
+        let nonce = self.epoch.next_nonce()?;
+        self.epoch
+            .cipher
+            .decrypt_inout_detached(&nonce, &header, (&mut *plain).into(), &tag)
+            .map_err(|_| ProtoError::BadFrame)?;
+        if Message::decode(plain) == Ok(Message::KeyUpdate) {
+            self.epoch = self.epoch.next(now);
+            return Ok(None);
+        }
+        Ok(Some(plain.len()))
+    }
+}

@@ -65,7 +65,9 @@ impl<S: AsyncRead + AsyncWrite> SecureChannel<S> {
 }
 
 /// Reads exactly `N` bytes; a clean EOF before or inside them is truncation.
-async fn read_array<R: AsyncRead + Unpin, const N: usize>(r: &mut R) -> Result<[u8; N], TransportError> {
+async fn read_array<R: AsyncRead + Unpin, const N: usize>(
+    r: &mut R,
+) -> Result<[u8; N], TransportError> {
     let mut buf = [0u8; N];
     r.read_exact(&mut buf).await.map_err(eof_is_truncation)?;
     Ok(buf)
@@ -138,10 +140,15 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
     }
 }
 
-async fn read_handshake_record<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, TransportError> {
+async fn read_handshake_record<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Vec<u8>, TransportError> {
     let header = read_array::<_, HEADER_LEN>(stream).await?;
     let mut body = vec![0u8; record_len(header)?];
-    stream.read_exact(&mut body).await.map_err(eof_is_truncation)?;
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(eof_is_truncation)?;
     Ok(body)
 }
 

@@ -3,5 +3,5 @@
 //! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
 //! (client). Nothing here touches the network.
 
-pub mod public;
 pub mod keygen;
+pub mod public;

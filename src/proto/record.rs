@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::aead::Nonce;
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
 
 use super::error::ProtoError;
@@ -112,7 +112,12 @@ impl RecordSealer {
     }
 
     /// Appends the frame for `msg` to `out`; first a KeyUpdate frame if a limit was reached.
-    pub fn seal(&mut self, msg: &Message<'_>, now: Instant, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    pub fn seal(
+        &mut self,
+        msg: &Message<'_>,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtoError> {
         if self.epoch.exhausted(&self.limits, now) {
             self.seal_one(&Message::KeyUpdate, out)?;
             self.epoch = self.epoch.next(now);
@@ -129,7 +134,8 @@ impl RecordSealer {
             out.truncate(start);
             return Err(ProtoError::Crypto("message larger than a frame"));
         }
-        let len = u32::try_from(plain_len + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
+        let len =
+            u32::try_from(plain_len + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
         let header = len.to_be_bytes();
         let nonce = self.epoch.next_nonce()?;
         let (head, body) = out.split_at_mut(start + HEADER_LEN);

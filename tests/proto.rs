@@ -200,7 +200,7 @@ fn wrong_host_key_signature_is_refused() {
         .unwrap()
         .host_key;
     let mut body = Vec::new();
-    spliced.encode(&mut body);
+    spliced.encode(&mut body).unwrap();
     assert_eq!(c.handle(&body).err(), Some(ProtoError::BadServerSignature));
 }
 

@@ -39,7 +39,7 @@ pub enum PublicKeyError {
 /// Parses SubjectPublicKeyInfo DER into an RSA key of an accepted size.
 pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, PublicKeyError> {
     let key = PublicKey::from_public_key_der(der).map_err(|_| PublicKeyError::Malformed)?;
-    let bits = key.size() * 8;
+    let bits = key.n().bit_width_vartime() as usize;
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(PublicKeyError::BadSize(bits));
     }

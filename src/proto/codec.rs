@@ -3,7 +3,7 @@
 //! bytes left first, and a message parser must end with [`Reader::finish`] so trailing bytes
 //! are an error, not silently ignored.
 
-use super::error::DecodeError;
+use super::error::{DecodeError, EncodeError};
 
 /// A cursor over bytes received from the peer.
 #[derive(Debug)]
@@ -82,10 +82,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Appends a u16-length-prefixed field. Callers only pass fields they bounded themselves
-/// (keys, signatures, text capped by the protocol), so the length always fits.
-pub fn put_bytes16(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+/// Appends a u16-length-prefixed field of at most `max` bytes; a longer field is an error,
+/// never silently cut (a shortened command line would run a different command).
+pub fn put_bytes16(out: &mut Vec<u8>, bytes: &[u8], max: usize) -> Result<(), EncodeError> {
+    let len = u16::try_from(bytes.len())
+        .ok()
+        .filter(|_| bytes.len() <= max)
+        .ok_or(EncodeError::FieldTooLong {
+            len: bytes.len(),
+            max,
+        })?;
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
+    out.extend_from_slice(bytes);
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Protocol errors, split the rustls way: bytes that do not parse ([`DecodeError`]), and a
-//! peer or channel that misbehaves ([`ProtoError`]). These are precise for the local user and
-//! logs; what goes back to the peer is only ever a coarse Close.
+//! peer or channel that misbehaves ([`ProtoError`]), plus [`EncodeError`] for our own
+//! oversized messages. These are precise for the local user and logs; the peer learns nothing
+//! from them (at most a generic Close reason).
 
 /// Bytes from the peer that are not a well-formed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,12 +29,28 @@ pub enum DecodeError {
     Invalid(&'static str),
 }
 
+/// A message we were asked to send that does not fit the protocol's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A field longer than its bound (e.g. a command line over 16 KiB).
+    #[error("field of {len} bytes is longer than the {max} bytes allowed")]
+    FieldTooLong {
+        /// The field's length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+}
+
 /// Everything that can end a seashell connection from the protocol's side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtoError {
     /// The peer sent bytes that do not parse.
     #[error("malformed message from peer: {0}")]
     Decode(#[from] DecodeError),
+    /// We were asked to send a message that does not fit.
+    #[error("cannot send: {0}")]
+    Encode(#[from] EncodeError),
     /// A well-formed message at the wrong time (e.g. anything but ServerHello after ClientHello).
     #[error("unexpected {0} message from peer")]
     Unexpected(&'static str),

@@ -4,7 +4,7 @@
 //! are length-prefixed and bounded before anything is taken.
 
 use super::codec::{Reader, put_bytes16};
-use super::error::DecodeError;
+use super::error::{DecodeError, EncodeError};
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
@@ -75,19 +75,19 @@ pub struct ServerHello {
 
 impl ServerHello {
     /// Appends everything the signature covers (all but the signature field).
-    pub fn encode_unsigned(&self, out: &mut Vec<u8>) {
+    pub fn encode_unsigned(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.push(HS_SERVER_HELLO);
         out.extend_from_slice(&VERSION.to_be_bytes());
         out.extend_from_slice(&self.random);
         out.extend_from_slice(&self.x25519);
-        put_bytes16(out, &self.host_key);
-        put_bytes16(out, &self.transport_key);
+        put_bytes16(out, &self.host_key, MAX_SPKI)?;
+        put_bytes16(out, &self.transport_key, MAX_SPKI)
     }
 
     /// Appends the full encoding.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.encode_unsigned(out);
-        put_bytes16(out, &self.signature);
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_unsigned(out)?;
+        put_bytes16(out, &self.signature, MAX_RSA_BLOCK)
     }
 
     /// Parses a ServerHello body.
@@ -116,9 +116,9 @@ pub struct KeyTransport {
 
 impl KeyTransport {
     /// Appends the encoding.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.push(HS_KEY_TRANSPORT);
-        put_bytes16(out, &self.ciphertext);
+        put_bytes16(out, &self.ciphertext, MAX_RSA_BLOCK)
     }
 
     /// Parses a KeyTransport body.
@@ -260,15 +260,15 @@ impl<'a> Message<'a> {
     }
 
     /// Appends the plaintext encoding: a type byte, then the fields.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match *self {
             Self::ClientAuth {
                 public_key,
                 signature,
             } => {
                 out.push(M_CLIENT_AUTH);
-                put_bytes16(out, public_key);
-                put_bytes16(out, signature);
+                put_bytes16(out, public_key, MAX_SPKI)?;
+                put_bytes16(out, signature, MAX_RSA_BLOCK)?;
             }
             Self::AuthOk { session_id } => {
                 out.push(M_AUTH_OK);
@@ -278,11 +278,11 @@ impl<'a> Message<'a> {
             Self::KeyUpdate => out.push(M_KEY_UPDATE),
             Self::Close { reason } => {
                 out.push(M_CLOSE);
-                put_bytes16(out, bounded_text(reason).as_bytes());
+                put_bytes16(out, reason.as_bytes(), MAX_TEXT)?;
             }
             Self::Exec { line } => {
                 out.push(M_EXEC);
-                put_bytes16(out, bounded_text(line).as_bytes());
+                put_bytes16(out, line.as_bytes(), MAX_TEXT)?;
             }
             Self::Stdin(data) => put_data(out, M_STDIN, data),
             Self::StdinEof => out.push(M_STDIN_EOF),
@@ -301,7 +301,7 @@ impl<'a> Message<'a> {
             }
             Self::ConsoleState { cwd } => {
                 out.push(M_CONSOLE_STATE);
-                put_bytes16(out, bounded_text(cwd).as_bytes());
+                put_bytes16(out, cwd.as_bytes(), MAX_TEXT)?;
             }
             Self::Ping(n) => {
                 out.push(M_PING);
@@ -312,6 +312,7 @@ impl<'a> Message<'a> {
                 out.extend_from_slice(&n.to_be_bytes());
             }
         }
+        Ok(())
     }
 
     /// Parses one frame's plaintext.
@@ -368,16 +369,4 @@ fn put_data(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
 
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid("UTF-8 text"))
-}
-
-/// Cuts a text field to [`MAX_TEXT`] bytes on a character boundary.
-fn bounded_text(text: &str) -> &str {
-    if text.len() <= MAX_TEXT {
-        return text;
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.get(..end).unwrap_or_default()
 }

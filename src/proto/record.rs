@@ -91,7 +91,7 @@ impl Epoch {
 
     fn exhausted(&self, limits: &UpdateLimits, now: Instant) -> bool {
         self.bytes >= limits.bytes
-            || self.seq >= limits.frames
+            || self.seq.saturating_add(1) >= limits.frames
             || now.saturating_duration_since(self.started) >= limits.age
     }
 }
@@ -128,7 +128,10 @@ impl RecordSealer {
     fn seal_one(&mut self, msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), ProtoError> {
         let start = out.len();
         out.extend_from_slice(&[0; HEADER_LEN]);
-        msg.encode(out);
+        if let Err(err) = msg.encode(out) {
+            out.truncate(start);
+            return Err(err.into());
+        }
         let plain_len = out.len() - start - HEADER_LEN;
         if plain_len > MAX_PLAINTEXT {
             out.truncate(start);

@@ -60,9 +60,13 @@ impl ExpectServerHello {
             from_spki_der(&hello.host_key).map_err(|_| DecodeError::Invalid("host key"))?;
         let transport_key = from_spki_der(&hello.transport_key)
             .map_err(|_| DecodeError::Invalid("transport key"))?;
+        if transport_key == host_key {
+            // Key separation: the host key only ever signs.
+            return Err(DecodeError::Invalid("transport key equal to host key").into());
+        }
         let mut signed = self.transcript.clone();
         let mut unsigned = Vec::new();
-        hello.encode_unsigned(&mut unsigned);
+        hello.encode_unsigned(&mut unsigned)?;
         signed.add_raw(&unsigned);
         host_key
             .pss_verify::<Sha256>(
@@ -75,7 +79,7 @@ impl ExpectServerHello {
             ephemeral: self.ephemeral,
             transcript: self.transcript,
             server_x25519: hello.x25519,
-            host_key_der: hello.host_key,
+            host_key_der: to_spki_der(&host_key),
             host_key,
             transport_key,
         })
@@ -123,7 +127,7 @@ impl VerifyHostKey {
             )
             .map_err(|_| ProtoError::Crypto("RSA-OAEP encryption"))?;
         let mut body = Vec::new();
-        KeyTransport { ciphertext }.encode(&mut body);
+        KeyTransport { ciphertext }.encode(&mut body)?;
         let mut transcript = self.transcript;
         transcript.add_record(&body);
         let th = transcript.hash();

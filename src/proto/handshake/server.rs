@@ -75,14 +75,14 @@ pub fn accept<R: CryptoRng>(
     };
     let mut signed = transcript.clone();
     let mut unsigned = Vec::new();
-    reply.encode_unsigned(&mut unsigned);
+    reply.encode_unsigned(&mut unsigned)?;
     signed.add_raw(&unsigned);
     reply.signature = keys
         .host
         .pss_sign_with_rng::<Sha256, _>(rng, &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()))
         .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))?;
     let mut body = Vec::new();
-    reply.encode(&mut body);
+    reply.encode(&mut body)?;
     transcript.add_record(&body);
     let mut wire = Vec::new();
     put_record(&mut wire, &body);
@@ -190,8 +190,8 @@ impl ExpectClientAuth {
         .map_err(|_| ProtoError::BadClientSignature)?;
         Ok((
             ClientIdentity {
+                public_key_der: to_spki_der(&key),
                 public_key: key,
-                public_key_der: public_key.to_vec(),
             },
             self.established,
         ))

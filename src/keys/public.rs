@@ -56,7 +56,10 @@ pub fn to_spki_der(key: &PublicKey) -> Vec<u8> {
 
 /// `SHA256:` and the unpadded standard base64 of SHA-256 over the SPKI DER (43 characters).
 pub fn fingerprint_der(spki_der: &[u8]) -> String {
-    format!("SHA256:{}", STANDARD_NO_PAD.encode(Sha256::digest(spki_der)))
+    format!(
+        "SHA256:{}",
+        STANDARD_NO_PAD.encode(Sha256::digest(spki_der))
+    )
 }
 
 /// The fingerprint of a key: see [`fingerprint_der`].

@@ -3,6 +3,8 @@
 //! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
 //! (client). Nothing here touches the network.
 
+pub mod authorized;
+pub mod cidr;
 mod error;
 mod files;
 pub mod home;

@@ -9,6 +9,7 @@ mod error;
 mod files;
 pub mod home;
 pub mod keygen;
+pub mod known_hosts;
 pub mod private;
 pub mod public;
 

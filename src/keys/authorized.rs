@@ -474,7 +474,11 @@ mod tests {
         assert!(reason(12).contains("needs a value"), "{}", reason(12));
         assert!(reason(13).contains("no key"), "{}", reason(13));
         assert!(reason(14).contains("base64"), "{}", reason(14));
-        assert!(reason(14).starts_with("line 14: "), "{}", reason(14));
+        assert!(
+            reason(14).starts_with("line 14 skipped: "),
+            "{}",
+            reason(14)
+        );
     }
 
     #[test]

@@ -169,7 +169,7 @@ pub struct LineWarning {
 
 impl fmt::Display for LineWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}; line skipped", self.line, self.problem)
+        write!(f, "line {} skipped: {}", self.line, self.problem)
     }
 }
 

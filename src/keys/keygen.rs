@@ -18,7 +18,10 @@ use crate::keys::{KeyError, LineWarning, home, public};
 pub fn run(args: &KeygenArgs) -> Result<(), KeyError> {
     let path = match &args.file {
         Some(path) => path.clone(),
-        None => home::ensure_home()?.join("id_rsa"),
+        None => {
+            home::ensure_home()?;
+            home::default_identity()?
+        }
     };
     if !args.force {
         refuse_existing(&path)?;

@@ -434,6 +434,21 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_key_owned_by_someone_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_secret(dir.path(), "id_rsa", CLIENT_PEM, 0o600);
+        if std::os::unix::fs::chown(&path, Some(54321), None).is_err() {
+            return; // Not root: cannot give a file away, nothing to check here.
+        }
+        let err = load_private_key(&path, &PassphraseSource::EnvOrPrompt).unwrap_err();
+        assert!(
+            matches!(err, KeyError::NotYours { owner: 54321, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("owned by uid 54321"), "{err}");
+    }
+
+    #[test]
     fn rejects_other_pem_kinds_and_garbage() {
         let dir = tempfile::tempdir().unwrap();
         let pkcs1 = CLIENT_PEM

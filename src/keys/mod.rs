@@ -3,5 +3,14 @@
 //! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
 //! (client). Nothing here touches the network.
 
+pub mod authorized;
+pub mod cidr;
+mod error;
+mod files;
+pub mod home;
 pub mod keygen;
+pub mod known_hosts;
+pub mod private;
 pub mod public;
+
+pub use error::{KeyError, LineProblem, LineWarning};

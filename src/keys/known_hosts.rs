@@ -1,0 +1,422 @@
+//! The client's known_hosts file: the host keys it has pinned, one `host:port seashell-rsa
+//! <base64>` line each (an IPv6 host in brackets: `[fd00::1]:2222`). This module reads it,
+//! answers "is this the key I pinned for that host?" (known, unknown, or changed with the line
+//! that disagrees), appends a newly trusted key, and forgets a host. Bad lines are skipped with a
+//! [`LineWarning`], never fatal; the file is created 0600 in a 0700 directory. It never decides
+//! whether to trust an unknown host: the client does.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::net::Ipv6Addr;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+
+use rsa::PublicKey;
+
+use crate::keys::private::is_blank_or_comment;
+use crate::keys::{KeyError, LineProblem, LineWarning, files, public};
+
+/// The parsed known_hosts file.
+#[derive(Debug, Clone, Default)]
+pub struct KnownHosts {
+    /// The usable entries, in file order.
+    pub entries: Vec<KnownHost>,
+}
+
+/// One pinned host key.
+#[derive(Debug, Clone)]
+pub struct KnownHost {
+    /// `host:port` in canonical form (host name lower-cased, IPv6 address compressed, in
+    /// brackets).
+    pub host_port: String,
+    /// The host's public key.
+    pub key: PublicKey,
+    /// Its `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// 1-based line number in the file.
+    pub line: usize,
+}
+
+/// What known_hosts says about a host and the key it presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyStatus {
+    /// This key is pinned for this host.
+    Known,
+    /// The host is not in the file.
+    Unknown,
+    /// The host is pinned to a different key: possibly an attack.
+    Changed {
+        /// The line of the first entry for the host.
+        line: usize,
+        /// The fingerprint pinned on that line.
+        old_fingerprint: String,
+    },
+}
+
+impl KnownHosts {
+    /// Reads known_hosts; a missing file is an empty one, other read errors are errors.
+    pub fn load(path: &Path) -> Result<(Self, Vec<LineWarning>), KeyError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Self::parse(&text)),
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok((Self::default(), Vec::new()))
+            }
+            Err(source) => Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Parses known_hosts text: the good entries, and a warning for each bad line.
+    pub fn parse(text: &str) -> (Self, Vec<LineWarning>) {
+        let mut hosts = Self::default();
+        let mut warnings = Vec::new();
+        for (index, content) in text.lines().enumerate() {
+            let line = index + 1;
+            if is_blank_or_comment(content) {
+                continue;
+            }
+            match parse_entry(content, line) {
+                Ok(entry) => hosts.entries.push(entry),
+                Err(problem) => warnings.push(LineWarning { line, problem }),
+            }
+        }
+        (hosts, warnings)
+    }
+
+    /// Whether `key` is the key pinned for `host_port`. A `host_port` that is not valid
+    /// `host:port` matches no entry.
+    pub fn check(&self, host_port: &str, key: &PublicKey) -> HostKeyStatus {
+        let Some(wanted) = canonical_host_port(host_port) else {
+            return HostKeyStatus::Unknown;
+        };
+        let mut for_host = self
+            .entries
+            .iter()
+            .filter(|e| e.host_port == wanted)
+            .peekable();
+        let Some(first) = for_host.peek().cloned() else {
+            return HostKeyStatus::Unknown;
+        };
+        let spki = public::to_spki_der(key);
+        if for_host.any(|entry| public::to_spki_der(&entry.key) == spki) {
+            return HostKeyStatus::Known;
+        }
+        HostKeyStatus::Changed {
+            line: first.line,
+            old_fingerprint: first.fingerprint.clone(),
+        }
+    }
+}
+
+/// Appends `host_port seashell-rsa <base64>` to the file at `path`, creating the file (0600)
+/// and its directory (0700) if missing.
+pub fn append(path: &Path, host_port: &str, key: &PublicKey) -> Result<(), KeyError> {
+    let host_port = canonical_host_port(host_port)
+        .ok_or_else(|| KeyError::BadHostPort(host_port.to_owned()))?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        files::create_private_dir(dir)?;
+    }
+    let write_error = |source| KeyError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let existing = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let separator = if existing.is_empty() || existing.ends_with(b"\n") {
+        ""
+    } else {
+        "\n"
+    };
+    let entry = format!("{separator}{host_port} {}\n", public::to_line(key, ""));
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write_error)?;
+    file.write_all(entry.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(write_error)
+}
+
+/// Removes every entry for `host_port` from the file at `path` (rewritten atomically, 0600;
+/// comments and other lines kept as they were). Returns how many lines were removed; a missing
+/// file has none.
+pub fn forget(path: &Path, host_port: &str) -> Result<usize, KeyError> {
+    let wanted = canonical_host_port(host_port)
+        .ok_or_else(|| KeyError::BadHostPort(host_port.to_owned()))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => {
+            return Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut kept = String::with_capacity(text.len());
+    let mut removed = 0;
+    for line in text.lines() {
+        let is_wanted = !is_blank_or_comment(line)
+            && line
+                .split_whitespace()
+                .next()
+                .and_then(canonical_host_port)
+                .is_some_and(|host| host == wanted);
+        if is_wanted {
+            removed += 1;
+        } else {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if removed > 0 {
+        files::replace(path, 0o600, kept.as_bytes())?;
+    }
+    Ok(removed)
+}
+
+fn parse_entry(content: &str, line: usize) -> Result<KnownHost, LineProblem> {
+    let content = content.trim();
+    let (host_field, key_part) = content
+        .split_once(char::is_whitespace)
+        .unwrap_or((content, ""));
+    let host_port = canonical_host_port(host_field)
+        .ok_or_else(|| LineProblem::BadHostPort(host_field.to_owned()))?;
+    let key = public::parse_line(key_part)?.key;
+    Ok(KnownHost {
+        host_port,
+        fingerprint: public::fingerprint(&key),
+        key,
+        line,
+    })
+}
+
+/// `host:port` or `[ipv6]:port` in canonical form, or `None` if it is neither. Host names are
+/// lower-cased; IPv6 addresses are re-written compressed; the port is 1 to 65535.
+pub fn canonical_host_port(text: &str) -> Option<String> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port = port
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| port.parse::<u16>().ok())
+        .flatten()
+        .filter(|&port| port != 0)?;
+    if let Some(inner) = host.strip_prefix('[') {
+        let addr: Ipv6Addr = inner.strip_suffix(']')?.parse().ok()?;
+        return Some(format!("[{addr}]:{port}"));
+    }
+    let valid_host = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    valid_host.then(|| format!("{}:{port}", host.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const HOST_PUB: &str = include_str!("../../tests/fixtures/host_rsa.pub");
+    const OTHER_PUB: &str = include_str!("../../tests/fixtures/other_rsa.pub");
+
+    fn key(pub_line: &str) -> PublicKey {
+        public::parse_line(pub_line).unwrap().key
+    }
+
+    fn line_for(host_port: &str, pub_line: &str) -> String {
+        format!("{host_port} {}", public::to_line(&key(pub_line), ""))
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(
+            canonical_host_port("Server.LAN:2222").as_deref(),
+            Some("server.lan:2222")
+        );
+        assert_eq!(
+            canonical_host_port("[FD00:0::1]:22").as_deref(),
+            Some("[fd00::1]:22")
+        );
+        assert_eq!(
+            canonical_host_port("10.0.0.1:7022").as_deref(),
+            Some("10.0.0.1:7022")
+        );
+        for bad in [
+            "host",
+            "host:",
+            ":22",
+            "host:0",
+            "host:65536",
+            "host:+22",
+            "fd00::1:22",
+            "[fd00::1:22",
+            "[not-v6]:22",
+            "a b:22",
+            "host:22 ",
+        ] {
+            assert_eq!(canonical_host_port(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn check_reports_known_unknown_and_changed() {
+        let text = format!(
+            "# pinned\n{}\n\n{}\n",
+            line_for("box.lan:7022", HOST_PUB),
+            line_for("[fd00::1]:7022", OTHER_PUB)
+        );
+        let (hosts, warnings) = KnownHosts::parse(&text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let host = key(HOST_PUB);
+        let other = key(OTHER_PUB);
+
+        assert_eq!(hosts.check("box.lan:7022", &host), HostKeyStatus::Known);
+        assert_eq!(hosts.check("BOX.lan:7022", &host), HostKeyStatus::Known);
+        assert_eq!(
+            hosts.check("[fd00:0:0::1]:7022", &other),
+            HostKeyStatus::Known
+        );
+        assert_eq!(hosts.check("box.lan:7023", &host), HostKeyStatus::Unknown);
+        assert_eq!(hosts.check("not a host", &host), HostKeyStatus::Unknown);
+        assert_eq!(
+            hosts.check("box.lan:7022", &other),
+            HostKeyStatus::Changed {
+                line: 2,
+                old_fingerprint: public::fingerprint(&host)
+            }
+        );
+    }
+
+    #[test]
+    fn any_pinned_key_of_a_host_counts_as_known() {
+        let text = format!(
+            "{}\n{}\n",
+            line_for("box.lan:7022", HOST_PUB),
+            line_for("box.lan:7022", OTHER_PUB)
+        );
+        let (hosts, _) = KnownHosts::parse(&text);
+        assert_eq!(
+            hosts.check("box.lan:7022", &key(OTHER_PUB)),
+            HostKeyStatus::Known
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_with_warnings() {
+        let text = format!(
+            "{}\nbox.lan seashell-rsa AAAA\n[fd00::1:22 {}\nbox.lan:22 seashell-rsa !!\nbox.lan:22\n{}\n",
+            line_for("a.lan:1", HOST_PUB),
+            public::to_line(&key(HOST_PUB), ""),
+            line_for("b.lan:2", OTHER_PUB),
+        );
+        let (hosts, warnings) = KnownHosts::parse(&text);
+        let lines: Vec<usize> = hosts.entries.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![1, 6]);
+        let warned: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(warned, vec![2, 3, 4, 5]);
+        assert!(
+            warnings[0]
+                .to_string()
+                .contains("`box.lan` is not host:port")
+        );
+    }
+
+    #[test]
+    fn load_of_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hosts, warnings) = KnownHosts::load(&dir.path().join("nope")).unwrap();
+        assert!(hosts.entries.is_empty() && warnings.is_empty());
+    }
+
+    #[test]
+    fn append_creates_0600_in_a_0700_dir_then_forget_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home/known_hosts");
+        append(&path, "box.lan:7022", &key(HOST_PUB)).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        // A hand-edited file without a final newline still gets a line of its own.
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.push_str("# note without newline");
+        fs::write(&path, &text).unwrap();
+        append(&path, "[FD00::1]:7022", &key(OTHER_PUB)).unwrap();
+        append(&path, "box.lan:7022", &key(OTHER_PUB)).unwrap();
+
+        let (hosts, warnings) = KnownHosts::load(&path).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(hosts.entries.len(), 3);
+        assert_eq!(
+            hosts.check("[fd00::1]:7022", &key(OTHER_PUB)),
+            HostKeyStatus::Known
+        );
+        assert!(matches!(
+            append(&path, "nonsense", &key(HOST_PUB)),
+            Err(KeyError::BadHostPort(_))
+        ));
+
+        assert_eq!(forget(&path, "BOX.LAN:7022").unwrap(), 2);
+        let (hosts, _) = KnownHosts::load(&path).unwrap();
+        assert_eq!(
+            hosts.check("box.lan:7022", &key(HOST_PUB)),
+            HostKeyStatus::Unknown
+        );
+        assert_eq!(
+            hosts.check("[fd00::1]:7022", &key(OTHER_PUB)),
+            HostKeyStatus::Known
+        );
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains("# note without newline\n")
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(forget(&path, "box.lan:7022").unwrap(), 0);
+        assert_eq!(
+            forget(&dir.path().join("missing"), "box.lan:7022").unwrap(),
+            0
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,200}") {
+            let _ = KnownHosts::parse(&text);
+        }
+
+        #[test]
+        fn host_port_parsing_never_panics(text in "[\\[\\]a-zA-Z0-9:._ -]{0,40}") {
+            let _ = canonical_host_port(&text);
+        }
+    }
+}

@@ -22,6 +22,89 @@ pub enum Command {
     /// Print the SHA256 fingerprint of a key file, or of every key in an
     /// authorized_keys / known_hosts file.
     Fingerprint(FingerprintArgs),
+    /// Run the server: authenticate clients by key and run their command lines.
+    Serve(ServeArgs),
+    /// Open the remote console (a REPL; script mode when stdin is not a terminal).
+    Connect(ConnectArgs),
+    /// Run one command remotely, like `ssh host cmd`.
+    Exec(ExecArgs),
+    /// Manage known_hosts.
+    #[command(name = "known-hosts", subcommand)]
+    KnownHosts(KnownHostsCommand),
+    /// Local demo: keys under keys/, a server on 127.0.0.1, and the REPL connected to it.
+    Quickstart,
+}
+
+/// `seashell serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (IPv6: [::]:7022; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Host key (private). Default: $SEASHELL_HOME/host_rsa.
+    #[arg(long, value_name = "PATH")]
+    pub host_key: Option<PathBuf>,
+    /// authorized_keys file. Default: $SEASHELL_HOME/authorized_keys.
+    #[arg(long, value_name = "PATH")]
+    pub authorized_keys: Option<PathBuf>,
+}
+
+/// How to reach and trust a server (shared by connect and exec).
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Identity (private key). Default: $SEASHELL_HOME/id_rsa.
+    #[arg(short = 'i', value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// Port (default 7022; wins over a port in DEST).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub port: Option<u16>,
+    /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Trust and record a host key seen for the first time.
+    #[arg(long)]
+    pub accept_new: bool,
+    /// Trust exactly this host key (SHA256:...), without known_hosts.
+    #[arg(long, value_name = "SHA256:...")]
+    pub host_fingerprint: Option<String>,
+    /// host, host:port or [ipv6]:port.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+/// `seashell connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Where and how to connect.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `seashell exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Where and how to connect.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print one JSON object at the end (stdout, stderr, exit, signal, duration_ms).
+    #[arg(long)]
+    pub json: bool,
+    /// The command; its words are joined with spaces and run by the remote console.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `seashell known-hosts ...`.
+#[derive(Debug, Subcommand)]
+pub enum KnownHostsCommand {
+    /// Remove every key pinned for HOST:PORT.
+    Forget {
+        /// host:port or [ipv6]:port.
+        host_port: String,
+        /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
+        #[arg(long, value_name = "FILE")]
+        known_hosts: Option<PathBuf>,
+    },
 }
 
 /// `seashell keygen`.

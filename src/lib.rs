@@ -13,9 +13,14 @@
 //! - [`transport`]: the thin tokio shell that drives [`proto`] over any `AsyncRead +
 //!   AsyncWrite`, with deadlines.
 //! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
+//! - [`server`]: `seashell serve`: accept loop, limits, sessions, commands.
+//! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches.
 
 pub mod cli;
+pub mod client;
 pub mod keys;
 pub mod proto;
+pub mod quickstart;
+pub mod server;
 pub mod transport;

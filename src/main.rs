@@ -1,22 +1,145 @@
-//! The `seashell` binary: parse the command line, call the library, map errors to exit codes
-//! (the remote command's code; 255 for seashell's own failures; 1 for local usage errors).
+//! The `seashell` binary: parse the command line, call the library, map errors to exit codes.
+//! Client commands exit with the remote command's code (128+N for signal N); seashell's own
+//! failures exit 255 with a one-line reason on stderr; local usage errors exit 1.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use seashell::cli::{Cli, Command};
+use seashell::cli::{Cli, Command, KnownHostsCommand, ServeArgs, TargetArgs};
+use seashell::client::connect::ConnectOptions;
+use seashell::client::dest::Destination;
+use seashell::client::{ClientError, exec, repl};
+use seashell::keys::{home, known_hosts};
+use seashell::server::{self, ServerSettings};
+
+/// seashell's own failure.
+const FAILURE: u8 = 255;
+/// A local usage error.
+const USAGE: u8 = 1;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Keygen(args) => seashell::keys::keygen::run(&args),
-        Command::Fingerprint(args) => seashell::keys::keygen::fingerprint(&args),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { USAGE } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
     };
+    match cli.command {
+        Command::Keygen(args) => report(seashell::keys::keygen::run(&args), USAGE),
+        Command::Fingerprint(args) => report(seashell::keys::keygen::fingerprint(&args), USAGE),
+        Command::KnownHosts(KnownHostsCommand::Forget {
+            host_port,
+            known_hosts,
+        }) => report(forget(&host_port, known_hosts), USAGE),
+        Command::Serve(args) => serve(args),
+        Command::Connect(args) => client(|rt| {
+            let (dest, opts) = target(&args.target)?;
+            repl::run(rt, dest, &opts)
+        }),
+        Command::Exec(args) => client(|rt| {
+            let (dest, opts) = target(&args.target)?;
+            rt.block_on(exec::exec(dest, &opts, &args.command, args.json))
+        }),
+        Command::Quickstart => match runtime() {
+            Ok(rt) => {
+                init_logging();
+                match seashell::quickstart::run(&rt) {
+                    Ok(code) => ExitCode::from(code),
+                    Err(err) => fail(&err, FAILURE),
+                }
+            }
+            Err(err) => fail(&err, FAILURE),
+        },
+    }
+}
+
+fn report<E: std::fmt::Display>(result: Result<(), E>, code: u8) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("seashell: {err}");
-            ExitCode::from(1)
-        }
+        Err(err) => fail(&err, code),
     }
+}
+
+fn fail(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("seashell: {err}");
+    ExitCode::from(code)
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging();
+    let result = (|| {
+        let mut settings = ServerSettings::with_defaults()?;
+        if let Some(listen) = args.listen {
+            settings.listen = listen;
+        }
+        if let Some(path) = args.host_key {
+            settings.host_key = path;
+        }
+        if let Some(path) = args.authorized_keys {
+            settings.authorized_keys = path;
+        }
+        let rt = runtime().map_err(server::ServeError::Signals)?;
+        rt.block_on(async { server::bind(settings).await?.run().await })
+    })();
+    report(result, FAILURE)
+}
+
+fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>) -> ExitCode {
+    let result = runtime().map_err(ClientError::Local).and_then(|rt| {
+        let code = run(&rt);
+        // Don't wait for a blocked stdin reader: the session is over.
+        rt.shutdown_background();
+        code
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => fail(&err, FAILURE),
+    }
+}
+
+fn target(args: &TargetArgs) -> Result<(Destination, ConnectOptions), ClientError> {
+    let dest = Destination::parse(&args.dest, args.port)?;
+    let opts = ConnectOptions {
+        identity: args.identity.clone(),
+        known_hosts: args.known_hosts.clone(),
+        accept_new: args.accept_new,
+        host_fingerprint: args.host_fingerprint.clone(),
+    };
+    Ok((dest, opts))
+}
+
+fn forget(
+    host_port: &str,
+    file: Option<std::path::PathBuf>,
+) -> Result<(), seashell::keys::KeyError> {
+    let path = match file {
+        Some(path) => path,
+        None => home::seashell_home()?.join("known_hosts"),
+    };
+    let canonical = known_hosts::canonical_host_port(host_port)
+        .ok_or_else(|| seashell::keys::KeyError::BadHostPort(host_port.to_owned()))?;
+    let removed = known_hosts::forget(&path, &canonical)?;
+    println!(
+        "removed {removed} key(s) for {canonical} from {}",
+        path.display()
+    );
+    Ok(())
 }

@@ -3,6 +3,8 @@
 //! (callers pass `Instant`s in), and no knowledge of servers, clients or audit logs. Every
 //! byte from the peer is parsed here, totally: `Ok` or a typed error, never a panic.
 
+#![deny(clippy::indexing_slicing)]
+
 pub mod codec;
 pub mod error;
 pub mod handshake;

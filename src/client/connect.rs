@@ -1,0 +1,181 @@
+//! Opening a session: TCP with TCP_NODELAY from the first byte, the handshake under a
+//! deadline, the host key check (a pinned `--host-fingerprint`, else known_hosts: known keys
+//! pass, changed keys are refused loudly, unknown keys are asked about on a terminal, accepted
+//! with `--accept-new`, refused otherwise), and client authentication with the identity key.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rsa::PublicKey;
+use tokio::net::TcpStream;
+
+use super::ClientError;
+use super::dest::Destination;
+use crate::keys::known_hosts::{self, HostKeyStatus, KnownHosts};
+use crate::keys::private::{
+    PassphraseSource, load_private_key, load_public_key_file, public_key_path,
+};
+use crate::keys::public::fingerprint;
+use crate::keys::{KeyError, home};
+use crate::proto::UpdateLimits;
+use crate::transport::{self, SecureChannel};
+
+/// Deadline for TCP connect plus handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach and trust the server, and who we are.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Identity (private key); default `$SEASHELL_HOME/id_rsa`.
+    pub identity: Option<PathBuf>,
+    /// known_hosts; default `$SEASHELL_HOME/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    /// Record an unknown host key instead of refusing it.
+    pub accept_new: bool,
+    /// Trust exactly this host key fingerprint, without known_hosts.
+    pub host_fingerprint: Option<String>,
+}
+
+/// An authenticated connection.
+pub struct Connection {
+    /// The secure channel.
+    pub channel: SecureChannel<TcpStream>,
+    /// The name to show in the prompt: the identity's comment, or its file name.
+    pub key_name: String,
+    /// Where we are connected.
+    pub destination: Destination,
+}
+
+/// Connects, checks the host key and authenticates.
+pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connection, ClientError> {
+    let identity_path = match &opts.identity {
+        Some(path) => path.clone(),
+        None => home::default_identity()?,
+    };
+    let identity = load_private_key(&identity_path, &PassphraseSource::from_flag(None))?;
+    let key_name = key_name(&identity_path);
+    let target = dest.host_port();
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let stream = TcpStream::connect((dest.host.as_str(), dest.port))
+            .await
+            .map_err(|source| ClientError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| ClientError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        let pending = transport::client_hello(stream).await?;
+        check_host_key(&dest, pending.host_key(), opts)?;
+        Ok::<_, ClientError>(
+            pending
+                .authenticate(&identity, UpdateLimits::default())
+                .await?,
+        )
+    })
+    .await
+    .map_err(|_| ClientError::Timeout(target.clone()))??;
+    Ok(Connection {
+        channel,
+        key_name,
+        destination: dest,
+    })
+}
+
+fn key_name(identity: &std::path::Path) -> String {
+    load_public_key_file(&public_key_path(identity))
+        .ok()
+        .map(|(_, comment)| comment)
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            identity
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "seashell".to_owned())
+}
+
+fn known_hosts_path(opts: &ConnectOptions) -> Result<PathBuf, KeyError> {
+    match &opts.known_hosts {
+        Some(path) => Ok(path.clone()),
+        None => Ok(home::seashell_home()?.join("known_hosts")),
+    }
+}
+
+fn check_host_key(
+    dest: &Destination,
+    key: &PublicKey,
+    opts: &ConnectOptions,
+) -> Result<(), ClientError> {
+    let host_port = dest.host_port();
+    let offered = fingerprint(key);
+    if let Some(expected) = &opts.host_fingerprint {
+        return if *expected == offered {
+            Ok(())
+        } else {
+            Err(ClientError::FingerprintMismatch {
+                host_port,
+                expected: expected.clone(),
+                offered,
+            })
+        };
+    }
+    let path = known_hosts_path(opts)?;
+    let (known, _warnings) = KnownHosts::load(&path)?;
+    match known.check(&host_port, key) {
+        HostKeyStatus::Known => Ok(()),
+        HostKeyStatus::Changed {
+            line,
+            old_fingerprint,
+        } => Err(ClientError::HostKeyChanged {
+            host_port,
+            file: path.display().to_string(),
+            line,
+            old_fingerprint,
+            new_fingerprint: offered,
+        }),
+        HostKeyStatus::Unknown if opts.accept_new => {
+            known_hosts::append(&path, &host_port, key)?;
+            eprintln!(
+                "seashell: added {host_port} ({offered}) to {}",
+                path.display()
+            );
+            Ok(())
+        }
+        HostKeyStatus::Unknown if std::io::stdin().is_terminal() => {
+            if ask_to_trust(&host_port, &offered)? {
+                known_hosts::append(&path, &host_port, key)?;
+                eprintln!("seashell: added {host_port} to {}", path.display());
+                Ok(())
+            } else {
+                Err(ClientError::Declined(host_port))
+            }
+        }
+        HostKeyStatus::Unknown => Err(ClientError::UnknownHost {
+            host_port,
+            fingerprint: offered,
+        }),
+    }
+}
+
+fn ask_to_trust(host_port: &str, offered: &str) -> Result<bool, ClientError> {
+    let mut stderr = std::io::stderr();
+    let question = format!(
+        "The host {host_port} is not known.\nIts host key fingerprint is {offered}.\n\
+         Compare it with the server's (`seashell fingerprint` on the server).\n\
+         Trust this key and connect? (yes/no) "
+    );
+    stderr
+        .write_all(question.as_bytes())
+        .map_err(ClientError::Local)?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(ClientError::Local)?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}

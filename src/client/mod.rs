@@ -1,0 +1,92 @@
+//! The client: connect and check the host key ([`connect`]), then drive a remote console
+//! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]). Every failure of
+//! seashell itself is a [`ClientError`], which the binary reports in one line and maps to
+//! exit code 255; the remote command's own status is returned as its exit code.
+
+pub mod connect;
+pub mod console;
+pub mod dest;
+pub mod exec;
+pub mod repl;
+
+use crate::keys::KeyError;
+use crate::transport::TransportError;
+
+/// seashell's own failures on the client side (exit 255).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Bad DEST.
+    #[error(transparent)]
+    Destination(#[from] dest::BadDestination),
+    /// The identity or known_hosts file.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// TCP connect failed.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// host:port.
+        target: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The host key is not in known_hosts and was not accepted.
+    #[error(
+        "host key for {host_port} is not known ({fingerprint}): verify it with the server's \
+         admin (`seashell fingerprint <host key>.pub` on the server), then rerun with \
+         --accept-new or --host-fingerprint {fingerprint}"
+    )]
+    UnknownHost {
+        /// The host.
+        host_port: String,
+        /// The key it offered.
+        fingerprint: String,
+    },
+    /// The host key differs from the pinned one.
+    #[error(
+        "HOST KEY CHANGED for {host_port}: someone may be intercepting this connection, or \
+         the host was reinstalled. Pinned: {old_fingerprint} ({file}:{line}); offered: \
+         {new_fingerprint}. If you know why it changed: seashell known-hosts forget {host_port}"
+    )]
+    HostKeyChanged {
+        /// The host.
+        host_port: String,
+        /// known_hosts path.
+        file: String,
+        /// Line of the pinned key.
+        line: usize,
+        /// The pinned key.
+        old_fingerprint: String,
+        /// The key offered now.
+        new_fingerprint: String,
+    },
+    /// `--host-fingerprint` does not match.
+    #[error(
+        "host key for {host_port} is {offered}, not the pinned {expected}: refusing to connect"
+    )]
+    FingerprintMismatch {
+        /// The host.
+        host_port: String,
+        /// `--host-fingerprint`.
+        expected: String,
+        /// What the server offered.
+        offered: String,
+    },
+    /// The user said no at the prompt.
+    #[error("host key for {0} not accepted")]
+    Declined(String),
+    /// The connection failed, was refused, tampered with or cut.
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// The handshake did not finish in time.
+    #[error("no answer from {0} within the handshake deadline")]
+    Timeout(String),
+    /// The server closed the session with a reason.
+    #[error("server closed the session: {0}")]
+    Closed(String),
+    /// A local terminal or stream failed.
+    #[error("local I/O error: {0}")]
+    Local(std::io::Error),
+    /// The command line does not fit a message.
+    #[error("command line too long ({0} bytes; the limit is 16384)")]
+    LineTooLong(usize),
+}

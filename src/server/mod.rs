@@ -1,0 +1,311 @@
+//! The server: `seashell serve`. Loads the host key and authorized_keys, makes the transport
+//! key, listens, and runs each connection through the handshake (under a deadline and a cap
+//! on unauthenticated connections), the authorization check (with a delay after each
+//! failure), and then a [`session`] (under a cap on concurrent sessions). SIGHUP re-reads
+//! authorized_keys; SIGTERM or Ctrl-C stops accepting, lets running sessions end within a
+//! grace period, then closes the rest and exits.
+
+pub mod process;
+pub mod session;
+pub mod trust;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::keys::private::{PassphraseSource, generate, load_private_key};
+use crate::keys::public::fingerprint;
+use crate::keys::{KeyError, home};
+use crate::proto::UpdateLimits;
+use crate::proto::handshake::server::ServerKeys;
+use crate::transport::{self, TransportError};
+use session::{Peer, SessionLimits};
+use trust::TrustStore;
+
+/// Default TCP port.
+pub const DEFAULT_PORT: u16 = 7022;
+
+/// How often the transport key is replaced while the server runs.
+const TRANSPORT_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Size of the transport key.
+const TRANSPORT_KEY_BITS: usize = 3072;
+
+/// Checked server settings, every limit with its default.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The host key (private, PKCS#8 PEM).
+    pub host_key: PathBuf,
+    /// The authorized_keys file.
+    pub authorized_keys: PathBuf,
+    /// Deadline for the whole handshake, authentication included.
+    pub handshake_timeout: Duration,
+    /// Session timing (idle timeout, keepalive).
+    pub session: SessionLimits,
+    /// Concurrent authenticated sessions.
+    pub max_sessions: usize,
+    /// Concurrent connections still in the handshake (like sshd's MaxStartups).
+    pub max_unauthenticated: usize,
+    /// Wait before answering a failed authentication.
+    pub auth_failure_delay: Duration,
+    /// How long running sessions may go on after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerSettings {
+    /// The defaults, with keys in `$SEASHELL_HOME`.
+    pub fn with_defaults() -> Result<Self, KeyError> {
+        let home = home::seashell_home()?;
+        Ok(Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            host_key: home.join("host_rsa"),
+            authorized_keys: home.join("authorized_keys"),
+            handshake_timeout: Duration::from_secs(10),
+            session: SessionLimits {
+                idle_timeout: None,
+                keepalive: Duration::from_secs(30),
+            },
+            max_sessions: 100,
+            max_unauthenticated: 32,
+            auth_failure_delay: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+        })
+    }
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A key file problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The listening socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Everything the connections share.
+struct Shared {
+    keys: RwLock<Arc<ServerKeys>>,
+    trust: TrustStore,
+    settings: ServerSettings,
+    unauthenticated: Arc<Semaphore>,
+    sessions: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
+async fn fresh_keys(host: rsa::PrivateKey) -> Result<ServerKeys, KeyError> {
+    let transport = tokio::task::spawn_blocking(move || generate(TRANSPORT_KEY_BITS))
+        .await
+        .map_err(|err| KeyError::Crypto {
+            action: "generate",
+            detail: err.to_string(),
+        })??;
+    Ok(ServerKeys::new(host, transport))
+}
+
+/// A server that is listening but not yet serving.
+pub struct BoundServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    host: rsa::PrivateKey,
+    stop_tx: watch::Sender<bool>,
+}
+
+/// Loads the keys, makes the transport key and binds the listener.
+pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
+    let host = load_private_key(&settings.host_key, &PassphraseSource::from_flag(None))?;
+    let trust = TrustStore::open(&settings.authorized_keys)?;
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+    let keys = fresh_keys(host.clone()).await?;
+    tracing::info!(host_key = %fingerprint(keys.host_public()), "host key");
+    let (stop_tx, stop) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        keys: RwLock::new(Arc::new(keys)),
+        trust,
+        unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
+        sessions: Arc::new(Semaphore::new(settings.max_sessions)),
+        settings,
+        stop,
+    });
+    Ok(BoundServer {
+        listener,
+        shared,
+        host,
+        stop_tx,
+    })
+}
+
+impl BoundServer {
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        let addr = self.shared.settings.listen;
+        self.listener
+            .local_addr()
+            .map_err(|source| ServeError::Listen { addr, source })
+    }
+
+    /// Serves until SIGTERM / SIGINT, then drains.
+    pub async fn run(self) -> Result<(), ServeError> {
+        tracing::info!("listening on {}", self.local_addr()?);
+        tokio::spawn(rotate_transport_key(Arc::clone(&self.shared), self.host));
+        accept_until_signal(&self.listener, &self.shared, self.stop_tx).await
+    }
+}
+
+async fn rotate_transport_key(shared: Arc<Shared>, host: rsa::PrivateKey) {
+    loop {
+        tokio::time::sleep(TRANSPORT_KEY_LIFETIME).await;
+        match fresh_keys(host.clone()).await {
+            Ok(keys) => {
+                *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+                tracing::info!("transport key rotated");
+            }
+            Err(err) => tracing::error!("transport key rotation failed: {err}"),
+        }
+    }
+}
+
+async fn accept_until_signal(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    stop_tx: watch::Sender<bool>,
+) -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, shared, &mut connections),
+                Err(err) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: re-reading authorized keys");
+                shared.trust.reload();
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let grace = shared.settings.shutdown_grace;
+    tracing::info!(
+        active = connections.len(),
+        "stopping: no new connections; waiting up to {grace:?} for sessions"
+    );
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            active = connections.len(),
+            "grace period over: closing remaining sessions"
+        );
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Takes a new connection if an unauthenticated slot is free; otherwise drops it at once.
+fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections: &mut JoinSet<()>) {
+    let Ok(permit) = Arc::clone(&shared.unauthenticated).try_acquire_owned() else {
+        tracing::warn!(%peer, "too many unauthenticated connections: dropped");
+        return;
+    };
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::warn!(%peer, "cannot set TCP_NODELAY: {err}");
+    }
+    tracing::info!(%peer, "connection");
+    let shared = Arc::clone(shared);
+    connections.spawn(async move {
+        let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
+        let deadline = shared.settings.handshake_timeout;
+        let outcome =
+            tokio::time::timeout(deadline, authenticate(stream, peer, &keys, &shared)).await;
+        drop(permit);
+        match outcome {
+            Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
+            Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((channel, who)))) => run_session(channel, who, &shared).await,
+        }
+    });
+}
+
+type Channel = transport::SecureChannel<TcpStream>;
+
+/// Handshake and authorization. `Ok(None)`: the client was refused (already answered).
+async fn authenticate(
+    stream: TcpStream,
+    peer: SocketAddr,
+    keys: &ServerKeys,
+    shared: &Shared,
+) -> Result<Option<(Channel, Peer)>, TransportError> {
+    let pending = transport::server_handshake(stream, keys, UpdateLimits::default()).await?;
+    let key_fingerprint = fingerprint(&pending.identity.public_key);
+    let Some(entry) = shared.trust.lookup(&pending.identity.public_key) else {
+        tracing::warn!(%peer, key = %key_fingerprint, "authentication failed: key not in authorized_keys");
+        tokio::time::sleep(shared.settings.auth_failure_delay).await;
+        pending.reject().await?;
+        return Ok(None);
+    };
+    let channel = pending.accept().await?;
+    let who = Peer {
+        name: entry.comment.clone(),
+        fingerprint: key_fingerprint,
+        session_id: hex_id(&channel.session_id),
+        address: peer.to_string(),
+    };
+    tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
+    Ok(Some((channel, who)))
+}
+
+async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
+    let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
+        tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
+        let _ = channel.writer.close("server busy: too many sessions").await;
+        return;
+    };
+    let address = who.address.clone();
+    session::run(channel, who, shared.settings.session, shared.stop.clone()).await;
+    tracing::info!(peer = %address, "disconnected");
+}
+
+/// Lower-case hex of a session id.
+pub fn hex_id(id: &[u8; 32]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}

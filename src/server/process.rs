@@ -1,0 +1,53 @@
+//! Running one command line for a session: `sh -c LINE` in the session's cwd and
+//! environment, in its own process group (so an interrupt or a disconnect reaches every
+//! process it started), with stdin, stdout and stderr as pipes; and the signals sent to a
+//! group.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// A running command and the process group it leads.
+pub struct Running {
+    /// The child (its pipes are taken by the caller).
+    pub child: Child,
+    /// Its process group id (= its pid).
+    pub pgid: Pid,
+}
+
+/// Starts `sh -c line` in `cwd` with exactly `env`.
+pub fn spawn_shell(line: &str, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Running> {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(line)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = command.spawn()?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .ok_or_else(|| std::io::Error::other("child exited before it could be tracked"))?;
+    Ok(Running {
+        child,
+        pgid: Pid::from_raw(pid),
+    })
+}
+
+/// Sends `signal` to every process of the group; a group already gone is not an error.
+pub fn signal_group(pgid: Pid, signal: Signal) {
+    if let Err(err) = killpg(pgid, signal)
+        && err != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pgid = pgid.as_raw(), "cannot send {signal}: {err}");
+    }
+}

@@ -1,0 +1,499 @@
+//! One authenticated session: a console with its own cwd and environment. Two tasks share
+//! the work. The *console* owns the read side: it takes the client's messages in order, runs
+//! built-ins (`cd`, `pwd`, `whoami`, `help`, `exit`), starts commands one at a time, feeds
+//! their stdin and delivers interrupts. The *output* task owns the write side: it streams a
+//! command's stdout and stderr as produced (each chunk sent before the next is read, so a
+//! slow client slows the command instead of growing a buffer), then its exit status and the
+//! console state. When the session ends for any reason, the command's process group is killed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, watch};
+
+use super::process::{self, signal_group};
+use crate::proto::record::MAX_CHUNK;
+use crate::proto::{ExitStatus, Message};
+use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
+
+/// How long an interrupted command has to end before its group gets SIGKILL.
+const KILL_AFTER_INTERRUPT: Duration = Duration::from_secs(3);
+
+/// Who is on the other end, for `whoami` and the logs.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The key's comment in authorized_keys.
+    pub name: String,
+    /// The key's fingerprint.
+    pub fingerprint: String,
+    /// The session id, hex.
+    pub session_id: String,
+    /// The client's address.
+    pub address: String,
+}
+
+/// Session timing knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Close after this long without a command or input (None: never).
+    pub idle_timeout: Option<Duration>,
+    /// Send a Ping this often; a client silent for three intervals is gone.
+    pub keepalive: Duration,
+}
+
+/// What the console asks the output task to send.
+enum Output {
+    /// A built-in's result.
+    Builtin {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        status: i32,
+        cwd: String,
+    },
+    /// A started command whose output to stream.
+    Command {
+        child: Box<Child>,
+        stdout: ChildStdout,
+        stderr: ChildStderr,
+        cwd: String,
+    },
+    Pong(u64),
+    Close(&'static str),
+}
+
+/// Runs a session to its end.
+pub async fn run<S>(
+    channel: SecureChannel<S>,
+    peer: Peer,
+    limits: SessionLimits,
+    stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let home = home_dir();
+    let console = Console {
+        env: session_env(&home, &peer),
+        cwd: home.clone(),
+        home,
+        peer,
+    };
+    let (out_tx, out_rx) = mpsc::channel(4);
+    let (done_tx, done_rx) = watch::channel(0u64);
+    let writer = tokio::spawn(output_task(
+        channel.writer,
+        out_rx,
+        done_tx,
+        limits.keepalive,
+        console.cwd_text(),
+    ));
+    console_task(channel.reader, console, out_tx, done_rx, limits, stop).await;
+    // The console has dropped its sender: the output task finishes what it has and ends.
+    let _ = writer.await;
+}
+
+struct Console {
+    cwd: PathBuf,
+    home: PathBuf,
+    env: Vec<(String, String)>,
+    peer: Peer,
+}
+
+impl Console {
+    fn cwd_text(&self) -> String {
+        self.cwd.display().to_string()
+    }
+
+    /// Runs a built-in, or returns None for a line the shell must run.
+    fn builtin(&mut self, line: &str) -> Option<(Vec<u8>, Vec<u8>, i32)> {
+        let mut words = line.split_whitespace();
+        let word = words.next()?;
+        let rest: Vec<&str> = words.collect();
+        let ok = |text: String| Some((text.into_bytes(), Vec::new(), 0));
+        match (word, rest.as_slice()) {
+            ("cd", []) => self.cd(&self.home.clone()),
+            ("cd", [dir]) => self.cd(&self.cwd.join(dir)),
+            ("cd", _) => Some((Vec::new(), b"cd: too many arguments\n".to_vec(), 1)),
+            ("pwd", []) => ok(format!("{}\n", self.cwd.display())),
+            ("whoami", []) => ok(format!(
+                "name: {}\nkey: {}\nsession: {}\n",
+                self.peer.name, self.peer.fingerprint, self.peer.session_id
+            )),
+            ("help", []) => ok(HELP.to_owned()),
+            _ => None,
+        }
+    }
+
+    fn cd(&mut self, target: &Path) -> Option<(Vec<u8>, Vec<u8>, i32)> {
+        match target.canonicalize() {
+            Ok(dir) if dir.is_dir() => {
+                self.cwd = dir;
+                Some((Vec::new(), Vec::new(), 0))
+            }
+            Ok(_) => Some((
+                Vec::new(),
+                format!("cd: {}: not a directory\n", target.display()).into_bytes(),
+                1,
+            )),
+            Err(err) => Some((
+                Vec::new(),
+                format!("cd: {}: {err}\n", target.display()).into_bytes(),
+                1,
+            )),
+        }
+    }
+}
+
+const HELP: &str = "\
+Built-ins:
+  cd [DIR]   change directory (no DIR: home)
+  pwd        print the current directory
+  whoami     your key's name and fingerprint, and the session id
+  help       this text
+  exit       end the session
+Any other line runs as `sh -c LINE` in the current directory.
+";
+
+/// The server user's home directory, where each session starts.
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// A clean environment for commands: the essentials from the server, plus who is connected.
+fn session_env(home: &Path, peer: &Peer) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        ["PATH", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+            .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    env.push(("HOME".into(), home.display().to_string()));
+    env.push(("TERM".into(), "dumb".into()));
+    env.push(("SEASHELL_SESSION".into(), peer.session_id.clone()));
+    env.push(("SEASHELL_KEY".into(), peer.fingerprint.clone()));
+    env.push(("SEASHELL_CLIENT".into(), peer.address.clone()));
+    env
+}
+
+/// The running command, as the console sees it.
+struct Current {
+    generation: u64,
+    pgid: Pid,
+    stdin: Option<ChildStdin>,
+}
+
+async fn console_task<R: AsyncRead>(
+    mut reader: SecureReader<ReadHalf<R>>,
+    mut console: Console,
+    out: mpsc::Sender<Output>,
+    mut done: watch::Receiver<u64>,
+    limits: SessionLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut current: Option<Current> = None;
+    let mut started = 0u64;
+    let mut last_activity = Instant::now();
+    let silence = limits.keepalive.saturating_mul(3);
+    loop {
+        if current
+            .as_ref()
+            .is_some_and(|c| *done.borrow() >= c.generation)
+        {
+            current = None;
+        }
+        if current.is_none()
+            && limits
+                .idle_timeout
+                .is_some_and(|idle| last_activity.elapsed() >= idle)
+        {
+            tracing::info!(key = %console.peer.fingerprint, "idle timeout");
+            let _ = out.send(Output::Close("idle timeout")).await;
+            break;
+        }
+        let msg = tokio::select! {
+            msg = tokio::time::timeout(silence, reader.recv()) => msg,
+            _ = stop.changed() => {
+                let _ = out.send(Output::Close("server shutting down")).await;
+                break;
+            }
+        };
+        let msg = match msg {
+            Err(_) => {
+                tracing::info!(key = %console.peer.fingerprint, "client silent for {silence:?}: closing");
+                break;
+            }
+            Ok(Err(err)) => {
+                log_end(&console.peer, &err);
+                break;
+            }
+            Ok(Ok(msg)) => msg,
+        };
+        match msg {
+            Message::Exec { line } => {
+                last_activity = Instant::now();
+                // One command at a time: a client that gave up on the last one waits here.
+                if let Some(c) = current.take() {
+                    let generation = c.generation;
+                    drop(c);
+                    let _ = done.wait_for(|d| *d >= generation).await;
+                }
+                let line = line.to_owned();
+                tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "command");
+                if line.trim() == "exit" {
+                    let _ = out.send(Output::Close("")).await;
+                    break;
+                }
+                if let Some((stdout, stderr, status)) = console.builtin(&line) {
+                    started += 1;
+                    let cwd = console.cwd_text();
+                    if out
+                        .send(Output::Builtin {
+                            stdout,
+                            stderr,
+                            status,
+                            cwd,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                started += 1;
+                match start_command(&line, &console, started, &out).await {
+                    Ok(c) => current = c,
+                    Err(_) => break,
+                }
+            }
+            Message::Stdin(data) => {
+                last_activity = Instant::now();
+                if let Some(c) = current.as_mut()
+                    && let Some(stdin) = c.stdin.as_mut()
+                    && stdin.write_all(data).await.is_err()
+                {
+                    // The command closed its stdin; later input for it is dropped.
+                    c.stdin = None;
+                }
+            }
+            Message::StdinEof => {
+                if let Some(c) = current.as_mut() {
+                    c.stdin = None;
+                }
+            }
+            Message::Interrupt => {
+                if let Some(c) = &current {
+                    interrupt(c.pgid, c.generation, done.clone());
+                }
+            }
+            Message::Ping(n) => {
+                if out.send(Output::Pong(n)).await.is_err() {
+                    break;
+                }
+            }
+            Message::Pong(_) => {}
+            Message::Close { .. } => break,
+            other => {
+                tracing::warn!(key = %console.peer.fingerprint, "unexpected {} from client: closing", other.name());
+                let _ = out.send(Output::Close("protocol error")).await;
+                break;
+            }
+        }
+    }
+    if let Some(c) = current {
+        signal_group(c.pgid, Signal::SIGKILL);
+    }
+}
+
+fn log_end(peer: &Peer, err: &TransportError) {
+    tracing::info!(key = %peer.fingerprint, address = %peer.address, "session ended: {err}");
+}
+
+/// Spawns the command and hands its output to the output task. `Err` means the output task
+/// is gone (the session is over); `Ok(None)`, that the command could not start (reported to
+/// the client with status 127).
+async fn start_command(
+    line: &str,
+    console: &Console,
+    generation: u64,
+    out: &mpsc::Sender<Output>,
+) -> Result<Option<Current>, mpsc::error::SendError<Output>> {
+    let cwd = console.cwd_text();
+    let started = process::spawn_shell(line, &console.cwd, &console.env).and_then(|mut running| {
+        match (running.child.stdout.take(), running.child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => Ok((running, stdout, stderr)),
+            _ => Err(std::io::Error::other("pipes missing")),
+        }
+    });
+    match started {
+        Ok((mut running, stdout, stderr)) => {
+            let stdin = running.child.stdin.take();
+            let pgid = running.pgid;
+            let child = Box::new(running.child);
+            out.send(Output::Command {
+                child,
+                stdout,
+                stderr,
+                cwd,
+            })
+            .await?;
+            Ok(Some(Current {
+                generation,
+                pgid,
+                stdin,
+            }))
+        }
+        Err(err) => {
+            let stderr = format!("seashell: cannot start sh: {err}\n").into_bytes();
+            out.send(Output::Builtin {
+                stdout: Vec::new(),
+                stderr,
+                status: 127,
+                cwd,
+            })
+            .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// SIGINT to the group now; SIGKILL if it is still running after [`KILL_AFTER_INTERRUPT`].
+fn interrupt(pgid: Pid, generation: u64, mut done: watch::Receiver<u64>) {
+    signal_group(pgid, Signal::SIGINT);
+    tokio::spawn(async move {
+        let finished =
+            tokio::time::timeout(KILL_AFTER_INTERRUPT, done.wait_for(|d| *d >= generation)).await;
+        if finished.is_err() {
+            signal_group(pgid, Signal::SIGKILL);
+        }
+    });
+}
+
+async fn output_task<W: AsyncWrite>(
+    mut writer: SecureWriter<WriteHalf<W>>,
+    mut jobs: mpsc::Receiver<Output>,
+    done: watch::Sender<u64>,
+    keepalive: Duration,
+    cwd: String,
+) {
+    if writer
+        .send(&Message::ConsoleState { cwd: &cwd })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let mut pings = 0u64;
+    let mut finished = 0u64;
+    loop {
+        let job = tokio::select! {
+            job = jobs.recv() => job,
+            _ = ping.tick() => {
+                pings += 1;
+                if writer.send(&Message::Ping(pings)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let result = match job {
+            None => return,
+            Some(Output::Builtin {
+                stdout,
+                stderr,
+                status,
+                cwd,
+            }) => {
+                finished += 1;
+                send_builtin(&mut writer, &stdout, &stderr, status, &cwd).await
+            }
+            Some(Output::Command {
+                child,
+                stdout,
+                stderr,
+                cwd,
+            }) => {
+                let result = stream_command(&mut writer, *child, stdout, stderr, &cwd).await;
+                finished += 1;
+                result
+            }
+            Some(Output::Pong(n)) => writer.send(&Message::Pong(n)).await,
+            Some(Output::Close(reason)) => {
+                let _ = writer.close(reason).await;
+                return;
+            }
+        };
+        done.send_replace(finished);
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_builtin<W: AsyncWrite + Unpin>(
+    writer: &mut SecureWriter<W>,
+    stdout: &[u8],
+    stderr: &[u8],
+    status: i32,
+    cwd: &str,
+) -> Result<(), TransportError> {
+    if !stdout.is_empty() {
+        writer.send(&Message::Stdout(stdout)).await?;
+    }
+    if !stderr.is_empty() {
+        writer.send(&Message::Stderr(stderr)).await?;
+    }
+    writer
+        .send(&Message::Exit(ExitStatus::Code(status)))
+        .await?;
+    writer.send(&Message::ConsoleState { cwd }).await
+}
+
+/// Streams both pipes until both end, then the exit status and the console state.
+async fn stream_command<W: AsyncWrite + Unpin>(
+    writer: &mut SecureWriter<W>,
+    mut child: Child,
+    mut stdout: ChildStdout,
+    mut stderr: ChildStderr,
+    cwd: &str,
+) -> Result<(), TransportError> {
+    let mut out_buf = vec![0u8; MAX_CHUNK];
+    let mut err_buf = vec![0u8; MAX_CHUNK];
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        tokio::select! {
+            n = stdout.read(&mut out_buf), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => writer.send(&Message::Stdout(out_buf.get(..n).unwrap_or_default())).await?,
+            },
+            n = stderr.read(&mut err_buf), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => writer.send(&Message::Stderr(err_buf.get(..n).unwrap_or_default())).await?,
+            },
+        }
+    }
+    let status = match child.wait().await {
+        Ok(status) => exit_status(status),
+        Err(_) => ExitStatus::Code(255),
+    };
+    writer.send(&Message::Exit(status)).await?;
+    writer.send(&Message::ConsoleState { cwd }).await
+}
+
+fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitStatus::Code(code),
+        (None, Some(signal)) => ExitStatus::Signal(u8::try_from(signal).unwrap_or(u8::MAX)),
+        (None, None) => ExitStatus::Code(255),
+    }
+}

@@ -38,6 +38,9 @@ pub enum Command {
 /// `seashell serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML configuration file (see docs/seashell.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (IPv6: [::]:7022; port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,

@@ -9,8 +9,9 @@ use seashell::cli::{Cli, Command, KnownHostsCommand, ServeArgs, TargetArgs};
 use seashell::client::connect::ConnectOptions;
 use seashell::client::dest::Destination;
 use seashell::client::{ClientError, exec, repl};
+use seashell::config::{ConfigError, ConfigFile};
 use seashell::keys::{home, known_hosts};
-use seashell::server::{self, ServerSettings};
+use seashell::server::{self, ServeError, ServerSettings};
 
 /// seashell's own failure.
 const FAILURE: u8 = 255;
@@ -87,6 +88,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     init_logging();
     let result = (|| {
         let mut settings = ServerSettings::with_defaults()?;
+        if let Some(path) = &args.config {
+            ConfigFile::load(path)?.apply(path, &mut settings)?;
+        }
         if let Some(listen) = args.listen {
             settings.listen = listen;
         }
@@ -96,10 +100,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         if let Some(path) = args.authorized_keys {
             settings.authorized_keys = path;
         }
-        let rt = runtime().map_err(server::ServeError::Signals)?;
-        rt.block_on(async { server::bind(settings).await?.run().await })
+        let rt = runtime().map_err(ServeError::Signals)?;
+        rt.block_on(async { server::bind(settings).await?.run().await })?;
+        Ok::<(), StartError>(())
     })();
     report(result, FAILURE)
+}
+
+/// Why `serve` could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Key(#[from] seashell::keys::KeyError),
 }
 
 fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>) -> ExitCode {

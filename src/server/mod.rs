@@ -62,8 +62,12 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// The defaults, with keys in `$SEASHELL_HOME`.
     pub fn with_defaults() -> Result<Self, KeyError> {
-        let home = home::seashell_home()?;
-        Ok(Self {
+        Ok(Self::with_defaults_in(&home::seashell_home()?))
+    }
+
+    /// The defaults, with keys in `home`.
+    pub fn with_defaults_in(home: &std::path::Path) -> Self {
+        Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             host_key: home.join("host_rsa"),
             authorized_keys: home.join("authorized_keys"),
@@ -76,7 +80,7 @@ impl ServerSettings {
             max_unauthenticated: 32,
             auth_failure_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
-        })
+        }
     }
 }
 

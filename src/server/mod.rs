@@ -5,6 +5,7 @@
 //! authorized_keys; SIGTERM or Ctrl-C stops accepting, lets running sessions end within a
 //! grace period, then closes the rest and exits.
 
+pub mod policy;
 pub mod process;
 pub mod session;
 pub mod trust;

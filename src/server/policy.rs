@@ -1,0 +1,296 @@
+//! Per-key policy from authorized_keys options, enforced by the server: `from=` (source
+//! networks), `expires=` (last valid day, UTC), and restricted keys — a key with any `allow=`
+//! or `command=` never reaches a shell: its line is split into argv with POSIX shell-words
+//! rules and runs directly only if it matches an `allow` pattern (a glob per word; a final
+//! `*` word matches any remaining words), or if it is the name of one of its `command=`
+//! entries from the config's `[commands]`. `;`, `|`, `&&`, `$(...)`, backticks, redirections
+//! and newlines are then just characters in argv. `no-files` refuses file transfer. Pure:
+//! the caller passes the address, the date and the named commands in.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::keys::authorized::{ExpiryDate, KeyOption};
+use crate::keys::cidr::Cidr;
+
+/// What one key may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    from: Option<Vec<Cidr>>,
+    expires: Option<ExpiryDate>,
+    allow: Vec<String>,
+    commands: Vec<String>,
+    no_files: bool,
+}
+
+/// A refusal, naming the rule that refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// `from=` does not cover the client's address.
+    #[error("from=: {0} is not an allowed source address for this key")]
+    From(IpAddr),
+    /// `expires=` is in the past.
+    #[error("expires=: this key expired after {0}")]
+    Expired(ExpiryDate),
+    /// A restricted key's line matched no `allow=` pattern and no `command=` name.
+    #[error("allow=: this key may not run `{0}`")]
+    NotAllowed(String),
+    /// The line is not valid shell words (an unclosed quote, say).
+    #[error("allow=: cannot split `{0}` into words")]
+    Unsplittable(String),
+    /// `command=NAME` names no entry of the config's `[commands]`.
+    #[error("command=: `{0}` is not defined in the server's [commands]")]
+    UndefinedCommand(String),
+    /// `no-files`.
+    #[error("no-files: file transfer is not allowed for this key")]
+    NoFiles,
+}
+
+/// How a line of a restricted key runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Run {
+    /// By the shell (unrestricted keys).
+    Shell,
+    /// This argv, directly, no shell.
+    Direct(Vec<String>),
+}
+
+impl Policy {
+    /// The policy a key's options describe.
+    pub fn from_options(options: &[KeyOption]) -> Self {
+        let mut policy = Self::default();
+        for option in options {
+            match option {
+                KeyOption::From(nets) => policy
+                    .from
+                    .get_or_insert_with(Vec::new)
+                    .extend(nets.iter().cloned()),
+                KeyOption::Expires(date) => policy.expires = Some(*date),
+                KeyOption::Allow(pattern) => policy.allow.push(pattern.clone()),
+                KeyOption::Command(name) => policy.commands.push(name.clone()),
+                KeyOption::NoFiles => policy.no_files = true,
+            }
+        }
+        policy
+    }
+
+    /// `from=`: may this key connect from `addr`?
+    pub fn check_source(&self, addr: IpAddr) -> Result<(), Denied> {
+        match &self.from {
+            Some(nets) if !nets.iter().any(|net| net.contains(addr)) => Err(Denied::From(addr)),
+            _ => Ok(()),
+        }
+    }
+
+    /// `expires=`: is the key still valid on `today` (UTC)? An unknown date fails closed.
+    pub fn check_date(&self, today: Option<ExpiryDate>) -> Result<(), Denied> {
+        match (self.expires, today) {
+            (Some(last), Some(today)) if today <= last => Ok(()),
+            (Some(last), _) => Err(Denied::Expired(last)),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// `no-files`.
+    pub fn check_files(&self) -> Result<(), Denied> {
+        if self.no_files {
+            Err(Denied::NoFiles)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A key with any `allow=` or `command=` never reaches a shell.
+    pub fn is_restricted(&self) -> bool {
+        !self.allow.is_empty() || !self.commands.is_empty()
+    }
+
+    /// How `line` may run for this key, given the config's named commands.
+    pub fn authorize(
+        &self,
+        line: &str,
+        named: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Run, Denied> {
+        if !self.is_restricted() {
+            return Ok(Run::Shell);
+        }
+        let trimmed = line.trim();
+        if let Some(name) = self.commands.iter().find(|name| *name == trimmed) {
+            return match named.get(name) {
+                Some(argv) if !argv.is_empty() => Ok(Run::Direct(argv.clone())),
+                _ => Err(Denied::UndefinedCommand(name.clone())),
+            };
+        }
+        let argv = shlex::split(line).ok_or_else(|| Denied::Unsplittable(line.to_owned()))?;
+        let allowed = !argv.is_empty()
+            && self.allow.iter().any(|pattern| {
+                shlex::split(pattern).is_some_and(|words| argv_matches(&words, &argv))
+            });
+        if allowed {
+            Ok(Run::Direct(argv))
+        } else {
+            Err(Denied::NotAllowed(line.to_owned()))
+        }
+    }
+}
+
+/// Word-by-word glob match; a last pattern word of exactly `*` matches any remaining words.
+fn argv_matches(pattern: &[String], argv: &[String]) -> bool {
+    match (pattern.split_first(), argv.split_first()) {
+        (Some((p, [])), _) if p == "*" => true,
+        (Some((p, prest)), Some((a, arest))) => {
+            glob(p.as_bytes(), a.as_bytes()) && argv_matches(prest, arest)
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// `*` (any run of bytes) and `?` (one byte) within one word.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => {
+            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|t| glob(rest, t)))
+        }
+        Some((b'?', rest)) => text.split_first().is_some_and(|(_, t)| glob(rest, t)),
+        Some((c, rest)) => text
+            .split_first()
+            .is_some_and(|(t0, t)| t0 == c && glob(rest, t)),
+    }
+}
+
+/// Today's date in UTC, for `expires=`.
+pub fn today_utc() -> Option<ExpiryDate> {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    civil_from_days(i64::try_from(days).ok()?)
+}
+
+/// Days since 1970-01-01 to a calendar date (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> Option<ExpiryDate> {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    ExpiryDate::parse(&format!("{year:04}-{month:02}-{day:02}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::authorized::AuthorizedKeys;
+
+    const KEY: &str = include_str!("../../tests/fixtures/client_rsa.pub");
+
+    fn policy(options: &str) -> Policy {
+        let (keys, warnings) = AuthorizedKeys::parse(&format!("{options} {KEY}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Policy::from_options(&keys.entries[0].options)
+    }
+
+    fn named() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([(
+            "restart-web".to_owned(),
+            vec!["systemctl".into(), "restart".into(), "nginx".into()],
+        )])
+    }
+
+    #[test]
+    fn unrestricted_keys_use_the_shell() {
+        assert_eq!(
+            Policy::default().authorize("ls | wc", &named()),
+            Ok(Run::Shell)
+        );
+    }
+
+    #[test]
+    fn allow_patterns_match_per_word() {
+        let p = policy(r#"allow="systemctl status *",allow="uptime",allow="cat /var/log/*.log""#);
+        let ok = |line: &str| p.authorize(line, &named());
+        assert_eq!(ok("uptime"), Ok(Run::Direct(vec!["uptime".into()])));
+        assert!(matches!(ok("systemctl status nginx"), Ok(Run::Direct(_))));
+        assert!(matches!(ok("systemctl status"), Ok(Run::Direct(_))));
+        assert!(matches!(ok("cat /var/log/syslog.log"), Ok(Run::Direct(_))));
+        assert!(ok("uptime -p").is_err());
+        assert!(ok("systemctl restart nginx").is_err());
+        assert!(ok("cat /etc/shadow").is_err());
+    }
+
+    #[test]
+    fn shell_syntax_is_never_interpreted() {
+        let p = policy(r#"allow="echo *""#);
+        for line in [
+            "echo hi; rm -rf /",
+            "echo a | sh",
+            "echo a && id",
+            "echo $(id)",
+            "echo `id`",
+            "echo a > /tmp/x",
+            "echo a\nid",
+        ] {
+            let Ok(Run::Direct(argv)) = p.authorize(line, &named()) else {
+                panic!("{line}")
+            };
+            assert_eq!(argv[0], "echo");
+            assert!(argv.iter().skip(1).all(|w| w != "rm" || line.contains(';')));
+        }
+        assert_eq!(
+            p.authorize("echo hi; rm -rf /", &named()),
+            Ok(Run::Direct(vec![
+                "echo".into(),
+                "hi;".into(),
+                "rm".into(),
+                "-rf".into(),
+                "/".into()
+            ]))
+        );
+        assert!(p.authorize("cat 'unclosed", &named()).is_err());
+        assert!(p.authorize("id", &named()).is_err());
+    }
+
+    #[test]
+    fn named_commands_run_their_argv() {
+        let p = policy(r#"command="restart-web""#);
+        assert!(p.is_restricted());
+        let argv = vec!["systemctl".into(), "restart".into(), "nginx".into()];
+        assert_eq!(p.authorize("restart-web", &named()), Ok(Run::Direct(argv)));
+        assert!(p.authorize("systemctl restart nginx", &named()).is_err());
+        let undefined = policy(r#"command="nope""#);
+        let err = undefined.authorize("nope", &named());
+        assert_eq!(err, Err(Denied::UndefinedCommand("nope".into())));
+    }
+
+    #[test]
+    fn from_and_expires() {
+        let p = policy(r#"from="10.0.0.0/8,::1/128",expires="2030-01-31""#);
+        assert!(p.check_source("10.1.2.3".parse().unwrap()).is_ok());
+        assert!(p.check_source("::1".parse().unwrap()).is_ok());
+        assert_eq!(
+            p.check_source("192.168.1.1".parse().unwrap()),
+            Err(Denied::From("192.168.1.1".parse().unwrap()))
+        );
+        assert!(p.check_date(ExpiryDate::parse("2030-01-31")).is_ok());
+        assert!(p.check_date(ExpiryDate::parse("2030-02-01")).is_err());
+        assert!(p.check_date(None).is_err());
+        assert!(Policy::default().check_date(None).is_ok());
+        assert!(policy("no-files").check_files().is_err());
+        assert!(Policy::default().check_files().is_ok());
+    }
+
+    #[test]
+    fn civil_dates() {
+        let day = |n| civil_from_days(n).unwrap().to_string();
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+        assert_eq!(day(20_781), "2026-11-24");
+        assert!(today_utc().is_some());
+    }
+}

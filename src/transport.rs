@@ -13,7 +13,7 @@ use tokio::io::{
 };
 
 use crate::proto::handshake::client::{self, VerifyHostKey};
-use crate::proto::handshake::server::{self, ClientIdentity, ServerKeys};
+use crate::proto::handshake::server::{self, ClientIdentity, ExpectClientAuth, ServerKeys};
 use crate::proto::handshake::{Established, record_len};
 use crate::proto::record::{HEADER_LEN, frame_len};
 use crate::proto::{Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits};
@@ -196,16 +196,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
     }
 }
 
-/// A server connection whose client proved its key; the caller decides whether that key is
-/// authorized and answers with [`PendingAuth::accept`] or [`PendingAuth::reject`].
+/// A server connection whose client sent ClientAuth. The caller decides on the *claimed*
+/// key ([`PendingAuth::claimed_key`]: authorized? from this address? expired?) and answers
+/// with [`PendingAuth::accept`], which verifies the signature before sending AuthOk, or
+/// [`PendingAuth::reject`].
 pub struct PendingAuth<S> {
     stream: S,
-    established: Established,
-    /// Who the client is.
-    pub identity: ClientIdentity,
+    state: ExpectClientAuth,
+    auth: Vec<u8>,
+    claimed: PublicKey,
 }
 
-/// Runs the server side of the handshake up to a verified ClientAuth.
+/// Runs the server side of the handshake up to the client's ClientAuth.
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     keys: &ServerKeys,
@@ -216,29 +218,38 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&reply).await?;
     let kt = read_handshake_record(&mut stream).await?;
     let mut state = state.handle(keys, &kt, limits, &mut rand::rng(), Instant::now())?;
-    let mut body = Vec::new();
-    let len = read_frame(&mut stream, state.opener(), &mut body).await?;
-    let msg = Message::decode(body.get(..len).unwrap_or_default()).map_err(ProtoError::from)?;
-    let (identity, established) = state.handle(&msg)?;
+    let mut auth = Vec::new();
+    let len = read_frame(&mut stream, state.opener(), &mut auth).await?;
+    auth.truncate(len);
+    let claimed =
+        ExpectClientAuth::claimed_key(&Message::decode(&auth).map_err(ProtoError::from)?)?;
     Ok(PendingAuth {
         stream,
-        established,
-        identity,
+        state,
+        auth,
+        claimed,
     })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PendingAuth<S> {
-    /// Sends AuthOk and opens the channel.
-    pub async fn accept(self) -> Result<SecureChannel<S>, TransportError> {
-        let session_id = self.established.session_id;
-        let mut channel = SecureChannel::new(self.stream, self.established);
+    /// The key the client claims; not yet proven.
+    pub fn claimed_key(&self) -> &PublicKey {
+        &self.claimed
+    }
+
+    /// Verifies the client's signature, sends AuthOk and opens the channel.
+    pub async fn accept(self) -> Result<(ClientIdentity, SecureChannel<S>), TransportError> {
+        let msg = Message::decode(&self.auth).map_err(ProtoError::from)?;
+        let (identity, established) = self.state.handle(&msg)?;
+        let session_id = established.session_id;
+        let mut channel = SecureChannel::new(self.stream, established);
         channel.writer.send(&Message::AuthOk { session_id }).await?;
-        Ok(channel)
+        Ok((identity, channel))
     }
 
     /// Sends AuthFailed and an authenticated Close, then drops the connection.
     pub async fn reject(self) -> Result<(), TransportError> {
-        let mut channel = SecureChannel::new(self.stream, self.established);
+        let mut channel = SecureChannel::new(self.stream, self.state.refuse());
         channel.writer.send(&Message::AuthFailed).await?;
         channel.writer.close("authentication failed").await
     }

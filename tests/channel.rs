@@ -20,8 +20,10 @@ where
         let pending = transport::server_handshake(server, server_keys(), UpdateLimits::default())
             .await
             .unwrap();
-        assert_eq!(&pending.identity.public_key, client_key().as_public_key());
-        pending.accept().await.unwrap()
+        assert_eq!(pending.claimed_key(), client_key().as_public_key());
+        let (identity, channel) = pending.accept().await.unwrap();
+        assert_eq!(&identity.public_key, client_key().as_public_key());
+        channel
     });
     let pending = transport::client_hello(client).await.unwrap();
     assert_eq!(pending.host_key(), server_keys().host_public());

@@ -281,14 +281,14 @@ async fn authenticate(
     shared: &Shared,
 ) -> Result<Option<(Channel, Peer)>, TransportError> {
     let pending = transport::server_handshake(stream, keys, UpdateLimits::default()).await?;
-    let key_fingerprint = fingerprint(&pending.identity.public_key);
-    let Some(entry) = shared.trust.lookup(&pending.identity.public_key) else {
+    let key_fingerprint = fingerprint(pending.claimed_key());
+    let Some(entry) = shared.trust.lookup(pending.claimed_key()) else {
         tracing::warn!(%peer, key = %key_fingerprint, "authentication failed: key not in authorized_keys");
         tokio::time::sleep(shared.settings.auth_failure_delay).await;
         pending.reject().await?;
         return Ok(None);
     };
-    let channel = pending.accept().await?;
+    let (_, channel) = pending.accept().await?;
     let who = Peer {
         name: entry.comment.clone(),
         fingerprint: key_fingerprint,

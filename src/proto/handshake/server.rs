@@ -172,6 +172,22 @@ impl ExpectClientAuth {
         &mut self.established.opener
     }
 
+    /// The key a ClientAuth message claims, before its signature is checked: policy that
+    /// needs no proof (is the key listed, from this address, still valid?) is decided on it
+    /// first, so a refused key costs no signature verification.
+    pub fn claimed_key(msg: &Message<'_>) -> Result<PublicKey, ProtoError> {
+        let Message::ClientAuth { public_key, .. } = *msg else {
+            return Err(ProtoError::Unexpected(msg.name()));
+        };
+        Ok(from_spki_der(public_key).map_err(|_| DecodeError::Invalid("client key"))?)
+    }
+
+    /// Refuses the client without checking its signature; the returned channel is only for
+    /// sending AuthFailed and Close.
+    pub fn refuse(self) -> Established {
+        self.established
+    }
+
     /// Checks ClientAuth's signature over the transcript. The caller then looks the key up
     /// and sends AuthOk or AuthFailed with the returned [`Established`].
     pub fn handle(self, msg: &Message<'_>) -> Result<(ClientIdentity, Established), ProtoError> {

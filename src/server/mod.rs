@@ -25,6 +25,7 @@ use crate::keys::{KeyError, home};
 use crate::proto::UpdateLimits;
 use crate::proto::handshake::server::ServerKeys;
 use crate::transport::{self, TransportError};
+use policy::Policy;
 use session::{Peer, SessionLimits};
 use trust::TrustStore;
 
@@ -288,6 +289,16 @@ async fn authenticate(
         pending.reject().await?;
         return Ok(None);
     };
+    let policy = Policy::from_options(&entry.options);
+    if let Err(denied) = policy
+        .check_source(peer.ip())
+        .and_then(|()| policy.check_date(policy::today_utc()))
+    {
+        tracing::warn!(%peer, key = %key_fingerprint, name = %entry.comment, "authentication refused: {denied}");
+        tokio::time::sleep(shared.settings.auth_failure_delay).await;
+        pending.reject().await?;
+        return Ok(None);
+    }
     let (_, channel) = pending.accept().await?;
     let who = Peer {
         name: entry.comment.clone(),

@@ -391,15 +391,13 @@ async fn output_task<W: AsyncWrite>(
     {
         return;
     }
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-    let mut pings = 0u64;
+    let mut keepalive = Keepalive::new(keepalive);
     let mut finished = 0u64;
     loop {
         let job = tokio::select! {
             job = jobs.recv() => job,
-            _ = ping.tick() => {
-                pings += 1;
-                if writer.send(&Message::Ping(pings)).await.is_err() {
+            ping = keepalive.due() => {
+                if writer.send(&ping).await.is_err() {
                     return;
                 }
                 continue;
@@ -422,7 +420,8 @@ async fn output_task<W: AsyncWrite>(
                 stderr,
                 cwd,
             }) => {
-                let result = stream_command(&mut writer, *child, stdout, stderr, &cwd).await;
+                let result =
+                    stream_command(&mut writer, &mut keepalive, *child, stdout, stderr, &cwd).await;
                 finished += 1;
                 result
             }
@@ -458,9 +457,33 @@ async fn send_builtin<W: AsyncWrite + Unpin>(
     writer.send(&Message::ConsoleState { cwd }).await
 }
 
+/// Pings the client every interval, also while a silent command runs, so the console's
+/// silence check only ever fires on a client that stopped answering.
+struct Keepalive {
+    interval: tokio::time::Interval,
+    sent: u64,
+}
+
+impl Keepalive {
+    fn new(period: Duration) -> Self {
+        Self {
+            interval: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
+            sent: 0,
+        }
+    }
+
+    /// Waits for the next ping time; returns the Ping to send.
+    async fn due(&mut self) -> Message<'static> {
+        self.interval.tick().await;
+        self.sent += 1;
+        Message::Ping(self.sent)
+    }
+}
+
 /// Streams both pipes until both end, then the exit status and the console state.
 async fn stream_command<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
+    keepalive: &mut Keepalive,
     mut child: Child,
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
@@ -479,6 +502,7 @@ async fn stream_command<W: AsyncWrite + Unpin>(
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => writer.send(&Message::Stderr(err_buf.get(..n).unwrap_or_default())).await?,
             },
+            ping = keepalive.due() => writer.send(&ping).await?,
         }
     }
     let status = match child.wait().await {

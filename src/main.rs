@@ -45,7 +45,8 @@ fn main() -> ExitCode {
         }),
         Command::Quickstart => match runtime() {
             Ok(rt) => {
-                init_logging();
+                // The demo server shares the terminal with the REPL: only problems.
+                init_logging("warn");
                 match seashell::quickstart::run(&rt) {
                     Ok(code) => ExitCode::from(code),
                     Err(err) => fail(&err, FAILURE),
@@ -74,9 +75,10 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-fn init_logging() {
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -85,7 +87,7 @@ fn init_logging() {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging();
+    init_logging("info");
     let result = (|| {
         let mut settings = ServerSettings::with_defaults()?;
         if let Some(path) = &args.config {

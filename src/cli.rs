@@ -55,8 +55,10 @@ pub struct ServeArgs {
     /// Write the signed, hash-chained audit log here (continued if it exists).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
-    /// Rotate the audit log when it reaches this size (PATH -> PATH.1 -> PATH.2 ...).
-    #[arg(long, value_name = "BYTES", requires = "audit_log")]
+    /// Rotate the audit log when it reaches this size (PATH -> PATH.1 -> PATH.2 ...);
+    /// default 64 MiB.
+    #[arg(long, value_name = "BYTES", requires = "audit_log",
+          value_parser = clap::value_parser!(u64).range(1024..))]
     pub audit_max_bytes: Option<u64>,
     /// Also send each audit event to syslog: unix:/dev/log or udp:HOST[:PORT].
     #[arg(long, value_name = "TARGET", requires = "audit_log")]

@@ -262,11 +262,6 @@ impl AuditChain {
         })
     }
 
-    /// The seq the next line will carry.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
-    }
-
     /// Seals `record` at `time` into its line (without newline) and advances the chain.
     pub fn seal(&mut self, record: Record, time: String) -> Result<String, ChainError> {
         let line = self.event(record, time).to_line()?;
@@ -337,7 +332,10 @@ mod tests {
         assert!(event.is_genesis());
         assert_eq!(event.seq, 1);
         assert_eq!(event.prev, "07".repeat(32));
-        assert_eq!(chain.next_seq(), 2);
+        let next = chain
+            .seal(Record::new(EventKind::Stop), TIME.into())
+            .unwrap();
+        assert_eq!(Event::parse(next.as_bytes()).unwrap().seq, 2);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::syslog::SyslogTarget;
+
 /// seashell: an encrypted remote console for LANs.
 #[derive(Debug, Parser)]
 #[command(name = "seashell", version, about, long_about = None)]
@@ -31,6 +33,9 @@ pub enum Command {
     /// Manage known_hosts.
     #[command(name = "known-hosts", subcommand)]
     KnownHosts(KnownHostsCommand),
+    /// Check or read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Local demo: keys under keys/, a server on 127.0.0.1, and the REPL connected to it.
     Quickstart,
 }
@@ -50,6 +55,17 @@ pub struct ServeArgs {
     /// authorized_keys file. Default: $SEASHELL_HOME/authorized_keys.
     #[arg(long, value_name = "PATH")]
     pub authorized_keys: Option<PathBuf>,
+    /// Write the signed, hash-chained audit log here (continued if it exists).
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this size (PATH -> PATH.1 -> PATH.2 ...);
+    /// default 64 MiB.
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub audit_max_bytes: Option<u64>,
+    /// Also send each audit event to syslog: unix:/dev/log or udp:HOST[:PORT].
+    #[arg(long, value_name = "TARGET")]
+    pub syslog: Option<SyslogTarget>,
 }
 
 /// How to reach and trust a server (shared by connect and exec).
@@ -107,6 +123,40 @@ pub enum KnownHostsCommand {
         /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
         #[arg(long, value_name = "FILE")]
         known_hosts: Option<PathBuf>,
+    },
+}
+
+/// `seashell audit ...`. Exit codes of `verify`: 0 intact and sealed by a final checkpoint,
+/// 1 broken (or unreadable), 2 intact but with events after the last checkpoint.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every link of the chain and every checkpoint signature.
+    Verify {
+        /// The server's public host key.
+        #[arg(long, value_name = "HOST.pub")]
+        host_key: PathBuf,
+        /// The log; one FILE stands for its rotated set (FILE.N ... FILE.1 FILE), several
+        /// files are taken oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the log as a table (time, host, name, exit, duration, command) or as JSON lines.
+    Show {
+        /// The log; one FILE stands for its rotated set, several files are taken oldest first.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only events of this key (SHA256:...).
+        #[arg(long, value_name = "FP")]
+        key: Option<String>,
+        /// Only events at or after TIME (RFC 3339, or YYYY-MM-DD for midnight UTC).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only events whose command, name or peer contains TEXT.
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// Print the matching events as JSON lines, as written in the log.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -2,6 +2,7 @@
 //! and how it applies over [`ServerSettings`]' defaults. Command-line flags are applied after
 //! the file, so they win. A bad key or value is an error naming it and its line.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +35,18 @@ pub struct ConfigFile {
     pub auth_failure_delay_ms: Option<u64>,
     /// Grace period for running sessions after SIGTERM, seconds (default 10).
     pub shutdown_grace_secs: Option<u64>,
+    /// The audit log (off unless set).
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log at this size, bytes (default 64 MiB; at least 1024).
+    pub audit_max_bytes: Option<u64>,
+    /// Signed checkpoint after this many events (default 100).
+    pub audit_checkpoint_every: Option<u64>,
+    /// Also send each audit event to syslog: `"unix:/dev/log"` or `"udp:HOST:514"`.
+    pub syslog: Option<String>,
+    /// Named commands a restricted key may run with `command="NAME"`:
+    /// `[commands] restart-web = ["systemctl", "restart", "nginx"]`.
+    #[serde(default)]
+    pub commands: BTreeMap<String, Vec<String>>,
 }
 
 /// Why the configuration could not be used.
@@ -63,7 +76,7 @@ pub enum ConfigError {
         /// The key.
         key: &'static str,
         /// What is wrong.
-        reason: &'static str,
+        reason: String,
     },
 }
 
@@ -87,7 +100,7 @@ impl ConfigFile {
                 Err(ConfigError::Value {
                     path: path.to_owned(),
                     key,
-                    reason: "must be at least 1",
+                    reason: "must be at least 1".to_owned(),
                 })
             } else {
                 Ok(value)
@@ -126,6 +139,41 @@ impl ConfigFile {
         if let Some(v) = self.shutdown_grace_secs {
             settings.shutdown_grace = Duration::from_secs(v);
         }
+        if let Some(v) = self.audit_log {
+            settings.audit_log = Some(v);
+        }
+        if let Some(v) = self.audit_max_bytes {
+            if v < 1024 {
+                return Err(ConfigError::Value {
+                    path: path.to_owned(),
+                    key: "audit_max_bytes",
+                    reason: "must be at least 1024".to_owned(),
+                });
+            }
+            settings.audit.max_bytes = v;
+        }
+        if let Some(v) = self.audit_checkpoint_every {
+            settings.audit.checkpoint_every = positive("audit_checkpoint_every", v)?;
+        }
+        if let Some(v) = self.syslog {
+            settings.audit.syslog =
+                Some(
+                    v.parse()
+                        .map_err(|err: crate::audit::AuditError| ConfigError::Value {
+                            path: path.to_owned(),
+                            key: "syslog",
+                            reason: err.to_string(),
+                        })?,
+                );
+        }
+        if let Some((name, _)) = self.commands.iter().find(|(_, argv)| argv.is_empty()) {
+            return Err(ConfigError::Value {
+                path: path.to_owned(),
+                key: "commands",
+                reason: format!("`{name}` has an empty argv"),
+            });
+        }
+        settings.commands = self.commands;
         Ok(())
     }
 }
@@ -145,6 +193,8 @@ mod tests {
         let mut s = settings();
         file.apply(Path::new("docs/seashell.toml"), &mut s).unwrap();
         assert_eq!(s.session.idle_timeout, None);
+        assert!(s.audit_log.is_some());
+        assert!(s.commands.contains_key("restart-web"));
     }
 
     #[test]
@@ -160,6 +210,23 @@ mod tests {
         assert_eq!(s.max_sessions, 5);
         assert_eq!(s.auth_failure_delay, Duration::ZERO);
         assert_eq!(s.handshake_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn audit_keys_and_named_commands() {
+        let file: ConfigFile = toml::from_str(
+            "audit_log = \"/var/log/a.jsonl\"\naudit_max_bytes = 4096\nsyslog = \"udp:127.0.0.1:514\"\n\n[commands]\nrestart-web = [\"systemctl\", \"restart\", \"nginx\"]\n",
+        )
+        .unwrap();
+        let mut s = settings();
+        file.apply(Path::new("x.toml"), &mut s).unwrap();
+        assert_eq!(s.audit_log.as_deref(), Some(Path::new("/var/log/a.jsonl")));
+        assert_eq!(s.audit.max_bytes, 4096);
+        assert!(s.audit.syslog.is_some());
+        assert_eq!(s.commands["restart-web"], ["systemctl", "restart", "nginx"]);
+        let bad: ConfigFile = toml::from_str("syslog = \"carrier-pigeon\"").unwrap();
+        let err = bad.apply(Path::new("x.toml"), &mut settings()).unwrap_err();
+        assert!(err.to_string().contains("syslog"), "{err}");
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
 //! - [`server`]: `seashell serve`: accept loop, limits, sessions, commands.
 //! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
+//! - [`audit`]: the hash-chained, signed audit log: the server's writer, `audit verify` and
+//!   `audit show`, and the syslog copy.
 //! - [`config`]: the server's TOML configuration file.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches.
 
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;

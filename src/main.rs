@@ -1,11 +1,14 @@
 //! The `seashell` binary: parse the command line, call the library, map errors to exit codes.
 //! Client commands exit with the remote command's code (128+N for signal N); seashell's own
 //! failures exit 255 with a one-line reason on stderr; local usage errors exit 1.
+//! `audit verify` exits 0 for an intact log sealed by a final checkpoint, 1 for a broken (or
+//! unreadable) one, 2 when events follow the last checkpoint (a live or crashed server's log).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use seashell::cli::{Cli, Command, KnownHostsCommand, ServeArgs, TargetArgs};
+use seashell::audit::{self, show::ShowOptions};
+use seashell::cli::{AuditCommand, Cli, Command, KnownHostsCommand, ServeArgs, TargetArgs};
 use seashell::client::connect::ConnectOptions;
 use seashell::client::dest::Destination;
 use seashell::client::{ClientError, exec, repl};
@@ -34,6 +37,34 @@ fn main() -> ExitCode {
             host_port,
             known_hosts,
         }) => report(forget(&host_port, known_hosts), USAGE),
+        Command::Audit(AuditCommand::Verify { host_key, files }) => {
+            match audit::verify::run(&host_key, &files) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    ExitCode::from(verdict.exit_code())
+                }
+                Err(err) => fail(&err, USAGE),
+            }
+        }
+        Command::Audit(AuditCommand::Show {
+            files,
+            key,
+            since,
+            grep,
+            json,
+        }) => {
+            let options = ShowOptions {
+                files,
+                key,
+                since,
+                grep,
+                json,
+            };
+            report(
+                audit::show::run(&options, &mut std::io::stdout().lock()),
+                USAGE,
+            )
+        }
         Command::Serve(args) => serve(args),
         Command::Connect(args) => client(|rt| {
             let (dest, opts) = target(&args.target)?;
@@ -102,6 +133,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         if let Some(path) = args.authorized_keys {
             settings.authorized_keys = path;
         }
+        settings.audit_log = args.audit_log.or(settings.audit_log);
+        if let Some(bytes) = args.audit_max_bytes {
+            settings.audit.max_bytes = bytes;
+        }
+        settings.audit.syslog = args.syslog.or(settings.audit.syslog);
         let rt = runtime().map_err(ServeError::Signals)?;
         rt.block_on(async { server::bind(settings).await?.run().await })?;
         Ok::<(), StartError>(())

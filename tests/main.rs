@@ -7,6 +7,7 @@
     reason = "test helpers and tests: a failed expectation is a failed test, reported with its message"
 )]
 
+mod audit;
 mod channel;
 mod common;
 mod keys;

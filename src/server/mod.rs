@@ -3,7 +3,8 @@
 //! on unauthenticated connections), the authorization check (with a delay after each
 //! failure), and then a [`session`] (under a cap on concurrent sessions). SIGHUP re-reads
 //! authorized_keys; SIGTERM or Ctrl-C stops accepting, lets running sessions end within a
-//! grace period, then closes the rest and exits.
+//! grace period, then closes the rest and exits. With an audit log, every step is recorded
+//! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
 
 pub mod policy;
 pub mod process;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::audit::{AuditError, AuditLog, AuditOptions, Who};
 use crate::keys::private::{PassphraseSource, generate, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
@@ -59,6 +61,12 @@ pub struct ServerSettings {
     pub auth_failure_delay: Duration,
     /// How long running sessions may go on after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The audit log (None: no audit log).
+    pub audit_log: Option<PathBuf>,
+    /// Audit log rotation, checkpoints and syslog copy.
+    pub audit: AuditOptions,
+    /// Named commands for `command="NAME"` keys (the config's `[commands]`).
+    pub commands: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl ServerSettings {
@@ -82,6 +90,9 @@ impl ServerSettings {
             max_unauthenticated: 32,
             auth_failure_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            audit_log: None,
+            audit: AuditOptions::default(),
+            commands: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -103,6 +114,9 @@ pub enum ServeError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The audit log could not be opened or continued.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Everything the connections share.
@@ -113,6 +127,7 @@ struct Shared {
     unauthenticated: Arc<Semaphore>,
     sessions: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
+    audit: AuditLog,
 }
 
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
@@ -147,6 +162,10 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
             })?;
     let keys = fresh_keys(host.clone()).await?;
     tracing::info!(host_key = %fingerprint(keys.host_public()), "host key");
+    let audit = match &settings.audit_log {
+        Some(path) => AuditLog::open(path, &settings.audit, &host).await?,
+        None => AuditLog::disabled(),
+    };
     let (stop_tx, stop) = watch::channel(false);
     let shared = Arc::new(Shared {
         keys: RwLock::new(Arc::new(keys)),
@@ -155,6 +174,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         settings,
         stop,
+        audit,
     });
     Ok(BoundServer {
         listener,
@@ -177,7 +197,8 @@ impl BoundServer {
     pub async fn run(self) -> Result<(), ServeError> {
         tracing::info!("listening on {}", self.local_addr()?);
         tokio::spawn(rotate_transport_key(Arc::clone(&self.shared), self.host));
-        accept_until_signal(&self.listener, &self.shared, self.stop_tx).await
+        accept_until_signal(&self.listener, &self.shared, self.stop_tx).await?;
+        Ok(self.shared.audit.close().await?)
     }
 }
 
@@ -258,6 +279,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
     tracing::info!(%peer, "connection");
     let shared = Arc::clone(shared);
     connections.spawn(async move {
+        shared.audit.connect(&peer.to_string()).await;
         let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
         let deadline = shared.settings.handshake_timeout;
         let outcome =
@@ -285,6 +307,10 @@ async fn authenticate(
     let key_fingerprint = fingerprint(pending.claimed_key());
     let Some(entry) = shared.trust.lookup(pending.claimed_key()) else {
         tracing::warn!(%peer, key = %key_fingerprint, "authentication failed: key not in authorized_keys");
+        shared
+            .audit
+            .auth_fail(&peer.to_string(), &key_fingerprint)
+            .await;
         tokio::time::sleep(shared.settings.auth_failure_delay).await;
         pending.reject().await?;
         return Ok(None);
@@ -311,14 +337,34 @@ async fn authenticate(
 }
 
 async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
+    let began = std::time::Instant::now();
+    let audit = shared.audit.session(audit_who(&who)).await;
     let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
         tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
         let _ = channel.writer.close("server busy: too many sessions").await;
+        audit.disconnect(began.elapsed()).await;
         return;
     };
     let address = who.address.clone();
-    session::run(channel, who, shared.settings.session, shared.stop.clone()).await;
+    session::run(
+        channel,
+        who,
+        shared.settings.session,
+        shared.stop.clone(),
+        audit.clone(),
+    )
+    .await;
+    audit.disconnect(began.elapsed()).await;
     tracing::info!(peer = %address, "disconnected");
+}
+
+fn audit_who(who: &Peer) -> Who {
+    Who {
+        session: who.session_id.clone(),
+        peer: who.address.clone(),
+        key: who.fingerprint.clone(),
+        name: who.name.clone(),
+    }
 }
 
 /// Lower-case hex of a session id.

@@ -5,6 +5,8 @@
 //! command's stdout and stderr as produced (each chunk sent before the next is read, so a
 //! slow client slows the command instead of growing a buffer), then its exit status and the
 //! console state. When the session ends for any reason, the command's process group is killed.
+//! Every command line is in the audit log, fsynced, before it runs (a line the log cannot take
+//! is refused), and its exit status is recorded before the client hears it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
 use super::process::{self, signal_group};
+use crate::audit::SessionAudit;
 use crate::proto::record::MAX_CHUNK;
 use crate::proto::{ExitStatus, Message};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
@@ -71,6 +74,7 @@ pub async fn run<S>(
     peer: Peer,
     limits: SessionLimits,
     stop: watch::Receiver<bool>,
+    audit: SessionAudit,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -89,8 +93,18 @@ pub async fn run<S>(
         done_tx,
         limits.keepalive,
         console.cwd_text(),
+        audit.clone(),
     ));
-    console_task(channel.reader, console, out_tx, done_rx, limits, stop).await;
+    console_task(
+        channel.reader,
+        console,
+        out_tx,
+        done_rx,
+        limits,
+        stop,
+        &audit,
+    )
+    .await;
     // The console has dropped its sender: the output task finishes what it has and ends.
     let _ = writer.await;
 }
@@ -197,6 +211,7 @@ async fn console_task<R: AsyncRead>(
     mut done: watch::Receiver<u64>,
     limits: SessionLimits,
     mut stop: watch::Receiver<bool>,
+    audit: &SessionAudit,
 ) {
     let mut current: Option<Current> = None;
     let mut started = 0u64;
@@ -247,6 +262,20 @@ async fn console_task<R: AsyncRead>(
                 }
                 let line = line.to_owned();
                 tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "command");
+                if let Err(err) = audit.command(&line).await {
+                    tracing::error!("command refused: {err}");
+                    started += 1;
+                    let refusal = Output::Builtin {
+                        stdout: Vec::new(),
+                        stderr: format!("seashell: command refused: {err}\n").into_bytes(),
+                        status: 255,
+                        cwd: console.cwd_text(),
+                    };
+                    if out.send(refusal).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 if line.trim() == "exit" {
                     let _ = out.send(Output::Close("")).await;
                     break;
@@ -383,6 +412,7 @@ async fn output_task<W: AsyncWrite>(
     done: watch::Sender<u64>,
     keepalive: Duration,
     cwd: String,
+    audit: SessionAudit,
 ) {
     if writer
         .send(&Message::ConsoleState { cwd: &cwd })
@@ -412,6 +442,8 @@ async fn output_task<W: AsyncWrite>(
                 cwd,
             }) => {
                 finished += 1;
+                let bytes_out = (stdout.len() + stderr.len()) as u64;
+                audit.exit(status, Duration::ZERO, bytes_out).await;
                 send_builtin(&mut writer, &stdout, &stderr, status, &cwd).await
             }
             Some(Output::Command {
@@ -420,8 +452,16 @@ async fn output_task<W: AsyncWrite>(
                 stderr,
                 cwd,
             }) => {
-                let result =
-                    stream_command(&mut writer, &mut keepalive, *child, stdout, stderr, &cwd).await;
+                let result = stream_command(
+                    &mut writer,
+                    &mut keepalive,
+                    *child,
+                    stdout,
+                    stderr,
+                    &cwd,
+                    &audit,
+                )
+                .await;
                 finished += 1;
                 result
             }
@@ -488,7 +528,10 @@ async fn stream_command<W: AsyncWrite + Unpin>(
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     cwd: &str,
+    audit: &SessionAudit,
 ) -> Result<(), TransportError> {
+    let began = Instant::now();
+    let mut bytes_out = 0u64;
     let mut out_buf = vec![0u8; MAX_CHUNK];
     let mut err_buf = vec![0u8; MAX_CHUNK];
     let (mut out_open, mut err_open) = (true, true);
@@ -496,11 +539,17 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         tokio::select! {
             n = stdout.read(&mut out_buf), if out_open => match n {
                 Ok(0) | Err(_) => out_open = false,
-                Ok(n) => writer.send(&Message::Stdout(out_buf.get(..n).unwrap_or_default())).await?,
+                Ok(n) => {
+                    bytes_out += n as u64;
+                    writer.send(&Message::Stdout(out_buf.get(..n).unwrap_or_default())).await?
+                }
             },
             n = stderr.read(&mut err_buf), if err_open => match n {
                 Ok(0) | Err(_) => err_open = false,
-                Ok(n) => writer.send(&Message::Stderr(err_buf.get(..n).unwrap_or_default())).await?,
+                Ok(n) => {
+                    bytes_out += n as u64;
+                    writer.send(&Message::Stderr(err_buf.get(..n).unwrap_or_default())).await?
+                }
             },
             ping = keepalive.due() => writer.send(&ping).await?,
         }
@@ -509,6 +558,9 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         Ok(status) => exit_status(status),
         Err(_) => ExitStatus::Code(255),
     };
+    audit
+        .exit(i32::from(status.shell_code()), began.elapsed(), bytes_out)
+        .await;
     writer.send(&Message::Exit(status)).await?;
     writer.send(&Message::ConsoleState { cwd }).await
 }

@@ -3,6 +3,8 @@
 //! modes and seashell refuses open private keys), and running the built `seashell` binary there
 //! with no terminal on stdin and no passphrase in the environment.
 
+pub mod server;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;

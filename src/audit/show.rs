@@ -1,0 +1,288 @@
+//! `seashell audit show`: the log for people. A table with one row per command (joined with
+//! its exit status and duration) and per notable event (server start and stop, refused keys,
+//! policy refusals, transfers), or with `--json` the matching events as written. Filters:
+//! `--key` (a key fingerprint), `--since` (a time) and `--grep` (text in the command, name or
+//! peer). This only reads and prints; it does not check the chain (that is `verify`), and it
+//! escapes control characters so that a logged command cannot drive the reader's terminal.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write};
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::chain::{Event, EventKind};
+use super::{AuditError, rotated_set};
+
+/// What `seashell audit show` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct ShowOptions {
+    /// The log (a single file stands for its rotated set), or several files oldest first.
+    pub files: Vec<PathBuf>,
+    /// Only events of this key fingerprint.
+    pub key: Option<String>,
+    /// Only events at or after this time (RFC 3339, or a date for midnight UTC).
+    pub since: Option<String>,
+    /// Only events whose command, name or peer contains this text.
+    pub grep: Option<String>,
+    /// Print the matching events as JSON lines instead of a table.
+    pub json: bool,
+}
+
+/// Prints the log as `options` ask, to `out`.
+pub fn run(options: &ShowOptions, out: &mut dyn Write) -> Result<(), AuditError> {
+    let filter = Filter::new(options)?;
+    let files = match options.files.as_slice() {
+        [single] => rotated_set(single),
+        many => many.to_vec(),
+    };
+    let events = read_events(&files)?;
+    let stdout = |err| AuditError::Io {
+        path: PathBuf::from("<stdout>"),
+        source: err,
+    };
+    if options.json {
+        for (_, line) in events.iter().filter(|(e, _)| filter.matches(e)) {
+            writeln!(out, "{line}").map_err(stdout)?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<Row> = rows(&events)
+        .into_iter()
+        .filter(|row| filter.matches(row.event))
+        .collect();
+    write_table(&rows, out).map_err(stdout)
+}
+
+/// Every event of `files` with its line as written. An incomplete last line (a crash while
+/// writing) is skipped; any other line that is not an event is an error naming it.
+fn read_events(files: &[PathBuf]) -> Result<Vec<(Event, String)>, AuditError> {
+    let mut events = Vec::new();
+    for path in files {
+        let file = File::open(path).map_err(AuditError::io(path))?;
+        let mut reader = BufReader::new(file);
+        let mut number = 0u64;
+        loop {
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map_err(AuditError::io(path))?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            let Some(text) = line.strip_suffix('\n') else {
+                break;
+            };
+            let event = Event::parse(text.as_bytes()).map_err(|err| AuditError::BadLine {
+                path: path.clone(),
+                line: number,
+                detail: format!("not an audit event ({err}); run `seashell audit verify`"),
+            })?;
+            events.push((event, text.to_owned()));
+        }
+    }
+    Ok(events)
+}
+
+struct Filter<'a> {
+    key: Option<&'a str>,
+    since: Option<OffsetDateTime>,
+    grep: Option<&'a str>,
+}
+
+impl<'a> Filter<'a> {
+    fn new(options: &'a ShowOptions) -> Result<Self, AuditError> {
+        Ok(Self {
+            key: options.key.as_deref(),
+            since: options.since.as_deref().map(parse_since).transpose()?,
+            grep: options.grep.as_deref(),
+        })
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        let record = &event.record;
+        let key = self
+            .key
+            .is_none_or(|key| record.key.as_deref() == Some(key));
+        let since = self.since.is_none_or(|since| {
+            OffsetDateTime::parse(&event.time, &Rfc3339).is_ok_and(|time| time >= since)
+        });
+        let grep = self.grep.is_none_or(|text| {
+            [&record.command, &record.name, &record.peer]
+                .iter()
+                .any(|field| field.as_deref().is_some_and(|f| f.contains(text)))
+        });
+        key && since && grep
+    }
+}
+
+/// RFC 3339, or `YYYY-MM-DD` for midnight UTC that day.
+fn parse_since(text: &str) -> Result<OffsetDateTime, AuditError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339))
+        .map_err(|_| AuditError::BadTime(text.to_owned()))
+}
+
+/// One row of the table: a command and its end, or a notable event.
+struct Row<'a> {
+    event: &'a Event,
+    exit: Option<i32>,
+    duration_ms: Option<u64>,
+}
+
+/// The rows of the table, in log order; each `exit` completes the last command of its session.
+fn rows(events: &[(Event, String)]) -> Vec<Row<'_>> {
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut open: HashMap<&str, usize> = HashMap::new();
+    for (event, _) in events {
+        let record = &event.record;
+        match record.event {
+            EventKind::Command => {
+                if let Some(session) = record.session.as_deref() {
+                    open.insert(session, rows.len());
+                }
+                rows.push(Row {
+                    event,
+                    exit: None,
+                    duration_ms: None,
+                });
+            }
+            EventKind::Exit => {
+                let row = record
+                    .session
+                    .as_deref()
+                    .and_then(|session| open.remove(session))
+                    .and_then(|index| rows.get_mut(index));
+                if let Some(row) = row {
+                    row.exit = record.exit;
+                    row.duration_ms = record.duration_ms;
+                }
+            }
+            EventKind::AuthFail
+            | EventKind::Denied
+            | EventKind::Transfer
+            | EventKind::Start
+            | EventKind::Stop => rows.push(Row {
+                event,
+                exit: record.exit,
+                duration_ms: record.duration_ms,
+            }),
+            EventKind::Connect
+            | EventKind::AuthOk
+            | EventKind::Disconnect
+            | EventKind::Checkpoint => {}
+        }
+    }
+    rows
+}
+
+/// The cells of a row: time, host, name, exit, duration, command.
+fn cells(row: &Row<'_>) -> [String; 6] {
+    let record = &row.event.record;
+    let time = row
+        .event
+        .time
+        .get(..19)
+        .unwrap_or(&row.event.time)
+        .replacen('T', " ", 1);
+    let command = match record.event {
+        EventKind::Command => record.command.clone().unwrap_or_default(),
+        EventKind::AuthFail => format!(
+            "[auth_fail: key {} refused]",
+            record.key.as_deref().unwrap_or("?")
+        ),
+        other => match &record.command {
+            Some(command) => format!("[{}] {command}", other.as_str()),
+            None => format!("[{}]", other.as_str()),
+        },
+    };
+    let dash = || "-".to_owned();
+    [
+        time,
+        record.peer.clone().unwrap_or_else(dash),
+        record.name.clone().unwrap_or_else(dash),
+        row.exit.map_or_else(dash, |code| code.to_string()),
+        row.duration_ms.map_or_else(dash, duration),
+        command,
+    ]
+    .map(|cell| escape(&cell))
+}
+
+fn write_table(rows: &[Row<'_>], out: &mut dyn Write) -> std::io::Result<()> {
+    let header = ["TIME", "HOST", "NAME", "EXIT", "DURATION", "COMMAND"].map(str::to_owned);
+    let body: Vec<[String; 6]> = rows.iter().map(cells).collect();
+    let mut widths = [0usize; 5];
+    for cells in std::iter::once(&header).chain(&body) {
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for cells in std::iter::once(&header).chain(&body) {
+        let mut line = String::new();
+        for (width, cell) in widths.iter().zip(cells) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        if let Some(command) = cells.last() {
+            line.push_str(command);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `12ms`, `1.234s`, `2m05s`, `1h02m`.
+fn duration(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{:03}s", ms / 1000, ms % 1000),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// Control characters (newlines, escape sequences...) shown escaped, never sent raw.
+fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(12), "12ms");
+        assert_eq!(duration(1_234), "1.234s");
+        assert_eq!(duration(125_000), "2m05s");
+        assert_eq!(duration(3_720_000), "1h02m");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+        assert_eq!(escape("héllo"), "héllo");
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_date() {
+        assert_eq!(
+            parse_since("2025-06-01").unwrap(),
+            parse_since("2025-06-01T00:00:00Z").unwrap()
+        );
+        assert!(parse_since("2025-06-01T12:00:00+02:00").is_ok());
+        assert!(matches!(
+            parse_since("yesterday"),
+            Err(AuditError::BadTime(_))
+        ));
+    }
+}

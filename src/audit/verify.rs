@@ -1,0 +1,911 @@
+//! `seashell audit verify`: walks the chain through one or more files (oldest first), checks
+//! that every line links to the one before and that every checkpoint is signed by the host key,
+//! and gives a [`Verdict`]. At the first break it looks at the lines around it to say what
+//! most likely happened (a line edited, deleted, inserted or moved, or a bad signature) and
+//! where. It only reads; what it can and cannot prove is in docs/audit.md.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+
+use rsa::PublicKey;
+
+use super::chain::{Event, EventKind, check_checkpoint, line_hash};
+use super::{AuditError, rotated_set};
+use crate::keys::private::load_public_key_file;
+use crate::keys::public::fingerprint;
+
+/// How many lines around a break are looked at to explain it.
+const WINDOW: usize = 64;
+
+/// A line in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file, as given.
+    pub file: PathBuf,
+    /// The line number, from 1.
+    pub line: u64,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// What most likely happened at a break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// The line's bytes changed.
+    Edited,
+    /// Lines are missing before this one.
+    Deleted,
+    /// The line is not part of the chain.
+    Inserted,
+    /// The line is part of the chain, in the wrong place.
+    Reordered,
+    /// A checkpoint whose signature does not verify under the host key.
+    BadSignature,
+}
+
+impl fmt::Display for Tamper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Edited => "edited",
+            Self::Deleted => "deleted",
+            Self::Inserted => "inserted",
+            Self::Reordered => "reordered",
+            Self::BadSignature => "bad signature",
+        })
+    }
+}
+
+/// The first place where the chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The first bad line.
+    pub at: Location,
+    /// What most likely happened.
+    pub tamper: Tamper,
+    /// The evidence.
+    pub detail: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every link holds and the last line is a valid checkpoint (exit 0).
+    Sealed {
+        /// Lines checked.
+        events: u64,
+        /// Files read.
+        files: usize,
+        /// The last line.
+        last_checkpoint: Location,
+    },
+    /// Every link holds, but events follow the last checkpoint (exit 2): the server is still
+    /// running, or crashed; lines after the last checkpoint could have been cut off.
+    Unsealed {
+        /// Lines checked.
+        events: u64,
+        /// Files read.
+        files: usize,
+        /// Lines after the last checkpoint.
+        after: u64,
+        /// The last checkpoint, if any.
+        last_checkpoint: Option<Location>,
+        /// The very last line was incomplete (a crash while writing) and was not counted.
+        torn: bool,
+    },
+    /// The chain is broken (exit 1).
+    Broken(Break),
+}
+
+impl Verdict {
+    /// 0 sealed, 1 broken, 2 live or crashed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Sealed { .. } => 0,
+            Self::Broken(_) => 1,
+            Self::Unsealed { .. } => 2,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = |at: &Location, files: usize| {
+            if files == 1 {
+                format!("line {}", at.line)
+            } else {
+                at.to_string()
+            }
+        };
+        match self {
+            Self::Sealed {
+                events,
+                files,
+                last_checkpoint,
+            } => {
+                let across = if *files == 1 {
+                    String::new()
+                } else {
+                    format!(" in {files} files")
+                };
+                write!(
+                    f,
+                    "OK: {events} events{across}, last checkpoint at {}",
+                    place(last_checkpoint, *files)
+                )
+            }
+            Self::Unsealed {
+                events,
+                files,
+                after,
+                last_checkpoint,
+                torn,
+            } => {
+                writeln!(f, "chain intact: {events} events, every link holds")?;
+                let checkpoint = last_checkpoint
+                    .as_ref()
+                    .map_or("none yet".to_owned(), |at| place(at, *files));
+                write!(
+                    f,
+                    "{after} events after the last checkpoint ({checkpoint}): the log is live or \
+                     the server crashed"
+                )?;
+                if *torn {
+                    write!(
+                        f,
+                        "\nthe last line is incomplete (cut off while being written) and was not \
+                         counted"
+                    )?;
+                }
+                Ok(())
+            }
+            Self::Broken(b) => write!(f, "FAILED: {}: {}: {}", b.at, b.tamper, b.detail),
+        }
+    }
+}
+
+/// `seashell audit verify --host-key HOST.pub FILE...`: a single FILE stands for its whole
+/// rotated set (`FILE.N` ... `FILE.1`, `FILE`); several files are taken as given, oldest first.
+pub fn run(host_key: &Path, files: &[PathBuf]) -> Result<Verdict, AuditError> {
+    let (host, _) = load_public_key_file(host_key)?;
+    let files = match files {
+        [single] => rotated_set(single),
+        many => many.to_vec(),
+    };
+    verify_files(&files, &host)
+}
+
+/// Verifies the chain through `files`, oldest first.
+pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, AuditError> {
+    let mut lines = LineReader::new(files);
+    let mut walk = Walk {
+        host,
+        host_fingerprint: fingerprint(host),
+        recent: VecDeque::with_capacity(WINDOW),
+        events: 0,
+        last_checkpoint: None,
+        after: 0,
+    };
+    let mut torn = false;
+    while let Some(line) = lines.next() {
+        let line = line?;
+        if !line.complete {
+            if lines.next().transpose()?.is_none() {
+                torn = true;
+                break;
+            }
+            return Ok(Verdict::Broken(Break {
+                at: line.at,
+                tamper: Tamper::Edited,
+                detail: "the line has no newline but more lines follow it".to_owned(),
+            }));
+        }
+        if let Err(problem) = walk.accept(&line) {
+            let ahead = lines.by_ref().take(WINDOW).collect::<Result<Vec<_>, _>>()?;
+            return Ok(Verdict::Broken(walk.explain(problem, &line, &ahead)));
+        }
+    }
+    let files = files.len();
+    Ok(match (walk.last_checkpoint, walk.after) {
+        _ if walk.events == 0 && !torn => {
+            return Err(AuditError::Empty {
+                path: lines.files.last().cloned().unwrap_or_default(),
+            });
+        }
+        (Some(last_checkpoint), 0) if !torn => Verdict::Sealed {
+            events: walk.events,
+            files,
+            last_checkpoint,
+        },
+        (last_checkpoint, after) => Verdict::Unsealed {
+            events: walk.events,
+            files,
+            after,
+            last_checkpoint,
+            torn,
+        },
+    })
+}
+
+/// One line as read: its place, its bytes (without newline) and what they parse to.
+struct Line {
+    at: Location,
+    hash: String,
+    event: Result<Event, String>,
+    bytes: Vec<u8>,
+    complete: bool,
+}
+
+impl Line {
+    fn prev(&self) -> Option<&str> {
+        self.event.as_ref().ok().map(|e| e.prev.as_str())
+    }
+
+    fn seq(&self) -> Option<u64> {
+        self.event.as_ref().ok().map(|e| e.seq)
+    }
+}
+
+/// The lines of several files in order.
+struct LineReader {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    current: Option<(PathBuf, BufReader<File>, u64)>,
+}
+
+impl LineReader {
+    fn new(files: &[PathBuf]) -> Self {
+        Self {
+            files: files.to_vec(),
+            next_file: 0,
+            current: None,
+        }
+    }
+}
+
+impl Iterator for LineReader {
+    type Item = Result<Line, AuditError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.current.is_none() {
+                let path = self.files.get(self.next_file)?.clone();
+                self.next_file += 1;
+                match File::open(&path) {
+                    Ok(file) => self.current = Some((path, BufReader::new(file), 0)),
+                    Err(err) => return Some(Err(AuditError::io(&path)(err))),
+                }
+            }
+            let (path, reader, number) = self.current.as_mut()?;
+            let mut bytes = Vec::new();
+            match reader.read_until(b'\n', &mut bytes) {
+                Ok(0) => self.current = None,
+                Ok(_) => {
+                    *number += 1;
+                    let complete = bytes.last() == Some(&b'\n');
+                    if complete {
+                        bytes.pop();
+                    }
+                    return Some(Ok(Line {
+                        at: Location {
+                            file: path.clone(),
+                            line: *number,
+                        },
+                        hash: line_hash(&bytes),
+                        event: Event::parse(&bytes).map_err(|err| err.to_string()),
+                        bytes,
+                        complete,
+                    }));
+                }
+                Err(err) => return Some(Err(AuditError::io(path)(err))),
+            }
+        }
+    }
+}
+
+/// A line that passed, as later lines need it.
+struct Linked {
+    at: Location,
+    seq: u64,
+    hash: String,
+    checkpoint: bool,
+}
+
+/// Why a line was not accepted.
+enum Problem {
+    /// Plain from the line itself.
+    Plain(Break),
+    /// The first line is not the genesis `start`.
+    Head,
+    /// The line does not link to the one before.
+    Link,
+}
+
+struct Walk<'a> {
+    host: &'a PublicKey,
+    host_fingerprint: String,
+    /// The last lines accepted, newest at the back.
+    recent: VecDeque<Linked>,
+    events: u64,
+    last_checkpoint: Option<Location>,
+    after: u64,
+}
+
+impl Walk<'_> {
+    fn accept(&mut self, line: &Line) -> Result<(), Problem> {
+        let plain = |tamper, detail: String| {
+            Problem::Plain(Break {
+                at: line.at.clone(),
+                tamper,
+                detail,
+            })
+        };
+        let event = line
+            .event
+            .as_ref()
+            .map_err(|err| plain(Tamper::Edited, format!("not an audit event ({err})")))?;
+        match self.recent.back() {
+            None if event.is_genesis() && event.seq != 1 => {
+                return Err(plain(
+                    Tamper::Edited,
+                    format!("the genesis line has seq {}, not 1", event.seq),
+                ));
+            }
+            None if event.genesis.is_some() && !event.is_genesis() => {
+                return Err(plain(
+                    Tamper::Edited,
+                    "a genesis line whose prev is not its genesis value".to_owned(),
+                ));
+            }
+            None if !event.is_genesis() => return Err(Problem::Head),
+            None => {}
+            Some(last) if event.prev != last.hash => return Err(Problem::Link),
+            Some(last) if Some(event.seq) != last.seq.checked_add(1) => {
+                return Err(plain(
+                    Tamper::Edited,
+                    format!(
+                        "seq {} where {} was expected, though the line links correctly to {}: \
+                         its seq was changed",
+                        event.seq,
+                        last.seq.saturating_add(1),
+                        last.at
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let checkpoint = event.record.event == EventKind::Checkpoint;
+        if checkpoint && let Err(detail) = self.signature(line, event) {
+            return Err(plain(Tamper::BadSignature, detail));
+        }
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Linked {
+            at: line.at.clone(),
+            seq: event.seq,
+            hash: line.hash.clone(),
+            checkpoint,
+        });
+        self.events += 1;
+        if checkpoint {
+            self.last_checkpoint = Some(line.at.clone());
+            self.after = 0;
+        } else {
+            self.after += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks a checkpoint's signature; the error says why it fails.
+    fn signature(&self, line: &Line, event: &Event) -> Result<(), String> {
+        let text = std::str::from_utf8(&line.bytes).map_err(|_| "not UTF-8".to_owned())?;
+        check_checkpoint(text, event, self.host).map_err(|problem| {
+            match event.record.key.as_deref() {
+                Some(key) if key != self.host_fingerprint => format!(
+                    "{problem}: the checkpoint names host key {key}, not the given {}",
+                    self.host_fingerprint
+                ),
+                _ => format!(
+                    "{problem}: the checkpoint (or a byte of it) was changed, or it was not \
+                     signed by this host key"
+                ),
+            }
+        })
+    }
+
+    /// A checkpoint that carries a valid signature is genuine wherever it stands.
+    fn signed_checkpoint(&self, line: &Line) -> bool {
+        line.event.as_ref().is_ok_and(|event| {
+            event.record.event == EventKind::Checkpoint && self.signature(line, event).is_ok()
+        })
+    }
+
+    /// Some later line links to `line`, or it is a signed checkpoint: it is part of the chain.
+    fn genuine(&self, line: &Line, ahead: &[Line]) -> bool {
+        ahead.iter().any(|a| a.prev() == Some(&line.hash)) || self.signed_checkpoint(line)
+    }
+
+    fn explain(&self, problem: Problem, line: &Line, ahead: &[Line]) -> Break {
+        match problem {
+            Problem::Plain(found) => found,
+            Problem::Head => self.explain_head(line, ahead),
+            Problem::Link => self.explain_link(line, ahead),
+        }
+    }
+
+    /// The first line is not the genesis `start`.
+    fn explain_head(&self, line: &Line, ahead: &[Line]) -> Break {
+        let at = line.at.clone();
+        let seq = line.seq().unwrap_or_default();
+        match ahead
+            .iter()
+            .find(|a| a.event.as_ref().is_ok_and(Event::is_genesis))
+        {
+            Some(genesis) if self.genuine(line, ahead) => Break {
+                at,
+                tamper: Tamper::Reordered,
+                detail: format!("seq {seq} stands before the genesis line ({})", genesis.at),
+            },
+            Some(genesis) => Break {
+                at,
+                tamper: Tamper::Inserted,
+                detail: format!(
+                    "a line that is not part of the chain, before the genesis line ({})",
+                    genesis.at
+                ),
+            },
+            None => Break {
+                at,
+                tamper: Tamper::Deleted,
+                detail: format!(
+                    "the log does not begin with its genesis `start` line: this line is seq {seq}, \
+                     so {} earlier line(s) are missing (a cut head, or an older rotated file \
+                     not given)",
+                    seq.saturating_sub(1)
+                ),
+            },
+        }
+    }
+
+    /// The line does not link to the one before: say why, from the lines around it.
+    fn explain_link(&self, line: &Line, ahead: &[Line]) -> Break {
+        let Some(last) = self.recent.back() else {
+            return self.explain_head(line, ahead);
+        };
+        let at = line.at.clone();
+        let expected = last.seq.saturating_add(1);
+        let seq = line.seq().unwrap_or_default();
+        let belongs_after = ahead.iter().find(|a| Some(a.hash.as_str()) == line.prev());
+        if let Some(target) = belongs_after
+            && self.genuine(line, ahead)
+        {
+            return Break {
+                at,
+                tamper: Tamper::Reordered,
+                detail: format!(
+                    "seq {seq} is out of place: it belongs after {} (seq {})",
+                    target.at,
+                    target.seq().unwrap_or_default()
+                ),
+            };
+        }
+        if let Some(next) = ahead.first()
+            && next.prev() == Some(&last.hash)
+            && next.seq() == Some(expected)
+        {
+            return Break {
+                at,
+                tamper: Tamper::Inserted,
+                detail: format!(
+                    "not part of the chain: the next line ({}) links directly to {}",
+                    next.at, last.at
+                ),
+            };
+        }
+        match seq.cmp(&expected) {
+            std::cmp::Ordering::Equal => self.explain_edit(line, ahead, last),
+            std::cmp::Ordering::Greater => {
+                if let Some(early) = ahead
+                    .iter()
+                    .find(|a| a.seq().is_some_and(|s| (expected..seq).contains(&s)))
+                {
+                    return Break {
+                        at,
+                        tamper: Tamper::Reordered,
+                        detail: format!(
+                            "seq {seq} comes before seq {} ({})",
+                            early.seq().unwrap_or_default(),
+                            early.at
+                        ),
+                    };
+                }
+                let hint = if at.line == 1 {
+                    " (a rotated file missing?)"
+                } else {
+                    ""
+                };
+                Break {
+                    at,
+                    tamper: Tamper::Deleted,
+                    detail: format!(
+                        "{} line(s) missing before this one{hint}: seq jumps from {} to {seq}",
+                        seq - expected,
+                        last.seq
+                    ),
+                }
+            }
+            std::cmp::Ordering::Less => self.explain_repeat(line, last),
+        }
+    }
+
+    /// Same seq as expected but a wrong link: the line before changed, or this line's `prev`.
+    fn explain_edit(&self, line: &Line, ahead: &[Line], last: &Linked) -> Break {
+        let linked_from_next = ahead.first().is_some_and(|n| n.prev() == Some(&line.hash));
+        if linked_from_next || self.signed_checkpoint(line) {
+            Break {
+                at: last.at.clone(),
+                tamper: Tamper::Edited,
+                detail: format!(
+                    "its hash no longer matches the prev of the next line ({})",
+                    line.at
+                ),
+            }
+        } else if ahead.is_empty() {
+            Break {
+                at: last.at.clone(),
+                tamper: Tamper::Edited,
+                detail: format!(
+                    "its hash does not match the prev of the next line ({}), or that prev was \
+                     edited",
+                    line.at
+                ),
+            }
+        } else {
+            Break {
+                at: line.at.clone(),
+                tamper: Tamper::Edited,
+                detail: format!(
+                    "its prev does not match the line before ({}) and the next line does not \
+                     link to it",
+                    last.at
+                ),
+            }
+        }
+    }
+
+    /// The seq goes back: a block of lines was inserted after an earlier line that this one
+    /// follows, or this line was moved.
+    fn explain_repeat(&self, line: &Line, last: &Linked) -> Break {
+        let at = line.at.clone();
+        let seq = line.seq().unwrap_or_default();
+        let parent = self.recent.iter().position(|r| {
+            Some(r.hash.as_str()) == line.prev() && r.seq.checked_add(1) == Some(seq)
+        });
+        let Some(parent) = parent else {
+            return Break {
+                at,
+                tamper: Tamper::Reordered,
+                detail: format!("seq goes back from {} to {seq}", last.seq),
+            };
+        };
+        let block: Vec<&Linked> = self.recent.iter().skip(parent + 1).collect();
+        let parent_at = self
+            .recent
+            .get(parent)
+            .map(|p| p.at.to_string())
+            .unwrap_or_default();
+        match block.first() {
+            Some(first) if block.iter().all(|l| !l.checkpoint) => Break {
+                at: first.at.clone(),
+                tamper: Tamper::Inserted,
+                detail: format!(
+                    "not part of the chain: {} links directly to {parent_at}, past {} line(s) \
+                     starting here",
+                    line.at,
+                    block.len()
+                ),
+            },
+            _ => Break {
+                at,
+                tamper: Tamper::Inserted,
+                detail: format!(
+                    "not part of the chain: it claims to follow {parent_at}, which the signed \
+                     lines after it already follow"
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rsa::PrivateKey;
+    use rsa::pkcs8::DecodePrivateKey as _;
+
+    use super::*;
+    use crate::audit::chain::{AuditChain, Record};
+
+    const TIME: &str = "2025-06-01T12:00:00.000Z";
+
+    fn host_key() -> PrivateKey {
+        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
+    }
+
+    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and at the end.
+    fn sealed_log(key: &PrivateKey) -> Vec<String> {
+        let mut chain = AuditChain::new([9; 32]);
+        let steps = [
+            Some((EventKind::Start, None)),
+            Some((EventKind::Connect, None)),
+            Some((EventKind::AuthOk, None)),
+            Some((EventKind::Command, Some("id"))),
+            Some((EventKind::Exit, None)),
+            None,
+            Some((EventKind::Command, Some("ls"))),
+            Some((EventKind::Exit, None)),
+            Some((EventKind::Disconnect, None)),
+            Some((EventKind::Stop, None)),
+            None,
+        ];
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Some((kind, command)) => {
+                    let mut record = Record::new(kind);
+                    record.session = Some("s1".into());
+                    record.command = command.map(str::to_owned);
+                    chain.seal(record, TIME.into()).unwrap()
+                }
+                None => chain.seal_checkpoint(TIME.into(), key, "SHA256:h").unwrap(),
+            })
+            .collect()
+    }
+
+    fn check(lines: &[String]) -> Verdict {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        verify_files(&[path], host_key().as_public_key()).unwrap()
+    }
+
+    fn broken_at(verdict: &Verdict) -> (u64, Tamper) {
+        match verdict {
+            Verdict::Broken(b) => (b.at.line, b.tamper),
+            other => panic!("expected a break, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_intact_log_is_sealed() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines);
+        assert_eq!(verdict.exit_code(), 0);
+        assert_eq!(
+            verdict.to_string(),
+            "OK: 11 events, last checkpoint at line 11"
+        );
+    }
+
+    #[test]
+    fn every_edit_is_found_at_its_line() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() {
+            let mut edited = lines.clone();
+            edited[i] = edited[i].replacen("\"time\":\"2025", "\"time\":\"2024", 1);
+            let is_checkpoint = edited[i].contains("\"checkpoint\"");
+            let want = if is_checkpoint {
+                Tamper::BadSignature
+            } else {
+                Tamper::Edited
+            };
+            assert_eq!(
+                broken_at(&check(&edited)),
+                (i as u64 + 1, want),
+                "line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn every_deletion_is_found_where_the_hole_is() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() - 1 {
+            let mut cut = lines.clone();
+            cut.remove(i);
+            assert_eq!(
+                broken_at(&check(&cut)),
+                (i as u64 + 1, Tamper::Deleted),
+                "line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn every_insertion_is_found_at_the_inserted_line() {
+        let lines = sealed_log(&host_key());
+        let forged = lines[3].replace("\"id\"", "\"rm -rf /\"");
+        for i in 0..=lines.len() {
+            let mut grown = lines.clone();
+            grown.insert(i, forged.clone());
+            assert_eq!(
+                broken_at(&check(&grown)),
+                (i as u64 + 1, Tamper::Inserted),
+                "inserted as line {}",
+                i + 1
+            );
+        }
+    }
+
+    #[test]
+    fn a_well_linked_forged_line_is_still_found() {
+        // A forger who recomputes seq and prev for the inserted line only.
+        let lines = sealed_log(&host_key());
+        let mut event = Event::parse(lines[6].as_bytes()).unwrap();
+        event.record.command = Some("curl evil | sh".into());
+        event.prev = line_hash(lines[6].as_bytes());
+        event.seq = 8;
+        let mut grown = lines.clone();
+        grown.insert(7, event.to_line().unwrap());
+        assert_eq!(broken_at(&check(&grown)), (8, Tamper::Inserted));
+    }
+
+    #[test]
+    fn every_swap_is_found_as_a_reorder() {
+        let lines = sealed_log(&host_key());
+        for i in 0..lines.len() - 1 {
+            let mut swapped = lines.clone();
+            swapped.swap(i, i + 1);
+            assert_eq!(
+                broken_at(&check(&swapped)),
+                (i as u64 + 1, Tamper::Reordered),
+                "lines {} and {}",
+                i + 1,
+                i + 2
+            );
+        }
+    }
+
+    #[test]
+    fn a_rewritten_chain_fails_at_the_next_checkpoint() {
+        // Recompute every link after an edit: only the signature can tell.
+        let lines = sealed_log(&host_key());
+        let mut rewritten = lines[..6].to_vec();
+        rewritten[3] = rewritten[3].replace("\"id\"", "\"true\"");
+        for i in 4..6 {
+            let mut event = Event::parse(rewritten[i].as_bytes()).unwrap();
+            event.prev = line_hash(rewritten[i - 1].as_bytes());
+            rewritten[i] = event.to_line().unwrap();
+        }
+        assert_eq!(broken_at(&check(&rewritten)), (6, Tamper::BadSignature));
+    }
+
+    #[test]
+    fn a_missing_final_checkpoint_is_live_or_crashed() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines[..10]);
+        assert_eq!(verdict.exit_code(), 2);
+        assert_eq!(
+            verdict.to_string(),
+            "chain intact: 10 events, every link holds\n\
+             4 events after the last checkpoint (line 6): the log is live or the server crashed"
+        );
+        let mut torn = lines[..10]
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>();
+        torn.push_str("{\"time\":");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, torn).unwrap();
+        let verdict = verify_files(&[path], host_key().as_public_key()).unwrap();
+        assert!(matches!(
+            verdict,
+            Verdict::Unsealed {
+                after: 4,
+                torn: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn another_host_key_fails_the_first_checkpoint() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let other =
+            PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/other_rsa")).unwrap();
+        let verdict = verify_files(&[path], other.as_public_key()).unwrap();
+        let (line, tamper) = broken_at(&verdict);
+        assert_eq!((line, tamper), (6, Tamper::BadSignature));
+        assert!(
+            verdict.to_string().contains("names host key SHA256:h"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn a_missing_rotated_file_is_a_deletion_at_the_next_file() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let parts = [&lines[..3], &lines[3..6], &lines[6..]];
+        let files: Vec<PathBuf> = parts
+            .iter()
+            .enumerate()
+            .map(|(n, part)| {
+                let path = dir.path().join(format!("log.{n}"));
+                std::fs::write(
+                    &path,
+                    part.iter().map(|l| format!("{l}\n")).collect::<String>(),
+                )
+                .unwrap();
+                path
+            })
+            .collect();
+        let key = host_key();
+        let all = verify_files(&files, key.as_public_key()).unwrap();
+        assert!(
+            matches!(
+                all,
+                Verdict::Sealed {
+                    events: 11,
+                    files: 3,
+                    ..
+                }
+            ),
+            "{all:?}"
+        );
+        let gap = verify_files(&[files[0].clone(), files[2].clone()], key.as_public_key()).unwrap();
+        let Verdict::Broken(found) = gap else {
+            panic!("{gap:?}")
+        };
+        assert_eq!(found.at.file, files[2]);
+        assert_eq!((found.at.line, found.tamper), (1, Tamper::Deleted));
+        assert!(
+            found.detail.contains("rotated file missing"),
+            "{}",
+            found.detail
+        );
+        // A later file alone does not begin at the genesis.
+        let tail = verify_files(&files[2..], key.as_public_key()).unwrap();
+        assert!(matches!(
+            tail,
+            Verdict::Broken(Break {
+                tamper: Tamper::Deleted,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn junk_is_an_edit_and_an_empty_log_an_error() {
+        let mut lines = sealed_log(&host_key());
+        lines[4] = "not json".into();
+        assert_eq!(broken_at(&check(&lines)), (5, Tamper::Edited));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(
+            verify_files(&[path], host_key().as_public_key()),
+            Err(AuditError::Empty { .. })
+        ));
+    }
+}

@@ -1,0 +1,390 @@
+//! The audit log end to end, with the real binary: a server with `--audit-log` records real
+//! sessions; `audit verify` passes the log, finds every edit, deletion, insertion and
+//! reordering at its line, and tells a crashed server's log (exit 2) from a tampered one
+//! (exit 1); a kill -9 during a command leaves that command in the log; rotation keeps one
+//! chain across files; `audit show` prints the sessions; syslog gets a copy of every line.
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::server::client_fingerprint;
+use crate::common::{Run, Sandbox, fixture_path};
+
+/// The log of a server that ran `echo hello`, `exit 3` and `pwd` for the client fixture,
+/// refused the `other_rsa` key, and was stopped with SIGTERM. Made once, shared by the tests.
+fn real_log() -> &'static str {
+    static LOG: OnceLock<String> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let sandbox = Sandbox::new();
+        let server = sandbox.serve(&["--audit-log", "audit.log"]);
+        assert_eq!(sandbox.exec(&server, "echo hello").ok(), "hello\n");
+        sandbox.exec(&server, "exit 3").failed_with(3);
+        sandbox.exec(&server, "pwd").ok();
+        sandbox.exec_as(&server, "other_rsa", "id").failed_with(255);
+        let status = server.terminate();
+        assert!(status.success(), "server exit: {status}");
+        fs::read_to_string(sandbox.path().join("audit.log")).unwrap()
+    })
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Writes `lines` as the sandbox's audit.log and returns its path.
+fn write_log(sandbox: &Sandbox, lines: &[String]) -> PathBuf {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    sandbox.write("audit.log", &text)
+}
+
+fn verify(sandbox: &Sandbox, files: &[&Path]) -> Run {
+    let mut args: Vec<OsString> = ["audit", "verify", "--host-key"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    args.push(fixture_path("host_rsa.pub").into());
+    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+    sandbox.seashell(args)
+}
+
+fn show(sandbox: &Sandbox, log: &Path, extra: &[&str]) -> Run {
+    let mut args: Vec<OsString> = vec!["audit".into(), "show".into(), log.into()];
+    args.extend(extra.iter().map(OsString::from));
+    sandbox.seashell(args)
+}
+
+/// Asserts that verify exits 1 naming `line` of `log` as the first bad one, for `why`.
+fn assert_broken_at(sandbox: &Sandbox, log: &Path, line: usize, why: &str, case: &str) {
+    let run = verify(sandbox, &[log]);
+    assert_eq!(run.code, Some(1), "{case}: {run:#?}");
+    let want = format!("FAILED: {}:{line}: {why}", log.display());
+    assert!(
+        run.stdout.starts_with(&want),
+        "{case}: want {want:?}, got {run:#?}"
+    );
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_real_log_verifies_and_shows() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.write("audit.log", real_log());
+    let events = lines(real_log());
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("\"start\""));
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["\"stop\"".to_owned(), "\"checkpoint\"".to_owned()]
+    );
+    for kind in [
+        "connect",
+        "auth_ok",
+        "auth_fail",
+        "command",
+        "exit",
+        "disconnect",
+    ] {
+        assert!(
+            kinds.contains(&format!("\"{kind}\"")),
+            "no {kind}: {kinds:?}"
+        );
+    }
+
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(
+        run.ok().trim(),
+        format!(
+            "OK: {n} events, last checkpoint at line {n}",
+            n = events.len()
+        )
+    );
+
+    let table = show(&sandbox, &log, &[]).ok().to_owned();
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(rows[0].starts_with("TIME"), "{table}");
+    let row = |text: &str| {
+        rows.iter()
+            .find(|r| r.ends_with(text))
+            .unwrap_or_else(|| panic!("no row for {text}: {table}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let hello = row("echo hello");
+    assert!(hello[2].starts_with("127.0.0.1:"), "{table}");
+    assert_eq!(hello[3..5], ["test-client", "0"], "{table}");
+    assert_eq!(row("exit 3")[4], "3", "{table}");
+    assert_eq!(row("pwd")[4], "0", "{table}");
+    assert!(table.contains("[auth_fail: key SHA256:"), "{table}");
+    assert!(rows[1].ends_with("[start]") && rows.last().unwrap().ends_with("[stop]"));
+
+    let json = show(&sandbox, &log, &["--json"]).ok().to_owned();
+    assert_eq!(
+        json,
+        real_log(),
+        "--json with no filter prints the log as written"
+    );
+
+    let mine = show(&sandbox, &log, &["--key", &client_fingerprint()])
+        .ok()
+        .to_owned();
+    assert!(
+        mine.contains("echo hello") && !mine.contains("[start]"),
+        "{mine}"
+    );
+    let grep = show(&sandbox, &log, &["--grep", "hello"]).ok().to_owned();
+    assert_eq!(grep.lines().count(), 2, "{grep}");
+    let grep_json = show(&sandbox, &log, &["--grep", "hello", "--json"])
+        .ok()
+        .to_owned();
+    assert_eq!(grep_json.lines().count(), 1, "{grep_json}");
+    assert!(
+        grep_json.contains("\"command\":\"echo hello\""),
+        "{grep_json}"
+    );
+    let future = show(&sandbox, &log, &["--since", "2999-01-01"])
+        .ok()
+        .to_owned();
+    assert_eq!(future.lines().count(), 1, "{future}");
+    let past = show(&sandbox, &log, &["--since", "2000-01-01T00:00:00Z"])
+        .ok()
+        .to_owned();
+    assert_eq!(past, table);
+}
+
+#[test]
+fn every_edit_is_found_at_its_line() {
+    let sandbox = Sandbox::new();
+    let original = lines(real_log());
+    for i in 0..original.len() {
+        let mut edited = original.clone();
+        edited[i] = edited[i].replacen("\"time\":\"2", "\"time\":\"1", 1);
+        assert_ne!(edited[i], original[i]);
+        let log = write_log(&sandbox, &edited);
+        let why = if i + 1 == original.len() {
+            "bad signature"
+        } else {
+            "edited"
+        };
+        assert_broken_at(&sandbox, &log, i + 1, why, &format!("edit line {}", i + 1));
+    }
+}
+
+#[test]
+fn every_deletion_is_found_where_the_hole_is() {
+    let sandbox = Sandbox::new();
+    let original = lines(real_log());
+    for i in 0..original.len() - 1 {
+        let mut cut = original.clone();
+        cut.remove(i);
+        let log = write_log(&sandbox, &cut);
+        assert_broken_at(
+            &sandbox,
+            &log,
+            i + 1,
+            "deleted",
+            &format!("delete line {}", i + 1),
+        );
+    }
+}
+
+#[test]
+fn dropping_the_final_checkpoint_reads_as_live_or_crashed() {
+    let sandbox = Sandbox::new();
+    let original = lines(real_log());
+    let log = write_log(&sandbox, &original[..original.len() - 1]);
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "{} events after the last checkpoint (none yet): the log is live or the server crashed",
+            original.len() - 1
+        )),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn every_insertion_is_found_at_its_line() {
+    let sandbox = Sandbox::new();
+    let original = lines(real_log());
+    let command = original
+        .iter()
+        .find(|l| l.contains("\"command\":\"echo hello\""))
+        .unwrap();
+    let forged = command.replace("echo hello", "rm -rf /");
+    for i in 0..=original.len() {
+        let mut grown = original.clone();
+        grown.insert(i, forged.clone());
+        let log = write_log(&sandbox, &grown);
+        assert_broken_at(
+            &sandbox,
+            &log,
+            i + 1,
+            "inserted",
+            &format!("insert as line {}", i + 1),
+        );
+    }
+}
+
+#[test]
+fn every_reordering_is_found_at_its_line() {
+    let sandbox = Sandbox::new();
+    let original = lines(real_log());
+    for i in 0..original.len() - 1 {
+        let mut swapped = original.clone();
+        swapped.swap(i, i + 1);
+        let log = write_log(&sandbox, &swapped);
+        let case = format!("swap lines {} and {}", i + 1, i + 2);
+        assert_broken_at(&sandbox, &log, i + 1, "reordered", &case);
+    }
+}
+
+#[test]
+fn a_crash_during_a_command_keeps_the_command() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path().join("audit.log");
+    let server = sandbox.serve(&["--audit-log", "audit.log"]);
+    let mut client = sandbox.spawn_exec(&server, "sleep 30");
+    wait_for("the command in the log", || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("\"command\":\"sleep 30\"")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    server.crash();
+    let _ = client.kill();
+    let _ = client.wait();
+
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert!(
+        run.stdout.contains(
+            "events after the last checkpoint (none yet): the log is live or the server crashed"
+        ),
+        "{run:#?}"
+    );
+    let table = show(&sandbox, &log, &[]).ok().to_owned();
+    let row = table.lines().find(|r| r.ends_with("sleep 30")).unwrap();
+    assert_eq!(
+        row.split_whitespace().nth(4),
+        Some("-"),
+        "no exit yet: {table}"
+    );
+
+    // The next start continues the chain, and a clean stop seals it.
+    let server = sandbox.serve(&["--audit-log", "audit.log"]);
+    assert_eq!(sandbox.exec(&server, "echo again").ok(), "again\n");
+    assert!(server.terminate().success());
+    let run = verify(&sandbox, &[&log]);
+    assert!(run.ok().starts_with("OK: "), "{run:#?}");
+}
+
+#[test]
+fn rotation_keeps_the_chain_across_files() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["--audit-log", "audit.log", "--audit-max-bytes", "2000"]);
+    for n in 0..6 {
+        assert_eq!(
+            sandbox.exec(&server, &format!("echo {n}")).ok(),
+            format!("{n}\n")
+        );
+    }
+    assert!(server.terminate().success());
+    let log = sandbox.path().join("audit.log");
+    let rotated: Vec<PathBuf> = (1..)
+        .map(|n| sandbox.path().join(format!("audit.log.{n}")))
+        .take_while(|p| p.exists())
+        .collect();
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    let mut oldest_first: Vec<PathBuf> = rotated.iter().rev().cloned().collect();
+    oldest_first.push(log.clone());
+
+    let run = verify(&sandbox, &[&log]);
+    assert!(run.ok().starts_with("OK: "), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("in {} files", oldest_first.len())),
+        "{run:#?}"
+    );
+    let all: Vec<&Path> = oldest_first.iter().map(PathBuf::as_path).collect();
+    assert_eq!(verify(&sandbox, &all).stdout, run.stdout);
+
+    let mut gap = all.clone();
+    let missing = gap.remove(1);
+    let run = verify(&sandbox, &gap);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(
+        run.stdout
+            .starts_with(&format!("FAILED: {}:1: deleted", gap[1].display())),
+        "without {}: {run:#?}",
+        missing.display()
+    );
+
+    let table = show(&sandbox, &log, &[]).ok().to_owned();
+    for n in 0..6 {
+        assert!(table.contains(&format!("echo {n}\n")), "{table}");
+    }
+}
+
+#[test]
+fn syslog_receives_every_event() {
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let target = format!("udp:{}", collector.local_addr().unwrap());
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["--audit-log", "audit.log", "--syslog", &target]);
+    sandbox.exec(&server, "echo via-syslog").ok();
+    let mut buf = vec![0u8; 65536];
+    let message = loop {
+        let n = collector.recv(&mut buf).expect("a syslog message");
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.contains("\"command\":\"echo via-syslog\"") {
+            break message;
+        }
+    };
+    assert!(server.terminate().success());
+    assert!(message.starts_with("<86>1 "), "{message}");
+    let (header, line) = message.split_once(" - ").unwrap();
+    assert!(
+        header.contains(" seashell ") && header.ends_with(" command"),
+        "{header}"
+    );
+    let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l == line),
+        "the message carries the log line as written"
+    );
+}
+
+#[test]
+fn audit_usage_errors_name_the_problem() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("nope.log");
+    let stderr = verify(&sandbox, &[&missing]).failed_with(1).to_owned();
+    assert!(stderr.contains("nope.log"), "{stderr}");
+    let log = sandbox.write("audit.log", real_log());
+    let stderr = show(&sandbox, &log, &["--since", "yesterday"])
+        .failed_with(1)
+        .to_owned();
+    assert!(stderr.contains("--since \"yesterday\""), "{stderr}");
+    let run = sandbox.seashell(["serve", "--audit-log", "a.log", "--syslog", "tcp:x:1"]);
+    assert!(run.failed_with(1).contains("syslog target"), "{run:#?}");
+    let run = sandbox.seashell(["serve", "--syslog", "udp:x"]);
+    assert!(run.failed_with(1).contains("--audit-log"), "{run:#?}");
+}

@@ -95,6 +95,9 @@ pub struct Record {
     /// Bytes sent to the client (a command's stdout and stderr).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
+    /// On `denied` (and `auth_fail`): the rule that refused, with its reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Record {
@@ -111,6 +114,7 @@ impl Record {
             duration_ms: None,
             bytes_in: None,
             bytes_out: None,
+            rule: None,
         }
     }
 }

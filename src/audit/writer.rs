@@ -164,6 +164,17 @@ impl AuditLog {
         self.record(record).await;
     }
 
+    /// A key refused by its authorized_keys options before the session began (`from=`,
+    /// `expires=`).
+    pub async fn denied(&self, peer: &str, key: &str, name: &str, rule: &str) {
+        let mut record = Record::new(EventKind::Denied);
+        record.peer = Some(peer.to_owned());
+        record.key = Some(key.to_owned());
+        record.name = Some(name.to_owned());
+        record.rule = Some(rule.to_owned());
+        self.record(record).await;
+    }
+
     /// The handle for one authenticated session; records its `auth_ok`.
     pub async fn session(&self, who: Who) -> SessionAudit {
         self.record(who.record(EventKind::AuthOk)).await;
@@ -188,6 +199,14 @@ impl SessionAudit {
         let mut record = self.who.record(EventKind::Command);
         record.command = Some(line.to_owned());
         self.log.record_durable(record).await
+    }
+
+    /// Records a line the key's policy refused, and the rule that refused it.
+    pub async fn denied(&self, line: &str, rule: &str) {
+        let mut record = self.who.record(EventKind::Denied);
+        record.command = Some(line.to_owned());
+        record.rule = Some(rule.to_owned());
+        self.log.record(record).await;
     }
 
     /// Records the end of a command: its exit status (128 + N after signal N), how long it

@@ -128,6 +128,7 @@ struct Shared {
     sessions: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
     audit: AuditLog,
+    commands: Arc<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
@@ -172,6 +173,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         trust,
         unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
+        commands: Arc::new(settings.commands.clone()),
         settings,
         stop,
         audit,
@@ -321,6 +323,15 @@ async fn authenticate(
         .and_then(|()| policy.check_date(policy::today_utc()))
     {
         tracing::warn!(%peer, key = %key_fingerprint, name = %entry.comment, "authentication refused: {denied}");
+        shared
+            .audit
+            .denied(
+                &peer.to_string(),
+                &key_fingerprint,
+                &entry.comment,
+                &denied.to_string(),
+            )
+            .await;
         tokio::time::sleep(shared.settings.auth_failure_delay).await;
         pending.reject().await?;
         return Ok(None);
@@ -331,6 +342,7 @@ async fn authenticate(
         fingerprint: key_fingerprint,
         session_id: hex_id(&channel.session_id),
         address: peer.to_string(),
+        policy,
     };
     tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
     Ok(Some((channel, who)))
@@ -352,6 +364,7 @@ async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
         shared.settings.session,
         shared.stop.clone(),
         audit.clone(),
+        Arc::clone(&shared.commands),
     )
     .await;
     audit.disconnect(began.elapsed()).await;

@@ -1,5 +1,5 @@
-//! Running one command line for a session: `sh -c LINE` in the session's cwd and
-//! environment, in its own process group (so an interrupt or a disconnect reaches every
+//! Running one command line for a session: `sh -c LINE` (or, for a restricted key, an argv
+//! directly) in the session's cwd and environment, in its own process group (so an interrupt or a disconnect reaches every
 //! process it started), with stdin, stdout and stderr as pipes; and the signals sent to a
 //! group.
 
@@ -20,10 +20,24 @@ pub struct Running {
 
 /// Starts `sh -c line` in `cwd` with exactly `env`.
 pub fn spawn_shell(line: &str, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Running> {
-    let mut command = Command::new("/bin/sh");
+    spawn(Command::new("/bin/sh").arg("-c").arg(line), cwd, env)
+}
+
+/// Starts `argv` directly, no shell (restricted keys): `argv[0]` is looked up in the
+/// session's PATH.
+pub fn spawn_direct(
+    argv: &[String],
+    cwd: &Path,
+    env: &[(String, String)],
+) -> std::io::Result<Running> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    spawn(Command::new(program).args(args), cwd, env)
+}
+
+fn spawn(command: &mut Command, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Running> {
     command
-        .arg("-c")
-        .arg(line)
         .current_dir(cwd)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -8,7 +8,9 @@
 //! Every command line is in the audit log, fsynced, before it runs (a line the log cannot take
 //! is refused), and its exit status is recorded before the client hears it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -17,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
+use super::policy::{Denied, Policy, Run};
 use super::process::{self, signal_group};
 use crate::audit::SessionAudit;
 use crate::proto::record::MAX_CHUNK;
@@ -37,6 +40,8 @@ pub struct Peer {
     pub session_id: String,
     /// The client's address.
     pub address: String,
+    /// What the key may do (authorized_keys options).
+    pub policy: Policy,
 }
 
 /// Session timing knobs.
@@ -75,6 +80,7 @@ pub async fn run<S>(
     limits: SessionLimits,
     stop: watch::Receiver<bool>,
     audit: SessionAudit,
+    commands: Arc<BTreeMap<String, Vec<String>>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -84,6 +90,7 @@ pub async fn run<S>(
         cwd: home.clone(),
         home,
         peer,
+        commands,
     };
     let (out_tx, out_rx) = mpsc::channel(4);
     let (done_tx, done_rx) = watch::channel(0u64);
@@ -114,14 +121,32 @@ struct Console {
     home: PathBuf,
     env: Vec<(String, String)>,
     peer: Peer,
+    commands: Arc<BTreeMap<String, Vec<String>>>,
 }
 
+/// Exit status of a line the key's policy refused (like a shell's "cannot execute").
+const DENIED_STATUS: i32 = 126;
+
+/// Words the console runs itself, for every key (restricted ones included).
+const BUILTINS: [&str; 5] = ["cd", "pwd", "whoami", "help", "exit"];
+
 impl Console {
+    /// How the key's policy lets `line` run: `None` for a built-in (always allowed, run by the
+    /// console itself), else as the policy says.
+    fn decide(&self, line: &str) -> Result<Option<Run>, Denied> {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if BUILTINS.contains(&first) {
+            return Ok(None);
+        }
+        self.peer.policy.authorize(line, &self.commands).map(Some)
+    }
+
     fn cwd_text(&self) -> String {
         self.cwd.display().to_string()
     }
 
-    /// Runs a built-in, or returns None for a line the shell must run.
+    /// Runs a built-in (any line whose first word is one, whatever its arguments), or returns
+    /// None for a line that is not a built-in.
     fn builtin(&mut self, line: &str) -> Option<(Vec<u8>, Vec<u8>, i32)> {
         let mut words = line.split_whitespace();
         let word = words.next()?;
@@ -137,6 +162,11 @@ impl Console {
                 self.peer.name, self.peer.fingerprint, self.peer.session_id
             )),
             ("help", []) => ok(HELP.to_owned()),
+            ("pwd" | "whoami" | "help", _) => Some((
+                Vec::new(),
+                format!("{word}: takes no arguments\n").into_bytes(),
+                2,
+            )),
             _ => None,
         }
     }
@@ -261,6 +291,24 @@ async fn console_task<R: AsyncRead>(
                     let _ = done.wait_for(|d| *d >= generation).await;
                 }
                 let line = line.to_owned();
+                let run = match console.decide(&line) {
+                    Ok(run) => run,
+                    Err(denied) => {
+                        tracing::warn!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "denied: {denied}");
+                        audit.denied(&line, &denied.to_string()).await;
+                        started += 1;
+                        let refusal = Output::Builtin {
+                            stdout: Vec::new(),
+                            stderr: format!("seashell: denied: {denied}\n").into_bytes(),
+                            status: DENIED_STATUS,
+                            cwd: console.cwd_text(),
+                        };
+                        if out.send(refusal).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
                 tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "command");
                 if let Err(err) = audit.command(&line).await {
                     tracing::error!("command refused: {err}");
@@ -280,7 +328,8 @@ async fn console_task<R: AsyncRead>(
                     let _ = out.send(Output::Close("")).await;
                     break;
                 }
-                if let Some((stdout, stderr, status)) = console.builtin(&line) {
+                let Some(run) = run else {
+                    let (stdout, stderr, status) = console.builtin(&line).unwrap_or_default();
                     started += 1;
                     let cwd = console.cwd_text();
                     if out
@@ -296,9 +345,9 @@ async fn console_task<R: AsyncRead>(
                         break;
                     }
                     continue;
-                }
+                };
                 started += 1;
-                match start_command(&line, &console, started, &out).await {
+                match start_command(&line, run, &console, started, &out).await {
                     Ok(c) => current = c,
                     Err(_) => break,
                 }
@@ -351,12 +400,17 @@ fn log_end(peer: &Peer, err: &TransportError) {
 /// the client with status 127).
 async fn start_command(
     line: &str,
+    run: Run,
     console: &Console,
     generation: u64,
     out: &mpsc::Sender<Output>,
 ) -> Result<Option<Current>, mpsc::error::SendError<Output>> {
     let cwd = console.cwd_text();
-    let started = process::spawn_shell(line, &console.cwd, &console.env).and_then(|mut running| {
+    let spawned = match run {
+        Run::Shell => process::spawn_shell(line, &console.cwd, &console.env),
+        Run::Direct(argv) => process::spawn_direct(&argv, &console.cwd, &console.env),
+    };
+    let started = spawned.and_then(|mut running| {
         match (running.child.stdout.take(), running.child.stderr.take()) {
             (Some(stdout), Some(stderr)) => Ok((running, stdout, stderr)),
             _ => Err(std::io::Error::other("pipes missing")),

@@ -138,11 +138,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             settings.audit.max_bytes = bytes;
         }
         settings.audit.syslog = args.syslog.or(settings.audit.syslog);
+        if settings.audit_log.is_none() && settings.audit.syslog.is_some() {
+            return Err(StartError::SyslogWithoutLog);
+        }
         let rt = runtime().map_err(ServeError::Signals)?;
         rt.block_on(async { server::bind(settings).await?.run().await })?;
         Ok::<(), StartError>(())
     })();
-    report(result, FAILURE)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err @ (StartError::Config(_) | StartError::SyslogWithoutLog)) => fail(&err, USAGE),
+        Err(err) => fail(&err, FAILURE),
+    }
 }
 
 /// Why `serve` could not start or stopped with an error.
@@ -154,6 +161,8 @@ enum StartError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Key(#[from] seashell::keys::KeyError),
+    #[error("syslog copies audit events: it needs an audit log (--audit-log or audit_log)")]
+    SyslogWithoutLog,
 }
 
 fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>) -> ExitCode {

@@ -162,7 +162,17 @@ impl Console {
                 self.peer.name, self.peer.fingerprint, self.peer.session_id
             )),
             ("help", []) => ok(HELP.to_owned()),
-            ("pwd" | "whoami" | "help", _) => Some((
+            // `exit N` reports status N, as `sh -c 'exit N'` would; plain `exit` ends the
+            // session before it gets here.
+            ("exit", [code]) => match code.parse::<i32>() {
+                Ok(code) => Some((Vec::new(), Vec::new(), code & 0xff)),
+                Err(_) => Some((
+                    Vec::new(),
+                    format!("exit: {code}: not a number\n").into_bytes(),
+                    2,
+                )),
+            },
+            ("pwd" | "whoami" | "help" | "exit", _) => Some((
                 Vec::new(),
                 format!("{word}: takes no arguments\n").into_bytes(),
                 2,
@@ -197,7 +207,7 @@ Built-ins:
   pwd        print the current directory
   whoami     your key's name and fingerprint, and the session id
   help       this text
-  exit       end the session
+  exit [N]   end the session (with N: just report status N)
 Any other line runs as `sh -c LINE` in the current directory.
 ";
 

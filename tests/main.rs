@@ -8,4 +8,5 @@
 )]
 
 mod channel;
+mod fuzz;
 mod proto;

@@ -10,3 +10,4 @@
 mod channel;
 mod fuzz;
 mod proto;
+mod vectors;

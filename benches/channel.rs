@@ -192,7 +192,7 @@ fn full_handshake(c: &mut Criterion) {
     assert_eq!(client.session_id, server.session_id);
     let mut group = c.benchmark_group("handshake");
     group.sample_size(20);
-    group.measurement_time(Duration::from_secs(5));
+    group.measurement_time(Duration::from_secs(8));
     group.bench_function("in_memory_both_sides_rsa3072", |b| {
         b.iter(|| handshake(&keys, &identity));
     });

@@ -10,5 +10,7 @@
 mod audit;
 mod channel;
 mod common;
+mod fuzz;
 mod keys;
 mod proto;
+mod vectors;

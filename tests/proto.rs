@@ -31,13 +31,13 @@ pub fn client_key() -> &'static PrivateKey {
 }
 
 /// Splits one `len || body` unit off the front of `wire`.
-fn split_unit(wire: &[u8]) -> ([u8; 4], &[u8], &[u8]) {
+pub fn split_unit(wire: &[u8]) -> ([u8; 4], &[u8], &[u8]) {
     let header: [u8; 4] = wire[..4].try_into().unwrap();
     let len = u32::from_be_bytes(header) as usize;
     (header, &wire[4..4 + len], &wire[4 + len..])
 }
 
-fn record_body(wire: &[u8]) -> &[u8] {
+pub fn record_body(wire: &[u8]) -> &[u8] {
     let (header, body, rest) = split_unit(wire);
     assert_eq!(record_len(header).unwrap(), body.len());
     assert!(rest.is_empty());
@@ -45,7 +45,7 @@ fn record_body(wire: &[u8]) -> &[u8] {
 }
 
 /// Opens the frames in `wire` in order; returns each message's plaintext.
-fn open_all(opener: &mut RecordOpener, mut wire: &[u8]) -> Result<Vec<Vec<u8>>, ProtoError> {
+pub fn open_all(opener: &mut RecordOpener, mut wire: &[u8]) -> Result<Vec<Vec<u8>>, ProtoError> {
     let mut out = Vec::new();
     while !wire.is_empty() {
         let (header, body, rest) = split_unit(wire);

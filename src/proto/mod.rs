@@ -12,6 +12,6 @@ pub mod message;
 pub mod record;
 pub mod schedule;
 
-pub use error::{DecodeError, ProtoError};
+pub use error::{DecodeError, EncodeError, ProtoError};
 pub use message::{ExitStatus, Message};
 pub use record::{RecordOpener, RecordSealer, UpdateLimits};

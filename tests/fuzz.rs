@@ -1,0 +1,851 @@
+//! Property tests for every function that takes bytes from the peer: the three handshake
+//! message decoders, [`Message::decode`], the two length checks, [`RecordOpener::open`], and
+//! the four handshake states that consume peer messages. Inputs are random bytes and
+//! mutations of valid encodings (bit flips, byte overwrites, truncations, insertions,
+//! removals, length-field rewrites). What must hold: nothing panics; whatever decodes
+//! re-encodes to exactly its input (one encoding per message, so the transcript hash and the
+//! signatures cover what was parsed); and wherever a message is protected (host signature,
+//! transcript binding, AEAD, client signature) any change is rejected. Properties that do
+//! RSA private-key work per case run 32 cases; the pure ones run proptest's default 256.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use seashell::proto::handshake::client::{self, ExpectServerHello};
+use seashell::proto::handshake::server::{self, ExpectClientAuth, ExpectKeyTransport};
+use seashell::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
+use seashell::proto::message::{
+    ClientHello, KeyTransport, MAGIC, MAX_RSA_BLOCK, MAX_SPKI, MAX_TEXT, ServerHello, VERSION,
+};
+use seashell::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
+use seashell::proto::schedule;
+use seashell::proto::{
+    DecodeError, EncodeError, ExitStatus, Message, ProtoError, RecordOpener, RecordSealer,
+    UpdateLimits,
+};
+
+use crate::proto::{client_key, open_all, record_body, server_keys};
+
+/// Cases for properties that sign or decrypt with RSA-3072 in every case.
+const RSA_CASES: u32 = 32;
+
+// ---------------------------------------------------------------------------------------
+// Mutations of valid encodings
+// ---------------------------------------------------------------------------------------
+
+/// Where a big-endian length prefix sits in an encoding, and its width in bytes (2 or 4).
+#[derive(Debug, Clone, Copy)]
+struct LenField {
+    at: usize,
+    width: usize,
+}
+
+const fn u16_field(at: usize) -> LenField {
+    LenField { at, width: 2 }
+}
+
+const fn u32_field(at: usize) -> LenField {
+    LenField { at, width: 4 }
+}
+
+/// The value a length-field mutation writes.
+#[derive(Debug, Clone)]
+enum NewLength {
+    Zero,
+    Plus(u32),
+    Minus(u32),
+    AllOnes,
+    Any(u32),
+}
+
+/// One edit of an encoding. Positions are [`Index`]es, resolved against the current length.
+#[derive(Debug, Clone)]
+enum Mutation {
+    FlipBit(Index, u8),
+    SetByte(Index, u8),
+    Truncate(Index),
+    Insert(Index, Vec<u8>),
+    Remove(Index, usize),
+    /// Rewrites one of the encoding's known length fields.
+    Length(Index, NewLength),
+}
+
+fn new_length() -> impl Strategy<Value = NewLength> {
+    prop_oneof![
+        Just(NewLength::Zero),
+        (1u32..4).prop_map(NewLength::Plus),
+        (1u32..4).prop_map(NewLength::Minus),
+        Just(NewLength::AllOnes),
+        any::<u32>().prop_map(NewLength::Any),
+    ]
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        3 => (any::<Index>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit(at, bit)),
+        1 => (any::<Index>(), any::<u8>()).prop_map(|(at, v)| Mutation::SetByte(at, v)),
+        1 => any::<Index>().prop_map(Mutation::Truncate),
+        1 => (any::<Index>(), prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(at, bytes)| Mutation::Insert(at, bytes)),
+        1 => (any::<Index>(), 1usize..8).prop_map(|(at, n)| Mutation::Remove(at, n)),
+        2 => (any::<Index>(), new_length()).prop_map(|(at, v)| Mutation::Length(at, v)),
+    ]
+}
+
+/// One to three edits applied in order.
+fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    prop::collection::vec(mutation(), 1..4)
+}
+
+/// `bytes` after `edits`; `fields` are the encoding's length prefixes.
+fn mutate(bytes: &[u8], edits: &[Mutation], fields: &[LenField]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    for edit in edits {
+        apply(&mut out, edit, fields);
+    }
+    out
+}
+
+fn apply(out: &mut Vec<u8>, edit: &Mutation, fields: &[LenField]) {
+    let len = out.len();
+    match edit {
+        Mutation::FlipBit(at, bit) if len > 0 => out[at.index(len)] ^= 1 << bit,
+        Mutation::SetByte(at, value) if len > 0 => out[at.index(len)] = *value,
+        Mutation::Truncate(at) if len > 0 => out.truncate(at.index(len)),
+        Mutation::Insert(at, bytes) => {
+            let i = at.index(len + 1);
+            out.splice(i..i, bytes.iter().copied());
+        }
+        Mutation::Remove(at, n) if len > 0 => {
+            let i = at.index(len);
+            out.drain(i..(i + n).min(len));
+        }
+        Mutation::Length(which, value) if !fields.is_empty() => {
+            rewrite_length(out, fields[which.index(fields.len())], value);
+        }
+        _ => {}
+    }
+}
+
+fn rewrite_length(out: &mut [u8], field: LenField, value: &NewLength) {
+    let Some(slot) = out.get_mut(field.at..field.at + field.width) else {
+        return;
+    };
+    let old = slot.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+    let mask = if field.width == 2 { 0xFFFF } else { u32::MAX };
+    let new = match *value {
+        NewLength::Zero => 0,
+        NewLength::Plus(d) => old.wrapping_add(d),
+        NewLength::Minus(d) => old.wrapping_sub(d),
+        NewLength::AllOnes => mask,
+        NewLength::Any(v) => v,
+    } & mask;
+    slot.copy_from_slice(&new.to_be_bytes()[4 - field.width..]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages as owned values, so strategies can produce them
+// ---------------------------------------------------------------------------------------
+
+/// An owned [`Message`]. [`OwnedMessage::of`] matches every variant without a wildcard, so
+/// a new message type does not compile until these tests generate it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnedMessage {
+    ClientAuth(Vec<u8>, Vec<u8>),
+    AuthOk([u8; 32]),
+    AuthFailed,
+    KeyUpdate,
+    Close(String),
+    Exec(String),
+    Stdin(Vec<u8>),
+    StdinEof,
+    Interrupt,
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exit(ExitStatus),
+    ConsoleState(String),
+    Ping(u64),
+    Pong(u64),
+}
+
+impl OwnedMessage {
+    fn of(msg: &Message<'_>) -> Self {
+        match *msg {
+            Message::ClientAuth {
+                public_key,
+                signature,
+            } => Self::ClientAuth(public_key.to_vec(), signature.to_vec()),
+            Message::AuthOk { session_id } => Self::AuthOk(session_id),
+            Message::AuthFailed => Self::AuthFailed,
+            Message::KeyUpdate => Self::KeyUpdate,
+            Message::Close { reason } => Self::Close(reason.to_owned()),
+            Message::Exec { line } => Self::Exec(line.to_owned()),
+            Message::Stdin(data) => Self::Stdin(data.to_vec()),
+            Message::StdinEof => Self::StdinEof,
+            Message::Interrupt => Self::Interrupt,
+            Message::Stdout(data) => Self::Stdout(data.to_vec()),
+            Message::Stderr(data) => Self::Stderr(data.to_vec()),
+            Message::Exit(status) => Self::Exit(status),
+            Message::ConsoleState { cwd } => Self::ConsoleState(cwd.to_owned()),
+            Message::Ping(n) => Self::Ping(n),
+            Message::Pong(n) => Self::Pong(n),
+        }
+    }
+
+    fn borrow(&self) -> Message<'_> {
+        match self {
+            Self::ClientAuth(public_key, signature) => Message::ClientAuth {
+                public_key,
+                signature,
+            },
+            Self::AuthOk(session_id) => Message::AuthOk {
+                session_id: *session_id,
+            },
+            Self::AuthFailed => Message::AuthFailed,
+            Self::KeyUpdate => Message::KeyUpdate,
+            Self::Close(reason) => Message::Close { reason },
+            Self::Exec(line) => Message::Exec { line },
+            Self::Stdin(data) => Message::Stdin(data),
+            Self::StdinEof => Message::StdinEof,
+            Self::Interrupt => Message::Interrupt,
+            Self::Stdout(data) => Message::Stdout(data),
+            Self::Stderr(data) => Message::Stderr(data),
+            Self::Exit(status) => Message::Exit(*status),
+            Self::ConsoleState(cwd) => Message::ConsoleState { cwd },
+            Self::Ping(n) => Message::Ping(*n),
+            Self::Pong(n) => Message::Pong(*n),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.borrow().encode(&mut out).unwrap();
+        out
+    }
+
+    /// The encoding, or the encoder's refusal of an over-long field.
+    fn try_encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.borrow().encode(&mut out)?;
+        Ok(out)
+    }
+
+    /// The length prefixes in this message's encoding (after the type byte).
+    fn length_fields(&self) -> Vec<LenField> {
+        match self {
+            Self::ClientAuth(public_key, _) => vec![u16_field(1), u16_field(3 + public_key.len())],
+            Self::Close(_) | Self::Exec(_) | Self::ConsoleState(_) => vec![u16_field(1)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn bytes_up_to(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => prop::collection::vec(any::<u8>(), 0..64),
+        1 => prop::collection::vec(any::<u8>(), max..=max),
+        1 => prop::collection::vec(any::<u8>(), 0..=max),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "(?s).{0,40}"
+}
+
+fn data() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..2048)
+}
+
+/// Any message with every field within the bounds the decoder enforces.
+fn arb_message() -> impl Strategy<Value = OwnedMessage> {
+    prop_oneof![
+        (bytes_up_to(MAX_SPKI), bytes_up_to(MAX_RSA_BLOCK))
+            .prop_map(|(k, s)| OwnedMessage::ClientAuth(k, s)),
+        any::<[u8; 32]>().prop_map(OwnedMessage::AuthOk),
+        Just(OwnedMessage::AuthFailed),
+        Just(OwnedMessage::KeyUpdate),
+        text().prop_map(OwnedMessage::Close),
+        text().prop_map(OwnedMessage::Exec),
+        data().prop_map(OwnedMessage::Stdin),
+        Just(OwnedMessage::StdinEof),
+        Just(OwnedMessage::Interrupt),
+        data().prop_map(OwnedMessage::Stdout),
+        data().prop_map(OwnedMessage::Stderr),
+        any::<i32>().prop_map(|c| OwnedMessage::Exit(ExitStatus::Code(c))),
+        any::<u8>().prop_map(|s| OwnedMessage::Exit(ExitStatus::Signal(s))),
+        text().prop_map(OwnedMessage::ConsoleState),
+        any::<u64>().prop_map(OwnedMessage::Ping),
+        any::<u64>().prop_map(OwnedMessage::Pong),
+    ]
+}
+
+/// Random bytes, half of them behind a type byte the decoder knows, so parsing gets past
+/// the first field.
+fn random_plaintext() -> impl Strategy<Value = Vec<u8>> {
+    let known = prop::sample::select(vec![
+        0x01u8, 0x02, 0x03, 0x04, 0x05, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19,
+    ]);
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        (known, prop::collection::vec(any::<u8>(), 0..256)).prop_map(|(t, rest)| {
+            let mut out = vec![t];
+            out.extend(rest);
+            out
+        }),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake messages as values
+// ---------------------------------------------------------------------------------------
+
+fn arb_client_hello() -> impl Strategy<Value = ClientHello> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>())
+        .prop_map(|(random, x25519)| ClientHello { random, x25519 })
+}
+
+fn arb_server_hello() -> impl Strategy<Value = ServerHello> {
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        bytes_up_to(MAX_SPKI),
+        bytes_up_to(MAX_SPKI),
+        bytes_up_to(MAX_RSA_BLOCK),
+    )
+        .prop_map(
+            |(random, x25519, host_key, transport_key, signature)| ServerHello {
+                random,
+                x25519,
+                host_key,
+                transport_key,
+                signature,
+            },
+        )
+}
+
+fn arb_key_transport() -> impl Strategy<Value = KeyTransport> {
+    bytes_up_to(MAX_RSA_BLOCK).prop_map(|ciphertext| KeyTransport { ciphertext })
+}
+
+/// Length prefixes of a ServerHello body: host key, transport key, signature.
+fn server_hello_fields(hello: &ServerHello, offset: usize) -> Vec<LenField> {
+    let host = offset + 1 + 2 + 32 + 32;
+    let transport = host + 2 + hello.host_key.len();
+    let signature = transport + 2 + hello.transport_key.len();
+    vec![u16_field(host), u16_field(transport), u16_field(signature)]
+}
+
+/// `prefix` followed by random bytes, or random bytes alone.
+fn random_after(prefix: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        prop::collection::vec(any::<u8>(), 0..256)
+            .prop_map(move |rest| [&prefix[..], &rest].concat()),
+    ]
+}
+
+fn encoded<T>(value: &T, encode: impl Fn(&T, &mut Vec<u8>) -> Result<(), EncodeError>) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(value, &mut out).unwrap();
+    out
+}
+
+/// ClientHello's encoder cannot fail (fixed-size fields); this gives it the common shape.
+fn encode_client_hello(hello: &ClientHello, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    hello.encode(out);
+    Ok(())
+}
+
+/// A decoder's answer is an error, or a value that encodes back to exactly `bytes`.
+fn check_canonical<T: std::fmt::Debug>(
+    bytes: &[u8],
+    decoded: Result<T, DecodeError>,
+    encode: impl Fn(&T, &mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), TestCaseError> {
+    if let Ok(value) = decoded {
+        prop_assert_eq!(
+            encoded(&value, encode),
+            bytes,
+            "{:?} is not canonical",
+            value
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Codecs: round trips, random bytes, mutations
+// ---------------------------------------------------------------------------------------
+
+proptest! {
+    #[test]
+    fn message_round_trips(msg in arb_message()) {
+        let bytes = msg.encode();
+        let decoded = Message::decode(&bytes).map(|m| OwnedMessage::of(&m));
+        prop_assert_eq!(decoded, Ok(msg));
+    }
+
+    #[test]
+    fn mutated_message_is_rejected_or_canonical(msg in arb_message(), edits in mutations()) {
+        let bytes = mutate(&msg.encode(), &edits, &msg.length_fields());
+        check_canonical(&bytes, Message::decode(&bytes), |m, out| m.encode(out))?;
+    }
+
+    #[test]
+    fn random_plaintext_is_rejected_or_canonical(bytes in random_plaintext()) {
+        check_canonical(&bytes, Message::decode(&bytes), |m, out| m.encode(out))?;
+    }
+
+    #[test]
+    fn long_text_is_refused_never_cut(
+        prefix in "[a-z]{0,3}",
+        unit in prop::sample::select(vec!["a", "é", "€", "🐚"]),
+    ) {
+        // Past MAX_TEXT with characters of 1 to 4 bytes: the encoder refuses the field
+        // instead of running a shortened command line.
+        let line = format!("{prefix}{}", unit.repeat(MAX_TEXT / unit.len() + 2));
+        let refused = OwnedMessage::Exec(line).try_encode();
+        prop_assert!(
+            matches!(refused, Err(EncodeError::FieldTooLong { max: MAX_TEXT, .. })),
+            "an over-long Exec was not refused: {:?}",
+            refused.map(|b| b.len())
+        );
+    }
+
+    #[test]
+    fn client_hello_round_trips(hello in arb_client_hello()) {
+        let bytes = encoded(&hello, encode_client_hello);
+        prop_assert_eq!(ClientHello::decode(&bytes), Ok(hello));
+    }
+
+    #[test]
+    fn client_hello_bytes_are_rejected_or_canonical(
+        bytes in random_after([&[0x01][..], MAGIC, &VERSION.to_be_bytes()].concat()),
+    ) {
+        check_canonical(&bytes, ClientHello::decode(&bytes), encode_client_hello)?;
+    }
+
+    #[test]
+    fn mutated_client_hello_is_rejected_or_canonical(
+        hello in arb_client_hello(),
+        edits in mutations(),
+    ) {
+        let bytes = mutate(&encoded(&hello, encode_client_hello), &edits, &[]);
+        check_canonical(&bytes, ClientHello::decode(&bytes), encode_client_hello)?;
+    }
+
+    #[test]
+    fn server_hello_round_trips(hello in arb_server_hello()) {
+        let bytes = encoded(&hello, ServerHello::encode);
+        prop_assert_eq!(ServerHello::decode(&bytes), Ok(hello));
+    }
+
+    #[test]
+    fn server_hello_bytes_are_rejected_or_canonical(
+        bytes in random_after([&[0x02][..], &VERSION.to_be_bytes()].concat()),
+    ) {
+        check_canonical(&bytes, ServerHello::decode(&bytes), ServerHello::encode)?;
+    }
+
+    #[test]
+    fn mutated_server_hello_is_rejected_or_canonical(
+        hello in arb_server_hello(),
+        edits in mutations(),
+    ) {
+        let fields = server_hello_fields(&hello, 0);
+        let bytes = mutate(&encoded(&hello, ServerHello::encode), &edits, &fields);
+        check_canonical(&bytes, ServerHello::decode(&bytes), ServerHello::encode)?;
+    }
+
+    #[test]
+    fn key_transport_round_trips(kt in arb_key_transport()) {
+        let bytes = encoded(&kt, KeyTransport::encode);
+        prop_assert_eq!(KeyTransport::decode(&bytes), Ok(kt));
+    }
+
+    #[test]
+    fn key_transport_bytes_are_rejected_or_canonical(bytes in random_after(vec![0x03, 0x01])) {
+        check_canonical(&bytes, KeyTransport::decode(&bytes), KeyTransport::encode)?;
+    }
+
+    #[test]
+    fn mutated_key_transport_is_rejected_or_canonical(
+        kt in arb_key_transport(),
+        edits in mutations(),
+    ) {
+        let bytes = mutate(&encoded(&kt, KeyTransport::encode), &edits, &[u16_field(1)]);
+        check_canonical(&bytes, KeyTransport::decode(&bytes), KeyTransport::encode)?;
+    }
+
+    #[test]
+    fn record_len_accepts_exactly_its_range(
+        n in prop_oneof![any::<u32>(), 0u32..=MAX_HANDSHAKE_LEN as u32 + 2],
+    ) {
+        let in_range = (1..=MAX_HANDSHAKE_LEN as u32).contains(&n);
+        match record_len(n.to_be_bytes()) {
+            Ok(len) => prop_assert!(in_range && len == n as usize),
+            Err(err) => prop_assert!(!in_range && err == ProtoError::FrameTooLarge(n)),
+        }
+    }
+
+    #[test]
+    fn frame_len_accepts_exactly_its_range(
+        n in prop_oneof![any::<u32>(), 0u32..=TAG_LEN as u32 + 2, MAX_FRAME_LEN as u32 - 2..=MAX_FRAME_LEN as u32 + 2],
+    ) {
+        let in_range = (TAG_LEN as u32 + 1..=MAX_FRAME_LEN as u32).contains(&n);
+        match frame_len(n.to_be_bytes()) {
+            Ok(len) => prop_assert!(in_range && len == n as usize),
+            Err(err) => prop_assert!(!in_range && err == ProtoError::FrameTooLarge(n)),
+        }
+    }
+}
+
+#[test]
+fn over_long_client_auth_fields_are_refused_both_ways() {
+    // The encoder refuses fields above their bound; a hand-made one is refused on receipt.
+    for (key_len, sig_len) in [(MAX_SPKI + 1, 0), (0, MAX_RSA_BLOCK + 1)] {
+        let msg = OwnedMessage::ClientAuth(vec![0; key_len], vec![0; sig_len]);
+        assert!(msg.try_encode().is_err());
+        // type 0x01, then key and signature as u16-length-prefixed fields.
+        let mut bytes = vec![0x01];
+        for len in [key_len, sig_len] {
+            bytes.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+            bytes.extend(std::iter::repeat_n(0u8, len));
+        }
+        assert_eq!(Message::decode(&bytes), Err(DecodeError::TooLong));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Record layer: random frames and mutated sealed frames
+// ---------------------------------------------------------------------------------------
+
+/// A fresh sealer/opener pair for one direction (fixed secrets: no RSA, no handshake).
+fn record_pair() -> (RecordSealer, RecordOpener) {
+    let secrets = schedule::derive(&[3; 32], &[4; 32], &[5; 32]);
+    let now = Instant::now();
+    let secret = secrets.client_to_server;
+    (
+        RecordSealer::new(secret.clone(), UpdateLimits::default(), now),
+        RecordOpener::new(secret, now),
+    )
+}
+
+/// The header and the body a reader would hand to [`RecordOpener::open`]: as many bytes as
+/// the header announces, or all there are when fewer arrived. `None` without a full header.
+fn frame_parts(wire: &[u8]) -> Option<([u8; HEADER_LEN], Vec<u8>)> {
+    let header: [u8; HEADER_LEN] = wire.get(..HEADER_LEN)?.try_into().ok()?;
+    let announced = u32::from_be_bytes(header) as usize;
+    let rest = &wire[HEADER_LEN..];
+    Some((header, rest[..announced.min(rest.len())].to_vec()))
+}
+
+proptest! {
+    #[test]
+    fn random_frames_never_open(
+        header in any::<[u8; HEADER_LEN]>(),
+        body in prop::collection::vec(any::<u8>(), 0..600),
+        consistent in any::<bool>(),
+    ) {
+        // Half the cases announce the body's real length, so AES-GCM itself gets to say no.
+        let header = if consistent { (body.len() as u32).to_be_bytes() } else { header };
+        let (_, mut opener) = record_pair();
+        let mut body = body;
+        let err = opener.open(header, &mut body, Instant::now());
+        match frame_len(header) {
+            Ok(_) => prop_assert_eq!(err, Err(ProtoError::BadFrame)),
+            Err(too_large) => prop_assert_eq!(err, Err(too_large)),
+        }
+    }
+
+    #[test]
+    fn mutated_frame_opens_only_when_unchanged(msg in arb_message(), edits in mutations()) {
+        let (mut sealer, mut opener) = record_pair();
+        let mut wire = Vec::new();
+        sealer.seal(&msg.borrow(), Instant::now(), &mut wire).unwrap();
+        let original = frame_parts(&wire).unwrap();
+        let mutated = mutate(&wire, &edits, &[u32_field(0)]);
+        let Some((header, mut body)) = frame_parts(&mutated) else {
+            return Ok(()); // Not even a header: the reader reports truncation.
+        };
+        let unchanged = (header, &body) == (original.0, &original.1);
+        let opened = opener.open(header, &mut body, Instant::now());
+        if unchanged {
+            // Only trailing bytes changed: they belong to the next frame.
+            let opened = opened.unwrap();
+            let plain = opened.map_or(&[][..], |n| &body[..n]);
+            match msg {
+                OwnedMessage::KeyUpdate => prop_assert_eq!(opened, None),
+                _ => prop_assert_eq!(OwnedMessage::of(&Message::decode(plain).unwrap()), msg),
+            }
+        } else {
+            prop_assert!(
+                matches!(opened, Err(ProtoError::BadFrame | ProtoError::FrameTooLarge(_))),
+                "a changed frame gave {:?}", opened
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake states fed mutated messages
+// ---------------------------------------------------------------------------------------
+
+const CLIENT_SEED: u64 = 0xC11E;
+const SERVER_SEED: u64 = 0x5E12;
+
+/// One honest handshake whose states can be rebuilt for every case: the client's and the
+/// server's RNGs are seeded, so `client::start` and `server::accept` always make the same
+/// ephemeral keys and messages.
+struct Honest {
+    client_hello: Vec<u8>,
+    server_hello: Vec<u8>,
+    key_transport: Vec<u8>,
+    client_auth_frame: Vec<u8>,
+    client_auth: Vec<u8>,
+}
+
+fn honest() -> &'static Honest {
+    static HONEST: OnceLock<Honest> = OnceLock::new();
+    HONEST.get_or_init(|| {
+        let now = Instant::now();
+        let mut client_rng = StdRng::seed_from_u64(CLIENT_SEED);
+        let (client, client_hello) = client::start(&mut client_rng);
+        let (server, server_hello) = replay_accept(record_body(&client_hello)).unwrap();
+        let (flight, _) = client
+            .handle(record_body(&server_hello))
+            .unwrap()
+            .trust(client_key(), UpdateLimits::default(), &mut client_rng, now)
+            .unwrap();
+        let (header, kt_body, client_auth_frame) = crate::proto::split_unit(&flight);
+        let key_transport = [&header[..], kt_body].concat();
+        let mut server = replay_key_transport(server, kt_body).unwrap();
+        let client_auth = open_all(server.opener(), client_auth_frame)
+            .unwrap()
+            .remove(0);
+        Honest {
+            client_hello,
+            server_hello,
+            key_transport,
+            client_auth_frame: client_auth_frame.to_vec(),
+            client_auth,
+        }
+    })
+}
+
+/// The client state awaiting ServerHello, rebuilt from its seed.
+fn replay_start() -> ExpectServerHello {
+    client::start(&mut StdRng::seed_from_u64(CLIENT_SEED)).0
+}
+
+/// `server::accept` with the server's seed.
+fn replay_accept(client_hello: &[u8]) -> Result<(ExpectKeyTransport, Vec<u8>), ProtoError> {
+    server::accept(
+        server_keys(),
+        client_hello,
+        &mut StdRng::seed_from_u64(SERVER_SEED),
+    )
+}
+
+fn replay_key_transport(
+    state: ExpectKeyTransport,
+    body: &[u8],
+) -> Result<ExpectClientAuth, ProtoError> {
+    state.handle(
+        server_keys(),
+        body,
+        UpdateLimits::default(),
+        &mut StdRng::seed_from_u64(SERVER_SEED + 1),
+        Instant::now(),
+    )
+}
+
+/// The server state awaiting ClientAuth, rebuilt from the honest handshake.
+fn replay_expect_client_auth() -> ExpectClientAuth {
+    let h = honest();
+    let (state, server_hello) = replay_accept(record_body(&h.client_hello)).unwrap();
+    assert_eq!(
+        server_hello, h.server_hello,
+        "seeded server::accept is not deterministic"
+    );
+    replay_key_transport(state, record_body(&h.key_transport)).unwrap()
+}
+
+/// The body a reader would take from a mutated handshake record: its header must pass
+/// [`record_len`] and that many bytes must follow (later bytes belong to the next record).
+fn first_record(wire: &[u8]) -> Option<&[u8]> {
+    let header = wire.get(..HEADER_LEN)?.try_into().ok()?;
+    let len = record_len(header).ok()?;
+    wire.get(HEADER_LEN..HEADER_LEN + len)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(RSA_CASES))]
+
+    #[test]
+    fn server_binds_every_client_hello_byte(edits in mutations()) {
+        let h = honest();
+        let mutated = mutate(&h.client_hello, &edits, &[u32_field(0)]);
+        let Some(body) = first_record(&mutated) else { return Ok(()) };
+        match replay_accept(body) {
+            Err(err) => {
+                prop_assert!(matches!(err, ProtoError::Decode(_)), "{:?}", err);
+                prop_assert!(ClientHello::decode(body).is_err());
+            }
+            Ok((_, server_hello)) => {
+                // No integrity yet: the server takes any well-formed hello, but signs what it
+                // got, so the client (which sent the original) notices any change.
+                check_canonical(body, ClientHello::decode(body), encode_client_hello)?;
+                let verdict = replay_start().handle(record_body(&server_hello));
+                if body == record_body(&h.client_hello) {
+                    prop_assert!(verdict.is_ok());
+                } else {
+                    prop_assert_eq!(verdict.err(), Some(ProtoError::BadServerSignature));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_transport_changes_surface_only_as_a_bad_frame(edits in mutations()) {
+        let h = honest();
+        let mutated = mutate(&h.key_transport, &edits, &[u32_field(0), u16_field(5)]);
+        let Some(body) = first_record(&mutated) else { return Ok(()) };
+        if KeyTransport::decode(body).is_err() {
+            // Rejected before any RSA work; check the state agrees without paying for it
+            // in every case.
+            return Ok(());
+        }
+        check_canonical(body, KeyTransport::decode(body), KeyTransport::encode)?;
+        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
+        // Whatever the ciphertext, the server answers the same way (no padding oracle)...
+        let mut state = replay_key_transport(state, body).unwrap();
+        // ...and only the client's first frame tells whether the keys match.
+        let opened = open_all(state.opener(), &h.client_auth_frame);
+        if body == record_body(&h.key_transport) {
+            prop_assert_eq!(opened, Ok(vec![h.client_auth.clone()]));
+        } else {
+            prop_assert_eq!(opened, Err(ProtoError::BadFrame));
+        }
+    }
+
+    #[test]
+    fn malformed_key_transport_is_a_decode_error(
+        bytes in random_after(vec![0x03, 0x01]),
+    ) {
+        let h = honest();
+        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
+        match replay_key_transport(state, &bytes) {
+            Ok(_) => check_canonical(&bytes, KeyTransport::decode(&bytes), KeyTransport::encode)?,
+            Err(err) => {
+                prop_assert!(KeyTransport::decode(&bytes).is_err());
+                prop_assert!(matches!(err, ProtoError::Decode(_)), "{:?}", err);
+            }
+        }
+    }
+
+    #[test]
+    fn any_oaep_ciphertext_gets_the_same_answer(ciphertext in any::<[u8; 32]>()) {
+        // A full-size ciphertext (384 bytes for RSA-3072) that is not the honest one: the
+        // server must go on as usual, and the client's frame must fail to open.
+        let h = honest();
+        let mut full = record_body(&h.key_transport)[3..].to_vec();
+        full[..32].copy_from_slice(&ciphertext);
+        let body = encoded(&KeyTransport { ciphertext: full }, KeyTransport::encode);
+        prop_assume!(body != record_body(&h.key_transport));
+        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
+        let mut state = replay_key_transport(state, &body).unwrap();
+        prop_assert_eq!(open_all(state.opener(), &h.client_auth_frame), Err(ProtoError::BadFrame));
+    }
+
+    #[test]
+    fn mutated_client_auth_is_refused(edits in mutations()) {
+        let h = honest();
+        let Ok(OwnedMessage::ClientAuth(key, _)) =
+            Message::decode(&h.client_auth).map(|m| OwnedMessage::of(&m))
+        else {
+            return Err(TestCaseError::fail("the honest first frame is not ClientAuth"));
+        };
+        let fields = [u16_field(1), u16_field(3 + key.len())];
+        let mutated = mutate(&h.client_auth, &edits, &fields);
+        let Ok(msg) = Message::decode(&mutated) else { return Ok(()) };
+        check_canonical(&mutated, Ok(msg), |m, out| m.encode(out))?;
+        match replay_expect_client_auth().handle(&msg) {
+            Ok((identity, _)) => {
+                prop_assert_eq!(&mutated, &h.client_auth);
+                prop_assert_eq!(identity.public_key_der, key);
+            }
+            Err(err) => {
+                prop_assert_ne!(&mutated, &h.client_auth);
+                prop_assert!(
+                    matches!(
+                        err,
+                        ProtoError::Unexpected(_)
+                            | ProtoError::Decode(DecodeError::Invalid("client key"))
+                            | ProtoError::BadClientSignature
+                    ),
+                    "{:?}", err
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn anything_but_a_valid_client_auth_is_refused(msg in arb_message()) {
+        let result = replay_expect_client_auth().handle(&msg.borrow());
+        match msg {
+            OwnedMessage::ClientAuth(..) => prop_assert!(
+                matches!(
+                    result,
+                    Err(ProtoError::Decode(DecodeError::Invalid("client key"))
+                        | ProtoError::BadClientSignature)
+                ),
+                "{:?}", result.err()
+            ),
+            _ => prop_assert_eq!(
+                result.err(),
+                Some(ProtoError::Unexpected(msg.borrow().name()))
+            ),
+        }
+    }
+}
+
+proptest! {
+    // ServerHello checks cost one RSA public-key operation: cheap enough for more cases.
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn client_accepts_only_the_signed_server_hello(edits in mutations()) {
+        let h = honest();
+        let hello = ServerHello::decode(record_body(&h.server_hello)).unwrap();
+        let mut fields = server_hello_fields(&hello, HEADER_LEN);
+        fields.push(u32_field(0));
+        let mutated = mutate(&h.server_hello, &edits, &fields);
+        let Some(body) = first_record(&mutated) else { return Ok(()) };
+        let verdict = replay_start().handle(body);
+        if body == record_body(&h.server_hello) {
+            prop_assert!(verdict.is_ok());
+        } else {
+            let err = verdict.err();
+            prop_assert!(
+                matches!(err, Some(ProtoError::Decode(_) | ProtoError::BadServerSignature)),
+                "{:?}", err
+            );
+        }
+    }
+
+    #[test]
+    fn random_server_hello_is_refused(
+        bytes in random_after([&[0x02][..], &VERSION.to_be_bytes()].concat()),
+    ) {
+        let err = replay_start().handle(&bytes).err();
+        prop_assert!(
+            matches!(err, Some(ProtoError::Decode(_) | ProtoError::BadServerSignature)),
+            "{:?}", err
+        );
+    }
+}

@@ -53,6 +53,9 @@ pub struct ServerSettings {
     pub max_sessions: usize,
     /// Concurrent connections still in the handshake (like sshd's MaxStartups).
     pub max_unauthenticated: usize,
+    /// Connections waiting for one of those handshake slots (within their handshake
+    /// deadline); beyond these, a new connection is dropped at once.
+    pub max_waiting: usize,
     /// Wait before answering a failed authentication.
     pub auth_failure_delay: Duration,
     /// How long running sessions may go on after SIGTERM.
@@ -74,6 +77,7 @@ impl ServerSettings {
             },
             max_sessions: 100,
             max_unauthenticated: 32,
+            max_waiting: 128,
             auth_failure_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
         })
@@ -105,6 +109,7 @@ struct Shared {
     trust: TrustStore,
     settings: ServerSettings,
     unauthenticated: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
     sessions: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
 }
@@ -146,6 +151,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         keys: RwLock::new(Arc::new(keys)),
         trust,
         unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
+        waiting: Arc::new(Semaphore::new(settings.max_waiting)),
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         settings,
         stop,
@@ -240,9 +246,11 @@ async fn accept_until_signal(
     Ok(())
 }
 
-/// Takes a new connection if an unauthenticated slot is free; otherwise drops it at once.
+/// Takes a new connection if it may wait for a handshake slot; otherwise drops it at once.
+/// Waiting, in arrival order, counts against the handshake deadline: a burst of clients is
+/// served in turn, and a flood of silent connections only delays them until it times out.
 fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections: &mut JoinSet<()>) {
-    let Ok(permit) = Arc::clone(&shared.unauthenticated).try_acquire_owned() else {
+    let Ok(queued) = Arc::clone(&shared.waiting).try_acquire_owned() else {
         tracing::warn!(%peer, "too many unauthenticated connections: dropped");
         return;
     };
@@ -254,9 +262,17 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
     connections.spawn(async move {
         let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
         let deadline = shared.settings.handshake_timeout;
-        let outcome =
-            tokio::time::timeout(deadline, authenticate(stream, peer, &keys, &shared)).await;
-        drop(permit);
+        let outcome = tokio::time::timeout(deadline, async {
+            let slot = Arc::clone(&shared.unauthenticated)
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            drop(queued);
+            let outcome = authenticate(stream, peer, &keys, &shared).await;
+            drop(slot);
+            outcome
+        })
+        .await;
         match outcome {
             Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
             Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),

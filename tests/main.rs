@@ -9,5 +9,6 @@
 
 mod channel;
 mod common;
+mod console;
 mod keys;
 mod proto;

@@ -606,8 +606,8 @@ enum Attack {
     None,
     /// Flip one bit in the ciphertext of record N.
     FlipBit(usize),
-    /// Close both connections instead of forwarding record N.
-    CutBefore(usize),
+    /// Close both connections right after forwarding record N.
+    CutAfter(usize),
     /// Replace record N with a header claiming u32::MAX bytes, then send nothing more.
     HugeLength(usize),
 }
@@ -663,10 +663,6 @@ impl Proxy {
                         let middle = body.len() / 2;
                         body[middle] ^= 0x10;
                     }
-                    Attack::CutBefore(n) if n == index => {
-                        upward.abort();
-                        return;
-                    }
                     Attack::HugeLength(n) if n == index => {
                         let _ = client_write.write_all(&u32::MAX.to_be_bytes()).await;
                         // Hold the connection open: the client must give up on its own.
@@ -679,6 +675,10 @@ impl Proxy {
                     || client_write.write_all(&body).await.is_err()
                 {
                     break;
+                }
+                if matches!(attack, Attack::CutAfter(n) if n == index) {
+                    upward.abort();
+                    return;
                 }
                 index += 1;
             }
@@ -746,7 +746,7 @@ async fn mitm_cutting_the_stream_makes_the_client_fail_and_kills_the_command() {
         "echo $$ > {}; echo visible-line; sleep 30; echo TAMPERED-MARKER",
         pid_file.display()
     );
-    let proxy = Proxy::start(server.addr(), Attack::CutBefore(4)).await;
+    let proxy = Proxy::start(server.addr(), Attack::CutAfter(3)).await;
     let run = exec_through(&proxy, &line).await;
     let stderr = run.failed_with(255);
     assert!(stderr.contains("truncated"), "{stderr}");

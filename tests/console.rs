@@ -193,6 +193,39 @@ fn exec_runs_console_builtins() {
     assert!(whoami.contains(crate::common::CLIENT_FP), "{whoami}");
 }
 
+/// The session id the server logged for the command line containing `tag`.
+fn session_of_command(server: &Server, tag: &str) -> String {
+    let log = server.wait_for_log(|log| log.lines().any(|l| l.contains(tag)));
+    let line = log.lines().find(|l| l.contains(tag)).unwrap();
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("session="))
+        .unwrap_or_else(|| panic!("no session in {line:?}"))
+        .to_owned()
+}
+
+#[test]
+fn the_server_logs_each_command_and_how_it_ended() {
+    let server = Server::shared();
+    let client = client_of(server);
+    for (line, status) in [
+        ("exit 3 # log-exit-tag", "status=Code(3)"),
+        ("kill -9 $$ # log-signal-tag", "status=Signal(9)"),
+    ] {
+        client.exec(&server.dest(), &[line]).code.unwrap();
+        let session = session_of_command(server, line);
+        let ended = format!("session={session}");
+        let log = server.wait_for_log(|log| {
+            log.lines()
+                .any(|l| l.contains("command ended") && l.contains(&ended))
+        });
+        let line = log
+            .lines()
+            .find(|l| l.contains("command ended") && l.contains(&ended))
+            .unwrap();
+        assert!(line.contains(status), "{line}");
+    }
+}
+
 #[test]
 fn fifty_concurrent_exec_sessions_are_all_correct() {
     const SESSIONS: usize = 50;

@@ -89,6 +89,7 @@ pub async fn run<S>(
         done_tx,
         limits.keepalive,
         console.cwd_text(),
+        console.peer.session_id.clone(),
     ));
     console_task(channel.reader, console, out_tx, done_rx, limits, stop).await;
     // The console has dropped its sender: the output task finishes what it has and ends.
@@ -246,7 +247,7 @@ async fn console_task<R: AsyncRead>(
                     let _ = done.wait_for(|d| *d >= generation).await;
                 }
                 let line = line.to_owned();
-                tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "command");
+                tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, session = %console.peer.session_id, command = %line, "command");
                 if line.trim() == "exit" {
                     let _ = out.send(Output::Close("")).await;
                     break;
@@ -383,6 +384,7 @@ async fn output_task<W: AsyncWrite>(
     done: watch::Sender<u64>,
     keepalive: Duration,
     cwd: String,
+    session: String,
 ) {
     if writer
         .send(&Message::ConsoleState { cwd: &cwd })
@@ -422,7 +424,8 @@ async fn output_task<W: AsyncWrite>(
                 stderr,
                 cwd,
             }) => {
-                let result = stream_command(&mut writer, *child, stdout, stderr, &cwd).await;
+                let result =
+                    stream_command(&mut writer, *child, stdout, stderr, &cwd, &session).await;
                 finished += 1;
                 result
             }
@@ -458,13 +461,14 @@ async fn send_builtin<W: AsyncWrite + Unpin>(
     writer.send(&Message::ConsoleState { cwd }).await
 }
 
-/// Streams both pipes until both end, then the exit status and the console state.
+/// Streams both pipes until both end, then the exit status (logged too) and the console state.
 async fn stream_command<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     mut child: Child,
     mut stdout: ChildStdout,
     mut stderr: ChildStderr,
     cwd: &str,
+    session: &str,
 ) -> Result<(), TransportError> {
     let mut out_buf = vec![0u8; MAX_CHUNK];
     let mut err_buf = vec![0u8; MAX_CHUNK];
@@ -485,6 +489,7 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         Ok(status) => exit_status(status),
         Err(_) => ExitStatus::Code(255),
     };
+    tracing::info!(session = %session, ?status, "command ended");
     writer.send(&Message::Exit(status)).await?;
     writer.send(&Message::ConsoleState { cwd }).await
 }

@@ -31,6 +31,8 @@ pub struct ConfigFile {
     pub max_sessions: Option<usize>,
     /// Concurrent unauthenticated connections (default 32).
     pub max_unauthenticated: Option<usize>,
+    /// Connections that may wait for a handshake slot beyond those (default 128).
+    pub max_waiting: Option<usize>,
     /// Delay before answering a failed authentication, milliseconds (default 1000).
     pub auth_failure_delay_ms: Option<u64>,
     /// Grace period for running sessions after SIGTERM, seconds (default 10).
@@ -132,6 +134,9 @@ impl ConfigFile {
         if let Some(v) = self.max_unauthenticated {
             positive("max_unauthenticated", u64::try_from(v).unwrap_or(u64::MAX))?;
             settings.max_unauthenticated = v;
+        }
+        if let Some(v) = self.max_waiting {
+            settings.max_waiting = v;
         }
         if let Some(v) = self.auth_failure_delay_ms {
             settings.auth_failure_delay = Duration::from_millis(v);

@@ -21,9 +21,9 @@ fn real_log() -> &'static str {
     LOG.get_or_init(|| {
         let sandbox = Sandbox::new();
         let server = sandbox.serve(&["--audit-log", "audit.log"]);
-        assert_eq!(sandbox.exec(&server, "echo hello").ok(), "hello\n");
-        sandbox.exec(&server, "exit 3").failed_with(3);
-        sandbox.exec(&server, "pwd").ok();
+        assert_eq!(sandbox.exec_on(&server, "echo hello").ok(), "hello\n");
+        sandbox.exec_on(&server, "exit 3").failed_with(3);
+        sandbox.exec_on(&server, "pwd").ok();
         sandbox.exec_as(&server, "other_rsa", "id").failed_with(255);
         let status = server.terminate();
         assert!(status.success(), "server exit: {status}");
@@ -287,7 +287,7 @@ fn a_crash_during_a_command_keeps_the_command() {
 
     // The next start continues the chain, and a clean stop seals it.
     let server = sandbox.serve(&["--audit-log", "audit.log"]);
-    assert_eq!(sandbox.exec(&server, "echo again").ok(), "again\n");
+    assert_eq!(sandbox.exec_on(&server, "echo again").ok(), "again\n");
     assert!(server.terminate().success());
     let run = verify(&sandbox, &[&log]);
     assert!(run.ok().starts_with("OK: "), "{run:#?}");
@@ -299,7 +299,7 @@ fn rotation_keeps_the_chain_across_files() {
     let server = sandbox.serve(&["--audit-log", "audit.log", "--audit-max-bytes", "2000"]);
     for n in 0..6 {
         assert_eq!(
-            sandbox.exec(&server, &format!("echo {n}")).ok(),
+            sandbox.exec_on(&server, &format!("echo {n}")).ok(),
             format!("{n}\n")
         );
     }
@@ -349,7 +349,7 @@ fn syslog_receives_every_event() {
     let target = format!("udp:{}", collector.local_addr().unwrap());
     let sandbox = Sandbox::new();
     let server = sandbox.serve(&["--audit-log", "audit.log", "--syslog", &target]);
-    sandbox.exec(&server, "echo via-syslog").ok();
+    sandbox.exec_on(&server, "echo via-syslog").ok();
     let mut buf = vec![0u8; 65536];
     let message = loop {
         let n = collector.recv(&mut buf).expect("a syslog message");

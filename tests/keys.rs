@@ -12,13 +12,9 @@ use seashell::keys::private::{self, PassphraseSource};
 use seashell::keys::{KeyError, public};
 
 use crate::common::{
-    FIXTURE_PASSPHRASE, Sandbox, TEST_USER, fingerprints_in, fixture_path, mode_of,
+    CLIENT_FP, ENC_FP, FIXTURE_PASSPHRASE, HOST_FP, OTHER_FP, Sandbox, TEST_USER, bare_key,
+    fingerprints_in, fixture_path, mode_of,
 };
-
-const HOST_FP: &str = "SHA256:NtQ+o5uZyz+UITEeRXdW+Zc6dlCVMp+jmcmVPVw/HNA";
-const CLIENT_FP: &str = "SHA256:rpeErIUYglF2K3OKc842cJfnpSUWQP6imlU7v97KkYs";
-const OTHER_FP: &str = "SHA256:D+zLkAvOTLIC+5FWgO1bqSGmFQlHjWa6DerNsTrZdck";
-const ENC_FP: &str = "SHA256:zYOBn0jUD/WV3nT9mt0z15C3gGhyu7QqMIhSH2s2dqM";
 
 fn assert_fingerprint_format(fingerprint: &str) {
     let b64 = fingerprint
@@ -30,15 +26,6 @@ fn assert_fingerprint_format(fingerprint: &str) {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'),
         "{fingerprint:?} is not unpadded standard base64"
     );
-}
-
-/// `seashell-rsa <base64>` of a fixture's .pub, without its comment.
-fn bare_key(name: &str) -> String {
-    let line = fs::read_to_string(fixture_path(name)).unwrap();
-    line.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn pub_key(name: &str) -> rsa::PublicKey {

@@ -10,6 +10,7 @@
 mod audit;
 mod channel;
 mod common;
+mod console;
 mod fuzz;
 mod keys;
 mod proto;

@@ -209,6 +209,11 @@ impl SessionAudit {
         self.log.record(record).await;
     }
 
+    /// The session id these events carry.
+    pub fn session_id(&self) -> &str {
+        &self.who.session
+    }
+
     /// Records the end of a command: its exit status (128 + N after signal N), how long it
     /// ran and how many output bytes were sent.
     pub async fn exit(&self, status: i32, duration: Duration, bytes_out: u64) {

@@ -57,6 +57,9 @@ pub struct ServerSettings {
     pub max_sessions: usize,
     /// Concurrent connections still in the handshake (like sshd's MaxStartups).
     pub max_unauthenticated: usize,
+    /// Connections waiting for one of those handshake slots (within their handshake
+    /// deadline); beyond these, a new connection is dropped at once.
+    pub max_waiting: usize,
     /// Wait before answering a failed authentication.
     pub auth_failure_delay: Duration,
     /// How long running sessions may go on after SIGTERM.
@@ -88,6 +91,7 @@ impl ServerSettings {
             },
             max_sessions: 100,
             max_unauthenticated: 32,
+            max_waiting: 128,
             auth_failure_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
             audit_log: None,
@@ -125,6 +129,7 @@ struct Shared {
     trust: TrustStore,
     settings: ServerSettings,
     unauthenticated: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
     sessions: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
     audit: AuditLog,
@@ -172,6 +177,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         keys: RwLock::new(Arc::new(keys)),
         trust,
         unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
+        waiting: Arc::new(Semaphore::new(settings.max_waiting)),
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         commands: Arc::new(settings.commands.clone()),
         settings,
@@ -269,9 +275,11 @@ async fn accept_until_signal(
     Ok(())
 }
 
-/// Takes a new connection if an unauthenticated slot is free; otherwise drops it at once.
+/// Takes a new connection if it may wait for a handshake slot; otherwise drops it at once.
+/// Waiting, in arrival order, counts against the handshake deadline: a burst of clients is
+/// served in turn, and a flood of silent connections only delays them until it times out.
 fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections: &mut JoinSet<()>) {
-    let Ok(permit) = Arc::clone(&shared.unauthenticated).try_acquire_owned() else {
+    let Ok(queued) = Arc::clone(&shared.waiting).try_acquire_owned() else {
         tracing::warn!(%peer, "too many unauthenticated connections: dropped");
         return;
     };
@@ -284,9 +292,17 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
         shared.audit.connect(&peer.to_string()).await;
         let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
         let deadline = shared.settings.handshake_timeout;
-        let outcome =
-            tokio::time::timeout(deadline, authenticate(stream, peer, &keys, &shared)).await;
-        drop(permit);
+        let outcome = tokio::time::timeout(deadline, async {
+            let slot = Arc::clone(&shared.unauthenticated)
+                .acquire_owned()
+                .await
+                .map_err(std::io::Error::other)?;
+            drop(queued);
+            let outcome = authenticate(stream, peer, &keys, &shared).await;
+            drop(slot);
+            outcome
+        })
+        .await;
         match outcome {
             Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
             Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),

@@ -127,15 +127,16 @@ struct Console {
 /// Exit status of a line the key's policy refused (like a shell's "cannot execute").
 const DENIED_STATUS: i32 = 126;
 
-/// Words the console runs itself, for every key (restricted ones included).
-const BUILTINS: [&str; 5] = ["cd", "pwd", "whoami", "help", "exit"];
+/// Words the console runs itself, for every key (restricted ones included), besides `exit`
+/// alone, which ends the session (`exit N` is the shell's).
+const BUILTINS: [&str; 4] = ["cd", "pwd", "whoami", "help"];
 
 impl Console {
     /// How the key's policy lets `line` run: `None` for a built-in (always allowed, run by the
     /// console itself), else as the policy says.
     fn decide(&self, line: &str) -> Result<Option<Run>, Denied> {
         let first = line.split_whitespace().next().unwrap_or_default();
-        if BUILTINS.contains(&first) {
+        if line.trim() == "exit" || BUILTINS.contains(&first) {
             return Ok(None);
         }
         self.peer.policy.authorize(line, &self.commands).map(Some)
@@ -162,17 +163,7 @@ impl Console {
                 self.peer.name, self.peer.fingerprint, self.peer.session_id
             )),
             ("help", []) => ok(HELP.to_owned()),
-            // `exit N` reports status N, as `sh -c 'exit N'` would; plain `exit` ends the
-            // session before it gets here.
-            ("exit", [code]) => match code.parse::<i32>() {
-                Ok(code) => Some((Vec::new(), Vec::new(), code & 0xff)),
-                Err(_) => Some((
-                    Vec::new(),
-                    format!("exit: {code}: not a number\n").into_bytes(),
-                    2,
-                )),
-            },
-            ("pwd" | "whoami" | "help" | "exit", _) => Some((
+            ("pwd" | "whoami" | "help", _) => Some((
                 Vec::new(),
                 format!("{word}: takes no arguments\n").into_bytes(),
                 2,
@@ -207,7 +198,7 @@ Built-ins:
   pwd        print the current directory
   whoami     your key's name and fingerprint, and the session id
   help       this text
-  exit [N]   end the session (with N: just report status N)
+  exit       end the session
 Any other line runs as `sh -c LINE` in the current directory.
 ";
 
@@ -319,7 +310,7 @@ async fn console_task<R: AsyncRead>(
                         continue;
                     }
                 };
-                tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, command = %line, "command");
+                tracing::info!(key = %console.peer.fingerprint, name = %console.peer.name, session = %console.peer.session_id, command = %line, "command");
                 if let Err(err) = audit.command(&line).await {
                     tracing::error!("command refused: {err}");
                     started += 1;
@@ -507,6 +498,7 @@ async fn output_task<W: AsyncWrite>(
             }) => {
                 finished += 1;
                 let bytes_out = (stdout.len() + stderr.len()) as u64;
+                tracing::info!(session = %audit.session_id(), status, "command ended");
                 audit.exit(status, Duration::ZERO, bytes_out).await;
                 send_builtin(&mut writer, &stdout, &stderr, status, &cwd).await
             }
@@ -622,6 +614,7 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         Ok(status) => exit_status(status),
         Err(_) => ExitStatus::Code(255),
     };
+    tracing::info!(session = %audit.session_id(), ?status, "command ended");
     audit
         .exit(i32::from(status.shell_code()), began.elapsed(), bytes_out)
         .await;

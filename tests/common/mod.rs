@@ -1,20 +1,30 @@
 //! Helpers shared by the integration tests: a [`Sandbox`] (a temporary directory that is also
 //! `SEASHELL_HOME` and `HOME`), fixture keys copied into it with mode 0600 (git does not keep
 //! modes and seashell refuses open private keys), and running the built `seashell` binary there
-//! with no terminal on stdin and no passphrase in the environment.
+//! with no terminal on stdin and no passphrase in the environment; a running [`Server`] on
+//! 127.0.0.1 (one per test that needs its own, or [`Server::shared`]) and client sandboxes
+//! that trust it ([`client_of`]).
 
 pub mod server;
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::{BufRead as _, BufReader, Read, Write as _};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 /// The passphrase of the `client_enc_rsa` fixture.
 pub const FIXTURE_PASSPHRASE: &str = "correct horse battery staple";
+
+/// The built binary under test.
+pub const SEASHELL: &str = env!("CARGO_BIN_EXE_seashell");
 
 /// The user name the binary sees (`$USER`), so default comments are predictable.
 pub const TEST_USER: &str = "tester";
@@ -89,6 +99,24 @@ impl Sandbox {
         path
     }
 
+    /// `seashell ARGS` set up to run in the sandbox (its directory, `SEASHELL_HOME`, `HOME`,
+    /// `USER`, no passphrase variable); stdio is left to the caller.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(SEASHELL);
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("SEASHELL_HOME", self.home())
+            .env("HOME", self.path())
+            .env("USER", TEST_USER)
+            .env_remove("SEASHELL_PASSPHRASE");
+        command
+    }
+
     /// Runs `seashell ARGS` in the sandbox.
     pub fn seashell<I, S>(&self, args: I) -> Run
     where
@@ -104,13 +132,8 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let output = Command::new(env!("CARGO_BIN_EXE_seashell"))
-            .args(args)
-            .current_dir(self.path())
-            .env("SEASHELL_HOME", self.home())
-            .env("HOME", self.path())
-            .env("USER", TEST_USER)
-            .env_remove("SEASHELL_PASSPHRASE")
+        let output = self
+            .command(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
@@ -134,4 +157,338 @@ pub fn fingerprints_in(text: &str) -> Vec<String> {
         .filter(|word| word.starts_with("SHA256:"))
         .map(str::to_owned)
         .collect()
+}
+
+/// Fingerprint of the `host_rsa` fixture.
+pub const HOST_FP: &str = "SHA256:NtQ+o5uZyz+UITEeRXdW+Zc6dlCVMp+jmcmVPVw/HNA";
+/// Fingerprint of the `client_rsa` fixture.
+pub const CLIENT_FP: &str = "SHA256:rpeErIUYglF2K3OKc842cJfnpSUWQP6imlU7v97KkYs";
+/// Fingerprint of the `other_rsa` fixture.
+pub const OTHER_FP: &str = "SHA256:D+zLkAvOTLIC+5FWgO1bqSGmFQlHjWa6DerNsTrZdck";
+/// Fingerprint of the `client_enc_rsa` fixture.
+pub const ENC_FP: &str = "SHA256:zYOBn0jUD/WV3nT9mt0z15C3gGhyu7QqMIhSH2s2dqM";
+
+/// Longest any one run of the binary may take before the test gives up on it (a hang is a
+/// failure with the output so far, not a stuck test run).
+pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `seashell-rsa <base64>` of a fixture's .pub line, without its comment.
+pub fn bare_key(pub_fixture: &str) -> String {
+    let line = fs::read_to_string(fixture_path(pub_fixture)).expect("read .pub fixture");
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What one run of a process did, byte for byte.
+#[derive(Debug)]
+pub struct RawRun {
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Everything printed on stdout.
+    pub stdout: Vec<u8>,
+    /// Everything printed on stderr.
+    pub stderr: String,
+}
+
+impl RawRun {
+    /// stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Panics with the whole output unless the run exited 0; returns stdout as text.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code, Some(0), "run failed: {self:#?}");
+        self.stdout_text()
+    }
+
+    /// Panics unless the run exited with `code`; returns stderr.
+    pub fn failed_with(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}; stdout {:?}; stderr {:?}",
+            self.stdout_text(),
+            self.stderr
+        );
+        &self.stderr
+    }
+}
+
+/// Runs `command` to its end with `stdin` fed to it (then EOF), collecting its output; panics
+/// (after killing it) if it is still running after [`RUN_DEADLINE`].
+pub fn run_to_end(mut command: Command, stdin: &[u8]) -> RawRun {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin pipe");
+    let stdin = stdin.to_vec();
+    // A command that exits without reading its input makes this write fail: that is its business.
+    let feeder = thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let stdout = drain(child.stdout.take().expect("stdout pipe"));
+    let stderr = drain(child.stderr.take().expect("stderr pipe"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr =
+                String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+            panic!("{command:?} still running after {RUN_DEADLINE:?}; stderr: {stderr}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    feeder.join().expect("stdin feeder");
+    RawRun {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned(),
+    }
+}
+
+/// Reads a pipe to its end on a thread.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}
+
+impl Sandbox {
+    /// Makes `home()` (0700) and installs fixture `name` there as the default identity
+    /// (`id_rsa`, 0600, and `id_rsa.pub`).
+    pub fn install_identity(&self, name: &str) -> PathBuf {
+        let home = self.home();
+        fs::create_dir_all(&home).expect("create SEASHELL_HOME");
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).expect("chmod home");
+        let key = home.join("id_rsa");
+        fs::copy(fixture_path(name), &key).expect("copy identity");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod identity");
+        fs::copy(
+            fixture_path(&format!("{name}.pub")),
+            home.join("id_rsa.pub"),
+        )
+        .expect("copy .pub");
+        key
+    }
+
+    /// The client's default known_hosts (`$SEASHELL_HOME/known_hosts`).
+    pub fn known_hosts(&self) -> PathBuf {
+        self.home().join("known_hosts")
+    }
+
+    /// Appends `host_port seashell-rsa <key of pub_fixture>` to the default known_hosts.
+    pub fn pin_host(&self, host_port: &str, pub_fixture: &str) {
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.known_hosts())
+            .expect("open known_hosts");
+        writeln!(file, "{host_port} {}", bare_key(pub_fixture)).expect("write known_hosts");
+    }
+
+    /// Runs `seashell ARGS` in the sandbox with `stdin` (then EOF), byte for byte.
+    pub fn run<I, S>(&self, args: I, stdin: &[u8]) -> RawRun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_to_end(self.command(args), stdin)
+    }
+
+    /// `seashell exec DEST -- WORDS...` with the default identity and known_hosts, stdin empty.
+    pub fn exec(&self, dest: &str, words: &[&str]) -> RawRun {
+        self.exec_with_input(dest, words, b"")
+    }
+
+    /// `seashell exec DEST -- WORDS...` with `stdin` forwarded.
+    pub fn exec_with_input(&self, dest: &str, words: &[&str], stdin: &[u8]) -> RawRun {
+        let mut args = vec!["exec", dest, "--"];
+        args.extend_from_slice(words);
+        self.run(args, stdin)
+    }
+}
+
+/// A client sandbox for `server`: the `client_rsa` fixture as its identity, and the server's
+/// host key pinned in its known_hosts.
+pub fn client_of(server: &Server) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.install_identity("client_rsa");
+    sandbox.pin_host(&server.dest(), "host_rsa.pub");
+    sandbox
+}
+
+/// Runs the server under `sh`, which reports its pid, holds it until our end of its stdin
+/// closes (when the [`Server`] is dropped, or when the test process exits for whatever
+/// reason), then kills it and removes its sandbox ("$1"). So a server shared through a static
+/// never outlives the test run.
+const SERVER_WRAPPER: &str = r#"dir=$1; shift
+"$@" </dev/null >&2 &
+server=$!
+echo "$server"
+read _
+kill "$server" 2>/dev/null
+wait
+rm -rf "$dir""#;
+
+/// A `seashell serve` on 127.0.0.1 (port chosen by the OS) with the `host_rsa` fixture as its
+/// host key and `client_rsa` authorized. Its HOME, where sessions start, is its sandbox; its
+/// log (stderr) is collected.
+pub struct Server {
+    sandbox: Sandbox,
+    wrapper: Child,
+    stop: Option<ChildStdin>,
+    pid: u32,
+    addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server and waits for its `listening on ADDR` line.
+    pub fn start() -> Self {
+        let sandbox = Sandbox::new();
+        let host_key = sandbox.fixture("host_rsa");
+        let authorized = sandbox.path().join("authorized_keys");
+        fs::copy(fixture_path("client_rsa.pub"), &authorized).expect("write authorized_keys");
+        let mut wrapper = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(SERVER_WRAPPER)
+            .arg("sh")
+            .arg(sandbox.path())
+            .arg(SEASHELL)
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--host-key")
+            .arg(&host_key)
+            .arg("--authorized-keys")
+            .arg(&authorized)
+            .current_dir(sandbox.path())
+            .env("HOME", sandbox.path())
+            .env("SEASHELL_HOME", sandbox.home())
+            .env("USER", TEST_USER)
+            .env("RUST_LOG", "info")
+            .env_remove("SEASHELL_PASSPHRASE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server wrapper");
+        let stop = wrapper.stdin.take();
+        let mut pid_line = String::new();
+        BufReader::new(wrapper.stdout.take().expect("wrapper stdout"))
+            .read_line(&mut pid_line)
+            .expect("read the server pid");
+        let pid = pid_line.trim().parse().expect("server pid");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        let stderr = wrapper.stderr.take().expect("wrapper stderr");
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut server = Self {
+            sandbox,
+            wrapper,
+            stop,
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let line = server.wait_for_log(|log| log.contains("listening on "));
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address after `listening on`");
+        server.addr = addr.parse().expect("listening address");
+        assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+        server
+    }
+
+    /// The server every test of this process shares (started on first use).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<Server> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`: the DEST to give clients, and the known_hosts name.
+    pub fn dest(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The server's HOME: where each session starts.
+    pub fn home(&self) -> &Path {
+        self.sandbox.path()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits (up to [`RUN_DEADLINE`]) until `ready(log)` holds; returns the log then.
+    pub fn wait_for_log(&self, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if ready(&log) {
+                return log;
+            }
+            assert!(
+                self.is_running(),
+                "the server is not running; its log:\n{log}"
+            );
+            assert!(
+                started.elapsed() < RUN_DEADLINE,
+                "the server never logged what we wait for; its log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server process is alive (not exited, not a zombie).
+    pub fn is_running(&self) -> bool {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        // The state is the first field after the parenthesised command name.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing its stdin tells the wrapper to kill the server.
+        drop(self.stop.take());
+        let _ = self.wrapper.wait();
+    }
+}
+
+/// Lines of `log` that mention `needle`.
+pub fn count_lines(log: &str, needle: &str) -> usize {
+    log.lines().filter(|line| line.contains(needle)).count()
 }

@@ -124,7 +124,7 @@ impl Sandbox {
     }
 
     /// `seashell exec ... -- COMMAND` against `server` as the `client_rsa` fixture.
-    pub fn exec(&self, server: &Server, command: &str) -> Run {
+    pub fn exec_on(&self, server: &Server, command: &str) -> Run {
         self.exec_as(server, "client_rsa", command)
     }
 

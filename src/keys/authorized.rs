@@ -12,7 +12,7 @@ use std::path::Path;
 use rsa::PublicKey;
 
 use crate::keys::cidr::Cidr;
-use crate::keys::private::is_blank_or_comment;
+use crate::keys::private::parse_trust_lines;
 use crate::keys::public::{self, KEY_TYPE};
 use crate::keys::{KeyError, LineProblem, LineWarning};
 
@@ -133,19 +133,8 @@ impl AuthorizedKeys {
 
     /// Parses authorized_keys text: the good entries, and a warning for each bad line.
     pub fn parse(text: &str) -> (Self, Vec<LineWarning>) {
-        let mut keys = Self::default();
-        let mut warnings = Vec::new();
-        for (index, content) in text.lines().enumerate() {
-            let line = index + 1;
-            if is_blank_or_comment(content) {
-                continue;
-            }
-            match parse_entry(content, line) {
-                Ok(entry) => keys.entries.push(entry),
-                Err(problem) => warnings.push(LineWarning { line, problem }),
-            }
-        }
-        (keys, warnings)
+        let (entries, warnings) = parse_trust_lines(text, parse_entry);
+        (Self { entries }, warnings)
     }
 
     /// The first entry for `key` (same SubjectPublicKeyInfo DER), if any.

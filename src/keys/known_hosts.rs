@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rsa::PublicKey;
 
-use crate::keys::private::is_blank_or_comment;
+use crate::keys::private::{is_blank_or_comment, parse_trust_lines};
 use crate::keys::{KeyError, LineProblem, LineWarning, files, public};
 
 /// The parsed known_hosts file.
@@ -70,19 +70,8 @@ impl KnownHosts {
 
     /// Parses known_hosts text: the good entries, and a warning for each bad line.
     pub fn parse(text: &str) -> (Self, Vec<LineWarning>) {
-        let mut hosts = Self::default();
-        let mut warnings = Vec::new();
-        for (index, content) in text.lines().enumerate() {
-            let line = index + 1;
-            if is_blank_or_comment(content) {
-                continue;
-            }
-            match parse_entry(content, line) {
-                Ok(entry) => hosts.entries.push(entry),
-                Err(problem) => warnings.push(LineWarning { line, problem }),
-            }
-        }
-        (hosts, warnings)
+        let (entries, warnings) = parse_trust_lines(text, parse_entry);
+        (Self { entries }, warnings)
     }
 
     /// Whether `key` is the key pinned for `host_port`. A `host_port` that is not valid

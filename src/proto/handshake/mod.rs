@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ProtoError;
 use super::record::{HEADER_LEN, RecordOpener, RecordSealer, UpdateLimits};
-use super::schedule::SessionSecrets;
+use super::schedule::{SessionSecrets, TrafficSecret};
 
 /// Largest handshake record body (a ServerHello with two RSA-4096 keys is under 1.7 KiB).
 pub const MAX_HANDSHAKE_LEN: usize = 4096;
@@ -79,30 +79,39 @@ pub struct Established {
 }
 
 impl Established {
-    fn for_client(secrets: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
-        let SessionSecrets {
-            client_to_server,
-            server_to_client,
-            session_id,
-        } = secrets;
+    /// Seals with `sending`, opens with `receiving`.
+    fn new(
+        sending: TrafficSecret,
+        receiving: TrafficSecret,
+        session_id: [u8; 32],
+        limits: UpdateLimits,
+        now: Instant,
+    ) -> Self {
         Self {
-            sealer: RecordSealer::new(client_to_server, limits, now),
-            opener: RecordOpener::new(server_to_client, now),
+            sealer: RecordSealer::new(sending, limits, now),
+            opener: RecordOpener::new(receiving, now),
             session_id,
         }
     }
 
-    fn for_server(secrets: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
-        let SessionSecrets {
-            client_to_server,
-            server_to_client,
-            session_id,
-        } = secrets;
-        Self {
-            sealer: RecordSealer::new(server_to_client, limits, now),
-            opener: RecordOpener::new(client_to_server, now),
-            session_id,
-        }
+    fn for_client(s: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
+        Self::new(
+            s.client_to_server,
+            s.server_to_client,
+            s.session_id,
+            limits,
+            now,
+        )
+    }
+
+    fn for_server(s: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
+        Self::new(
+            s.server_to_client,
+            s.client_to_server,
+            s.session_id,
+            limits,
+            now,
+        )
     }
 }
 

@@ -172,6 +172,12 @@ fn restricted_keys_cannot_escape_into_a_shell() {
             .contains(crate::common::CLIENT_FP)
     );
 
+    let help = sandbox.exec_on(&server, "help").ok().to_owned();
+    assert!(
+        help.contains("restricted") && !help.contains("sh -c"),
+        "{help}"
+    );
+
     let status = server.terminate();
     assert!(status.success(), "server exit: {status}");
     let events = audit_events(&sandbox);

@@ -13,5 +13,6 @@ mod common;
 mod console;
 mod fuzz;
 mod keys;
+mod policy;
 mod proto;
 mod vectors;

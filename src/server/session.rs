@@ -162,7 +162,11 @@ impl Console {
                 "name: {}\nkey: {}\nsession: {}\n",
                 self.peer.name, self.peer.fingerprint, self.peer.session_id
             )),
-            ("help", []) => ok(HELP.to_owned()),
+            ("help", []) => ok(if self.peer.policy.is_restricted() {
+                format!("{HELP}{HELP_RESTRICTED}")
+            } else {
+                format!("{HELP}{HELP_SHELL}")
+            }),
             ("pwd" | "whoami" | "help", _) => Some((
                 Vec::new(),
                 format!("{word}: takes no arguments\n").into_bytes(),
@@ -199,7 +203,15 @@ Built-ins:
   whoami     your key's name and fingerprint, and the session id
   help       this text
   exit       end the session
-Any other line runs as `sh -c LINE` in the current directory.
+";
+
+/// The end of `help` for an unrestricted key.
+const HELP_SHELL: &str = "Any other line runs as `sh -c LINE` in the current directory.\n";
+
+/// The end of `help` for a restricted key (`allow=` / `command=`): no shell.
+const HELP_RESTRICTED: &str = "\
+This key is restricted: a line runs only if it matches one of its allow= patterns or is
+one of its command= names, split into words and run directly, never by a shell.
 ";
 
 /// The server user's home directory, where each session starts.

@@ -59,9 +59,15 @@ impl Sandbox {
 
     /// Starts `seashell serve` with `extra` flags and waits until it listens.
     pub fn serve(&self, extra: &[&str]) -> Server {
-        let host_key = self.fixture_once("host_rsa");
         let client_pub = std::fs::read_to_string(fixture_path("client_rsa.pub")).unwrap();
-        let authorized = self.write("authorized_keys", &client_pub);
+        self.serve_with(extra, &client_pub)
+    }
+
+    /// Starts `seashell serve` with `extra` flags and `authorized_keys` (written to the
+    /// sandbox's `authorized_keys`) and waits until it listens.
+    pub fn serve_with(&self, extra: &[&str], authorized_keys: &str) -> Server {
+        let host_key = self.fixture_once("host_rsa");
+        let authorized = self.write("authorized_keys", authorized_keys);
         let mut child = self
             .binary()
             .args(["serve", "--listen", "127.0.0.1:0", "--host-key"])
@@ -161,6 +167,15 @@ impl Server {
     pub fn terminate(mut self) -> ExitStatus {
         kill(self.pid(), Signal::SIGTERM).unwrap();
         self.wait()
+    }
+
+    /// `kill -HUP PID`: the server re-reads authorized_keys.
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed: {status}");
     }
 
     /// SIGKILL, like a crash; the commands it was running are killed too.

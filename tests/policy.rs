@@ -1,0 +1,357 @@
+//! Per-key policy end to end, with the real binary and real files: a restricted key
+//! (`allow=`) cannot escape into a shell with `;`, `|`, `&&`, `$()`, backticks, `>` or a
+//! newline, and runs `command="NAME"` entries from the config's `[commands]`; `from=` and
+//! `expires=` are enforced; a key removed from authorized_keys is refused to new sessions once
+//! the file changes, and after SIGHUP; a bad config names the key and its line. Every refusal
+//! reaches the client as a clear message and a non-zero exit, and the audit log as a `denied`
+//! event naming the rule.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::common::server::Server;
+use crate::common::{Run, Sandbox, fixture_path};
+
+/// A config for quick refusals, with an audit log and named commands.
+const CONFIG: &str = r#"auth_failure_delay_ms = 0
+audit_log = "audit.log"
+
+[commands]
+greet = ["echo", "named", "command;", "$(id)"]
+"#;
+
+/// The `.pub` line of a fixture (ends in a newline).
+fn pub_line(fixture: &str) -> String {
+    fs::read_to_string(fixture_path(&format!("{fixture}.pub"))).unwrap()
+}
+
+/// `OPTIONS <fixture's .pub line>`.
+fn with_options(options: &str, fixture: &str) -> String {
+    format!("{options} {}", pub_line(fixture))
+}
+
+/// Starts a server with [`CONFIG`] and `authorized_keys`.
+fn serve(sandbox: &Sandbox, authorized_keys: &str) -> Server {
+    sandbox.write("policy.toml", CONFIG);
+    sandbox.serve_with(&["--config", "policy.toml"], authorized_keys)
+}
+
+/// The audit log's events (after the server stopped), as JSON.
+fn audit_events(sandbox: &Sandbox) -> Vec<serde_json::Value> {
+    fs::read_to_string(sandbox.path().join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The `rule` of every `denied` event.
+fn denied_rules(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "denied")
+        .map(|e| {
+            e["rule"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a denied event without a rule: {e}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Asserts a run was refused at authentication: exit 255 and the client's message.
+fn assert_refused(run: &Run, case: &str) {
+    assert_eq!(run.code, Some(255), "{case}: {run:#?}");
+    assert!(
+        run.stderr.contains("authentication refused by the server"),
+        "{case}: {run:#?}"
+    );
+}
+
+/// Asserts a run was refused by the key's policy: exit 126, "denied" and `rule` on stderr.
+fn assert_denied(run: &Run, rule: &str, case: &str) {
+    assert_eq!(run.code, Some(126), "{case}: {run:#?}");
+    assert!(
+        run.stderr.contains("denied") && run.stderr.contains(rule),
+        "{case}: {run:#?}"
+    );
+    assert!(run.stdout.is_empty(), "{case}: {run:#?}");
+}
+
+#[test]
+fn restricted_keys_cannot_escape_into_a_shell() {
+    let sandbox = Sandbox::new();
+    // `command=` may be given once per key: a second restricted key names an undefined one.
+    let keys = with_options(r#"allow="echo *",command="greet""#, "client_rsa")
+        + &with_options(r#"command="missing""#, "other_rsa");
+    let server = serve(&sandbox, &keys);
+    let marker = |n: u32| sandbox.path().join(format!("marker-{n}"));
+    let m = |n: u32| marker(n).display().to_string();
+    // (line, what echo prints: every metacharacter as literal text)
+    let cases = [
+        (
+            format!("echo hi; touch {}", m(1)),
+            format!("hi; touch {}\n", m(1)),
+        ),
+        (
+            format!("echo hi | touch {}", m(2)),
+            format!("hi | touch {}\n", m(2)),
+        ),
+        (
+            format!("echo hi && touch {}", m(3)),
+            format!("hi && touch {}\n", m(3)),
+        ),
+        (
+            format!("echo $(touch {})", m(4)),
+            format!("$(touch {})\n", m(4)),
+        ),
+        (
+            format!("echo `touch {}`", m(5)),
+            format!("`touch {}`\n", m(5)),
+        ),
+        (format!("echo hi > {}", m(6)), format!("hi > {}\n", m(6))),
+        // A newline separates words, never commands.
+        (
+            format!("echo hi\ntouch {}", m(7)),
+            format!("hi touch {}\n", m(7)),
+        ),
+        (
+            format!("echo hi || touch {} & touch {}", m(8), m(8)),
+            format!("hi || touch {} & touch {}\n", m(8), m(8)),
+        ),
+        (
+            format!("echo 'quoted; words' \"$HOME\" < {}", m(9)),
+            format!("quoted; words $HOME < {}\n", m(9)),
+        ),
+    ];
+    for (line, echoed) in &cases {
+        let run = sandbox.exec_on(&server, line);
+        assert_eq!(run.ok(), echoed.as_str(), "{line:?}");
+    }
+    for n in 1..=9 {
+        assert!(!marker(n).exists(), "{} was created", m(n));
+    }
+
+    // Lines that match no pattern: refused, nothing runs.
+    let refusals = [
+        ("client_rsa", "id".to_owned(), "allow="),
+        ("client_rsa", format!("touch {}", m(10)), "allow="),
+        ("client_rsa", format!("sh -c 'touch {}'", m(10)), "allow="),
+        (
+            "client_rsa",
+            format!("echo 'unclosed; touch {}", m(10)),
+            "allow=",
+        ),
+        ("client_rsa", format!("  ; touch {}", m(10)), "allow="),
+        ("client_rsa", "missing".to_owned(), "allow="),
+        ("other_rsa", "missing".to_owned(), "command="),
+        ("other_rsa", format!("echo hi; touch {}", m(10)), "allow="),
+        ("other_rsa", "greet".to_owned(), "allow="),
+    ];
+    for (key, line, rule) in &refusals {
+        assert_denied(&sandbox.exec_as(&server, key, line), rule, line);
+    }
+    assert!(!marker(10).exists());
+
+    // A named command runs its argv from the config, no shell.
+    assert_eq!(
+        sandbox.exec_on(&server, "greet").ok(),
+        "named command; $(id)\n"
+    );
+    // The built-ins stay available.
+    let home = fs::canonicalize(sandbox.path()).unwrap();
+    assert_eq!(
+        sandbox.exec_on(&server, "pwd").ok(),
+        format!("{}\n", home.display())
+    );
+    assert!(
+        sandbox
+            .exec_on(&server, "whoami")
+            .ok()
+            .contains(crate::common::CLIENT_FP)
+    );
+
+    let help = sandbox.exec_on(&server, "help").ok().to_owned();
+    assert!(
+        help.contains("restricted") && !help.contains("sh -c"),
+        "{help}"
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "server exit: {status}");
+    let events = audit_events(&sandbox);
+    let rules = denied_rules(&events);
+    assert_eq!(rules.len(), refusals.len(), "{rules:#?}");
+    for ((_, line, rule), logged) in refusals.iter().zip(&rules) {
+        assert!(logged.starts_with(rule), "{line:?}: {logged:?}");
+    }
+    let denied_lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "denied")
+        .filter_map(|e| e["command"].as_str())
+        .collect();
+    let expected: Vec<&str> = refusals.iter().map(|(_, line, _)| line.as_str()).collect();
+    assert_eq!(denied_lines, expected);
+}
+
+#[test]
+fn from_and_expires_are_enforced() {
+    let sandbox = Sandbox::new();
+    let refused = with_options(r#"from="10.0.0.0/8,192.168.0.0/16""#, "client_rsa")
+        + &with_options(r#"expires="2000-01-01""#, "other_rsa");
+    let server = serve(&sandbox, &refused);
+    let run = sandbox.exec_on(&server, "echo in");
+    assert_refused(&run, "from= 10.0.0.0/8 from 127.0.0.1");
+    let run = sandbox.exec_as(&server, "other_rsa", "echo in");
+    assert_refused(&run, "expires= 2000-01-01");
+
+    // The same keys, now allowed: a file change takes effect for new sessions.
+    let allowed = with_options(r#"from="10.0.0.0/8,127.0.0.1/32""#, "client_rsa")
+        + &with_options(r#"expires="2999-12-31""#, "other_rsa");
+    rewrite(&sandbox.path().join("authorized_keys"), &allowed);
+    assert_eq!(sandbox.exec_on(&server, "echo in").ok(), "in\n");
+    assert_eq!(
+        sandbox.exec_as(&server, "other_rsa", "echo in").ok(),
+        "in\n"
+    );
+
+    // Both options on one key: each must hold.
+    let both = with_options(r#"from="127.0.0.0/8",expires="2000-01-01""#, "client_rsa")
+        + &with_options(r#"expires="2999-12-31",from="10.0.0.1/32""#, "other_rsa");
+    rewrite(&sandbox.path().join("authorized_keys"), &both);
+    assert_refused(&sandbox.exec_on(&server, "echo in"), "expired, from ok");
+    assert_refused(
+        &sandbox.exec_as(&server, "other_rsa", "echo in"),
+        "valid, from wrong",
+    );
+
+    let log = server.stderr();
+    let status = server.terminate();
+    assert!(status.success(), "server exit: {status}");
+    let rules = denied_rules(&audit_events(&sandbox));
+    assert_eq!(rules.len(), 4, "{rules:#?}");
+    assert!(rules[0].starts_with("from=") && rules[0].contains("127.0.0.1"));
+    assert!(rules[1].starts_with("expires=") && rules[1].contains("2000-01-01"));
+    assert!(rules[2].starts_with("expires="), "{rules:#?}");
+    assert!(rules[3].starts_with("from="), "{rules:#?}");
+    assert!(log.contains("authentication refused: from="), "{log}");
+}
+
+/// Replaces `path`'s contents in place, making sure the change is visible to a stat: a new
+/// size, and an mtime that moved forward.
+fn rewrite(path: &Path, contents: &str) {
+    let before = fs::metadata(path).unwrap();
+    assert_ne!(before.len(), contents.len() as u64, "pick a different size");
+    fs::write(path, contents).unwrap();
+    let file = fs::File::options().write(true).open(path).unwrap();
+    let later = before.modified().unwrap() + Duration::from_secs(2);
+    file.set_modified(later.max(SystemTime::now())).unwrap();
+}
+
+/// Two keys authorized, then `client_rsa` removed.
+fn revocation(sandbox: &Sandbox) -> (Server, String) {
+    let both = pub_line("client_rsa") + &pub_line("other_rsa");
+    let server = serve(sandbox, &both);
+    assert_eq!(sandbox.exec_on(&server, "echo before").ok(), "before\n");
+    assert_eq!(
+        sandbox.exec_as(&server, "other_rsa", "echo before").ok(),
+        "before\n"
+    );
+    (server, pub_line("other_rsa"))
+}
+
+#[test]
+fn a_removed_key_is_refused_once_the_file_changes() {
+    let sandbox = Sandbox::new();
+    let (server, remaining) = revocation(&sandbox);
+    rewrite(&sandbox.path().join("authorized_keys"), &remaining);
+    assert_refused(&sandbox.exec_on(&server, "echo after"), "removed key");
+    assert_eq!(
+        sandbox.exec_as(&server, "other_rsa", "echo after").ok(),
+        "after\n"
+    );
+    assert!(
+        server.stderr().contains("authorized keys reloaded"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn a_removed_key_is_refused_after_sighup() {
+    let sandbox = Sandbox::new();
+    let (server, remaining) = revocation(&sandbox);
+    // Rewrite it so that a stat sees no change (same inode, size and mtime): only the
+    // signal can make the server read it again.
+    let path = sandbox.path().join("authorized_keys");
+    let before = fs::metadata(&path).unwrap();
+    let padding = before.len() as usize - remaining.len();
+    let blanked = format!("#{}\n{remaining}", "-".repeat(padding - 2));
+    assert_eq!(blanked.len() as u64, before.len());
+    let mut file = fs::File::options().write(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, blanked.as_bytes()).unwrap();
+    file.set_modified(before.modified().unwrap()).unwrap();
+    drop(file);
+    assert_eq!(fs::read_to_string(&path).unwrap(), blanked);
+    // Not reloaded yet: the server cannot tell the file changed.
+    assert_eq!(sandbox.exec_on(&server, "echo stale").ok(), "stale\n");
+
+    let reloads = |log: &str| log.matches("authorized keys reloaded").count();
+    let seen = reloads(&server.stderr());
+    server.hangup();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reloads(&server.stderr()) == seen {
+        assert!(
+            Instant::now() < deadline,
+            "no reload after SIGHUP: {}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.stderr().contains("SIGHUP"));
+    assert_refused(&sandbox.exec_on(&server, "echo after"), "removed key");
+    assert_eq!(
+        sandbox.exec_as(&server, "other_rsa", "echo after").ok(),
+        "after\n"
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_and_its_line() {
+    let sandbox = Sandbox::new();
+    let cases = [
+        (
+            "listen = \"127.0.0.1:0\"\n# a comment\nmax_sesions = 4\n",
+            "max_sesions",
+            Some("line 3"),
+        ),
+        (
+            "max_sessions = 3\n\nlisten = \"nowhere\"\n",
+            "listen",
+            Some("line 3"),
+        ),
+        (
+            "max_sessions = 3\nkeepalive_secs = \"often\"\n",
+            "keepalive_secs",
+            Some("line 2"),
+        ),
+        (
+            "auth_failure_delay_ms = 0\n\n[commands]\nsurprise = 4\n",
+            "surprise",
+            Some("line 4"),
+        ),
+        ("keepalive_secs = 0\n", "keepalive_secs", None),
+        ("[commands]\nnothing = []\n", "nothing", None),
+    ];
+    for (text, key, line) in cases {
+        sandbox.write("bad.toml", text);
+        let run = sandbox.seashell(["serve", "--config", "bad.toml"]);
+        let stderr = run.failed_with(1);
+        assert!(stderr.contains(key), "{text:?}: {stderr}");
+        if let Some(line) = line {
+            assert!(stderr.contains(line), "{text:?}: {stderr}");
+        }
+        assert!(!stderr.contains("listening on"), "{text:?}: {stderr}");
+    }
+}

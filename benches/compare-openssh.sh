@@ -264,7 +264,7 @@ SEA_TARGET=(-i "$TMP/sea/id_rsa" --known-hosts "$TMP/sea/known_hosts")
 
 # ---------------------------------------------------------------- measurement helpers
 
-declare -A TIMES=() FAILS=()
+declare -A TIMES=() FAILS=() ROW_LOAD=()
 ELAPSED_US=0
 RC=0
 
@@ -312,7 +312,8 @@ progress() {
 # bench ROW N SSH_FUNCTION SEASHELL_FUNCTION: one warm-up of each, then N interleaved runs.
 bench() {
     local row=$1 n=$2 i
-    log "-- row $row: warm-up"
+    ROW_LOAD[$row]=$(cut -d' ' -f1 /proc/loadavg)
+    log "-- row $row: warm-up (load average ${ROW_LOAD[$row]})"
     run_timed "$3"
     ((RC == 0)) || log "   warning: ssh warm-up failed (exit $RC)"
     run_timed "$4"
@@ -419,7 +420,8 @@ checked_copy() { # FUNCTION RESULT_FILE
 
 bench_copy() { # ROW N SSH_FN SEA_FN RESULT_FILE
     local row=$1 n=$2 i
-    log "-- row $row: warm-up"
+    ROW_LOAD[$row]=$(cut -d' ' -f1 /proc/loadavg)
+    log "-- row $row: warm-up (load average ${ROW_LOAD[$row]})"
     checked_copy "$3" "$5"
     ((RC == 0)) || log "   warning: scp warm-up failed (exit $RC)"
     checked_copy "$4" "$5"
@@ -465,6 +467,7 @@ fi
 declare -A E_FAIL_TOTAL=([ssh]=0 [seashell]=0) E_PEAK=([ssh]="0 0 0" [seashell]="0 0 0")
 E_HWM=0
 if want e; then
+    ROW_LOAD[e]=$(cut -d' ' -f1 /proc/loadavg)
     log "-- row e: $CONCURRENCY concurrent sessions of sleep 1 (memory sampled every 0.2 s)"
     for ((i = 1; i <= RUNS_E; i++)); do
         for tool in ssh seashell; do
@@ -524,8 +527,8 @@ row_line() {
     mss=$(median "${TIMES[$row.seashell]:-}")
     failures="${FAILS[$row.ssh]:-0} / ${FAILS[$row.seashell]:-0}"
     if [[ -z $ms || -z $mss ]]; then
-        printf '| %s | %s | %s | %s | %s | - | ≤ %s | - | %s |\n' "$row" "$label" "$runs" \
-            "${ms:+$(fmt_ms "$ms")}" "${mss:+$(fmt_ms "$mss")}" "$goal" "$failures"
+        printf '| %s | %s | %s | %s | %s | - | ≤ %s | - | %s | %s |\n' "$row" "$label" "$runs" \
+            "${ms:+$(fmt_ms "$ms")}" "${mss:+$(fmt_ms "$mss")}" "$goal" "$failures" "${ROW_LOAD[$row]:-}"
         return
     fi
     case $format in
@@ -537,20 +540,21 @@ row_line() {
             ;;
     esac
     r=$(ratio "$mss" "$ms")
-    printf '| %s | %s | %s | %s | %s | **%s** | ≤ %s | %s | %s |\n' "$row" "$label" "$runs" \
-        "$shown_ssh" "$shown_sea" "$r" "$goal" "$(meets "$r" "$goal")" "$failures"
+    printf '| %s | %s | %s | %s | %s | **%s** | ≤ %s | %s | %s | %s |\n' "$row" "$label" "$runs" \
+        "$shown_ssh" "$shown_sea" "$r" "$goal" "$(meets "$r" "$goal")" "$failures" "${ROW_LOAD[$row]:-}"
 }
 
 echo
 echo "## seashell vs OpenSSH: medians on 127.0.0.1"
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; load average $LOAD_START at the start, $LOAD_END at the end;"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; load average $LOAD_START at the start, $LOAD_END at the end"
+echo "(1, 5, 15 min; the benchmark's own processes count too: row e alone runs 100 clients);"
 echo "$(ssh -V 2>&1 | cut -d, -f1); seashell $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');"
 echo "transfers of $SIZE_LABEL; admission limits $( ((STOCK_LIMITS)) && echo 'stock' || echo "raised to $LIMIT on both servers")."
 ((QUICK == 0)) || echo "(--quick: a smoke test, not a measurement)"
 echo
-echo "| row | measurement | runs | OpenSSH | seashell | seashell/ssh | goal | met | failed runs ssh / seashell |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| row | measurement | runs | OpenSSH | seashell | seashell/ssh | goal | met | failed runs ssh / seashell | load at row start |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 ! want a || row_line a "connect + auth + \`true\`" "$RUNS_A" 0.15 ms
 ! want b || row_line b "download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
 ! want c || row_line c "upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
@@ -559,16 +563,16 @@ if want e; then
     row_line e "$CONCURRENCY concurrent \`sleep 1\` sessions (wall time)" "$RUNS_E" 0.25 s
     read -r s_rss s_pss s_n <<<"${E_PEAK[ssh]}"
     read -r e_rss _ _ <<<"${E_PEAK[seashell]}"
-    printf '| e | failed sessions, all runs | %s | %s | %s | - | 0 | %s | |\n' "$RUNS_E" \
+    printf '| e | failed sessions, all runs | %s | %s | %s | - | 0 | %s | | |\n' "$RUNS_E" \
         "${E_FAIL_TOTAL[ssh]}" "${E_FAIL_TOTAL[seashell]}" \
         "$( ((E_FAIL_TOTAL[seashell] == 0)) && echo yes || echo no)"
-    printf '| e | peak server memory | %s | %d MiB RSS summed over %d sshd processes (PSS %d MiB) | %d MiB (VmHWM, one process; sampled RSS %d MiB) | - | < 64 MiB | %s | |\n' \
+    printf '| e | peak server memory | %s | %d MiB RSS summed over %d sshd processes (PSS %d MiB) | %d MiB (VmHWM, one process; sampled RSS %d MiB) | - | < 64 MiB | %s | | |\n' \
         "$RUNS_E" $((s_rss / 1024)) "$s_n" $((s_pss / 1024)) $((E_HWM / 1024)) $((e_rss / 1024)) \
         "$( ((E_HWM < 65536)) && echo yes || echo no)"
 fi
 if want f; then
     if [[ -n $F_SKIPPED ]]; then
-        echo "| f | cp vs scp, $SIZE_LABEL | - | - | - | - | ≤ 0.5 | - | $F_SKIPPED |"
+        echo "| f | cp vs scp, $SIZE_LABEL | - | - | - | - | ≤ 0.5 | - | $F_SKIPPED | |"
     else
         row_line f-up "cp vs scp, upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
         row_line f-down "cp vs scp, download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate

@@ -11,6 +11,7 @@
 #   --commands N       commands per session in row d              (default 100)
 #   --concurrency N    concurrent sessions in row e               (default 100)
 #   --only LIST        rows to run, comma-separated, e.g. a,b,d   (default a,b,c,d,e,f)
+#   --binary PATH      use this seashell binary instead of building one (e.g. to compare builds)
 #   --stock-limits     keep both servers' admission limits at their defaults (sshd
 #                      MaxStartups 10:30:100, seashell max_unauthenticated 32 /
 #                      max_sessions 100); by default both are raised to 512 so that row e
@@ -57,6 +58,7 @@ CONCURRENCY=100
 ONLY=a,b,c,d,e,f
 STOCK_LIMITS=0
 QUICK=0
+BINARY=
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -78,6 +80,7 @@ while (($#)); do
         --concurrency) CONCURRENCY=$2; shift ;;
         --only) ONLY=$2; shift ;;
         --stock-limits) STOCK_LIMITS=1 ;;
+        --binary) BINARY=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown option: $1 (see --help)" >&2; exit 1 ;;
     esac
@@ -99,11 +102,16 @@ load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # ---------------------------------------------------------------- build and install
 
-log "== building seashell (release)"
-(cd "$ROOT" && cargo build --release --locked --quiet)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-SEA=$TARGET_DIR/release/seashell
+if [[ -n $BINARY ]]; then
+    SEA=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
+    log "== using $SEA (not built)"
+else
+    log "== building seashell (release)"
+    (cd "$ROOT" && cargo build --release --locked --quiet)
+    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+    SEA=$TARGET_DIR/release/seashell
+fi
 [[ -x $SEA ]] || { echo "no binary at $SEA" >&2; exit 1; }
 
 SSHD=/usr/sbin/sshd
@@ -549,7 +557,7 @@ echo "## seashell vs OpenSSH: medians on 127.0.0.1"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs; load average $LOAD_START at the start, $LOAD_END at the end"
 echo "(1, 5, 15 min; the benchmark's own processes count too: row e alone runs 100 clients);"
-echo "$(ssh -V 2>&1 | cut -d, -f1); seashell $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');"
+echo "$(ssh -V 2>&1 | cut -d, -f1); seashell $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')${BINARY:+ (binary $SEA)};"
 echo "transfers of $SIZE_LABEL; admission limits $( ((STOCK_LIMITS)) && echo 'stock' || echo "raised to $LIMIT on both servers")."
 ((QUICK == 0)) || echo "(--quick: a smoke test, not a measurement)"
 echo

@@ -15,12 +15,15 @@
 //! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
 //! - [`server`]: `seashell serve`: accept loop, limits, sessions, commands.
 //! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
+//! - [`fileio`]: the file side of transfers, shared by both ends: hashed chunked reads,
+//!   partial files renamed into place after the hash check, tree walks.
 //! - [`config`]: the server's TOML configuration file.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches.
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod fileio;
 pub mod keys;
 pub mod proto;
 pub mod quickstart;

@@ -8,6 +8,7 @@
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod transfer;
 pub mod trust;
 
 use std::net::SocketAddr;
@@ -305,6 +306,7 @@ async fn authenticate(
         fingerprint: key_fingerprint,
         session_id: hex_id(&channel.session_id),
         address: peer.to_string(),
+        policy,
     };
     tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
     Ok(Some((channel, who)))

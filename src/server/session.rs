@@ -5,6 +5,7 @@
 //! command's stdout and stderr as produced (each chunk sent before the next is read, so a
 //! slow client slows the command instead of growing a buffer), then its exit status and the
 //! console state. When the session ends for any reason, the command's process group is killed.
+//! File transfer messages are handed to [`super::transfer`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,7 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
+use super::policy::Policy;
 use super::process::{self, signal_group};
+use super::transfer::{self, Transfers};
 use crate::proto::record::MAX_CHUNK;
 use crate::proto::{ExitStatus, Message};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
@@ -34,6 +37,8 @@ pub struct Peer {
     pub session_id: String,
     /// The client's address.
     pub address: String,
+    /// What the key may do (from its authorized_keys options).
+    pub policy: Policy,
 }
 
 /// Session timing knobs.
@@ -63,6 +68,8 @@ enum Output {
     },
     Pong(u64),
     Close(&'static str),
+    /// A file transfer's reply or download.
+    Transfer(transfer::Job),
 }
 
 /// Runs a session to its end.
@@ -199,6 +206,7 @@ async fn console_task<R: AsyncRead>(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut current: Option<Current> = None;
+    let mut transfers = Transfers::new(&console.peer, &console.home);
     let mut started = 0u64;
     let mut last_activity = Instant::now();
     let silence = limits.keepalive.saturating_mul(3);
@@ -210,6 +218,7 @@ async fn console_task<R: AsyncRead>(
             current = None;
         }
         if current.is_none()
+            && !transfers.busy()
             && limits
                 .idle_timeout
                 .is_some_and(|idle| last_activity.elapsed() >= idle)
@@ -301,6 +310,22 @@ async fn console_task<R: AsyncRead>(
             }
             Message::Pong(_) => {}
             Message::Close { .. } => break,
+            msg if transfer::is_transfer(&msg) => {
+                last_activity = Instant::now();
+                match transfers.handle(msg, &console.cwd, current.is_some()).await {
+                    Ok(Some(job)) => {
+                        if out.send(Output::Transfer(job)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(key = %console.peer.fingerprint, "{err}: closing");
+                        let _ = out.send(Output::Close("protocol error")).await;
+                        break;
+                    }
+                }
+            }
             other => {
                 tracing::warn!(key = %console.peer.fingerprint, "unexpected {} from client: closing", other.name());
                 let _ = out.send(Output::Close("protocol error")).await;
@@ -427,6 +452,7 @@ async fn output_task<W: AsyncWrite>(
                 result
             }
             Some(Output::Pong(n)) => writer.send(&Message::Pong(n)).await,
+            Some(Output::Transfer(job)) => transfer::deliver(&mut writer, job, keepalive).await,
             Some(Output::Close(reason)) => {
                 let _ = writer.close(reason).await;
                 return;

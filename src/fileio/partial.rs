@@ -295,14 +295,14 @@ pub struct FileSink {
 
 impl FileSink {
     /// Appends `data`; more than the announced size is an error.
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), FileError> {
+    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), FileError> {
         let len = data.len() as u64;
         if len > self.remaining {
             return Err(FileError::TooMuchData(self.target.clone()));
         }
         self.remaining -= len;
         let sent = match &self.chunks {
-            Some(chunks) => chunks.send(data.to_vec()).await.is_ok(),
+            Some(chunks) => chunks.send(data).await.is_ok(),
             None => false,
         };
         if sent {
@@ -366,8 +366,11 @@ mod tests {
         let temp = temp_path(&target).unwrap();
         assert!(temp.exists());
         let mut sink = partial.sink(received, 5).unwrap();
-        sink.write(b"hello").await.unwrap();
-        assert!(sink.write(b"!").await.is_err(), "more than announced");
+        sink.write(b"hello".to_vec()).await.unwrap();
+        assert!(
+            sink.write(b"!".to_vec()).await.is_err(),
+            "more than announced"
+        );
         partial
             .commit(sink, expected(b"hello", 0o640))
             .await
@@ -385,7 +388,7 @@ mod tests {
         let target = dir.path().join("f");
         let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
         let mut sink = partial.sink(received, 5).unwrap();
-        sink.write(b"hellO").await.unwrap();
+        sink.write(b"hellO".to_vec()).await.unwrap();
         let err = partial.commit(sink, expected(b"hello", 0o600)).await;
         assert!(matches!(err, Err(FileError::HashMismatch(_))), "{err:?}");
         assert!(!target.exists());
@@ -402,14 +405,14 @@ mod tests {
         {
             let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
             let mut sink = partial.sink(received, 10).unwrap();
-            sink.write(b"hello").await.unwrap();
+            sink.write(b"hello".to_vec()).await.unwrap();
             sink.finish().await.unwrap();
         }
         let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
         assert_eq!(received.len(), 5);
         assert_eq!(received.prefix_sha256(), sha(b"hello"));
         let mut sink = partial.sink(received, 10).unwrap();
-        sink.write(b"world").await.unwrap();
+        sink.write(b"world".to_vec()).await.unwrap();
         partial
             .commit(sink, expected(b"helloworld", 0o600))
             .await
@@ -423,7 +426,7 @@ mod tests {
         let target = dir.path().join("f");
         let (partial, received) = PartialFile::open(target.clone(), false).await.unwrap();
         let mut sink = partial.sink(received, 10).unwrap();
-        sink.write(b"hello").await.unwrap();
+        sink.write(b"hello".to_vec()).await.unwrap();
         drop(partial);
         sink.finish().await.unwrap();
         assert!(!temp_path(&target).unwrap().exists());

@@ -312,7 +312,11 @@ async fn console_task<R: AsyncRead>(
             Message::Close { .. } => break,
             msg if transfer::is_transfer(&msg) => {
                 last_activity = Instant::now();
-                match transfers.handle(msg, &console.cwd, current.is_some()).await {
+                // Like Exec: the command before it has sent its status; wait until it is done.
+                if let Some(c) = current.take() {
+                    let _ = done.wait_for(|d| *d >= c.generation).await;
+                }
+                match transfers.handle(msg, &console.cwd).await {
                     Ok(Some(job)) => {
                         if out.send(Output::Transfer(job)).await.is_err() {
                             break;

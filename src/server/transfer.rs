@@ -3,7 +3,8 @@
 //! [`Transfers::handle`], which keeps the state of an upload (received into a partial file,
 //! renamed into place only after the SHA-256 check) and turns requests into [`Job`]s; the
 //! output task runs each job with [`deliver`], streaming downloads with backpressure from the
-//! socket. One transfer at a time, never while a command runs; `no-files` keys are refused.
+//! socket. One transfer at a time, and never alongside a command (the session waits for the
+//! command before it, as for Exec); `no-files` and restricted keys are refused.
 //! Every transfer, refused, failed or done, goes through [`log_transfer`].
 
 use std::path::{Path, PathBuf};
@@ -167,7 +168,6 @@ impl Transfers {
         &mut self,
         msg: Message<'_>,
         cwd: &Path,
-        command_running: bool,
     ) -> Result<Option<Job>, OutOfOrder> {
         match msg {
             Message::Stat { .. }
@@ -177,9 +177,6 @@ impl Transfers {
             | Message::MakeDir { .. } => {
                 if !matches!(self.upload, Upload::Idle) {
                     return Err(OutOfOrder(msg.name()));
-                }
-                if command_running {
-                    return Ok(failed("a command is running: wait for it to end"));
                 }
                 if let Err(denied) = self.peer.policy.check_files() {
                     let (direction, path) = request_summary(&msg);
@@ -337,7 +334,7 @@ impl Transfers {
 
     async fn data(&mut self, data: &[u8]) -> Result<Option<Job>, OutOfOrder> {
         match &mut self.upload {
-            Upload::Receiving(receiving) => match receiving.sink.write(data).await {
+            Upload::Receiving(receiving) => match receiving.sink.write(data.to_vec()).await {
                 Ok(()) => Ok(None),
                 Err(err) => {
                     let (target, plan) = (receiving.partial.target().to_owned(), receiving.plan);

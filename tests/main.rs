@@ -11,3 +11,4 @@ mod channel;
 mod common;
 mod keys;
 mod proto;
+mod transfer;

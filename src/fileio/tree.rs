@@ -5,7 +5,7 @@
 //! disk, and creating directories.
 
 use std::fs::{self, DirBuilder, ReadDir};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -173,21 +173,21 @@ pub fn join_remote(base: &str, rel: &str) -> String {
 }
 
 /// Creates directory `path` with `mode`'s permission bits plus owner rwx (so the transfer can
-/// fill it); an existing directory is fine and keeps its mode.
+/// fill it), whatever the umask; an existing directory is fine and keeps its mode.
 pub async fn make_dir(path: PathBuf, mode: u32) -> Result<(), FileError> {
-    blocking(
-        move || match DirBuilder::new().mode((mode & 0o777) | 0o700).create(&path) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                if fs::metadata(&path).is_ok_and(|meta| meta.is_dir()) {
-                    Ok(())
-                } else {
-                    Err(FileError::NotDirectory(path))
-                }
+    let mode = (mode & 0o777) | 0o700;
+    blocking(move || match DirBuilder::new().mode(mode).create(&path) {
+        Ok(()) => fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(|err| FileError::io(&path, "set the mode of", err)),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs::metadata(&path).is_ok_and(|meta| meta.is_dir()) {
+                Ok(())
+            } else {
+                Err(FileError::NotDirectory(path))
             }
-            Err(err) => Err(FileError::io(&path, "create directory", err)),
-        },
-    )
+        }
+        Err(err) => Err(FileError::io(&path, "create directory", err)),
+    })
     .await
 }
 

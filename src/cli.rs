@@ -30,6 +30,8 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Run one command remotely, like `ssh host cmd`.
     Exec(ExecArgs),
+    /// Copy files to or from a server, like scp (host:path is remote).
+    Cp(CpArgs),
     /// Manage known_hosts.
     #[command(name = "known-hosts", subcommand)]
     KnownHosts(KnownHostsCommand),
@@ -111,6 +113,39 @@ pub struct ExecArgs {
     /// The command; its words are joined with spaces and run by the remote console.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// `seashell cp`.
+#[derive(Debug, Args)]
+#[command(override_usage = "seashell cp [OPTIONS] SRC... DST")]
+pub struct CpArgs {
+    /// Copy directories recursively.
+    #[arg(short = 'r')]
+    pub recursive: bool,
+    /// Keep modification times (mode bits are always kept).
+    #[arg(short = 'p')]
+    pub preserve_times: bool,
+    /// Continue interrupted transfers from the bytes already there, after checking their hash.
+    #[arg(long)]
+    pub resume: bool,
+    /// Port (default 7022).
+    #[arg(short = 'P', value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Identity (private key). Default: $SEASHELL_HOME/id_rsa.
+    #[arg(short = 'i', value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Trust and record a host key seen for the first time.
+    #[arg(long)]
+    pub accept_new: bool,
+    /// Trust exactly this host key (SHA256:...), without known_hosts.
+    #[arg(long, value_name = "SHA256:...")]
+    pub host_fingerprint: Option<String>,
+    /// SRC... DST: local paths, or host:path / [ipv6]:path (relative to the server user's home).
+    #[arg(required = true, num_args = 2.., value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 /// `seashell known-hosts ...`.

@@ -17,6 +17,8 @@
 //! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
 //! - [`audit`]: the hash-chained, signed audit log: the server's writer, `audit verify` and
 //!   `audit show`, and the syslog copy.
+//! - [`fileio`]: the file side of transfers, shared by both ends: hashed chunked reads,
+//!   partial files renamed into place after the hash check, tree walks.
 //! - [`config`]: the server's TOML configuration file.
 //! - [`cli`]: the command-line interface; `main.rs` only dispatches.
 
@@ -24,6 +26,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod fileio;
 pub mod keys;
 pub mod proto;
 pub mod quickstart;

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use seashell::audit::{self, show::ShowOptions};
-use seashell::cli::{AuditCommand, Cli, Command, KnownHostsCommand, ServeArgs, TargetArgs};
+use seashell::cli::{AuditCommand, Cli, Command, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs};
 use seashell::client::connect::ConnectOptions;
+use seashell::client::cp::{self, Plan};
 use seashell::client::dest::Destination;
+use seashell::client::transfer::TransferOptions;
 use seashell::client::{ClientError, exec, repl};
 use seashell::config::{ConfigError, ConfigFile};
 use seashell::keys::{home, known_hosts};
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             let (dest, opts) = target(&args.target)?;
             rt.block_on(exec::exec(dest, &opts, &args.command, args.json))
         }),
+        Command::Cp(args) => copy(&args),
         Command::Quickstart => match runtime() {
             Ok(rt) => {
                 // The demo server shares the terminal with the REPL: only problems.
@@ -175,6 +178,34 @@ fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>)
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => fail(&err, FAILURE),
+    }
+}
+
+fn copy(args: &CpArgs) -> ExitCode {
+    let plan = match Plan::from_args(&args.paths) {
+        Ok(plan) => plan,
+        Err(err) => return fail(&err, err.exit_code()),
+    };
+    let opts = ConnectOptions {
+        identity: args.identity.clone(),
+        known_hosts: args.known_hosts.clone(),
+        accept_new: args.accept_new,
+        host_fingerprint: args.host_fingerprint.clone(),
+    };
+    let options = TransferOptions {
+        recursive: args.recursive,
+        preserve_times: args.preserve_times,
+        resume: args.resume,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&err, FAILURE),
+    };
+    let result = rt.block_on(cp::copy(&plan, args.port, &opts, options));
+    rt.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => fail(&err, err.exit_code()),
     }
 }
 

@@ -15,4 +15,5 @@ mod fuzz;
 mod keys;
 mod policy;
 mod proto;
+mod transfer;
 mod vectors;

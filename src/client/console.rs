@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::sync::mpsc;
 
 use super::ClientError;
+use super::transfer::{Reply, Request};
 use crate::proto::message::MAX_TEXT;
 use crate::proto::record::MAX_CHUNK;
 use crate::proto::{ExitStatus, Message};
@@ -22,6 +23,7 @@ enum Event {
     Stderr(Vec<u8>),
     Exit(ExitStatus),
     State(String),
+    Transfer(Reply),
     Closed(String),
     Failed(TransportError),
 }
@@ -34,6 +36,7 @@ enum Outgoing {
     StdinEof,
     Interrupt,
     Pong(u64),
+    Transfer(Request),
     Close,
 }
 
@@ -190,6 +193,34 @@ impl RemoteConsole {
         }
     }
 
+    /// Sends one file-transfer message (after the output of abandoned commands).
+    pub(super) async fn send_transfer(&mut self, request: Request) -> Result<(), ClientError> {
+        self.skip_abandoned().await?;
+        self.send(Outgoing::Transfer(request)).await
+    }
+
+    /// The next file-transfer message from the server.
+    pub(super) async fn transfer_reply(&mut self) -> Result<Reply, ClientError> {
+        match self.next().await? {
+            Event::Transfer(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A file-transfer message from the server if one has already arrived.
+    pub(super) fn try_transfer_reply(&mut self) -> Result<Option<Reply>, ClientError> {
+        match self.events.try_recv() {
+            Ok(Event::Transfer(reply)) => Ok(Some(reply)),
+            Ok(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
+            Ok(Event::Failed(err)) => Err(ClientError::Transport(err)),
+            Ok(other) => Err(unexpected(other)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                Err(ClientError::Closed("connection lost".into()))
+            }
+        }
+    }
+
     async fn next(&mut self) -> Result<Event, ClientError> {
         match self.events.recv().await {
             Some(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
@@ -280,9 +311,12 @@ async fn reader_task<R: AsyncRead>(
                 let _ = events.send(Event::Closed(close_reason(reason))).await;
                 return;
             }
-            Ok(other) => Event::Failed(TransportError::Proto(
-                crate::proto::ProtoError::Unexpected(other.name()),
-            )),
+            Ok(other) => match Reply::from_message(&other) {
+                Some(reply) => Event::Transfer(reply),
+                None => Event::Failed(TransportError::Proto(crate::proto::ProtoError::Unexpected(
+                    other.name(),
+                ))),
+            },
             Err(err) => Event::Failed(err),
         };
         let failed = matches!(event, Event::Failed(_));
@@ -311,6 +345,7 @@ async fn writer_task<W: AsyncWrite>(
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
             Outgoing::Pong(n) => writer.send(&Message::Pong(*n)).await,
+            Outgoing::Transfer(request) => writer.send(&request.message()).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;
                 return;

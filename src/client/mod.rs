@@ -1,13 +1,17 @@
 //! The client: connect and check the host key ([`connect`]), then drive a remote console
-//! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]). Every failure of
+//! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]), or move files
+//! ([`transfer`], for [`cp`] and the REPL's `put`/`get`). Every failure of
 //! seashell itself is a [`ClientError`], which the binary reports in one line and maps to
 //! exit code 255; the remote command's own status is returned as its exit code.
 
 pub mod connect;
 pub mod console;
+pub mod cp;
 pub mod dest;
 pub mod exec;
+pub mod progress;
 pub mod repl;
+pub mod transfer;
 
 use crate::keys::KeyError;
 use crate::transport::TransportError;

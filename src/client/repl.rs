@@ -1,13 +1,15 @@
 //! `seashell connect DEST`: the remote console, line by line. On a terminal, a rustyline
 //! REPL: the prompt shows the key name, host and remote cwd; history lives in
-//! `$SEASHELL_HOME/history`; Tab completes built-ins; Ctrl-C interrupts the running remote
-//! command (a second one within 2 s stops waiting for it) or clears the line at the prompt;
-//! Ctrl-D or `exit` ends the session. When stdin is not a terminal, each line of stdin runs
-//! in order (script mode) and the last command's status is the exit code.
+//! `$SEASHELL_HOME/history`; Tab completes built-ins, and local paths after `put`/`get`;
+//! Ctrl-C interrupts the running remote command (a second one within 2 s stops waiting for
+//! it) or transfer, or clears the line at the prompt; Ctrl-D or `exit` ends the session.
+//! `put LOCAL [REMOTE]` and `get REMOTE [LOCAL]` (with `-r`, `-p`, `--resume`) move files,
+//! remote paths relative to the session's cwd. When stdin is not a terminal, each line of
+//! stdin runs in order (script mode) and the last command's status is the exit code.
 
 use std::io::{BufRead, IsTerminal};
 
-use rustyline::completion::{Completer, Pair};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -20,10 +22,11 @@ use super::ClientError;
 use super::connect::{ConnectOptions, connect};
 use super::console::{Outcome, RemoteConsole, Sink, StdinSource};
 use super::dest::Destination;
+use super::transfer::{Interrupts, ReplTransfer};
 use crate::keys::home;
 
-/// The console's built-in commands, for completion.
-const BUILTINS: [&str; 5] = ["cd", "pwd", "whoami", "help", "exit"];
+/// The console's built-in commands and the client's transfer commands, for completion.
+const BUILTINS: [&str; 7] = ["cd", "pwd", "whoami", "help", "exit", "put", "get"];
 
 /// Connects and runs the REPL (or script mode); returns the exit code.
 pub fn run(runtime: &Runtime, dest: Destination, opts: &ConnectOptions) -> Result<u8, ClientError> {
@@ -34,14 +37,14 @@ pub fn run(runtime: &Runtime, dest: Destination, opts: &ConnectOptions) -> Resul
     let result = if std::io::stdin().is_terminal() {
         interactive(runtime, &mut console, &key_name, &host)
     } else {
-        script(runtime, &mut console)
+        script(runtime, &mut console, &host)
     };
     runtime.block_on(console.close());
     result
 }
 
 /// Reads lines from stdin and runs each; stops at EOF or `exit`.
-fn script(runtime: &Runtime, console: &mut RemoteConsole) -> Result<u8, ClientError> {
+fn script(runtime: &Runtime, console: &mut RemoteConsole, host: &str) -> Result<u8, ClientError> {
     let mut last = 0;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(ClientError::Local)?;
@@ -51,6 +54,10 @@ fn script(runtime: &Runtime, console: &mut RemoteConsole) -> Result<u8, ClientEr
         }
         if line == "exit" {
             break;
+        }
+        if let Some(transfer) = ReplTransfer::parse(line) {
+            last = run_transfer(runtime, console, host, transfer, Interrupts::Default)?;
+            continue;
         }
         let outcome =
             runtime.block_on(console.run(line, StdinSource::Closed, &mut Sink::Terminal, false))?;
@@ -67,9 +74,11 @@ fn interactive(
     key_name: &str,
     host: &str,
 ) -> Result<u8, ClientError> {
-    let mut editor: Editor<BuiltinCompleter, DefaultHistory> =
+    let mut editor: Editor<ConsoleCompleter, DefaultHistory> =
         Editor::new().map_err(|err| ClientError::Local(std::io::Error::other(err)))?;
-    editor.set_helper(Some(BuiltinCompleter));
+    editor.set_helper(Some(ConsoleCompleter {
+        files: FilenameCompleter::new(),
+    }));
     let history = home::ensure_home().ok().map(|h| h.join("history"));
     if let Some(path) = &history {
         let _ = editor.load_history(path);
@@ -94,6 +103,10 @@ fn interactive(
         if line == "exit" {
             break;
         }
+        if let Some(transfer) = ReplTransfer::parse(line) {
+            last = run_transfer(runtime, console, host, transfer, Interrupts::Interrupt)?;
+            continue;
+        }
         match runtime.block_on(console.run(line, StdinSource::Closed, &mut Sink::Terminal, true))? {
             Outcome::Exited(status) => last = status.shell_code(),
             Outcome::GaveUp => {
@@ -105,10 +118,30 @@ fn interactive(
     Ok(last)
 }
 
-/// Tab completion of the console's built-ins in the first word.
-struct BuiltinCompleter;
+/// Runs a `put`/`get` line; a usage error is status 1, like a failed command.
+fn run_transfer(
+    runtime: &Runtime,
+    console: &mut RemoteConsole,
+    host: &str,
+    transfer: Result<ReplTransfer, String>,
+    interrupts: Interrupts,
+) -> Result<u8, ClientError> {
+    match transfer {
+        Ok(transfer) => runtime.block_on(transfer.run(console, host, interrupts)),
+        Err(usage) => {
+            eprintln!("seashell: {usage}");
+            Ok(1)
+        }
+    }
+}
 
-impl Completer for BuiltinCompleter {
+/// Tab completion: the built-ins in the first word, local paths in the words of `put` and
+/// `get` (the remote side cannot be listed without a round trip).
+struct ConsoleCompleter {
+    files: FilenameCompleter,
+}
+
+impl Completer for ConsoleCompleter {
     type Candidate = Pair;
 
     fn complete(
@@ -119,6 +152,10 @@ impl Completer for BuiltinCompleter {
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let typed = line.get(..pos).unwrap_or(line);
         if typed.contains(char::is_whitespace) {
+            let first = typed.split_whitespace().next();
+            if matches!(first, Some("put" | "get")) {
+                return self.files.complete_path(line, pos);
+            }
             return Ok((pos, Vec::new()));
         }
         let matches = BUILTINS
@@ -133,9 +170,9 @@ impl Completer for BuiltinCompleter {
     }
 }
 
-impl Hinter for BuiltinCompleter {
+impl Hinter for ConsoleCompleter {
     type Hint = String;
 }
-impl Highlighter for BuiltinCompleter {}
-impl Validator for BuiltinCompleter {}
-impl Helper for BuiltinCompleter {}
+impl Highlighter for ConsoleCompleter {}
+impl Validator for ConsoleCompleter {}
+impl Helper for ConsoleCompleter {}

@@ -40,6 +40,17 @@ pub enum EncodeError {
         /// The bound.
         max: usize,
     },
+    /// Mode bits above `0o7777`.
+    #[error("mode {0:#o} has bits above 0o7777")]
+    BadMode(u32),
+    /// A FileInfo whose data would start after the file's end.
+    #[error("offset {offset} is past the end of a {size}-byte file")]
+    OffsetPastEnd {
+        /// The offset.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
 }
 
 /// Everything that can end a seashell connection from the protocol's side.

@@ -14,8 +14,11 @@ pub const VERSION: u16 = 1;
 pub const MAX_SPKI: usize = 1024;
 /// Upper bound for an RSA signature or ciphertext (RSA-4096: 512 bytes).
 pub const MAX_RSA_BLOCK: usize = 512;
-/// Upper bound for a text field (command line, cwd, reasons).
+/// Upper bound for a text field (command line, cwd, reasons, paths).
 pub const MAX_TEXT: usize = 16 * 1024;
+/// The permission and mode bits a file transfer may carry (`0o7777`); anything above is
+/// `Invalid("mode")`.
+pub const MAX_MODE: u32 = 0o7777;
 
 const HS_CLIENT_HELLO: u8 = 0x01;
 const HS_SERVER_HELLO: u8 = 0x02;
@@ -166,6 +169,45 @@ impl ExitStatus {
     }
 }
 
+/// What a path names on the server, as answered to [`Message::Stat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// Nothing: the path does not exist.
+    Missing,
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// Something else (device, socket, FIFO).
+    Other,
+}
+
+const KIND_MISSING: u8 = 0;
+const KIND_FILE: u8 = 1;
+const KIND_DIRECTORY: u8 = 2;
+const KIND_OTHER: u8 = 3;
+
+impl PathKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            Self::Missing => KIND_MISSING,
+            Self::File => KIND_FILE,
+            Self::Directory => KIND_DIRECTORY,
+            Self::Other => KIND_OTHER,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            KIND_MISSING => Ok(Self::Missing),
+            KIND_FILE => Ok(Self::File),
+            KIND_DIRECTORY => Ok(Self::Directory),
+            KIND_OTHER => Ok(Self::Other),
+            _ => Err(DecodeError::Invalid("path kind")),
+        }
+    }
+}
+
 /// A message inside an encrypted frame. Borrowed from the opened frame: no copy on receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -216,6 +258,89 @@ pub enum Message<'a> {
     Ping(u64),
     /// Keepalive answer.
     Pong(u64),
+    /// What does `path` name on the server? Answered by StatResult or TransferFailed.
+    Stat {
+        /// A server path; relative paths start at the session's cwd.
+        path: &'a str,
+    },
+    /// The answer to Stat.
+    StatResult(PathKind),
+    /// Start an upload of one regular file to `path` (the final name, not a directory).
+    PutFile {
+        /// Destination on the server; relative paths start at the session's cwd.
+        path: &'a str,
+        /// The file's exact size in bytes.
+        size: u64,
+        /// Mode bits (at most [`MAX_MODE`]).
+        mode: u32,
+        /// Modification time to set (seconds since the Unix epoch), or none to leave it.
+        mtime: Option<i64>,
+        /// Continue from a partial file left by an interrupted upload, if its bytes check out.
+        resume: bool,
+    },
+    /// The server is ready for an upload: it already holds `offset` bytes whose SHA-256 is
+    /// `prefix_sha256` (0 and the hash of nothing when not resuming).
+    PutReady {
+        /// Bytes the server already holds.
+        offset: u64,
+        /// SHA-256 of those bytes.
+        prefix_sha256: [u8; 32],
+    },
+    /// The client sends the file from `offset`: either the server's offset (the prefix
+    /// matched) or 0 (start over).
+    PutStart {
+        /// Where the data that follows starts.
+        offset: u64,
+    },
+    /// Download one regular file. With `offset` > 0 the client holds that many bytes whose
+    /// SHA-256 is `prefix_sha256`; the server continues from there if its file starts the same.
+    GetFile {
+        /// A server path; relative paths start at the session's cwd.
+        path: &'a str,
+        /// Bytes the client already holds (0: none).
+        offset: u64,
+        /// SHA-256 of those bytes.
+        prefix_sha256: [u8; 32],
+    },
+    /// Download a directory tree: the server streams MakeDir and FileInfo entries.
+    GetTree {
+        /// A server directory; relative paths start at the session's cwd.
+        path: &'a str,
+    },
+    /// A file the server is about to send; FileData from `offset` and FileEnd follow.
+    FileInfo {
+        /// Empty for GetFile; in a tree, the path relative to the tree's root.
+        path: &'a str,
+        /// The file's exact size in bytes.
+        size: u64,
+        /// Mode bits (at most [`MAX_MODE`]).
+        mode: u32,
+        /// Modification time (seconds since the Unix epoch).
+        mtime: i64,
+        /// Where the data that follows starts (at most `size`).
+        offset: u64,
+    },
+    /// Bytes of the file being transferred.
+    FileData(&'a [u8]),
+    /// The file is complete; SHA-256 of its whole content (from byte 0).
+    FileEnd {
+        /// SHA-256 of the whole file.
+        sha256: [u8; 32],
+    },
+    /// Create a directory (client to server in an upload; server to client in a tree).
+    MakeDir {
+        /// The directory (upload: a server path; tree: relative to the root, empty for it).
+        path: &'a str,
+        /// Mode bits (at most [`MAX_MODE`]).
+        mode: u32,
+    },
+    /// The current transfer request succeeded.
+    TransferDone,
+    /// The current transfer failed (server to client), or is cancelled (client to server).
+    TransferFailed {
+        /// Why, for the user: the path and the reason.
+        reason: &'a str,
+    },
 }
 
 const M_CLIENT_AUTH: u8 = 0x01;
@@ -233,6 +358,22 @@ const M_EXIT: u8 = 0x16;
 const M_CONSOLE_STATE: u8 = 0x17;
 const M_PING: u8 = 0x18;
 const M_PONG: u8 = 0x19;
+const M_STAT: u8 = 0x20;
+const M_STAT_RESULT: u8 = 0x21;
+const M_PUT_FILE: u8 = 0x22;
+const M_PUT_READY: u8 = 0x23;
+const M_PUT_START: u8 = 0x24;
+const M_GET_FILE: u8 = 0x25;
+const M_GET_TREE: u8 = 0x26;
+const M_FILE_INFO: u8 = 0x27;
+const M_FILE_DATA: u8 = 0x28;
+const M_FILE_END: u8 = 0x29;
+const M_MAKE_DIR: u8 = 0x2A;
+const M_TRANSFER_DONE: u8 = 0x2B;
+const M_TRANSFER_FAILED: u8 = 0x2C;
+
+const PUT_RESUME: u8 = 0x01;
+const PUT_MTIME: u8 = 0x02;
 
 const EXIT_CODE: u8 = 0;
 const EXIT_SIGNAL: u8 = 1;
@@ -256,6 +397,19 @@ impl<'a> Message<'a> {
             Self::ConsoleState { .. } => "ConsoleState",
             Self::Ping(_) => "Ping",
             Self::Pong(_) => "Pong",
+            Self::Stat { .. } => "Stat",
+            Self::StatResult(_) => "StatResult",
+            Self::PutFile { .. } => "PutFile",
+            Self::PutReady { .. } => "PutReady",
+            Self::PutStart { .. } => "PutStart",
+            Self::GetFile { .. } => "GetFile",
+            Self::GetTree { .. } => "GetTree",
+            Self::FileInfo { .. } => "FileInfo",
+            Self::FileData(_) => "FileData",
+            Self::FileEnd { .. } => "FileEnd",
+            Self::MakeDir { .. } => "MakeDir",
+            Self::TransferDone => "TransferDone",
+            Self::TransferFailed { .. } => "TransferFailed",
         }
     }
 
@@ -311,6 +465,88 @@ impl<'a> Message<'a> {
                 out.push(M_PONG);
                 out.extend_from_slice(&n.to_be_bytes());
             }
+            Self::Stat { path } => {
+                out.push(M_STAT);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+            }
+            Self::StatResult(kind) => {
+                out.push(M_STAT_RESULT);
+                out.push(kind.to_byte());
+            }
+            Self::PutFile {
+                path,
+                size,
+                mode,
+                mtime,
+                resume,
+            } => {
+                out.push(M_PUT_FILE);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+                out.extend_from_slice(&size.to_be_bytes());
+                put_mode(out, mode)?;
+                let resume_flag = if resume { PUT_RESUME } else { 0 };
+                let mtime_flag = if mtime.is_some() { PUT_MTIME } else { 0 };
+                out.push(resume_flag | mtime_flag);
+                out.extend_from_slice(&mtime.unwrap_or(0).to_be_bytes());
+            }
+            Self::PutReady {
+                offset,
+                prefix_sha256,
+            } => {
+                out.push(M_PUT_READY);
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(&prefix_sha256);
+            }
+            Self::PutStart { offset } => {
+                out.push(M_PUT_START);
+                out.extend_from_slice(&offset.to_be_bytes());
+            }
+            Self::GetFile {
+                path,
+                offset,
+                prefix_sha256,
+            } => {
+                out.push(M_GET_FILE);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(&prefix_sha256);
+            }
+            Self::GetTree { path } => {
+                out.push(M_GET_TREE);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+            }
+            Self::FileInfo {
+                path,
+                size,
+                mode,
+                mtime,
+                offset,
+            } => {
+                if offset > size {
+                    return Err(EncodeError::OffsetPastEnd { offset, size });
+                }
+                out.push(M_FILE_INFO);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+                out.extend_from_slice(&size.to_be_bytes());
+                put_mode(out, mode)?;
+                out.extend_from_slice(&mtime.to_be_bytes());
+                out.extend_from_slice(&offset.to_be_bytes());
+            }
+            Self::FileData(data) => put_data(out, M_FILE_DATA, data),
+            Self::FileEnd { sha256 } => {
+                out.push(M_FILE_END);
+                out.extend_from_slice(&sha256);
+            }
+            Self::MakeDir { path, mode } => {
+                out.push(M_MAKE_DIR);
+                put_bytes16(out, path.as_bytes(), MAX_TEXT)?;
+                put_mode(out, mode)?;
+            }
+            Self::TransferDone => out.push(M_TRANSFER_DONE),
+            Self::TransferFailed { reason } => {
+                out.push(M_TRANSFER_FAILED);
+                put_bytes16(out, reason.as_bytes(), MAX_TEXT)?;
+            }
         }
         Ok(())
     }
@@ -355,6 +591,72 @@ impl<'a> Message<'a> {
             },
             M_PING => Self::Ping(r.u64()?),
             M_PONG => Self::Pong(r.u64()?),
+            M_STAT => Self::Stat {
+                path: text(r.bytes16(MAX_TEXT)?)?,
+            },
+            M_STAT_RESULT => Self::StatResult(PathKind::from_byte(r.u8()?)?),
+            M_PUT_FILE => {
+                let path = text(r.bytes16(MAX_TEXT)?)?;
+                let size = r.u64()?;
+                let mode = mode(r.u32()?)?;
+                let flags = r.u8()?;
+                let mtime = r.i64()?;
+                if flags & !(PUT_RESUME | PUT_MTIME) != 0 {
+                    return Err(DecodeError::Invalid("PutFile flags"));
+                }
+                let mtime = match (flags & PUT_MTIME != 0, mtime) {
+                    (true, t) => Some(t),
+                    (false, 0) => None,
+                    (false, _) => return Err(DecodeError::Invalid("PutFile mtime")),
+                };
+                Self::PutFile {
+                    path,
+                    size,
+                    mode,
+                    mtime,
+                    resume: flags & PUT_RESUME != 0,
+                }
+            }
+            M_PUT_READY => Self::PutReady {
+                offset: r.u64()?,
+                prefix_sha256: r.array()?,
+            },
+            M_PUT_START => Self::PutStart { offset: r.u64()? },
+            M_GET_FILE => Self::GetFile {
+                path: text(r.bytes16(MAX_TEXT)?)?,
+                offset: r.u64()?,
+                prefix_sha256: r.array()?,
+            },
+            M_GET_TREE => Self::GetTree {
+                path: text(r.bytes16(MAX_TEXT)?)?,
+            },
+            M_FILE_INFO => {
+                let path = text(r.bytes16(MAX_TEXT)?)?;
+                let size = r.u64()?;
+                let mode = mode(r.u32()?)?;
+                let mtime = r.i64()?;
+                let offset = r.u64()?;
+                if offset > size {
+                    return Err(DecodeError::Invalid("FileInfo offset past the end"));
+                }
+                Self::FileInfo {
+                    path,
+                    size,
+                    mode,
+                    mtime,
+                    offset,
+                }
+            }
+            M_FILE_DATA => Self::FileData(r.rest()),
+            M_FILE_END => Self::FileEnd { sha256: r.array()? },
+            M_MAKE_DIR => Self::MakeDir {
+                path: text(r.bytes16(MAX_TEXT)?)?,
+                mode: mode(r.u32()?)?,
+            },
+            M_TRANSFER_DONE => Self::TransferDone,
+            M_TRANSFER_FAILED => Self::TransferFailed {
+                reason: text(r.bytes16(MAX_TEXT)?)?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -367,6 +669,193 @@ fn put_data(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
+fn put_mode(out: &mut Vec<u8>, mode: u32) -> Result<(), EncodeError> {
+    if mode > MAX_MODE {
+        return Err(EncodeError::BadMode(mode));
+    }
+    out.extend_from_slice(&mode.to_be_bytes());
+    Ok(())
+}
+
+fn mode(value: u32) -> Result<u32, DecodeError> {
+    if value > MAX_MODE {
+        return Err(DecodeError::Invalid("mode"));
+    }
+    Ok(value)
+}
+
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid("UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msg: Message<'_>) -> Vec<u8> {
+        let mut wire = Vec::new();
+        msg.encode(&mut wire).unwrap();
+        assert_eq!(Message::decode(&wire), Ok(msg), "{wire:02x?}");
+        for cut in 0..wire.len() {
+            if let Ok(shorter) = Message::decode(&wire[..cut]) {
+                // Only data-carrying messages may be cut and still parse (their data is the rest).
+                assert!(matches!(shorter, Message::FileData(_)), "{shorter:?}");
+            }
+        }
+        let mut longer = wire.clone();
+        longer.push(0);
+        if !matches!(msg, Message::FileData(_)) {
+            assert!(Message::decode(&longer).is_err(), "trailing byte accepted");
+        }
+        wire
+    }
+
+    #[test]
+    fn transfer_messages_round_trip() {
+        let sha = [7u8; 32];
+        let messages = [
+            Message::Stat { path: "a b/ü" },
+            Message::StatResult(PathKind::Missing),
+            Message::StatResult(PathKind::File),
+            Message::StatResult(PathKind::Directory),
+            Message::StatResult(PathKind::Other),
+            Message::PutFile {
+                path: "x",
+                size: u64::MAX,
+                mode: 0o7777,
+                mtime: Some(-5),
+                resume: true,
+            },
+            Message::PutFile {
+                path: "x",
+                size: 0,
+                mode: 0,
+                mtime: None,
+                resume: false,
+            },
+            Message::PutReady {
+                offset: 9,
+                prefix_sha256: sha,
+            },
+            Message::PutStart { offset: 9 },
+            Message::GetFile {
+                path: "/etc/hosts",
+                offset: 0,
+                prefix_sha256: sha,
+            },
+            Message::GetTree { path: "." },
+            Message::FileInfo {
+                path: "",
+                size: 10,
+                mode: 0o644,
+                mtime: 1_700_000_000,
+                offset: 10,
+            },
+            Message::FileData(b""),
+            Message::FileData(&[1, 2, 3]),
+            Message::FileEnd { sha256: sha },
+            Message::MakeDir {
+                path: "d",
+                mode: 0o755,
+            },
+            Message::TransferDone,
+            Message::TransferFailed { reason: "no" },
+        ];
+        for msg in messages {
+            round_trip(msg);
+        }
+    }
+
+    #[test]
+    fn exact_encodings() {
+        let put = round_trip(Message::PutFile {
+            path: "f",
+            size: 2,
+            mode: 0o644,
+            mtime: Some(1),
+            resume: true,
+        });
+        let mut want = vec![
+            0x22, 0, 1, b'f', 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0x01, 0xa4, 0x03,
+        ];
+        want.extend_from_slice(&1i64.to_be_bytes());
+        assert_eq!(put, want);
+        assert_eq!(round_trip(Message::TransferDone), [0x2b]);
+        assert_eq!(
+            round_trip(Message::StatResult(PathKind::Directory)),
+            [0x21, 2]
+        );
+    }
+
+    #[test]
+    fn out_of_domain_fields_are_rejected() {
+        let put = |flags: u8, mode: u32, mtime: i64| {
+            let mut wire = vec![M_PUT_FILE, 0, 1, b'f'];
+            wire.extend_from_slice(&5u64.to_be_bytes());
+            wire.extend_from_slice(&mode.to_be_bytes());
+            wire.push(flags);
+            wire.extend_from_slice(&mtime.to_be_bytes());
+            Message::decode(&wire).map(|_| ())
+        };
+        assert!(put(0, 0o644, 0).is_ok());
+        assert_eq!(
+            put(0x04, 0o644, 0),
+            Err(DecodeError::Invalid("PutFile flags"))
+        );
+        assert_eq!(put(0, 0o644, 3), Err(DecodeError::Invalid("PutFile mtime")));
+        assert_eq!(put(0, 0o10000, 0), Err(DecodeError::Invalid("mode")));
+        assert_eq!(
+            Message::decode(&[M_STAT_RESULT, 4]),
+            Err(DecodeError::Invalid("path kind"))
+        );
+        let mut info = vec![M_FILE_INFO, 0, 0];
+        info.extend_from_slice(&5u64.to_be_bytes());
+        info.extend_from_slice(&0o644u32.to_be_bytes());
+        info.extend_from_slice(&0i64.to_be_bytes());
+        info.extend_from_slice(&6u64.to_be_bytes());
+        assert!(Message::decode(&info).is_err(), "offset past the end");
+        assert_eq!(
+            Message::decode(&[M_STAT, 0, 2, 0xff, 0xfe]),
+            Err(DecodeError::Invalid("UTF-8 text"))
+        );
+        assert_eq!(
+            Message::decode(&[0x2d]),
+            Err(DecodeError::UnknownType(0x2d))
+        );
+    }
+
+    #[test]
+    fn senders_refuse_what_receivers_would_reject() {
+        let mut out = Vec::new();
+        let bad_mode = Message::MakeDir {
+            path: "d",
+            mode: 0o17777,
+        };
+        assert_eq!(
+            bad_mode.encode(&mut out),
+            Err(EncodeError::BadMode(0o17777))
+        );
+        let bad_offset = Message::FileInfo {
+            path: "",
+            size: 1,
+            mode: 0,
+            mtime: 0,
+            offset: 2,
+        };
+        assert!(bad_offset.encode(&mut out).is_err());
+        let long = "x".repeat(MAX_TEXT + 1);
+        assert!(Message::Stat { path: &long }.encode(&mut out).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_transfer_bytes_never_panics(
+            kind in 0x20u8..=0x2c,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+        ) {
+            let mut wire = vec![kind];
+            wire.extend_from_slice(&body);
+            let _ = Message::decode(&wire);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod transfer;
 pub mod trust;
 
 use std::net::SocketAddr;

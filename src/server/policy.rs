@@ -4,7 +4,9 @@
 //! rules and runs directly only if it matches an `allow` pattern (a glob per word; a final
 //! `*` word matches any remaining words), or if it is the name of one of its `command=`
 //! entries from the config's `[commands]`. `;`, `|`, `&&`, `$(...)`, backticks, redirections
-//! and newlines are then just characters in argv. `no-files` refuses file transfer. Pure:
+//! and newlines are then just characters in argv. `no-files` refuses file transfer, and so
+//! does any restriction (writing files would get round it, e.g. by replacing a script an
+//! allowed command runs; OpenSSH's forced commands stop scp the same way). Pure:
 //! the caller passes the address, the date and the named commands in.
 
 use std::collections::BTreeMap;
@@ -44,6 +46,9 @@ pub enum Denied {
     /// `no-files`.
     #[error("no-files: file transfer is not allowed for this key")]
     NoFiles,
+    /// A restricted key (`allow=` or `command=`) asked for a file transfer.
+    #[error("allow=/command=: file transfer is not allowed for a restricted key")]
+    RestrictedFiles,
 }
 
 /// How a line of a restricted key runs.
@@ -91,10 +96,12 @@ impl Policy {
         }
     }
 
-    /// `no-files`.
+    /// May this key transfer files? Not with `no-files`, nor when it is restricted.
     pub fn check_files(&self) -> Result<(), Denied> {
         if self.no_files {
             Err(Denied::NoFiles)
+        } else if self.is_restricted() {
+            Err(Denied::RestrictedFiles)
         } else {
             Ok(())
         }
@@ -283,6 +290,14 @@ mod tests {
         assert!(Policy::default().check_date(None).is_ok());
         assert!(policy("no-files").check_files().is_err());
         assert!(Policy::default().check_files().is_ok());
+        assert_eq!(
+            policy(r#"allow="uptime""#).check_files(),
+            Err(Denied::RestrictedFiles)
+        );
+        assert_eq!(
+            policy(r#"command="restart-web""#).check_files(),
+            Err(Denied::RestrictedFiles)
+        );
     }
 
     #[test]

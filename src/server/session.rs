@@ -7,6 +7,7 @@
 //! console state. When the session ends for any reason, the command's process group is killed.
 //! Every command line is in the audit log, fsynced, before it runs (a line the log cannot take
 //! is refused), and its exit status is recorded before the client hears it.
+//! File transfer messages are handed to [`super::transfer`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::policy::{Denied, Policy, Run};
 use super::process::{self, signal_group};
+use super::transfer::{self, Transfers};
 use crate::audit::SessionAudit;
 use crate::proto::record::MAX_CHUNK;
 use crate::proto::{ExitStatus, Message};
@@ -71,6 +73,8 @@ enum Output {
     },
     Pong(u64),
     Close(&'static str),
+    /// A file transfer's reply or download.
+    Transfer(transfer::Job),
 }
 
 /// Runs a session to its end.
@@ -257,6 +261,7 @@ async fn console_task<R: AsyncRead>(
     audit: &SessionAudit,
 ) {
     let mut current: Option<Current> = None;
+    let mut transfers = Transfers::new(&console.peer, &console.home);
     let mut started = 0u64;
     let mut last_activity = Instant::now();
     let silence = limits.keepalive.saturating_mul(3);
@@ -268,6 +273,7 @@ async fn console_task<R: AsyncRead>(
             current = None;
         }
         if current.is_none()
+            && !transfers.busy()
             && limits
                 .idle_timeout
                 .is_some_and(|idle| last_activity.elapsed() >= idle)
@@ -392,6 +398,26 @@ async fn console_task<R: AsyncRead>(
             }
             Message::Pong(_) => {}
             Message::Close { .. } => break,
+            msg if transfer::is_transfer(&msg) => {
+                last_activity = Instant::now();
+                // Like Exec: the command before it has sent its status; wait until it is done.
+                if let Some(c) = current.take() {
+                    let _ = done.wait_for(|d| *d >= c.generation).await;
+                }
+                match transfers.handle(msg, &console.cwd).await {
+                    Ok(Some(job)) => {
+                        if out.send(Output::Transfer(job)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(key = %console.peer.fingerprint, "{err}: closing");
+                        let _ = out.send(Output::Close("protocol error")).await;
+                        break;
+                    }
+                }
+            }
             other => {
                 tracing::warn!(key = %console.peer.fingerprint, "unexpected {} from client: closing", other.name());
                 let _ = out.send(Output::Close("protocol error")).await;
@@ -534,6 +560,9 @@ async fn output_task<W: AsyncWrite>(
                 result
             }
             Some(Output::Pong(n)) => writer.send(&Message::Pong(n)).await,
+            Some(Output::Transfer(job)) => {
+                transfer::deliver(&mut writer, job, keepalive.period()).await
+            }
             Some(Output::Close(reason)) => {
                 let _ = writer.close(reason).await;
                 return;
@@ -578,6 +607,11 @@ impl Keepalive {
             interval: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
             sent: 0,
         }
+    }
+
+    /// How often it pings.
+    fn period(&self) -> Duration {
+        self.interval.period()
     }
 
     /// Waits for the next ping time; returns the Ping to send.

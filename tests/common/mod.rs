@@ -132,13 +132,34 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let output = self
+        let mut command = self.command(args);
+        command.envs(env.iter().copied()).stdin(Stdio::null());
+        Run::from(command.output().expect("run the seashell binary"))
+    }
+
+    /// Runs `seashell ARGS` in the sandbox with `input` on its stdin (a pipe, not a terminal).
+    pub fn seashell_with_input<I, S>(&self, args: I, input: &str) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
             .command(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the seashell binary");
-        Run {
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the seashell binary");
+        let mut stdin = child.stdin.take().expect("stdin pipe");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        Run::from(child.wait_with_output().expect("wait for seashell"))
+    }
+}
+
+impl From<std::process::Output> for Run {
+    fn from(output: std::process::Output) -> Self {
+        Self {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -355,12 +376,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server and waits for its `listening on ADDR` line.
+    /// Starts a server trusting the client fixture and waits for its `listening on ADDR` line.
     pub fn start() -> Self {
+        let client = fs::read_to_string(fixture_path("client_rsa.pub")).expect("client key");
+        Self::start_trusting(&client)
+    }
+
+    /// Starts a server with this authorized_keys text.
+    pub fn start_trusting(authorized_keys: &str) -> Self {
         let sandbox = Sandbox::new();
         let host_key = sandbox.fixture("host_rsa");
         let authorized = sandbox.path().join("authorized_keys");
-        fs::copy(fixture_path("client_rsa.pub"), &authorized).expect("write authorized_keys");
+        fs::write(&authorized, authorized_keys).expect("write authorized_keys");
         let mut wrapper = Command::new("/bin/sh")
             .arg("-c")
             .arg(SERVER_WRAPPER)
@@ -419,6 +446,11 @@ impl Server {
         server.addr = addr.parse().expect("listening address");
         assert!(server.addr.ip().is_loopback(), "{}", server.addr);
         server
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The server every test of this process shares (started on first use).

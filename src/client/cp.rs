@@ -1,0 +1,249 @@
+//! `seashell cp [-r] [-p] [--resume] [-P PORT] [-i KEY] SRC... DST`, like scp: a remote path
+//! is `host:path` or `[v6addr]:path` (relative to the server user's home; `host:` is the
+//! home itself), anything else is local (write `./a:b` for a local name with a colon).
+//! Either every SRC is local and DST remote (upload), or every SRC is on one host and DST
+//! local (download). Exit codes: 0; 1 for a usage or file error (each printed with its path
+//! and reason; the other sources still go); 255 when seashell itself fails; 128+N when
+//! interrupted by signal N (partial files removed, except with `--resume`).
+
+use std::path::PathBuf;
+
+use super::ClientError;
+use super::connect::{ConnectOptions, connect};
+use super::console::RemoteConsole;
+use super::dest::Destination;
+use super::transfer::{FileTransfer, Interrupts, TransferError, TransferOptions};
+
+/// One SRC or DST argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A local path.
+    Local(PathBuf),
+    /// `host:path`.
+    Remote {
+        /// The host as written (an IPv6 address keeps its brackets).
+        host: String,
+        /// The path on it (may be empty: the home directory).
+        path: String,
+    },
+}
+
+impl Endpoint {
+    /// Reads `host:path`, `[v6]:path`, or a local path.
+    pub fn parse(arg: &str) -> Self {
+        if let Some(rest) = arg.strip_prefix('[') {
+            return match rest.split_once("]:") {
+                Some((host, path)) => Self::Remote {
+                    host: format!("[{host}]"),
+                    path: path.to_owned(),
+                },
+                None => Self::Local(PathBuf::from(arg)),
+            };
+        }
+        match arg.split_once(':') {
+            Some((host, path)) if !host.is_empty() && !host.contains('/') => Self::Remote {
+                host: host.to_owned(),
+                path: path.to_owned(),
+            },
+            _ => Self::Local(PathBuf::from(arg)),
+        }
+    }
+}
+
+/// Which way a `cp` goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Local files to `host:dest`.
+    Upload {
+        /// The server.
+        host: String,
+        /// Local sources.
+        sources: Vec<PathBuf>,
+        /// Remote destination.
+        dest: String,
+    },
+    /// `host:` files to a local destination.
+    Download {
+        /// The server.
+        host: String,
+        /// Remote sources.
+        sources: Vec<String>,
+        /// Local destination.
+        dest: PathBuf,
+    },
+}
+
+/// Why `cp` did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CpError {
+    /// A bad command line (exit 1).
+    #[error("{0}")]
+    Usage(String),
+    /// seashell failed (exit 255).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl CpError {
+    /// 1 for usage errors, 255 for seashell's failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 1,
+            Self::Client(_) => 255,
+        }
+    }
+}
+
+impl Plan {
+    /// Works out the direction from `SRC... DST`.
+    pub fn from_args(args: &[String]) -> Result<Self, CpError> {
+        let usage = |text: &str| CpError::Usage(text.to_owned());
+        let (dest, sources) = match args.split_last() {
+            Some((dest, sources)) if !sources.is_empty() => (dest, sources),
+            _ => return Err(usage("cp needs at least one SRC and a DST")),
+        };
+        let sources: Vec<Endpoint> = sources.iter().map(|s| Endpoint::parse(s)).collect();
+        match Endpoint::parse(dest) {
+            Endpoint::Remote { host, path } => {
+                let sources = sources
+                    .into_iter()
+                    .map(|source| match source {
+                        Endpoint::Local(path) => Ok(path),
+                        Endpoint::Remote { .. } => Err(usage(
+                            "remote-to-remote copies are not supported: copy through a local file",
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Self::Upload {
+                    host,
+                    sources,
+                    dest: path,
+                })
+            }
+            Endpoint::Local(dest) => {
+                let mut hosts = sources.iter().map(|source| match source {
+                    Endpoint::Remote { host, .. } => Some(host.clone()),
+                    Endpoint::Local(_) => None,
+                });
+                let host = hosts.next().flatten().ok_or_else(|| {
+                    usage("no remote path (host:path) among the arguments: use cp for local copies")
+                })?;
+                if hosts.any(|h| h.as_ref() != Some(&host)) {
+                    return Err(usage(
+                        "when DST is local, every SRC must be a host:path on one host",
+                    ));
+                }
+                let sources = sources
+                    .into_iter()
+                    .filter_map(|source| match source {
+                        Endpoint::Remote { path, .. } if path.is_empty() => Some(".".to_owned()),
+                        Endpoint::Remote { path, .. } => Some(path),
+                        Endpoint::Local(_) => None,
+                    })
+                    .collect();
+                Ok(Self::Download {
+                    host,
+                    sources,
+                    dest,
+                })
+            }
+        }
+    }
+
+    fn host(&self) -> &str {
+        match self {
+            Self::Upload { host, .. } | Self::Download { host, .. } => host,
+        }
+    }
+}
+
+/// Connects and copies; returns the exit code (failures of single files are printed).
+pub async fn copy(
+    plan: &Plan,
+    port: Option<u16>,
+    opts: &ConnectOptions,
+    options: TransferOptions,
+) -> Result<u8, CpError> {
+    let dest =
+        Destination::parse(plan.host(), port).map_err(|err| CpError::Usage(err.to_string()))?;
+    let connection = connect(dest, opts).await?;
+    let mut console = RemoteConsole::start(connection.channel).await?;
+    let mut transfer = FileTransfer::new(
+        &mut console,
+        plan.host(),
+        options,
+        Interrupts::InterruptAndTerminate,
+    );
+    let result = match plan {
+        Plan::Upload { sources, dest, .. } => transfer.put_all(sources, dest).await,
+        Plan::Download { sources, dest, .. } => transfer.get_all(sources, dest).await,
+    };
+    let code = match result {
+        Ok(all_ok) => u8::from(!all_ok),
+        Err(TransferError::Session(err)) => return Err(err.into()),
+        Err(err) => {
+            eprintln!("seashell: {err}");
+            err.exit_code()
+        }
+    };
+    console.close().await;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn endpoints() {
+        let remote = |host: &str, path: &str| Endpoint::Remote {
+            host: host.into(),
+            path: path.into(),
+        };
+        assert_eq!(Endpoint::parse("box:a/b"), remote("box", "a/b"));
+        assert_eq!(Endpoint::parse("box:"), remote("box", ""));
+        assert_eq!(Endpoint::parse("[::1]:/tmp/x"), remote("[::1]", "/tmp/x"));
+        assert_eq!(Endpoint::parse("10.0.0.1:f"), remote("10.0.0.1", "f"));
+        for local in ["file", "./a:b", "/abs:x", ":x", "[::1]"] {
+            assert_eq!(
+                Endpoint::parse(local),
+                Endpoint::Local(local.into()),
+                "{local}"
+            );
+        }
+    }
+
+    #[test]
+    fn plans() {
+        assert_eq!(
+            Plan::from_args(&args(&["a", "b", "box:d"])).unwrap(),
+            Plan::Upload {
+                host: "box".into(),
+                sources: vec!["a".into(), "b".into()],
+                dest: "d".into()
+            }
+        );
+        assert_eq!(
+            Plan::from_args(&args(&["box:x", "box:", "."])).unwrap(),
+            Plan::Download {
+                host: "box".into(),
+                sources: vec!["x".into(), ".".into()],
+                dest: ".".into()
+            }
+        );
+        for bad in [
+            &["a", "b"][..],
+            &["box:a", "other:b"],
+            &["box:a", "c", "."],
+            &["box:a", "other:b", "."],
+            &["box:a"],
+        ] {
+            let err = Plan::from_args(&args(bad)).err().unwrap();
+            assert_eq!(err.exit_code(), 1, "{bad:?}");
+        }
+    }
+}

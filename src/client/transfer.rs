@@ -1,0 +1,947 @@
+//! The client's half of file transfer (docs/PROTOCOL.md §6.4), shared by `seashell cp` and
+//! the REPL's `put`/`get`. A [`FileTransfer`] drives one [`RemoteConsole`]: it resolves
+//! destinations scp-style (into a directory if the destination is one), streams uploads
+//! from a reader thread and downloads into a partial file that is renamed into place only
+//! after the SHA-256 check, shows progress, and keeps the session usable after a failure
+//! or an interrupt: it always ends the file it owes the server and reads the one final
+//! answer each request gets. Per-file failures are reported and the next source goes on;
+//! only a broken session stops everything.
+
+use std::path::{Path, PathBuf};
+
+use super::ClientError;
+use super::console::RemoteConsole;
+use super::progress::Progress;
+use crate::fileio::FileError;
+use crate::fileio::partial::{Expected, PartialFile, Received};
+use crate::fileio::source::{Piece, SourceFile};
+use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
+use crate::proto::{Message, PathKind, ProtoError};
+use crate::transport::TransportError;
+
+/// A chunk of file data (its `Debug` shows the length, not the bytes).
+pub struct Chunk(pub Vec<u8>);
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({} bytes)", self.0.len())
+    }
+}
+
+/// A transfer message the client sends (owned, for the writer task).
+#[derive(Debug)]
+pub enum Request {
+    /// What does a server path name?
+    Stat(String),
+    /// Start an upload.
+    PutFile {
+        /// Destination on the server.
+        path: String,
+        /// Size in bytes.
+        size: u64,
+        /// Mode bits.
+        mode: u32,
+        /// Modification time to set.
+        mtime: Option<i64>,
+        /// Continue a partial upload.
+        resume: bool,
+    },
+    /// Where the upload's data starts.
+    PutStart(u64),
+    /// Download a file, holding `offset` bytes hashing to `prefix_sha256`.
+    GetFile {
+        /// Source on the server.
+        path: String,
+        /// Bytes already held.
+        offset: u64,
+        /// Their SHA-256.
+        prefix_sha256: [u8; 32],
+    },
+    /// Download a tree.
+    GetTree(String),
+    /// Create a server directory.
+    MakeDir {
+        /// The directory.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// Upload data.
+    Data(Chunk),
+    /// End of an upload, with the SHA-256 of the whole file.
+    End([u8; 32]),
+    /// Stop the current transfer.
+    Cancel(String),
+}
+
+impl Request {
+    /// The message to send.
+    pub fn message(&self) -> Message<'_> {
+        match self {
+            Self::Stat(path) => Message::Stat { path },
+            Self::PutFile {
+                path,
+                size,
+                mode,
+                mtime,
+                resume,
+            } => Message::PutFile {
+                path,
+                size: *size,
+                mode: *mode,
+                mtime: *mtime,
+                resume: *resume,
+            },
+            Self::PutStart(offset) => Message::PutStart { offset: *offset },
+            Self::GetFile {
+                path,
+                offset,
+                prefix_sha256,
+            } => Message::GetFile {
+                path,
+                offset: *offset,
+                prefix_sha256: *prefix_sha256,
+            },
+            Self::GetTree(path) => Message::GetTree { path },
+            Self::MakeDir { path, mode } => Message::MakeDir { path, mode: *mode },
+            Self::Data(chunk) => Message::FileData(&chunk.0),
+            Self::End(sha256) => Message::FileEnd { sha256: *sha256 },
+            Self::Cancel(reason) => Message::TransferFailed { reason },
+        }
+    }
+
+    /// Whether the server answers it with exactly one final reply.
+    fn expects_final(&self) -> bool {
+        matches!(
+            self,
+            Self::Stat(_)
+                | Self::PutFile { .. }
+                | Self::GetFile { .. }
+                | Self::GetTree(_)
+                | Self::MakeDir { .. }
+        )
+    }
+}
+
+/// A file the server is about to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Relative path in a tree; empty for a single file.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Mode bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: i64,
+    /// Where its data starts.
+    pub offset: u64,
+}
+
+/// A transfer message from the server (owned, from the reader task).
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer to Stat.
+    Stat(PathKind),
+    /// Ready for an upload's data.
+    PutReady {
+        /// Bytes the server already holds.
+        offset: u64,
+        /// Their SHA-256.
+        prefix_sha256: [u8; 32],
+    },
+    /// A file follows.
+    FileInfo(FileInfo),
+    /// Download data.
+    Data(Chunk),
+    /// End of a downloaded file.
+    End([u8; 32]),
+    /// A directory of a downloaded tree.
+    MakeDir {
+        /// Relative path in the tree.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// The request succeeded.
+    Done,
+    /// The request failed, with the server's reason.
+    Failed(String),
+}
+
+impl Reply {
+    /// The reply a server message carries, if it is a transfer message.
+    pub fn from_message(msg: &Message<'_>) -> Option<Self> {
+        Some(match *msg {
+            Message::StatResult(kind) => Self::Stat(kind),
+            Message::PutReady {
+                offset,
+                prefix_sha256,
+            } => Self::PutReady {
+                offset,
+                prefix_sha256,
+            },
+            Message::FileInfo {
+                path,
+                size,
+                mode,
+                mtime,
+                offset,
+            } => Self::FileInfo(FileInfo {
+                path: path.to_owned(),
+                size,
+                mode,
+                mtime,
+                offset,
+            }),
+            Message::FileData(data) => Self::Data(Chunk(data.to_vec())),
+            Message::FileEnd { sha256 } => Self::End(sha256),
+            Message::MakeDir { path, mode } => Self::MakeDir {
+                path: path.to_owned(),
+                mode,
+            },
+            Message::TransferDone => Self::Done,
+            Message::TransferFailed { reason } => Self::Failed(reason.to_owned()),
+            _ => return None,
+        })
+    }
+
+    /// Whether it ends a request.
+    fn is_final(&self) -> bool {
+        matches!(self, Self::Stat(_) | Self::Done | Self::Failed(_))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Stat(_) => "StatResult",
+            Self::PutReady { .. } => "PutReady",
+            Self::FileInfo(_) => "FileInfo",
+            Self::Data(_) => "FileData",
+            Self::End(_) => "FileEnd",
+            Self::MakeDir { .. } => "MakeDir",
+            Self::Done => "TransferDone",
+            Self::Failed(_) => "TransferFailed",
+        }
+    }
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The session broke (exit 255).
+    #[error(transparent)]
+    Session(#[from] ClientError),
+    /// A local file problem (exit 1).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The server refused or failed (exit 1).
+    #[error("{host}: {reason}")]
+    Remote {
+        /// The server.
+        host: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A bad command line (exit 1).
+    #[error("{0}")]
+    Usage(String),
+    /// Interrupted by this signal (exit 128 + N).
+    #[error("interrupted")]
+    Interrupted(u8),
+}
+
+impl TransferError {
+    /// The exit code: 255 for a broken session, 128+N for signal N, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Session(_) => 255,
+            Self::Interrupted(signal) => 128u8.saturating_add(*signal),
+            Self::File(_) | Self::Remote { .. } | Self::Usage(_) => 1,
+        }
+    }
+
+    fn ends_the_command(&self) -> bool {
+        matches!(self, Self::Session(_) | Self::Interrupted(_))
+    }
+}
+
+fn protocol_error(what: &'static str) -> TransferError {
+    TransferError::Session(ClientError::Transport(TransportError::Proto(
+        ProtoError::Unexpected(what),
+    )))
+}
+
+fn unexpected(reply: &Reply) -> TransferError {
+    protocol_error(reply.name())
+}
+
+/// How a transfer command behaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferOptions {
+    /// `-r`: copy directories.
+    pub recursive: bool,
+    /// `-p`: keep modification times (mode bits are always kept).
+    pub preserve_times: bool,
+    /// `--resume`: continue from partial files.
+    pub resume: bool,
+}
+
+/// Which signals stop a transfer cleanly (the partial files removed unless resumable, the
+/// server told). Listening changes the process's signal handling for good, so the REPL's
+/// script mode listens to none and keeps the default of dying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupts {
+    /// Default signal handling.
+    Default,
+    /// Ctrl-C (interactive REPL).
+    Interrupt,
+    /// Ctrl-C and SIGTERM (`seashell cp`).
+    InterruptAndTerminate,
+}
+
+/// One transfer command over a session.
+pub struct FileTransfer<'c> {
+    console: &'c mut RemoteConsole,
+    host: String,
+    options: TransferOptions,
+    interrupts: Interrupts,
+    progress: Progress,
+    /// A request was sent whose final reply has not been read.
+    awaiting_final: bool,
+    /// An upload got PutReady and has not been ended with FileEnd or a cancel.
+    owes_terminator: bool,
+}
+
+impl<'c> FileTransfer<'c> {
+    /// A transfer command on `console`, connected to `host` (for messages).
+    pub fn new(
+        console: &'c mut RemoteConsole,
+        host: &str,
+        options: TransferOptions,
+        interrupts: Interrupts,
+    ) -> Self {
+        Self {
+            console,
+            host: host.to_owned(),
+            options,
+            interrupts,
+            progress: Progress::on_stderr(),
+            awaiting_final: false,
+            owes_terminator: false,
+        }
+    }
+
+    /// Uploads `sources` to `dest` (scp rules: into `dest` if it is a directory, which it
+    /// must be for several sources). Per-source failures are printed; returns whether all
+    /// went well. A broken session or an interrupt ends it with `Err`.
+    pub async fn put_all(
+        &mut self,
+        sources: &[PathBuf],
+        dest: &str,
+    ) -> Result<bool, TransferError> {
+        let dest = if dest.is_empty() { "." } else { dest };
+        let into_dir = match self.guarded(Op::Stat(dest)).await {
+            Ok(Done::Kind(kind)) => kind == PathKind::Directory,
+            Ok(Done::Nothing) => false,
+            Err(err) => return self.report(err).map(|()| false),
+        };
+        if sources.len() > 1 && !into_dir {
+            let err = TransferError::Remote {
+                host: self.host.clone(),
+                reason: format!("{dest}: not a directory"),
+            };
+            return self.report(err).map(|()| false);
+        }
+        let mut all_ok = true;
+        for source in sources {
+            let target = if into_dir {
+                match local_name(source) {
+                    Ok(name) => join_remote(dest, &name),
+                    Err(err) => {
+                        self.report(err.into())?;
+                        all_ok = false;
+                        continue;
+                    }
+                }
+            } else {
+                dest.to_owned()
+            };
+            if let Err(err) = self.guarded(Op::Put(source, &target)).await {
+                self.report(err)?;
+                all_ok = false;
+            }
+        }
+        Ok(all_ok)
+    }
+
+    /// Downloads `sources` to `dest` (into it if it is a directory, which it must be for
+    /// several sources). Same reporting as [`FileTransfer::put_all`].
+    pub async fn get_all(
+        &mut self,
+        sources: &[String],
+        dest: &Path,
+    ) -> Result<bool, TransferError> {
+        let into_dir = tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir());
+        if sources.len() > 1 && !into_dir {
+            self.report(FileError::NotDirectory(dest.to_owned()).into())?;
+            return Ok(false);
+        }
+        let mut all_ok = true;
+        for source in sources {
+            let target = if into_dir {
+                match remote_name(source) {
+                    Some(name) => dest.join(name),
+                    None => {
+                        let err = TransferError::Usage(format!(
+                            "`{source}`: no file name to copy into {}: name the destination",
+                            dest.display()
+                        ));
+                        self.report(err)?;
+                        all_ok = false;
+                        continue;
+                    }
+                }
+            } else {
+                dest.to_owned()
+            };
+            if let Err(err) = self.guarded(Op::Get(source, &target)).await {
+                self.report(err)?;
+                all_ok = false;
+            }
+        }
+        Ok(all_ok)
+    }
+
+    /// Prints a per-source failure; passes on the ones that end the command.
+    fn report(&self, err: TransferError) -> Result<(), TransferError> {
+        if err.ends_the_command() {
+            return Err(err);
+        }
+        self.progress.note(&format!("seashell: {err}"));
+        Ok(())
+    }
+
+    /// Runs one operation; on an interrupt, brings the session back to a clean state first.
+    async fn guarded(&mut self, op: Op<'_>) -> Result<Done, TransferError> {
+        let interrupts = self.interrupts;
+        let result = tokio::select! {
+            result = self.run(op) => result,
+            signal = interrupted(interrupts) => Err(TransferError::Interrupted(signal)),
+        };
+        if matches!(result, Err(TransferError::Interrupted(_))) {
+            self.recover("interrupted").await?;
+        }
+        result
+    }
+
+    async fn run(&mut self, op: Op<'_>) -> Result<Done, TransferError> {
+        match op {
+            Op::Stat(path) => self.stat(path).await.map(Done::Kind),
+            Op::Put(source, target) => self.put(source, target).await.map(|()| Done::Nothing),
+            Op::Get(source, target) => self.get(source, target).await.map(|()| Done::Nothing),
+        }
+    }
+
+    async fn stat(&mut self, path: &str) -> Result<PathKind, TransferError> {
+        self.send(Request::Stat(path.to_owned())).await?;
+        match self.reply().await? {
+            Reply::Stat(kind) => Ok(kind),
+            Reply::Failed(reason) => Err(self.remote(reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn put(&mut self, source: &Path, target: &str) -> Result<(), TransferError> {
+        let is_dir = tokio::fs::metadata(source).await.is_ok_and(|m| m.is_dir());
+        if is_dir && self.options.recursive {
+            return self.put_tree(source, target).await;
+        }
+        let file = SourceFile::open(source.to_owned()).await?;
+        self.put_file(file, target).await
+    }
+
+    async fn get(&mut self, source: &str, target: &Path) -> Result<(), TransferError> {
+        if self.options.recursive && self.stat(source).await? == PathKind::Directory {
+            return self.get_tree(source, target).await;
+        }
+        self.get_file(source, target).await
+    }
+
+    async fn put_tree(&mut self, root: &Path, remote_root: &str) -> Result<(), TransferError> {
+        let total = tree_size(root.to_owned()).await?;
+        self.progress.start_total(Some(total));
+        let mut walk = TreeWalk::start(root.to_owned());
+        while let Some(entry) = walk.next().await {
+            match entry? {
+                TreeEntry::Dir { rel, mode } => {
+                    self.make_remote_dir(join_remote(remote_root, &rel), mode)
+                        .await?;
+                }
+                TreeEntry::File { rel, path } => {
+                    let file = SourceFile::open(path).await?;
+                    self.put_file(file, &join_remote(remote_root, &rel)).await?;
+                }
+                TreeEntry::Skipped { rel, kind } => {
+                    let path = root.join(rel);
+                    self.progress
+                        .note(&format!("seashell: skipping {kind} {}", path.display()));
+                }
+            }
+        }
+        self.progress.finish_total();
+        Ok(())
+    }
+
+    async fn make_remote_dir(&mut self, path: String, mode: u32) -> Result<(), TransferError> {
+        self.send(Request::MakeDir { path, mode }).await?;
+        match self.reply().await? {
+            Reply::Done => Ok(()),
+            Reply::Failed(reason) => Err(self.remote(reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn put_file(&mut self, file: SourceFile, target: &str) -> Result<(), TransferError> {
+        let size = file.size();
+        self.send(Request::PutFile {
+            path: target.to_owned(),
+            size,
+            mode: file.mode(),
+            mtime: self.options.preserve_times.then(|| file.mtime()),
+            resume: self.options.resume,
+        })
+        .await?;
+        let (offset, prefix_sha256) = match self.reply().await? {
+            Reply::PutReady {
+                offset,
+                prefix_sha256,
+            } if offset <= size => (offset, prefix_sha256),
+            Reply::Failed(reason) => return Err(self.remote(reason)),
+            other => return Err(unexpected(&other)),
+        };
+        let mut stream = file.stream(offset, prefix_sha256);
+        let mut bar = None;
+        loop {
+            match stream.next().await {
+                Some(Ok(Piece::Start(start))) => {
+                    self.send(Request::PutStart(start)).await?;
+                    self.note_resume(target, start, size);
+                    bar = Some(self.progress.file(target, size, start));
+                }
+                Some(Ok(Piece::Data(chunk))) => {
+                    if let Some(reply) = self.console.try_transfer_reply()? {
+                        return Err(self.stopped_by_server(reply).await);
+                    }
+                    if let Some(bar) = &bar {
+                        bar.advance(chunk.len() as u64);
+                    }
+                    self.send(Request::Data(Chunk(chunk))).await?;
+                }
+                Some(Ok(Piece::End(sha256))) => {
+                    self.send(Request::End(sha256)).await?;
+                    break;
+                }
+                Some(Err(err)) => return Err(self.local_failure(err).await),
+                None => {
+                    let err = FileError::Worker("the file reader stopped".into());
+                    return Err(self.local_failure(err).await);
+                }
+            }
+        }
+        match self.reply().await? {
+            Reply::Done => {
+                if let Some(bar) = &bar {
+                    bar.done();
+                }
+                Ok(())
+            }
+            Reply::Failed(reason) => Err(self.remote(reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The server answered in the middle of an upload: it failed. End the file we owe it.
+    async fn stopped_by_server(&mut self, reply: Reply) -> TransferError {
+        self.saw(&reply);
+        if let Err(err) = self.recover("stopped after the server's failure").await {
+            return err.into();
+        }
+        match reply {
+            Reply::Failed(reason) => self.remote(reason),
+            other => unexpected(&other),
+        }
+    }
+
+    async fn get_file(&mut self, source: &str, target: &Path) -> Result<(), TransferError> {
+        let (mut partial, mut received) =
+            PartialFile::open(target.to_owned(), self.options.resume).await?;
+        self.send(Request::GetFile {
+            path: source.to_owned(),
+            offset: received.len(),
+            prefix_sha256: received.prefix_sha256(),
+        })
+        .await?;
+        let info = match self.reply().await? {
+            Reply::FileInfo(info) if info.path.is_empty() => info,
+            Reply::Failed(reason) => return Err(self.remote(reason)),
+            other => return Err(unexpected(&other)),
+        };
+        if info.offset == 0 && !received.is_empty() {
+            received = match partial.restart().await {
+                Ok(empty) => empty,
+                Err(err) => return Err(self.local_failure(err).await),
+            };
+        } else if info.offset != received.len() {
+            self.recover("protocol error").await?;
+            return Err(protocol_error("FileInfo offset"));
+        }
+        self.note_resume(source, info.offset, info.size);
+        self.receive_file(partial, received, &info, source).await?;
+        match self.reply().await? {
+            Reply::Done => Ok(()),
+            Reply::Failed(reason) => Err(self.remote(reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn get_tree(&mut self, source: &str, root: &Path) -> Result<(), TransferError> {
+        self.send(Request::GetTree(source.to_owned())).await?;
+        self.progress.start_total(None);
+        loop {
+            match self.reply().await? {
+                Reply::MakeDir { path, mode } => {
+                    let made = match relative_path(&path) {
+                        Ok(rel) => make_dir(root.join(rel), mode).await,
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = made {
+                        return Err(self.local_failure(err).await);
+                    }
+                }
+                Reply::FileInfo(info) if !info.path.is_empty() && info.offset == 0 => {
+                    let opened = match relative_path(&info.path) {
+                        Ok(rel) => PartialFile::open(root.join(rel), false).await,
+                        Err(err) => Err(err),
+                    };
+                    let (partial, received) = match opened {
+                        Ok(opened) => opened,
+                        Err(err) => return Err(self.local_failure(err).await),
+                    };
+                    let name = join_remote(source, &info.path);
+                    self.receive_file(partial, received, &info, &name).await?;
+                }
+                Reply::Done => break,
+                Reply::Failed(reason) => return Err(self.remote(reason)),
+                other => {
+                    self.recover("protocol error").await?;
+                    return Err(unexpected(&other));
+                }
+            }
+        }
+        self.progress.finish_total();
+        Ok(())
+    }
+
+    /// Receives one file's data after its FileInfo, up to its FileEnd, and commits it.
+    async fn receive_file(
+        &mut self,
+        partial: PartialFile,
+        received: Received,
+        info: &FileInfo,
+        name: &str,
+    ) -> Result<(), TransferError> {
+        let bar = self.progress.file(name, info.size, info.offset);
+        let mut sink = match partial.sink(received, info.size) {
+            Ok(sink) => sink,
+            Err(err) => return Err(self.local_failure(err).await),
+        };
+        let sha256 = loop {
+            match self.reply().await? {
+                Reply::Data(chunk) => {
+                    let len = chunk.0.len() as u64;
+                    if let Err(err) = sink.write(chunk.0).await {
+                        return Err(self.local_failure(err).await);
+                    }
+                    bar.advance(len);
+                }
+                Reply::End(sha256) => break sha256,
+                Reply::Failed(reason) => return Err(self.remote(reason)),
+                other => {
+                    self.recover("protocol error").await?;
+                    return Err(unexpected(&other));
+                }
+            }
+        };
+        let expected = Expected {
+            size: info.size,
+            sha256,
+            mode: info.mode,
+            mtime: self.options.preserve_times.then_some(info.mtime),
+        };
+        if let Err(err) = partial.commit(sink, expected).await {
+            return Err(self.local_failure(err).await);
+        }
+        bar.done();
+        Ok(())
+    }
+
+    fn note_resume(&self, name: &str, offset: u64, size: u64) {
+        if self.options.resume && offset > 0 {
+            self.progress.note(&format!(
+                "seashell: resuming {name} at byte {offset} of {size}"
+            ));
+        }
+    }
+
+    /// A local file failed mid-transfer: tell the server, then report the file error.
+    async fn local_failure(&mut self, err: FileError) -> TransferError {
+        match self.recover(&err.to_string()).await {
+            Ok(()) => err.into(),
+            Err(session) => session.into(),
+        }
+    }
+
+    /// Ends whatever is outstanding: the file we owe the server is cancelled, and replies
+    /// are read (and dropped) up to the final one.
+    async fn recover(&mut self, reason: &str) -> Result<(), ClientError> {
+        if self.owes_terminator || self.awaiting_final {
+            self.send(Request::Cancel(reason.to_owned())).await?;
+        }
+        while self.awaiting_final {
+            self.reply().await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, request: Request) -> Result<(), ClientError> {
+        if request.expects_final() {
+            self.awaiting_final = true;
+        }
+        if matches!(request, Request::End(_) | Request::Cancel(_)) {
+            self.owes_terminator = false;
+        }
+        self.console.send_transfer(request).await
+    }
+
+    async fn reply(&mut self) -> Result<Reply, ClientError> {
+        let reply = self.console.transfer_reply().await?;
+        self.saw(&reply);
+        Ok(reply)
+    }
+
+    fn saw(&mut self, reply: &Reply) {
+        if reply.is_final() {
+            self.awaiting_final = false;
+        }
+        if matches!(reply, Reply::PutReady { .. }) {
+            self.owes_terminator = true;
+        }
+    }
+
+    fn remote(&self, reason: String) -> TransferError {
+        TransferError::Remote {
+            host: self.host.clone(),
+            reason,
+        }
+    }
+}
+
+/// One guarded step of a command.
+enum Op<'a> {
+    Stat(&'a str),
+    Put(&'a Path, &'a str),
+    Get(&'a str, &'a Path),
+}
+
+/// What a guarded step produced.
+enum Done {
+    Kind(PathKind),
+    Nothing,
+}
+
+/// Resolves with the signal number when one of `interrupts` arrives; never otherwise.
+async fn interrupted(interrupts: Interrupts) -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = async {
+        if interrupts == Interrupts::Default || tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        if interrupts != Interrupts::InterruptAndTerminate {
+            std::future::pending::<()>().await;
+        }
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => 2,
+        () = terminate => 15,
+    }
+}
+
+/// The name a local source gets inside a destination directory.
+fn local_name(source: &Path) -> Result<String, FileError> {
+    let named = match source.file_name() {
+        Some(name) => PathBuf::from(name),
+        None => source
+            .canonicalize()
+            .map_err(|err| FileError::Io {
+                path: source.to_owned(),
+                action: "resolve",
+                source: err,
+            })?
+            .file_name()
+            .map(PathBuf::from)
+            .ok_or_else(|| FileError::BadPath(source.display().to_string()))?,
+    };
+    named
+        .into_os_string()
+        .into_string()
+        .map_err(|_| FileError::NotUtf8(source.to_owned()))
+}
+
+/// The name a remote source gets inside a local directory: its last component, if it is a
+/// plain name.
+fn remote_name(source: &str) -> Option<&str> {
+    let name = source.trim_end_matches('/').rsplit('/').next()?;
+    (!name.is_empty() && name != "." && name != ".." && name != "~").then_some(name)
+}
+
+/// A `put` or `get` line of the REPL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplTransfer {
+    upload: bool,
+    options: TransferOptions,
+    from: String,
+    to: Option<String>,
+}
+
+/// REPL usage.
+pub const REPL_USAGE: &str = "usage: put [-r] [-p] [--resume] LOCAL [REMOTE] | \
+                              get [-r] [-p] [--resume] REMOTE [LOCAL]";
+
+impl ReplTransfer {
+    /// `None` if `line` is not a `put`/`get` line; else the parsed command or a usage error.
+    pub fn parse(line: &str) -> Option<Result<Self, String>> {
+        let first = line.split_whitespace().next()?;
+        let upload = match first {
+            "put" => true,
+            "get" => false,
+            _ => return None,
+        };
+        Some(Self::parse_words(line, upload))
+    }
+
+    fn parse_words(line: &str, upload: bool) -> Result<Self, String> {
+        let words =
+            shlex::split(line).ok_or_else(|| format!("cannot split `{line}` into words"))?;
+        let mut options = TransferOptions::default();
+        let mut paths = Vec::new();
+        let mut flags_done = false;
+        for word in words.into_iter().skip(1) {
+            match word.as_str() {
+                "-r" if !flags_done => options.recursive = true,
+                "-p" if !flags_done => options.preserve_times = true,
+                "--resume" if !flags_done => options.resume = true,
+                "--" if !flags_done => flags_done = true,
+                flag if !flags_done && flag.starts_with('-') => {
+                    return Err(format!("unknown option {flag}; {REPL_USAGE}"));
+                }
+                _ => paths.push(word),
+            }
+        }
+        let mut paths = paths.into_iter();
+        match (paths.next(), paths.next(), paths.next()) {
+            (Some(from), to, None) => Ok(Self {
+                upload,
+                options,
+                from,
+                to,
+            }),
+            _ => Err(REPL_USAGE.to_owned()),
+        }
+    }
+
+    /// Runs it on `console`; returns the status for the REPL (0, 1, or 128+N when
+    /// interrupted). Only a broken session is an error.
+    pub async fn run(
+        &self,
+        console: &mut RemoteConsole,
+        host: &str,
+        interrupts: Interrupts,
+    ) -> Result<u8, ClientError> {
+        let mut transfer = FileTransfer::new(console, host, self.options, interrupts);
+        let result = if self.upload {
+            let dest = self.to.as_deref().unwrap_or(".");
+            transfer.put_all(&[PathBuf::from(&self.from)], dest).await
+        } else {
+            let dest = PathBuf::from(self.to.as_deref().unwrap_or("."));
+            transfer
+                .get_all(std::slice::from_ref(&self.from), &dest)
+                .await
+        };
+        match result {
+            Ok(true) => Ok(0),
+            Ok(false) => Ok(1),
+            Err(TransferError::Session(err)) => Err(err),
+            Err(err) => {
+                eprintln!("seashell: {err}");
+                Ok(err.exit_code())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repl_lines() {
+        assert_eq!(ReplTransfer::parse("ls -l"), None);
+        assert_eq!(ReplTransfer::parse("   "), None);
+        let put = ReplTransfer::parse("put -r -p 'a b' dest")
+            .unwrap()
+            .unwrap();
+        assert!(put.upload && put.options.recursive && put.options.preserve_times);
+        assert_eq!(
+            (put.from.as_str(), put.to.as_deref()),
+            ("a b", Some("dest"))
+        );
+        let get = ReplTransfer::parse("get --resume -- -odd")
+            .unwrap()
+            .unwrap();
+        assert!(!get.upload && get.options.resume);
+        assert_eq!((get.from.as_str(), get.to), ("-odd", None));
+        assert!(ReplTransfer::parse("put").unwrap().is_err());
+        assert!(ReplTransfer::parse("put a b c").unwrap().is_err());
+        assert!(ReplTransfer::parse("get -x a").unwrap().is_err());
+        assert!(ReplTransfer::parse("get 'a").unwrap().is_err());
+    }
+
+    #[test]
+    fn names_inside_a_destination_directory() {
+        assert_eq!(remote_name("dir/file.txt"), Some("file.txt"));
+        assert_eq!(remote_name("/a/b/"), Some("b"));
+        for none in ["", "/", ".", "..", "~", "a/.."] {
+            assert_eq!(remote_name(none), None, "{none}");
+        }
+        assert_eq!(local_name(Path::new("x/y z")).unwrap(), "y z");
+        let here = std::env::current_dir().unwrap();
+        let name = here.file_name().unwrap().to_str().unwrap();
+        assert_eq!(local_name(Path::new(".")).unwrap(), name);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(TransferError::Interrupted(2).exit_code(), 130);
+        assert_eq!(TransferError::Usage("x".into()).exit_code(), 1);
+        let closed = ClientError::Closed("x".into());
+        assert_eq!(TransferError::Session(closed).exit_code(), 255);
+    }
+}

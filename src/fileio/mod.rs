@@ -1,0 +1,152 @@
+//! The file side of a transfer, shared by both ends: reading a file as SHA-256-hashed chunks
+//! ([`source`]), receiving one into a locked temporary file next to its destination that is
+//! renamed into place only after the size and hash check ([`partial`]), and walking a
+//! directory tree ([`tree`]). Every blocking call runs on a `spawn_blocking` thread, and data
+//! moves in chunks of at most `MAX_CHUNK` through bounded channels, so memory stays constant
+//! whatever the file size. This module knows files and hashes, not the protocol or the network.
+
+pub mod partial;
+pub mod source;
+pub mod tree;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// How many chunks may wait between a file thread and the async side.
+const CHANNEL_CHUNKS: usize = 8;
+
+/// A file-level failure, naming the path: sent to the peer as a TransferFailed reason or
+/// shown to the local user (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A system call failed.
+    #[error("{}: cannot {action}: {}", path.display(), describe(source))]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What we tried ("open", "write", "create a temporary file for", ...).
+        action: &'static str,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A directory where a file was expected.
+    #[error("{}: is a directory (use -r)", .0.display())]
+    IsDirectory(PathBuf),
+    /// Neither a regular file nor a directory.
+    #[error("{}: not a regular file", .0.display())]
+    NotRegular(PathBuf),
+    /// A file where a directory was expected.
+    #[error("{}: not a directory", .0.display())]
+    NotDirectory(PathBuf),
+    /// The source shrank while it was being sent.
+    #[error("{}: the file shrank while it was being sent", .0.display())]
+    Shrank(PathBuf),
+    /// The sender sent more bytes than it announced.
+    #[error("{}: more data arrived than the announced size", .0.display())]
+    TooMuchData(PathBuf),
+    /// The sender ended the file before its announced size.
+    #[error("{}: the file ended after {got} of {want} bytes", path.display())]
+    Incomplete {
+        /// The destination.
+        path: PathBuf,
+        /// Bytes received.
+        got: u64,
+        /// Bytes announced.
+        want: u64,
+    },
+    /// The received content does not hash to what the sender computed.
+    #[error(
+        "{}: SHA-256 mismatch: the received content is not what was sent; it was discarded",
+        .0.display()
+    )]
+    HashMismatch(PathBuf),
+    /// Another transfer holds the temporary file.
+    #[error("{}: another transfer to this file is in progress", .0.display())]
+    Busy(PathBuf),
+    /// A name that the protocol (UTF-8 text) cannot carry.
+    #[error("{}: the name is not valid UTF-8 and cannot be transferred", .0.display())]
+    NotUtf8(PathBuf),
+    /// A path that is empty, contains NUL, or (from a peer) escapes its tree.
+    #[error("`{0}`: not an acceptable path")]
+    BadPath(String),
+    /// A tree deeper than we walk.
+    #[error("{}: directory tree deeper than {} levels", .0.display(), tree::MAX_DEPTH)]
+    TooDeep(PathBuf),
+    /// A background file thread died.
+    #[error("file worker failed: {0}")]
+    Worker(String),
+}
+
+impl FileError {
+    fn io(path: &Path, action: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            action,
+            source,
+        }
+    }
+}
+
+/// The OS's words for an error, without Rust's " (os error N)" suffix.
+fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(cut) => text.get(..cut).unwrap_or(&text).to_owned(),
+        None => text,
+    }
+}
+
+/// SHA-256 of zero bytes: the prefix hash of a transfer that starts at offset 0.
+pub fn sha256_of_nothing() -> [u8; 32] {
+    Sha256::digest([]).into()
+}
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T, F>(work: F) -> Result<T, FileError>
+where
+    F: FnOnce() -> Result<T, FileError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| FileError::Worker(err.to_string()))?
+}
+
+/// Mode bits of metadata, as the protocol carries them.
+fn mode_bits(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & crate::proto::message::MAX_MODE
+}
+
+/// Modification time of metadata, in whole seconds since the Unix epoch.
+fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_error_suffix_is_dropped() {
+        let err = io::Error::from_raw_os_error(2);
+        assert_eq!(describe(&err), "No such file or directory");
+        let shown = FileError::io(Path::new("/x/y"), "open", err).to_string();
+        assert_eq!(shown, "/x/y: cannot open: No such file or directory");
+    }
+
+    #[test]
+    fn empty_hash() {
+        assert_eq!(
+            hex(&sha256_of_nothing()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

@@ -1,0 +1,653 @@
+//! File transfer end to end: the real `seashell cp` and the REPL's `put`/`get` against one
+//! real server on 127.0.0.1, shared by every test here (a server costs a transport key).
+//! Each test works in its own directory under the server's home, removed at its end.
+//! Covered: byte-identical round trips at the frame edges and for 100 MB, mode bits and
+//! `-p`, trees with empty directories and odd names, missing and unwritable destinations,
+//! clients killed or signalled mid-transfer, `--resume`, `no-files`, the REPL, usage errors.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use seashell::proto::record::MAX_CHUNK;
+use sha2::{Digest, Sha256};
+
+use crate::common::{Run, Sandbox, Server, fixture_path, mode_of};
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let client = fs::read_to_string(fixture_path("client_rsa.pub")).unwrap();
+        let other = fs::read_to_string(fixture_path("other_rsa.pub")).unwrap();
+        Server::start_trusting(&format!("{}\nno-files {}\n", client.trim(), other.trim()))
+    })
+}
+
+/// One test's client: a sandbox with the client key, and a fresh directory on the server.
+struct Client {
+    sandbox: Sandbox,
+    key: PathBuf,
+    other_key: PathBuf,
+    dir: String,
+}
+
+impl Client {
+    fn new(dir: &str) -> Self {
+        let sandbox = Sandbox::new();
+        let key = sandbox.fixture("client_rsa");
+        let other_key = sandbox.fixture("other_rsa");
+        let remote = server().home().join(dir);
+        let _ = fs::remove_dir_all(&remote);
+        fs::create_dir(&remote).unwrap();
+        Self {
+            sandbox,
+            key,
+            other_key,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// `127.0.0.1:DIR/rel`: relative to the server user's home.
+    fn remote(&self, rel: &str) -> String {
+        format!("127.0.0.1:{}/{rel}", self.dir)
+    }
+
+    /// Where `rel` is on the server's disk.
+    fn on_server(&self, rel: &str) -> PathBuf {
+        server().home().join(&self.dir).join(rel)
+    }
+
+    /// Where `rel` is on the client's disk.
+    fn local(&self, rel: &str) -> PathBuf {
+        self.sandbox.path().join(rel)
+    }
+
+    fn cp_args(&self, key: &Path, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = ["cp", "-P", &server().port().to_string(), "-i"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        all.push(key.display().to_string());
+        all.push("--known-hosts".into());
+        all.push(self.local("known_hosts").display().to_string());
+        all.push("--accept-new".into());
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        all
+    }
+
+    fn cp(&self, args: &[&str]) -> Run {
+        self.sandbox.seashell(self.cp_args(&self.key, args))
+    }
+
+    fn cp_spawn(&self, args: &[&str]) -> std::process::Child {
+        self.sandbox
+            .command(self.cp_args(&self.key, args))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn repl(&self, script: &str) -> Run {
+        let port = server().port().to_string();
+        let kh = self.local("known_hosts");
+        let args = [
+            "connect",
+            "-p",
+            &port,
+            "-i",
+            self.key.to_str().unwrap(),
+            "--known-hosts",
+            kh.to_str().unwrap(),
+            "--accept-new",
+            "127.0.0.1",
+        ];
+        self.sandbox.seashell_with_input(args, script)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(server().home().join(&self.dir));
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Writes `len` pseudo-random bytes (xorshift, seeded) to `path`.
+fn write_random(path: &Path, len: usize, seed: u64) {
+    let mut state = seed | 1;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).unwrap());
+    let mut left = len;
+    let mut block = vec![0u8; 1 << 20];
+    while left > 0 {
+        for word in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        let n = left.min(block.len());
+        out.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+}
+
+fn sha_of(path: &Path) -> [u8; 32] {
+    let mut file = fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return hasher.finalize().into();
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Temporary files seashell left in `dir` (recursively).
+fn partials_in(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(partials_in(&path));
+        } else if path.to_string_lossy().ends_with(".seashell-partial") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn partial_of(target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap().to_str().unwrap();
+    target.with_file_name(format!(".{name}.seashell-partial"))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn len_of(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
+#[test]
+fn frame_edge_sizes_round_trip_byte_for_byte_with_their_modes() {
+    let c = Client::new("edges");
+    let sizes = [0, 1, MAX_CHUNK - 1, MAX_CHUNK, MAX_CHUNK + 1];
+    let modes = [0o600, 0o640, 0o755, 0o444, 0o711];
+    fs::create_dir(c.local("up")).unwrap();
+    let mut names = Vec::new();
+    for (i, (size, mode)) in sizes.iter().zip(modes).enumerate() {
+        let path = c.local(&format!("up/f{size}"));
+        write_random(&path, *size, i as u64 + 1);
+        set_mode(&path, mode);
+        names.push(path);
+    }
+    let mut args: Vec<&str> = names.iter().map(|p| s(p)).collect();
+    let dest = c.remote("");
+    args.push(&dest);
+    c.cp(&args).ok();
+
+    fs::create_dir(c.local("down")).unwrap();
+    let remotes: Vec<String> = sizes.iter().map(|n| c.remote(&format!("f{n}"))).collect();
+    let mut args: Vec<&str> = remotes.iter().map(String::as_str).collect();
+    let down = c.local("down");
+    args.push(s(&down));
+    c.cp(&args).ok();
+
+    for (size, mode) in sizes.iter().zip(modes) {
+        let name = format!("f{size}");
+        let original = fs::read(c.local(&format!("up/{name}"))).unwrap();
+        for copy in [c.on_server(&name), c.local(&format!("down/{name}"))] {
+            assert_eq!(fs::read(&copy).unwrap(), original, "{}", copy.display());
+            assert_eq!(mode_of(&copy), mode, "{}", copy.display());
+        }
+    }
+    assert!(partials_in(&c.on_server("")).is_empty());
+    assert!(partials_in(&down).is_empty());
+}
+
+#[test]
+fn a_hundred_megabytes_both_ways() {
+    let c = Client::new("hundred");
+    let original = c.local("big.bin");
+    write_random(&original, 100_000_000, 42);
+    c.cp(&[s(&original), &c.remote("big.bin")]).ok();
+    assert_eq!(sha_of(&c.on_server("big.bin")), sha_of(&original));
+    let back = c.local("back.bin");
+    c.cp(&[&c.remote("big.bin"), s(&back)]).ok();
+    assert_eq!(sha_of(&back), sha_of(&original));
+    assert!(partials_in(&c.on_server("")).is_empty());
+    assert!(partials_in(c.sandbox.path()).is_empty());
+}
+
+#[test]
+fn mtime_is_kept_only_with_p() {
+    let c = Client::new("mtime");
+    let file = c.local("old");
+    fs::write(&file, b"old news").unwrap();
+    let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    c.cp(&[s(&file), &c.remote("plain")]).ok();
+    c.cp(&["-p", s(&file), &c.remote("kept")]).ok();
+    let mtime = |p: &Path| fs::metadata(p).unwrap().mtime();
+    assert_ne!(mtime(&c.on_server("plain")), 1_000_000_000);
+    assert_eq!(mtime(&c.on_server("kept")), 1_000_000_000);
+    c.cp(&[&c.remote("kept"), s(&c.local("plain-back"))]).ok();
+    c.cp(&["-p", &c.remote("kept"), s(&c.local("kept-back"))])
+        .ok();
+    assert_ne!(mtime(&c.local("plain-back")), 1_000_000_000);
+    assert_eq!(mtime(&c.local("kept-back")), 1_000_000_000);
+}
+
+/// (relative path, "d" or file content, mode) of every entry under `root`, sorted.
+fn tree_listing(root: &Path) -> Vec<(String, String, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                out.push((rel, "d".to_owned(), mode));
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push((rel, fs::read_to_string(&path).unwrap(), mode));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn trees_with_empty_directories_and_odd_names_both_ways() {
+    let c = Client::new("trees");
+    let root = c.local("my tree");
+    for dir in ["empty dir", "ünï cödé/ß", "a/b/c/empty"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::write(root.join("file with spaces.txt"), "spaces").unwrap();
+    fs::write(root.join("ünï cödé/ß/日本語.txt"), "unicode").unwrap();
+    fs::write(root.join("a/b/c/deep"), "deep").unwrap();
+    fs::write(root.join("a/$(echo not run); *"), "shell chars").unwrap();
+    set_mode(&root.join("a/b"), 0o750);
+    set_mode(&root.join("a/b/c/deep"), 0o604);
+    std::os::unix::fs::symlink("/etc", root.join("link to etc")).unwrap();
+
+    // A missing destination becomes the tree's root.
+    let up = c.cp(&["-r", s(&root), &c.remote("copy")]);
+    up.ok();
+    assert!(up.stderr.contains("skipping symlink"), "{up:#?}");
+    let mut expected = tree_listing(&root);
+    expected.retain(|(rel, _, _)| rel != "link to etc");
+    assert_eq!(tree_listing(&c.on_server("copy")), expected);
+
+    // An existing local directory receives the tree under its name.
+    let down = c.local("down");
+    fs::create_dir(&down).unwrap();
+    c.cp(&["-r", &c.remote("copy"), s(&down)]).ok();
+    assert_eq!(tree_listing(&down.join("copy")), expected);
+
+    // Without -r a directory is a file error that names it.
+    let run = c.cp(&[s(&root), &c.remote("no-r")]);
+    assert!(run.failed_with(1).contains("is a directory"), "{run:#?}");
+    let run = c.cp(&[&c.remote("copy"), s(&c.local("no-r"))]);
+    assert!(run.failed_with(1).contains("is a directory"), "{run:#?}");
+    assert!(!c.on_server("no-r").exists() && !c.local("no-r").exists());
+}
+
+/// A directory this process cannot write into: one with mode 0555, or /sys when permissions
+/// do not stop us (root).
+fn unwritable_dir(c: &Client) -> PathBuf {
+    let dir = c.on_server("read-only");
+    fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o555);
+    if fs::write(dir.join("probe"), b"").is_ok() {
+        return PathBuf::from("/sys");
+    }
+    dir
+}
+
+#[test]
+fn missing_or_unwritable_destinations_are_named_and_nothing_is_written() {
+    let c = Client::new("dest-errors");
+    let file = c.local("f");
+    fs::write(&file, b"data").unwrap();
+
+    let run = c.cp(&[s(&file), &c.remote("missing/f")]);
+    let err = run.failed_with(1);
+    assert!(
+        err.contains("missing/f") && err.contains("No such file"),
+        "{run:#?}"
+    );
+    assert!(!c.on_server("missing").exists());
+
+    let ro = unwritable_dir(&c);
+    let target = ro.join("seashell-test-file");
+    let run = c.cp(&[s(&file), &format!("127.0.0.1:{}", target.display())]);
+    assert!(run.failed_with(1).contains(s(&target)), "{run:#?}");
+    assert!(!target.exists() && !partial_of(&target).exists());
+
+    let remote = c.remote("on-server");
+    fs::write(c.on_server("on-server"), b"x").unwrap();
+    let missing = c.local("nope/f");
+    let run = c.cp(&[&remote, s(&missing)]);
+    assert!(run.failed_with(1).contains(s(&missing)), "{run:#?}");
+    assert!(!c.local("nope").exists());
+
+    let run = c.cp(&[&remote, s(&target)]);
+    assert!(run.failed_with(1).contains(s(&target)), "{run:#?}");
+    assert!(!target.exists());
+
+    let run = c.cp(&[&c.remote("no-such-file"), s(&c.local("g"))]);
+    assert!(run.failed_with(1).contains("no-such-file"), "{run:#?}");
+    assert!(!c.local("g").exists() && partials_in(c.sandbox.path()).is_empty());
+}
+
+/// Starts `cp`, waits until `partial` has some bytes, then sends `signal`; returns the child.
+fn cut_when_started(
+    c: &Client,
+    args: &[&str],
+    partial: &Path,
+    signal: Signal,
+) -> std::process::Output {
+    let child = c.cp_spawn(args);
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    wait_for("the transfer to start", Duration::from_secs(60), || {
+        len_of(partial) > 0
+    });
+    kill(pid, signal).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+const BIG: u64 = 1 << 30;
+
+/// A sparse 1 GiB file: instant to make, and long enough to cut a transfer in.
+fn sparse(path: &Path) {
+    fs::File::create(path).unwrap().set_len(BIG).unwrap();
+}
+
+#[test]
+fn a_killed_client_leaves_no_file_under_the_final_name() {
+    let c = Client::new("killed");
+    let big = c.local("big");
+    sparse(&big);
+    let target = c.on_server("big");
+    let out = cut_when_started(
+        &c,
+        &[s(&big), &c.remote("big")],
+        &partial_of(&target),
+        Signal::SIGKILL,
+    );
+    assert_eq!(out.status.code(), None, "killed");
+    // The server sees the cut and removes its temporary file (no --resume).
+    wait_for("the server to clean up", Duration::from_secs(20), || {
+        !partial_of(&target).exists()
+    });
+    assert!(!target.exists());
+
+    sparse(&target);
+    let local = c.local("down");
+    let out = cut_when_started(
+        &c,
+        &[&c.remote("big"), s(&local)],
+        &partial_of(&local),
+        Signal::SIGKILL,
+    );
+    assert_eq!(out.status.code(), None, "killed");
+    assert!(!local.exists(), "no file under the final name");
+    // A crash may leave the clearly named temporary file; the next transfer replaces it.
+    fs::write(c.on_server("small"), b"small").unwrap();
+    fs::write(partial_of(&local), b"stale bytes from a crash").unwrap();
+    c.cp(&[&c.remote("small"), s(&local)]).ok();
+    assert_eq!(fs::read(&local).unwrap(), b"small");
+    assert!(!partial_of(&local).exists());
+}
+
+#[test]
+fn a_signalled_client_cleans_up_both_ends() {
+    let c = Client::new("signalled");
+    let big = c.local("big");
+    sparse(&big);
+    let target = c.on_server("big");
+    let out = cut_when_started(
+        &c,
+        &[s(&big), &c.remote("big")],
+        &partial_of(&target),
+        Signal::SIGINT,
+    );
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    wait_for("the server to clean up", Duration::from_secs(20), || {
+        !partial_of(&target).exists()
+    });
+    assert!(!target.exists());
+
+    sparse(&target);
+    let local = c.local("down");
+    let out = cut_when_started(
+        &c,
+        &[&c.remote("big"), s(&local)],
+        &partial_of(&local),
+        Signal::SIGTERM,
+    );
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    assert!(!local.exists() && !partial_of(&local).exists());
+}
+
+#[test]
+fn resume_completes_a_cut_transfer_with_the_right_hash() {
+    let c = Client::new("resume");
+    let original = c.local("data");
+    write_random(&original, 256 << 20, 7);
+    let want = sha_of(&original);
+
+    // Upload: the partial file stays on the server after the cut, and is continued.
+    let target = c.on_server("data");
+    let out = cut_when_started(
+        &c,
+        &["--resume", s(&original), &c.remote("data")],
+        &partial_of(&target),
+        Signal::SIGKILL,
+    );
+    assert_eq!(out.status.code(), None);
+    std::thread::sleep(Duration::from_millis(300));
+    let kept = len_of(&partial_of(&target));
+    assert!(kept > 0 && !target.exists(), "kept {kept}");
+    let run = c.cp(&["--resume", s(&original), &c.remote("data")]);
+    run.ok();
+    assert!(run.stderr.contains("resuming"), "{run:#?}");
+    assert_eq!(sha_of(&target), want);
+    assert!(!partial_of(&target).exists());
+
+    // Download: the client's partial file is continued.
+    let local = c.local("back");
+    let out = cut_when_started(
+        &c,
+        &["--resume", &c.remote("data"), s(&local)],
+        &partial_of(&local),
+        Signal::SIGKILL,
+    );
+    assert_eq!(out.status.code(), None);
+    assert!(len_of(&partial_of(&local)) > 0 && !local.exists());
+    let run = c.cp(&["--resume", &c.remote("data"), s(&local)]);
+    run.ok();
+    assert!(run.stderr.contains("resuming"), "{run:#?}");
+    assert_eq!(sha_of(&local), want);
+    assert!(!partial_of(&local).exists());
+}
+
+#[test]
+fn resume_starts_over_when_the_partial_bytes_do_not_match() {
+    let c = Client::new("resume-mismatch");
+    let original = c.local("data");
+    write_random(&original, 3 * MAX_CHUNK + 5, 9);
+    let target = c.on_server("data");
+    fs::write(partial_of(&target), vec![0xAAu8; 1000]).unwrap();
+    let run = c.cp(&["--resume", s(&original), &c.remote("data")]);
+    run.ok();
+    assert!(!run.stderr.contains("resuming"), "{run:#?}");
+    assert_eq!(sha_of(&target), sha_of(&original));
+
+    let local = c.local("back");
+    fs::write(partial_of(&local), vec![0x55u8; 70_000]).unwrap();
+    let run = c.cp(&["--resume", &c.remote("data"), s(&local)]);
+    run.ok();
+    assert!(!run.stderr.contains("resuming"), "{run:#?}");
+    assert_eq!(sha_of(&local), sha_of(&original));
+}
+
+#[test]
+fn a_no_files_key_is_refused_and_logged() {
+    let c = Client::new("no-files");
+    let file = c.local("f");
+    fs::write(&file, b"data").unwrap();
+    fs::write(c.on_server("g"), b"data").unwrap();
+    for args in [
+        vec![s(&file).to_owned(), c.remote("f")],
+        vec![c.remote("g"), s(&c.local("g")).to_owned()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = c.sandbox.seashell(c.cp_args(&c.other_key, &args));
+        assert!(run.failed_with(1).contains("no-files"), "{run:#?}");
+    }
+    assert!(!c.on_server("f").exists() && !c.local("g").exists());
+    let log = server().log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("file transfer failed") && l.contains("no-files")),
+        "{log}"
+    );
+}
+
+#[test]
+fn transfers_are_logged_with_direction_size_and_hash() {
+    let c = Client::new("logged");
+    let file = c.local("f");
+    fs::write(&file, b"audit me").unwrap();
+    c.cp(&[s(&file), &c.remote("f")]).ok();
+    let hex: String = Sha256::digest(b"audit me")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let log = server().log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("file transfer") && l.contains(&hex))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("direction=\"upload\"") && line.contains("size=8"),
+        "{line}"
+    );
+    assert!(line.contains(s(&c.on_server("f"))), "{line}");
+}
+
+#[test]
+fn repl_put_and_get_in_script_mode() {
+    let c = Client::new("repl");
+    fs::write(c.local("notes.txt"), "from the client\n").unwrap();
+    fs::create_dir_all(c.local("tree/empty")).unwrap();
+    fs::write(c.local("tree/x"), "x").unwrap();
+    let script = format!(
+        "cd {}\nput notes.txt\nput -r tree\nput notes.txt copy.txt\nls\nget copy.txt back.txt\n\
+         get -r tree tree-back\nget missing.txt\n",
+        c.dir
+    );
+    let run = c.repl(&script);
+    assert_eq!(run.code, Some(1), "the last line failed: {run:#?}");
+    assert!(run.stderr.contains("missing.txt"), "{run:#?}");
+    for name in ["notes.txt", "copy.txt", "tree"] {
+        assert!(run.stdout.contains(name), "ls output: {run:#?}");
+    }
+    assert_eq!(
+        fs::read_to_string(c.on_server("notes.txt")).unwrap(),
+        "from the client\n"
+    );
+    assert_eq!(fs::read_to_string(c.on_server("tree/x")).unwrap(), "x");
+    assert!(c.on_server("tree/empty").is_dir());
+    assert_eq!(
+        fs::read_to_string(c.local("back.txt")).unwrap(),
+        "from the client\n"
+    );
+    assert_eq!(fs::read_to_string(c.local("tree-back/x")).unwrap(), "x");
+    assert!(c.local("tree-back/empty").is_dir());
+}
+
+#[test]
+fn usage_errors_exit_1() {
+    let c = Client::new("usage");
+    for args in [
+        &["a", "b"][..],
+        &["127.0.0.1:a", "other:b"],
+        &["127.0.0.1:a", "other:b", "c"],
+    ] {
+        let run = c.cp(args);
+        assert_eq!(run.code, Some(1), "{args:?}: {run:#?}");
+    }
+    fs::write(c.local("a"), b"a").unwrap();
+    fs::write(c.local("b"), b"b").unwrap();
+    let run = c.cp(&[s(&c.local("a")), s(&c.local("b")), &c.remote("not-a-dir")]);
+    assert!(run.failed_with(1).contains("not a directory"), "{run:#?}");
+}
+
+#[test]
+fn an_unreachable_server_is_a_seashell_failure() {
+    let sandbox = Sandbox::new();
+    let key = sandbox.fixture("client_rsa");
+    fs::write(sandbox.path().join("f"), b"x").unwrap();
+    let run = sandbox.seashell([
+        "cp",
+        "-P",
+        "1",
+        "-i",
+        s(&key),
+        "--accept-new",
+        "f",
+        "127.0.0.1:f",
+    ]);
+    assert!(run.failed_with(255).contains("cannot connect"), "{run:#?}");
+}
+
+#[test]
+fn server_paths_with_tilde_start_at_home() {
+    let c = Client::new("tilde");
+    let file = c.local("f");
+    fs::write(&file, b"home").unwrap();
+    c.cp(&[s(&file), &format!("127.0.0.1:~/{}/f", c.dir)]).ok();
+    assert_eq!(fs::read(c.on_server("f")).unwrap(), b"home");
+}

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use sha2::Digest as _;
+
 use crate::common::server::client_fingerprint;
 use crate::common::{Run, Sandbox, fixture_path};
 
@@ -387,4 +389,48 @@ fn audit_usage_errors_name_the_problem() {
     assert!(run.failed_with(1).contains("syslog target"), "{run:#?}");
     let run = sandbox.seashell(["serve", "--syslog", "udp:x"]);
     assert!(run.failed_with(1).contains("--audit-log"), "{run:#?}");
+}
+
+#[test]
+fn each_transfer_is_an_audit_event_with_its_hash() {
+    let sandbox = Sandbox::new();
+    let server = sandbox.serve(&["--audit-log", "audit.log"]);
+    let key = sandbox.fixture("client_rsa");
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
+    let local = sandbox.path().join("payload.bin");
+    fs::write(&local, &content).unwrap();
+    let remote = sandbox.path().join("uploaded.bin");
+    let port = server.addr.port().to_string();
+    let fingerprint = crate::common::server::host_fingerprint();
+    let args = [
+        "cp",
+        "-i",
+        key.to_str().unwrap(),
+        "--host-fingerprint",
+        &fingerprint,
+        "-P",
+        &port,
+        local.to_str().unwrap(),
+        &format!("127.0.0.1:{}", remote.display()),
+    ];
+    let run = sandbox.seashell(args);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(fs::read(&remote).unwrap(), content);
+    assert!(server.terminate().success());
+    let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
+    let event = log
+        .lines()
+        .find(|l| l.contains(r#""event":"transfer""#))
+        .unwrap_or_else(|| panic!("no transfer event in:\n{log}"));
+    let sha256: String = sha2::Sha256::digest(&content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(event.contains(r#""direction":"upload""#), "{event}");
+    assert!(
+        event.contains(&format!(r#""sha256":"{sha256}""#)),
+        "{event}"
+    );
+    assert!(event.contains(r#""bytes_in":100000"#), "{event}");
+    assert!(event.contains(&remote.display().to_string()), "{event}");
 }

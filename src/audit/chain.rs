@@ -98,6 +98,15 @@ pub struct Record {
     /// On `denied` (and `auth_fail`): the rule that refused, with its reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// On `transfer`: `upload` or `download`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// On `transfer`: the server-side path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// On `transfer`: hex SHA-256 of the whole file, when it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl Record {
@@ -115,6 +124,9 @@ impl Record {
             bytes_in: None,
             bytes_out: None,
             rule: None,
+            direction: None,
+            path: None,
+            sha256: None,
         }
     }
 }

@@ -209,6 +209,29 @@ impl SessionAudit {
         self.log.record(record).await;
     }
 
+    /// Records a file transfer: direction, server path, size, and the SHA-256 of a completed
+    /// file or the reason it failed (in `rule`).
+    pub async fn transfer(
+        &self,
+        direction: &str,
+        path: &str,
+        size: Option<u64>,
+        outcome: Result<String, String>,
+    ) {
+        let mut record = self.who.record(EventKind::Transfer);
+        record.direction = Some(direction.to_owned());
+        record.path = Some(path.to_owned());
+        match direction {
+            "upload" => record.bytes_in = size,
+            _ => record.bytes_out = size,
+        }
+        match outcome {
+            Ok(sha256) => record.sha256 = Some(sha256),
+            Err(reason) => record.rule = Some(reason),
+        }
+        self.log.record(record).await;
+    }
+
     /// The session id these events carry.
     pub fn session_id(&self) -> &str {
         &self.who.session

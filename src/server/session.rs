@@ -44,6 +44,8 @@ pub struct Peer {
     pub address: String,
     /// What the key may do (authorized_keys options).
     pub policy: Policy,
+    /// The session's audit events (set once the session starts).
+    pub audit: Option<SessionAudit>,
 }
 
 /// Session timing knobs.

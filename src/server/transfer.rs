@@ -489,6 +489,17 @@ pub fn log_transfer(
     size: Option<u64>,
     outcome: Result<&[u8; 32], &str>,
 ) {
+    if let Some(audit) = peer.audit.clone() {
+        let (path, outcome) = (
+            path.display().to_string(),
+            outcome.map(super::hex_id).map_err(str::to_owned),
+        );
+        tokio::spawn(async move {
+            audit
+                .transfer(direction.as_str(), &path, size, outcome)
+                .await;
+        });
+    }
     let size = size.map_or_else(|| "-".to_owned(), |s| s.to_string());
     match outcome {
         Ok(sha256) => tracing::info!(

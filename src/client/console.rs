@@ -345,7 +345,7 @@ async fn writer_task<W: AsyncWrite>(
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
             Outgoing::Pong(n) => writer.send(&Message::Pong(*n)).await,
-            Outgoing::Transfer(request) => writer.send(&request.message()).await,
+            Outgoing::Transfer(request) => request.send(&mut writer).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;
                 return;

@@ -19,6 +19,7 @@ use crate::fileio::partial::{Expected, FileSink, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, make_dir};
 use crate::fileio::{FileError, sha256_of_nothing};
+use crate::proto::record::MAX_CHUNK;
 use crate::proto::{Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
@@ -649,9 +650,11 @@ async fn send_file<W: AsyncWrite + Unpin>(
                     })
                     .await?;
             }
-            Some(Ok(Piece::Data(chunk))) => {
+            Some(Ok(Piece::Data(block))) => {
                 pinger.tick(writer).await?;
-                writer.send(&Message::FileData(&chunk)).await?;
+                for frame in block.chunks(MAX_CHUNK) {
+                    writer.send(&Message::FileData(frame)).await?;
+                }
             }
             Some(Ok(Piece::End(sha256))) => {
                 writer.send(&Message::FileEnd { sha256 }).await?;

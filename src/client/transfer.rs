@@ -364,7 +364,7 @@ impl<'c> FileTransfer<'c> {
             Ok(Done::Nothing) => false,
             Err(err) => return self.report(err).map(|()| false),
         };
-        if sources.len() > 1 && !into_dir {
+        if (sources.len() > 1 || dest.ends_with('/')) && !into_dir {
             let err = TransferError::Remote {
                 host: self.host.clone(),
                 reason: format!("{dest}: not a directory"),
@@ -401,7 +401,8 @@ impl<'c> FileTransfer<'c> {
         dest: &Path,
     ) -> Result<bool, TransferError> {
         let into_dir = tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir());
-        if sources.len() > 1 && !into_dir {
+        let names_a_dir = dest.as_os_str().as_encoded_bytes().ends_with(b"/");
+        if (sources.len() > 1 || names_a_dir) && !into_dir {
             self.report(FileError::NotDirectory(dest.to_owned()).into())?;
             return Ok(false);
         }
@@ -448,7 +449,14 @@ impl<'c> FileTransfer<'c> {
             signal = interrupted(interrupts) => Err(TransferError::Interrupted(signal)),
         };
         if matches!(result, Err(TransferError::Interrupted(_))) {
-            self.recover("interrupted").await?;
+            // A second signal stops waiting for the server: the session is then unusable.
+            tokio::select! {
+                recovered = self.recover("interrupted") => recovered?,
+                _ = interrupted(interrupts) => {
+                    let why = "interrupted again while the transfer was being cancelled";
+                    return Err(ClientError::Closed(why.into()).into());
+                }
+            }
         }
         result
     }

@@ -201,7 +201,13 @@ fn copy(args: &CpArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(err) => return fail(&err, FAILURE),
     };
-    let result = rt.block_on(cp::copy(&plan, args.port, &opts, options));
+    // On a worker thread, next to the connection's reader and writer tasks: handing frames
+    // between workers is cheaper than waking the main thread for each.
+    let port = args.port;
+    let task = rt.spawn(async move { cp::copy(&plan, port, &opts, options).await });
+    let result = rt
+        .block_on(task)
+        .unwrap_or_else(|err| Err(ClientError::Local(std::io::Error::other(err)).into()));
     rt.shutdown_background();
     match result {
         Ok(code) => ExitCode::from(code),

@@ -375,6 +375,14 @@ fn missing_or_unwritable_destinations_are_named_and_nothing_is_written() {
     assert!(run.failed_with(1).contains(s(&target)), "{run:#?}");
     assert!(!target.exists());
 
+    // A trailing slash names a directory, which must exist.
+    let run = c.cp(&[s(&file), &c.remote("newdir/")]);
+    assert!(run.failed_with(1).contains("not a directory"), "{run:#?}");
+    assert!(!c.on_server("newdir").exists());
+    let run = c.cp(&[&remote, &format!("{}/", c.local("newdir").display())]);
+    assert!(run.failed_with(1).contains("not a directory"), "{run:#?}");
+    assert!(!c.local("newdir").exists());
+
     let run = c.cp(&[&c.remote("no-such-file"), s(&c.local("g"))]);
     assert!(run.failed_with(1).contains("no-such-file"), "{run:#?}");
     assert!(!c.local("g").exists() && partials_in(c.sandbox.path()).is_empty());

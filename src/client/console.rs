@@ -2,7 +2,8 @@
 //! server's frames, answers keepalive pings, and queues the rest as [`Event`]s (a bounded
 //! queue: a slow terminal slows the server down, nothing grows without bound). A writer task
 //! seals what we send. [`RemoteConsole::run`] sends one command line and delivers its output
-//! to a [`Sink`] until its exit status arrives.
+//! to a [`Sink`] until its exit status arrives. File transfer messages pass through the same
+//! two tasks for [`super::transfer`].
 
 use std::time::{Duration, Instant};
 
@@ -345,7 +346,7 @@ async fn writer_task<W: AsyncWrite>(
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
             Outgoing::Pong(n) => writer.send(&Message::Pong(*n)).await,
-            Outgoing::Transfer(request) => writer.send(&request.message()).await,
+            Outgoing::Transfer(request) => request.send(&mut writer).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;
                 return;

@@ -108,7 +108,12 @@ fn interactive(
             continue;
         }
         match runtime.block_on(console.run(line, StdinSource::Closed, &mut Sink::Terminal, true))? {
-            Outcome::Exited(status) => last = status.shell_code(),
+            Outcome::Exited(status) => {
+                last = status.shell_code();
+                if line == "help" {
+                    println!("{CLIENT_HELP}");
+                }
+            }
             Outcome::GaveUp => {
                 eprintln!("\nseashell: stopped waiting; the server will kill the command");
                 last = 130;
@@ -117,6 +122,13 @@ fn interactive(
     }
     Ok(last)
 }
+
+/// What the client adds to the server's `help`.
+const CLIENT_HELP: &str = "\
+File transfer (on this client):
+  put [-r] [-p] [--resume] LOCAL [REMOTE]   copy a local file (-r: directory) to the server
+  get [-r] [-p] [--resume] REMOTE [LOCAL]   copy a server file (-r: directory) here
+  -p keeps mtimes; --resume continues a cut transfer; remote paths start at the cwd.";
 
 /// Runs a `put`/`get` line; a usage error is status 1, like a failed command.
 fn run_transfer(

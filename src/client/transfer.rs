@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use tokio::io::AsyncWrite;
+
 use super::ClientError;
 use super::console::RemoteConsole;
 use super::progress::Progress;
@@ -16,8 +18,9 @@ use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
+use crate::proto::record::MAX_CHUNK;
 use crate::proto::{Message, PathKind, ProtoError};
-use crate::transport::TransportError;
+use crate::transport::{SecureWriter, TransportError};
 
 /// A chunk of file data (its `Debug` shows the length, not the bytes).
 pub struct Chunk(pub Vec<u8>);
@@ -66,7 +69,7 @@ pub enum Request {
         /// Mode bits.
         mode: u32,
     },
-    /// Upload data.
+    /// Upload data (any length: sent as frames of at most `MAX_CHUNK`).
     Data(Chunk),
     /// End of an upload, with the SHA-256 of the whole file.
     End([u8; 32]),
@@ -75,8 +78,24 @@ pub enum Request {
 }
 
 impl Request {
-    /// The message to send.
-    pub fn message(&self) -> Message<'_> {
+    /// Sends it: one frame, or for data as many frames of at most `MAX_CHUNK` as it takes.
+    pub async fn send<W: AsyncWrite + Unpin>(
+        &self,
+        writer: &mut SecureWriter<W>,
+    ) -> Result<(), TransportError> {
+        match self {
+            Self::Data(chunk) => {
+                for frame in chunk.0.chunks(MAX_CHUNK) {
+                    writer.send(&Message::FileData(frame)).await?;
+                }
+                Ok(())
+            }
+            other => writer.send(&other.message()).await,
+        }
+    }
+
+    /// The message to send (data in one frame: see [`Request::send`]).
+    fn message(&self) -> Message<'_> {
         match self {
             Self::Stat(path) => Message::Stat { path },
             Self::PutFile {
@@ -345,7 +364,7 @@ impl<'c> FileTransfer<'c> {
             Ok(Done::Nothing) => false,
             Err(err) => return self.report(err).map(|()| false),
         };
-        if sources.len() > 1 && !into_dir {
+        if (sources.len() > 1 || dest.ends_with('/')) && !into_dir {
             let err = TransferError::Remote {
                 host: self.host.clone(),
                 reason: format!("{dest}: not a directory"),
@@ -382,7 +401,8 @@ impl<'c> FileTransfer<'c> {
         dest: &Path,
     ) -> Result<bool, TransferError> {
         let into_dir = tokio::fs::metadata(dest).await.is_ok_and(|m| m.is_dir());
-        if sources.len() > 1 && !into_dir {
+        let names_a_dir = dest.as_os_str().as_encoded_bytes().ends_with(b"/");
+        if (sources.len() > 1 || names_a_dir) && !into_dir {
             self.report(FileError::NotDirectory(dest.to_owned()).into())?;
             return Ok(false);
         }
@@ -429,7 +449,14 @@ impl<'c> FileTransfer<'c> {
             signal = interrupted(interrupts) => Err(TransferError::Interrupted(signal)),
         };
         if matches!(result, Err(TransferError::Interrupted(_))) {
-            self.recover("interrupted").await?;
+            // A second signal stops waiting for the server: the session is then unusable.
+            tokio::select! {
+                recovered = self.recover("interrupted") => recovered?,
+                _ = interrupted(interrupts) => {
+                    let why = "interrupted again while the transfer was being cancelled";
+                    return Err(ClientError::Closed(why.into()).into());
+                }
+            }
         }
         result
     }

@@ -2,8 +2,8 @@
 //! ([`source`]), receiving one into a locked temporary file next to its destination that is
 //! renamed into place only after the size and hash check ([`partial`]), and walking a
 //! directory tree ([`tree`]). Every blocking call runs on a `spawn_blocking` thread, and data
-//! moves in chunks of at most `MAX_CHUNK` through bounded channels, so memory stays constant
-//! whatever the file size. This module knows files and hashes, not the protocol or the network.
+//! moves in blocks of at most [`BLOCK`] through channels of [`CHANNEL_DEPTH`], so memory stays
+//! constant (a few MiB per transfer) whatever the file size. This module knows files and hashes, not the protocol or the network.
 
 pub mod partial;
 pub mod source;
@@ -14,8 +14,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// How many chunks may wait between a file thread and the async side.
-const CHANNEL_CHUNKS: usize = 8;
+/// The unit of file reads and writes: 4 frames' worth (256 KiB), so the file threads and the
+/// async side hand over (and wake each other) once per block, not once per frame, while the
+/// client's queue of outgoing messages (16 deep) stays within a few MiB.
+pub const BLOCK: usize = 4 * crate::proto::record::MAX_CHUNK;
+
+/// How many blocks (or tree entries) may wait between a file thread and the async side.
+pub const CHANNEL_DEPTH: usize = 4;
 
 /// A file-level failure, naming the path: sent to the peer as a TransferFailed reason or
 /// shown to the local user (exit code 1).

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{CHANNEL_CHUNKS, FileError, blocking};
+use super::{BLOCK, CHANNEL_DEPTH, FileError, blocking};
 
 /// The suffix of temporary files; the prefix is `.` and the destination's name.
 pub const PARTIAL_SUFFIX: &str = ".seashell-partial";
@@ -104,10 +104,12 @@ impl PartialFile {
     pub fn sink(&self, received: Received, size: u64) -> Result<FileSink, FileError> {
         let file = self.clone_file()?;
         let remaining = size.saturating_sub(received.len);
-        let (chunks, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let (chunks, rx) = mpsc::channel(CHANNEL_DEPTH);
         let target = self.target.clone();
         let worker = tokio::task::spawn_blocking(move || write_chunks(file, received, rx, &target));
         Ok(FileSink {
+            pending: Vec::new(),
+            pending_len: 0,
             chunks: Some(chunks),
             worker: Some(worker),
             remaining,
@@ -235,16 +237,18 @@ fn hash_existing(file: &mut File, target: &Path) -> Result<Received, FileError> 
 fn write_chunks(
     mut file: File,
     mut received: Received,
-    mut chunks: mpsc::Receiver<Vec<u8>>,
+    mut blocks: mpsc::Receiver<Vec<Vec<u8>>>,
     target: &Path,
 ) -> Result<Received, FileError> {
     file.seek(SeekFrom::Start(received.len))
         .map_err(|err| FileError::io(target, "write", err))?;
-    while let Some(chunk) = chunks.blocking_recv() {
-        file.write_all(&chunk)
-            .map_err(|err| FileError::io(target, "write", err))?;
-        received.hasher.update(&chunk);
-        received.len = received.len.saturating_add(chunk.len() as u64);
+    while let Some(block) = blocks.blocking_recv() {
+        for chunk in block {
+            file.write_all(&chunk)
+                .map_err(|err| FileError::io(target, "write", err))?;
+            received.hasher.update(&chunk);
+            received.len = received.len.saturating_add(chunk.len() as u64);
+        }
     }
     Ok(received)
 }
@@ -284,10 +288,12 @@ fn system_time(secs: i64) -> Option<SystemTime> {
     }
 }
 
-/// The writer thread of a [`PartialFile`]: chunks go in order through a bounded channel,
-/// so a slow disk slows the sender down instead of filling memory.
+/// The writer thread of a [`PartialFile`]: chunks are gathered into blocks of about
+/// [`BLOCK`] bytes that go in order through a bounded channel, so a slow disk slows the sender down instead of filling memory.
 pub struct FileSink {
-    chunks: Option<mpsc::Sender<Vec<u8>>>,
+    pending: Vec<Vec<u8>>,
+    pending_len: usize,
+    chunks: Option<mpsc::Sender<Vec<Vec<u8>>>>,
     worker: Option<JoinHandle<Result<Received, FileError>>>,
     remaining: u64,
     target: PathBuf,
@@ -301,8 +307,20 @@ impl FileSink {
             return Err(FileError::TooMuchData(self.target.clone()));
         }
         self.remaining -= len;
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= BLOCK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the gathered block to the writer thread.
+    async fn flush(&mut self) -> Result<(), FileError> {
+        let block = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
         let sent = match &self.chunks {
-            Some(chunks) => chunks.send(data).await.is_ok(),
+            Some(chunks) => chunks.send(block).await.is_ok(),
             None => false,
         };
         if sent {
@@ -318,6 +336,9 @@ impl FileSink {
 
     /// Waits for every chunk to be written; returns the bytes now in the file.
     async fn finish(mut self) -> Result<Received, FileError> {
+        if !self.pending.is_empty() {
+            self.flush().await?;
+        }
         self.chunks = None;
         self.join().await
     }

@@ -1,5 +1,6 @@
-//! Sending one file: a reader thread reads exactly the size seen at open, in chunks of
-//! `MAX_CHUNK`, hashing as it goes, and hands them over a bounded channel. To resume, it
+//! Sending one file: a reader thread reads exactly the size seen at open, in blocks of
+//! [`BLOCK`], hashing as it goes, and hands them over a bounded channel (the consumer cuts
+//! them into frames). To resume, it
 //! first hashes the bytes the receiver says it holds and starts after them only if their
 //! SHA-256 matches; otherwise it starts over from byte 0.
 
@@ -11,8 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{CHANNEL_CHUNKS, FileError, blocking, mode_bits, mtime_secs};
-use crate::proto::record::MAX_CHUNK;
+use super::{BLOCK, CHANNEL_DEPTH, FileError, blocking, mode_bits, mtime_secs};
 
 /// A regular file opened for sending, with what was seen at open.
 pub struct SourceFile {
@@ -28,7 +28,7 @@ pub struct SourceFile {
 pub enum Piece {
     /// First: where the data starts (the resume offset if the prefix matched, else 0).
     Start(u64),
-    /// The next bytes (at most `MAX_CHUNK`).
+    /// The next bytes (at most [`BLOCK`]; never empty).
     Data(Vec<u8>),
     /// Last: SHA-256 of the whole file, from byte 0.
     End([u8; 32]),
@@ -92,7 +92,7 @@ impl SourceFile {
     /// Starts the reader thread. The receiver holds `offset` bytes hashing to
     /// `prefix_sha256` (0 and the hash of nothing for a fresh transfer).
     pub fn stream(self, offset: u64, prefix_sha256: [u8; 32]) -> FileStream {
-        let (tx, pieces) = mpsc::channel(CHANNEL_CHUNKS);
+        let (tx, pieces) = mpsc::channel(CHANNEL_DEPTH);
         tokio::task::spawn_blocking(move || {
             let mut source = self;
             if let Err(err) = source.produce(offset, prefix_sha256, &tx) {
@@ -115,7 +115,7 @@ impl SourceFile {
         }
         let mut remaining = self.size - start;
         while remaining > 0 {
-            let want = usize::try_from(remaining).map_or(MAX_CHUNK, |r| r.min(MAX_CHUNK));
+            let want = usize::try_from(remaining).map_or(BLOCK, |r| r.min(BLOCK));
             let mut chunk = vec![0u8; want];
             self.fill(&mut chunk)?;
             hasher.update(&chunk);
@@ -138,10 +138,10 @@ impl SourceFile {
         if offset == 0 || offset > self.size {
             return Ok((0, hasher));
         }
-        let mut buf = vec![0u8; MAX_CHUNK];
+        let mut buf = vec![0u8; BLOCK];
         let mut left = offset;
         while left > 0 {
-            let want = usize::try_from(left).map_or(MAX_CHUNK, |l| l.min(MAX_CHUNK));
+            let want = usize::try_from(left).map_or(BLOCK, |l| l.min(BLOCK));
             let chunk = buf.get_mut(..want).unwrap_or_default();
             self.fill(chunk)?;
             hasher.update(&*chunk);
@@ -195,7 +195,7 @@ mod tests {
         loop {
             match stream.next().await {
                 Some(Ok(Piece::Data(chunk))) => {
-                    assert!(!chunk.is_empty() && chunk.len() <= MAX_CHUNK);
+                    assert!(!chunk.is_empty() && chunk.len() <= BLOCK);
                     data.extend_from_slice(&chunk);
                 }
                 Some(Ok(Piece::End(sha))) => return (start, data, sha),
@@ -208,7 +208,7 @@ mod tests {
     async fn streams_in_chunks_and_resumes_only_on_a_matching_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let content: Vec<u8> = (0..(MAX_CHUNK * 2 + 7)).map(|i| (i % 251) as u8).collect();
+        let content: Vec<u8> = (0..(BLOCK * 2 + 7)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &content).unwrap();
         let whole: [u8; 32] = Sha256::digest(&content).into();
 

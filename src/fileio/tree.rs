@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use super::{CHANNEL_CHUNKS, FileError, blocking, mode_bits};
+use super::{CHANNEL_DEPTH, FileError, blocking, mode_bits};
 
 /// How deep a tree may go (each level holds one open directory while it is walked).
 pub const MAX_DEPTH: usize = 256;
@@ -49,7 +49,7 @@ pub struct TreeWalk {
 impl TreeWalk {
     /// Starts walking `root` (which may itself be a symlink to a directory).
     pub fn start(root: PathBuf) -> Self {
-        let (tx, entries) = mpsc::channel(CHANNEL_CHUNKS);
+        let (tx, entries) = mpsc::channel(CHANNEL_DEPTH);
         tokio::task::spawn_blocking(move || {
             let result = walk(&root, |entry| tx.blocking_send(Ok(entry)).is_ok());
             if let Err(err) = result {

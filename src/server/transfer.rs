@@ -19,6 +19,7 @@ use crate::fileio::partial::{Expected, FileSink, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, make_dir};
 use crate::fileio::{FileError, sha256_of_nothing};
+use crate::proto::record::MAX_CHUNK;
 use crate::proto::{Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
@@ -660,9 +661,11 @@ async fn send_file<W: AsyncWrite + Unpin>(
                     })
                     .await?;
             }
-            Some(Ok(Piece::Data(chunk))) => {
+            Some(Ok(Piece::Data(block))) => {
                 pinger.tick(writer).await?;
-                writer.send(&Message::FileData(&chunk)).await?;
+                for frame in block.chunks(MAX_CHUNK) {
+                    writer.send(&Message::FileData(frame)).await?;
+                }
             }
             Some(Ok(Piece::End(sha256))) => {
                 writer.send(&Message::FileEnd { sha256 }).await?;
@@ -718,6 +721,167 @@ async fn send_tree<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::policy::Policy;
+    use sha2::{Digest, Sha256};
+
+    fn transfers(policy: Policy) -> Transfers {
+        let peer = Peer {
+            name: "test".into(),
+            fingerprint: "SHA256:test".into(),
+            session_id: "00".into(),
+            address: "127.0.0.1:1".into(),
+            policy,
+            audit: None,
+        };
+        Transfers::new(&peer, Path::new("/nonexistent-home"))
+    }
+
+    /// What a job would send, for the replies a test looks at.
+    fn answer(job: Option<Job>) -> String {
+        match job.map(|job| job.0) {
+            None => "none".into(),
+            Some(JobKind::Reply(Reply::Stat(kind))) => format!("stat {kind:?}"),
+            Some(JobKind::Reply(Reply::PutReady { offset, .. })) => format!("ready {offset}"),
+            Some(JobKind::Reply(Reply::Done)) => "done".into(),
+            Some(JobKind::Reply(Reply::Failed(reason))) => format!("failed {reason}"),
+            Some(JobKind::SendFile { .. }) => "send file".into(),
+            Some(JobKind::SendTree { .. }) => "send tree".into(),
+        }
+    }
+
+    fn put(path: &str, size: u64) -> Message<'_> {
+        Message::PutFile {
+            path,
+            size,
+            mode: 0o640,
+            mtime: None,
+            resume: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_renamed_only_after_its_hash_checks_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = transfers(Policy::default());
+        let cwd = dir.path();
+        assert_eq!(answer(t.handle(put("f", 5), cwd).await.unwrap()), "ready 0");
+        assert!(t.busy());
+        assert!(
+            t.handle(Message::Stat { path: "f" }, cwd).await.is_err(),
+            "one at a time"
+        );
+        assert_eq!(
+            answer(
+                t.handle(Message::PutStart { offset: 0 }, cwd)
+                    .await
+                    .unwrap()
+            ),
+            "none"
+        );
+        t.handle(Message::FileData(b"hello"), cwd).await.unwrap();
+        let sha256 = Sha256::digest(b"hello").into();
+        let done = t.handle(Message::FileEnd { sha256 }, cwd).await.unwrap();
+        assert_eq!(answer(done), "done");
+        assert_eq!(std::fs::read(cwd.join("f")).unwrap(), b"hello");
+        assert!(!t.busy());
+
+        assert_eq!(answer(t.handle(put("g", 5), cwd).await.unwrap()), "ready 0");
+        t.handle(Message::PutStart { offset: 0 }, cwd)
+            .await
+            .unwrap();
+        t.handle(Message::FileData(b"hellO"), cwd).await.unwrap();
+        let failed = answer(t.handle(Message::FileEnd { sha256 }, cwd).await.unwrap());
+        assert!(failed.contains("SHA-256 mismatch"), "{failed}");
+        assert!(!cwd.join("g").exists() && !cwd.join(".g.seashell-partial").exists());
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_is_answered_once_and_its_data_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = transfers(Policy::default());
+        let cwd = dir.path();
+        t.handle(put("f", 2), cwd).await.unwrap();
+        t.handle(Message::PutStart { offset: 0 }, cwd)
+            .await
+            .unwrap();
+        let failed = answer(t.handle(Message::FileData(b"too long"), cwd).await.unwrap());
+        assert!(failed.contains("more data"), "{failed}");
+        assert!(!cwd.join(".f.seashell-partial").exists());
+        let more = t.handle(Message::FileData(b"x"), cwd).await.unwrap();
+        assert_eq!(answer(more), "none");
+        let end = t
+            .handle(Message::FileEnd { sha256: [0; 32] }, cwd)
+            .await
+            .unwrap();
+        assert_eq!(answer(end), "none", "already answered");
+        assert!(!t.busy());
+        let next = t.handle(Message::Stat { path: "." }, cwd).await.unwrap();
+        assert_eq!(answer(next), "stat Directory");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_upload_is_removed_and_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = transfers(Policy::default());
+        let cwd = dir.path();
+        t.handle(put("f", 10), cwd).await.unwrap();
+        assert!(cwd.join(".f.seashell-partial").exists());
+        let cancel = Message::TransferFailed { reason: "bye" };
+        let failed = answer(t.handle(cancel, cwd).await.unwrap());
+        assert!(failed.contains("cancelled by the client: bye"), "{failed}");
+        assert!(!cwd.join(".f.seashell-partial").exists());
+        assert_eq!(
+            answer(t.handle(cancel, cwd).await.unwrap()),
+            "none",
+            "late cancel"
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_out_of_order_are_protocol_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path();
+        let mut t = transfers(Policy::default());
+        assert!(t.handle(Message::FileData(b"x"), cwd).await.is_err());
+        assert!(
+            t.handle(Message::FileEnd { sha256: [0; 32] }, cwd)
+                .await
+                .is_err()
+        );
+        assert!(
+            t.handle(Message::PutStart { offset: 0 }, cwd)
+                .await
+                .is_err()
+        );
+        t.handle(put("f", 10), cwd).await.unwrap();
+        assert!(
+            t.handle(Message::PutStart { offset: 3 }, cwd)
+                .await
+                .is_err()
+        );
+        let mut t = transfers(Policy::default());
+        assert!(t.handle(Message::Exec { line: "ls" }, cwd).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn no_files_keys_get_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path();
+        let (keys, _) = crate::keys::authorized::AuthorizedKeys::parse(&format!(
+            "no-files {}",
+            include_str!("../../tests/fixtures/client_rsa.pub")
+        ));
+        let mut t = transfers(Policy::from_options(&keys.entries[0].options));
+        for request in [
+            Message::Stat { path: "." },
+            put("f", 1),
+            Message::GetTree { path: "." },
+        ] {
+            let refused = answer(t.handle(request, cwd).await.unwrap());
+            assert!(refused.contains("no-files"), "{refused}");
+        }
+        assert!(!cwd.join(".f.seashell-partial").exists());
+    }
 
     #[test]
     fn client_paths_resolve_against_cwd_and_home() {

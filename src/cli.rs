@@ -70,15 +70,12 @@ pub struct ServeArgs {
     pub syslog: Option<SyslogTarget>,
 }
 
-/// How to reach and trust a server (shared by connect and exec).
+/// Who we are and which host keys we trust (shared by connect, exec and cp).
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub struct TrustArgs {
     /// Identity (private key). Default: $SEASHELL_HOME/id_rsa.
     #[arg(short = 'i', value_name = "KEY")]
     pub identity: Option<PathBuf>,
-    /// Port (default 7022; wins over a port in DEST).
-    #[arg(short = 'p', value_name = "PORT")]
-    pub port: Option<u16>,
     /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
@@ -88,6 +85,17 @@ pub struct TargetArgs {
     /// Trust exactly this host key (SHA256:...), without known_hosts.
     #[arg(long, value_name = "SHA256:...")]
     pub host_fingerprint: Option<String>,
+}
+
+/// How to reach and trust a server (shared by connect and exec).
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Identity and host key trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Port (default 7022; wins over a port in DEST).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub port: Option<u16>,
     /// host, host:port or [ipv6]:port.
     #[arg(value_name = "DEST")]
     pub dest: String,
@@ -131,18 +139,9 @@ pub struct CpArgs {
     /// Port (default 7022).
     #[arg(short = 'P', value_name = "PORT")]
     pub port: Option<u16>,
-    /// Identity (private key). Default: $SEASHELL_HOME/id_rsa.
-    #[arg(short = 'i', value_name = "KEY")]
-    pub identity: Option<PathBuf>,
-    /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
-    #[arg(long, value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Trust and record a host key seen for the first time.
-    #[arg(long)]
-    pub accept_new: bool,
-    /// Trust exactly this host key (SHA256:...), without known_hosts.
-    #[arg(long, value_name = "SHA256:...")]
-    pub host_fingerprint: Option<String>,
+    /// Identity and host key trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// SRC... DST: local paths, or host:path / [ipv6]:path (relative to the server user's home).
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     pub paths: Vec<String>,

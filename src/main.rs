@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use seashell::audit::{self, show::ShowOptions};
-use seashell::cli::{AuditCommand, Cli, Command, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs};
+use seashell::cli::{
+    AuditCommand, Cli, Command, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs, TrustArgs,
+};
 use seashell::client::connect::ConnectOptions;
 use seashell::client::cp::{self, Plan};
 use seashell::client::dest::Destination;
@@ -186,12 +188,7 @@ fn copy(args: &CpArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(err) => return fail(&err, err.exit_code()),
     };
-    let opts = ConnectOptions {
-        identity: args.identity.clone(),
-        known_hosts: args.known_hosts.clone(),
-        accept_new: args.accept_new,
-        host_fingerprint: args.host_fingerprint.clone(),
-    };
+    let opts = connect_options(&args.trust);
     let options = TransferOptions {
         recursive: args.recursive,
         preserve_times: args.preserve_times,
@@ -217,13 +214,16 @@ fn copy(args: &CpArgs) -> ExitCode {
 
 fn target(args: &TargetArgs) -> Result<(Destination, ConnectOptions), ClientError> {
     let dest = Destination::parse(&args.dest, args.port)?;
-    let opts = ConnectOptions {
+    Ok((dest, connect_options(&args.trust)))
+}
+
+fn connect_options(args: &TrustArgs) -> ConnectOptions {
+    ConnectOptions {
         identity: args.identity.clone(),
         known_hosts: args.known_hosts.clone(),
         accept_new: args.accept_new,
         host_fingerprint: args.host_fingerprint.clone(),
-    };
-    Ok((dest, opts))
+    }
 }
 
 fn forget(

@@ -261,17 +261,7 @@ impl Transfers {
                 }));
                 reply(answer)
             }
-            Err(err) => {
-                let reason = err.to_string();
-                log_transfer(
-                    &self.peer,
-                    Direction::Upload,
-                    &target,
-                    Some(plan.size),
-                    Err(&reason),
-                );
-                failed(reason)
-            }
+            Err(err) => self.fail(Direction::Upload, &target, Some(plan.size), err.to_string()),
         }
     }
 
@@ -287,11 +277,7 @@ impl Transfers {
                     peer: Arc::clone(&self.peer),
                 }))
             }
-            Err(err) => {
-                let reason = err.to_string();
-                log_transfer(&self.peer, Direction::Download, &target, None, Err(&reason));
-                failed(reason)
-            }
+            Err(err) => self.fail(Direction::Download, &target, None, err.to_string()),
         }
     }
 
@@ -374,15 +360,7 @@ impl Transfers {
                         reply(Reply::Done)
                     }
                     Err(err) => {
-                        let reason = err.to_string();
-                        log_transfer(
-                            &self.peer,
-                            Direction::Upload,
-                            &target,
-                            Some(plan.size),
-                            Err(&reason),
-                        );
-                        failed(reason)
+                        self.fail(Direction::Upload, &target, Some(plan.size), err.to_string())
                     }
                 })
             }
@@ -411,30 +389,31 @@ impl Transfers {
         }
     }
 
+    /// Logs a failed transfer and answers TransferFailed with `reason`.
+    fn fail(
+        &self,
+        direction: Direction,
+        target: &Path,
+        size: Option<u64>,
+        reason: String,
+    ) -> Option<Job> {
+        log_transfer(&self.peer, direction, target, size, Err(&reason));
+        failed(reason)
+    }
+
     fn cancelled_upload(&self, target: &Path, plan: Plan, reason: &str) -> Option<Job> {
-        let reason = format!("{}: cancelled by the client: {reason}", target.display());
-        log_transfer(
-            &self.peer,
+        self.fail(
             Direction::Upload,
             target,
             Some(plan.size),
-            Err(&reason),
-        );
-        failed(reason)
+            format!("{}: cancelled by the client: {reason}", target.display()),
+        )
     }
 
     /// Answers a failed upload now and drops the client's data until it ends the file.
     fn fail_upload(&mut self, target: &Path, plan: Plan, err: FileError) -> Option<Job> {
-        let reason = err.to_string();
-        log_transfer(
-            &self.peer,
-            Direction::Upload,
-            target,
-            Some(plan.size),
-            Err(&reason),
-        );
         self.upload = Upload::Discarding;
-        failed(reason)
+        self.fail(Direction::Upload, target, Some(plan.size), err.to_string())
     }
 }
 

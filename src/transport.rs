@@ -5,18 +5,19 @@
 //! frame in each direction.
 
 use std::io;
+use std::ops::Range;
 use std::time::Instant;
 
 use rsa::{PrivateKey, PublicKey};
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::proto::handshake::client::{self, VerifyHostKey};
 use crate::proto::handshake::server::{self, ClientIdentity, ExpectClientAuth, ServerKeys};
-use crate::proto::handshake::{Established, record_len};
-use crate::proto::record::{HEADER_LEN, frame_len};
-use crate::proto::{Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits};
+use crate::proto::handshake::{Established, MAX_HANDSHAKE_LEN, record_len};
+use crate::proto::record::{HEADER_LEN, MAX_FRAME_LEN, frame_len};
+use crate::proto::{
+    DataFrame, DataKind, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits,
+};
 
 /// Why a secure connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,8 @@ pub enum TransportError {
 
 /// Read side of a secure channel.
 pub struct SecureReader<R> {
-    inner: BufReader<R>,
+    inbox: Inbox<R>,
     opener: RecordOpener,
-    body: Vec<u8>,
 }
 
 /// Write side of a secure channel.
@@ -54,64 +54,133 @@ pub struct SecureChannel<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite> SecureChannel<S> {
-    fn new(stream: S, established: Established) -> Self {
-        let (read, write) = tokio::io::split(stream);
+    fn new(inbox: Inbox<S>, established: Established) -> Self {
+        let (read, write) = inbox.split();
         Self {
-            reader: SecureReader::new(read, established.opener),
+            reader: SecureReader {
+                inbox: read,
+                opener: established.opener,
+            },
             writer: SecureWriter::new(write, established.sealer),
             session_id: established.session_id,
         }
     }
 }
 
-/// Reads exactly `N` bytes; a clean EOF before or inside them is truncation.
-async fn read_array<R: AsyncRead + Unpin, const N: usize>(
-    r: &mut R,
-) -> Result<[u8; N], TransportError> {
-    let mut buf = [0u8; N];
-    r.read_exact(&mut buf).await.map_err(eof_is_truncation)?;
-    Ok(buf)
+/// How many bytes one read may take from the socket: several full frames, so that a fast
+/// sender costs one read per few frames.
+const INBOX_LEN: usize = 4 * (HEADER_LEN + MAX_FRAME_LEN);
+const _: () = assert!(INBOX_LEN >= HEADER_LEN + MAX_FRAME_LEN);
+const _: () = assert!(INBOX_LEN >= HEADER_LEN + MAX_HANDSHAKE_LEN);
+
+/// What was read from the peer and not yet consumed. Records (`len || body`) are handed out
+/// where they lie in the buffer, to be opened in place: no byte is copied in user space
+/// except a partial record's head, moved to the front when the buffer's end is reached.
+struct Inbox<S> {
+    inner: S,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
-fn eof_is_truncation(err: io::Error) -> TransportError {
-    if err.kind() == io::ErrorKind::UnexpectedEof {
-        TransportError::Proto(ProtoError::Truncated)
-    } else {
-        TransportError::Io(err)
+impl<S: AsyncRead + Unpin> Inbox<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            buf: vec![0; INBOX_LEN].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads until `n` unconsumed bytes are buffered (`n <= INBOX_LEN`); EOF first is
+    /// truncation.
+    async fn fill(&mut self, n: usize) -> Result<(), TransportError> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        if self.end - self.start >= n {
+            return Ok(());
+        }
+        if self.start + n > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+        }
+        while self.end - self.start < n {
+            let free = self.buf.get_mut(self.end..).unwrap_or_default();
+            match self.inner.read(free).await? {
+                0 => return Err(TransportError::Proto(ProtoError::Truncated)),
+                got => self.end += got,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next record; `check` bounds the length its header announces before the
+    /// body is read. Returns the header and where the body lies ([`Self::get_mut`]).
+    async fn next_record(
+        &mut self,
+        check: fn([u8; HEADER_LEN]) -> Result<usize, ProtoError>,
+    ) -> Result<([u8; HEADER_LEN], Range<usize>), TransportError> {
+        self.fill(HEADER_LEN).await?;
+        let header: [u8; HEADER_LEN] = self
+            .buf
+            .get(self.start..self.start + HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(ProtoError::Truncated)?;
+        let len = check(header)?;
+        self.fill(HEADER_LEN + len).await?;
+        let body = self.start + HEADER_LEN..self.start + HEADER_LEN + len;
+        self.start = body.end;
+        Ok((header, body))
+    }
+
+    /// The bytes of a record returned by the last [`Self::next_record`].
+    fn get_mut(&mut self, range: Range<usize>) -> &mut [u8] {
+        self.buf.get_mut(range).unwrap_or_default()
+    }
+
+    /// Reads and opens frames until one carries a message; returns where its plaintext lies.
+    async fn next_frame(
+        &mut self,
+        opener: &mut RecordOpener,
+    ) -> Result<Range<usize>, TransportError> {
+        loop {
+            let (header, body) = self.next_record(frame_len).await?;
+            if let Some(len) = opener.open(header, self.get_mut(body.clone()), Instant::now())? {
+                return Ok(body.start..body.start + len);
+            }
+        }
+    }
+
+    /// Reads the next handshake record.
+    async fn handshake_record(&mut self) -> Result<&[u8], TransportError> {
+        let (_, body) = self.next_record(record_len).await?;
+        Ok(self.get_mut(body))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Inbox<S> {
+    /// Splits the stream; what was already read stays with the read half.
+    fn split(self) -> (Inbox<ReadHalf<S>>, WriteHalf<S>) {
+        let (read, write) = tokio::io::split(self.inner);
+        let inbox = Inbox {
+            inner: read,
+            buf: self.buf,
+            start: self.start,
+            end: self.end,
+        };
+        (inbox, write)
     }
 }
 
 impl<R: AsyncRead + Unpin> SecureReader<R> {
-    fn new(inner: R, opener: RecordOpener) -> Self {
-        Self {
-            inner: BufReader::with_capacity(256 * 1024, inner),
-            opener,
-            body: Vec::new(),
-        }
-    }
-
     /// Receives the next message (KeyUpdate frames are applied and skipped). The length is
-    /// checked before the body is read; EOF without Close is [`ProtoError::Truncated`].
+    /// checked before the body is read; EOF without Close is [`ProtoError::Truncated`]. The
+    /// message borrows the receive buffer: data is decrypted where it was read.
     pub async fn recv(&mut self) -> Result<Message<'_>, TransportError> {
-        let len = read_frame(&mut self.inner, &mut self.opener, &mut self.body).await?;
-        let plain = self.body.get(..len).unwrap_or_default();
-        Ok(Message::decode(plain).map_err(ProtoError::from)?)
-    }
-}
-
-/// Reads and opens frames until one carries a message; returns its plaintext length in `body`.
-async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    opener: &mut RecordOpener,
-    body: &mut Vec<u8>,
-) -> Result<usize, TransportError> {
-    loop {
-        let header = read_array::<_, HEADER_LEN>(r).await?;
-        body.resize(frame_len(header)?, 0);
-        r.read_exact(body).await.map_err(eof_is_truncation)?;
-        if let Some(len) = opener.open(header, body, Instant::now())? {
-            return Ok(len);
-        }
+        let plain = self.inbox.next_frame(&mut self.opener).await?;
+        Ok(Message::decode(self.inbox.get_mut(plain)).map_err(ProtoError::from)?)
     }
 }
 
@@ -132,6 +201,25 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         Ok(())
     }
 
+    /// Seals the first `len` payload bytes of `frame` where they lie and sends them as a
+    /// `kind` message: the data path, without a copy of the payload.
+    pub async fn send_data(
+        &mut self,
+        kind: DataKind,
+        frame: &mut DataFrame,
+        len: usize,
+    ) -> Result<(), TransportError> {
+        self.out.clear();
+        let sealed = self
+            .sealer
+            .seal_data(kind, frame, len, Instant::now(), &mut self.out)?;
+        if !self.out.is_empty() {
+            self.inner.write_all(&self.out).await?;
+        }
+        self.inner.write_all(sealed).await?;
+        Ok(())
+    }
+
     /// Sends an authenticated Close and shuts the write side down.
     pub async fn close(&mut self, reason: &str) -> Result<(), TransportError> {
         self.send(&Message::Close { reason }).await?;
@@ -140,36 +228,22 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
     }
 }
 
-async fn read_handshake_record<S: AsyncRead + Unpin>(
-    stream: &mut S,
-) -> Result<Vec<u8>, TransportError> {
-    let header = read_array::<_, HEADER_LEN>(stream).await?;
-    let mut body = vec![0u8; record_len(header)?];
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(eof_is_truncation)?;
-    Ok(body)
-}
-
 /// A client connection whose ServerHello verified; the caller checks [`Self::host_key`]
 /// against known_hosts before calling [`Self::authenticate`].
 pub struct PendingHostKey<S> {
-    stream: S,
+    inbox: Inbox<S>,
     state: VerifyHostKey,
 }
 
 /// Sends ClientHello and reads the ServerHello.
 pub async fn client_hello<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
 ) -> Result<PendingHostKey<S>, TransportError> {
+    let mut inbox = Inbox::new(stream);
     let (state, hello) = client::start(&mut rand::rng());
-    stream.write_all(&hello).await?;
-    let body = read_handshake_record(&mut stream).await?;
-    Ok(PendingHostKey {
-        state: state.handle(&body)?,
-        stream,
-    })
+    inbox.inner.write_all(&hello).await?;
+    let state = state.handle(inbox.handshake_record().await?)?;
+    Ok(PendingHostKey { state, inbox })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
@@ -187,12 +261,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
         let (flight, mut waiting) =
             self.state
                 .trust(identity, limits, &mut rand::rng(), Instant::now())?;
-        self.stream.write_all(&flight).await?;
-        let mut body = Vec::new();
-        let len = read_frame(&mut self.stream, waiting.opener(), &mut body).await?;
-        let msg = Message::decode(body.get(..len).unwrap_or_default()).map_err(ProtoError::from)?;
+        self.inbox.inner.write_all(&flight).await?;
+        let plain = self.inbox.next_frame(waiting.opener()).await?;
+        let msg = Message::decode(self.inbox.get_mut(plain)).map_err(ProtoError::from)?;
         let established = waiting.handle(&msg)?;
-        Ok(SecureChannel::new(self.stream, established))
+        Ok(SecureChannel::new(self.inbox, established))
     }
 }
 
@@ -201,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
 /// with [`PendingAuth::accept`], which verifies the signature before sending AuthOk, or
 /// [`PendingAuth::reject`].
 pub struct PendingAuth<S> {
-    stream: S,
+    inbox: Inbox<S>,
     state: ExpectClientAuth,
     auth: Vec<u8>,
     claimed: PublicKey,
@@ -209,22 +282,21 @@ pub struct PendingAuth<S> {
 
 /// Runs the server side of the handshake up to the client's ClientAuth.
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     keys: &ServerKeys,
     limits: UpdateLimits,
 ) -> Result<PendingAuth<S>, TransportError> {
-    let hello = read_handshake_record(&mut stream).await?;
-    let (state, reply) = server::accept(keys, &hello, &mut rand::rng())?;
-    stream.write_all(&reply).await?;
-    let kt = read_handshake_record(&mut stream).await?;
-    let mut state = state.handle(keys, &kt, limits, &mut rand::rng(), Instant::now())?;
-    let mut auth = Vec::new();
-    let len = read_frame(&mut stream, state.opener(), &mut auth).await?;
-    auth.truncate(len);
+    let mut inbox = Inbox::new(stream);
+    let (state, reply) = server::accept(keys, inbox.handshake_record().await?, &mut rand::rng())?;
+    inbox.inner.write_all(&reply).await?;
+    let kt = inbox.handshake_record().await?;
+    let mut state = state.handle(keys, kt, limits, &mut rand::rng(), Instant::now())?;
+    let plain = inbox.next_frame(state.opener()).await?;
+    let auth = inbox.get_mut(plain).to_vec();
     let claimed =
         ExpectClientAuth::claimed_key(&Message::decode(&auth).map_err(ProtoError::from)?)?;
     Ok(PendingAuth {
-        stream,
+        inbox,
         state,
         auth,
         claimed,
@@ -242,14 +314,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingAuth<S> {
         let msg = Message::decode(&self.auth).map_err(ProtoError::from)?;
         let (identity, established) = self.state.handle(&msg)?;
         let session_id = established.session_id;
-        let mut channel = SecureChannel::new(self.stream, established);
+        let mut channel = SecureChannel::new(self.inbox, established);
         channel.writer.send(&Message::AuthOk { session_id }).await?;
         Ok((identity, channel))
     }
 
     /// Sends AuthFailed and an authenticated Close, then drops the connection.
     pub async fn reject(self) -> Result<(), TransportError> {
-        let mut channel = SecureChannel::new(self.stream, self.state.refuse());
+        let mut channel = SecureChannel::new(self.inbox, self.state.refuse());
         channel.writer.send(&Message::AuthFailed).await?;
         channel.writer.close("authentication failed").await
     }

@@ -11,8 +11,10 @@ use rsa::pkcs8::DecodePrivateKey;
 use seashell::proto::handshake::client::{self, ExpectAuthResult};
 use seashell::proto::handshake::server::{self, ServerKeys};
 use seashell::proto::handshake::{Established, record_len};
-use seashell::proto::record::frame_len;
-use seashell::proto::{DecodeError, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits};
+use seashell::proto::record::{MAX_CHUNK, frame_len};
+use seashell::proto::{
+    DataFrame, DataKind, DecodeError, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits,
+};
 
 pub fn fixture_key(name: &str) -> PrivateKey {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -417,4 +419,60 @@ fn fresh_secrets() -> (
     rand::Rng::fill_bytes(&mut rng, &mut th);
     let s = seashell::proto::schedule::derive(&th, &[1; 32], &[2; 32]);
     (s.client_to_server, s.server_to_client)
+}
+
+#[test]
+fn seal_data_in_place_is_the_same_frame_as_seal() {
+    let limits = UpdateLimits {
+        bytes: 200_000,
+        frames: 1000,
+        age: Duration::from_secs(3600),
+    };
+    let (secret, _) = fresh_secrets();
+    let now = Instant::now();
+    let mut by_message = RecordSealer::new(secret.clone(), limits, now);
+    let mut in_place = RecordSealer::new(secret.clone(), limits, now);
+    let mut opener = RecordOpener::new(secret, now);
+    let mut frame = DataFrame::new();
+    let kinds = [
+        (DataKind::Stdin, 0x11u8),
+        (DataKind::Stdout, 0x14),
+        (DataKind::Stderr, 0x15),
+        (DataKind::FileData, 0x28),
+    ];
+    let mut updates = 0;
+    for (i, len) in [0, 1, MAX_CHUNK - 1, MAX_CHUNK, 7, MAX_CHUNK, MAX_CHUNK, 3]
+        .into_iter()
+        .enumerate()
+    {
+        let (kind, type_byte) = kinds[i % kinds.len()];
+        let data: Vec<u8> = (0..len).map(|j| (i * 31 + j) as u8).collect();
+        let msg = match kind {
+            DataKind::Stdin => Message::Stdin(&data),
+            DataKind::Stdout => Message::Stdout(&data),
+            DataKind::Stderr => Message::Stderr(&data),
+            DataKind::FileData => Message::FileData(&data),
+        };
+        let mut expected = Vec::new();
+        by_message.seal(&msg, now, &mut expected).unwrap();
+        frame.payload_mut()[..len].copy_from_slice(&data);
+        let mut wire = Vec::new();
+        let sealed = in_place
+            .seal_data(kind, &mut frame, len, now, &mut wire)
+            .unwrap();
+        if !wire.is_empty() {
+            updates += 1;
+        }
+        wire.extend_from_slice(sealed);
+        assert_eq!(wire, expected, "chunk {i} of {len} bytes");
+        let got = open_all(&mut opener, &wire).unwrap();
+        assert_eq!(got, vec![[&[type_byte][..], &data].concat()]);
+    }
+    assert!(updates >= 1, "the byte limit never caused a KeyUpdate");
+    let mut wire = Vec::new();
+    assert!(
+        in_place
+            .seal_data(DataKind::Stdout, &mut frame, MAX_CHUNK + 1, now, &mut wire)
+            .is_err()
+    );
 }

@@ -1,20 +1,27 @@
 //! The client's end of a session, shared by `exec` and the REPL. A reader task opens the
-//! server's frames, answers keepalive pings, and queues the rest as [`Event`]s (a bounded
-//! queue: a slow terminal slows the server down, nothing grows without bound). A writer task
-//! seals what we send. [`RemoteConsole::run`] sends one command line and delivers its output
-//! to a [`Sink`] until its exit status arrives. File transfer messages pass through the same
-//! two tasks for [`super::transfer`].
+//! server's frames, answers keepalive pings, writes a command's output straight to our
+//! stdout and stderr (or queues it, for `--json`), and queues the rest as [`Event`]s (a
+//! bounded queue). A writer task seals what we send; a thread reads our stdin straight into
+//! frame buffers for it. Output is written with blocking writes from the reader task: a slow
+//! terminal slows the reader, and so the server, down (backpressure), nothing grows without
+//! bound, and no byte is copied on its way from the socket to the terminal.
+//! [`RemoteConsole::run`] sends one command line and waits for its exit status. File
+//! transfer messages pass through the same two tasks for [`super::transfer`].
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::ClientError;
 use super::transfer::{Reply, Request};
 use crate::proto::message::MAX_TEXT;
-use crate::proto::record::MAX_CHUNK;
-use crate::proto::{ExitStatus, Message};
+use crate::proto::{DataFrame, DataKind, ExitStatus, Message};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// What the server sent, owned.
@@ -27,13 +34,42 @@ enum Event {
     Transfer(Reply),
     Closed(String),
     Failed(TransportError),
+    /// Writing to our stdout or stderr failed.
+    Local(std::io::Error),
+}
+
+/// Where the reader task puts a command's output (an [`AtomicU8`] shared with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Route {
+    /// Written to our stdout and stderr by the reader task.
+    Terminal,
+    /// Queued as [`Event::Stdout`] / [`Event::Stderr`].
+    Queue,
+    /// Dropped: the output of a command we gave up on.
+    Discard,
+}
+
+impl Route {
+    fn load(shared: &AtomicU8) -> Self {
+        match shared.load(Ordering::Acquire) {
+            0 => Self::Terminal,
+            1 => Self::Queue,
+            _ => Self::Discard,
+        }
+    }
 }
 
 /// What we send.
 #[derive(Debug)]
 enum Outgoing {
     Exec(String),
-    Stdin(Vec<u8>),
+    /// The first `len` bytes of a frame's payload; the frame goes back to the stdin thread.
+    Stdin(
+        Box<DataFrame>,
+        usize,
+        std::sync::mpsc::Sender<Box<DataFrame>>,
+    ),
     StdinEof,
     Interrupt,
     Pong(u64),
@@ -77,6 +113,7 @@ pub struct RemoteConsole {
     events: mpsc::Receiver<Event>,
     out: mpsc::Sender<Outgoing>,
     writer: tokio::task::JoinHandle<()>,
+    route: Arc<AtomicU8>,
     cwd: String,
     /// Commands we gave up on whose remaining output must be skipped.
     abandoned: usize,
@@ -90,12 +127,19 @@ impl RemoteConsole {
     {
         let (event_tx, events) = mpsc::channel(16);
         let (out, out_rx) = mpsc::channel(16);
-        tokio::spawn(reader_task(channel.reader, event_tx, out.clone()));
+        let route = Arc::new(AtomicU8::new(Route::Queue as u8));
+        tokio::spawn(reader_task(
+            channel.reader,
+            event_tx,
+            out.clone(),
+            Arc::clone(&route),
+        ));
         let writer = tokio::spawn(writer_task(channel.writer, out_rx));
         let mut console = Self {
             events,
             out,
             writer,
+            route,
             cwd: String::new(),
             abandoned: 0,
         };
@@ -124,19 +168,20 @@ impl RemoteConsole {
             return Err(ClientError::LineTooLong(line.len()));
         }
         self.skip_abandoned().await?;
+        self.set_route(match sink {
+            Sink::Terminal => Route::Terminal,
+            Sink::Collect { .. } => Route::Queue,
+        });
         self.send(Outgoing::Exec(line.to_owned())).await?;
-        let forwarder = match stdin {
-            StdinSource::Forward => Some(tokio::spawn(forward_stdin(self.out.clone()))),
-            StdinSource::Closed => {
-                self.send(Outgoing::StdinEof).await?;
-                None
-            }
-        };
-        let outcome = self.collect(sink, interruptible).await;
-        if let Some(task) = forwarder {
-            task.abort();
+        match stdin {
+            StdinSource::Forward => forward_stdin(self.out.clone())?,
+            StdinSource::Closed => self.send(Outgoing::StdinEof).await?,
         }
-        outcome
+        self.collect(sink, interruptible).await
+    }
+
+    fn set_route(&self, route: Route) {
+        self.route.store(route as u8, Ordering::Release);
     }
 
     async fn collect(
@@ -151,6 +196,7 @@ impl RemoteConsole {
                 _ = tokio::signal::ctrl_c(), if interruptible => {
                     if interrupted_at.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
                         self.abandoned += 1;
+                        self.set_route(Route::Discard);
                         return Ok(Outcome::GaveUp);
                     }
                     interrupted_at = Some(Instant::now());
@@ -159,8 +205,8 @@ impl RemoteConsole {
                 }
             };
             match event {
-                Event::Stdout(data) => sink.stdout(&data).await?,
-                Event::Stderr(data) => sink.stderr(&data).await?,
+                Event::Stdout(data) => sink.stdout(&data),
+                Event::Stderr(data) => sink.stderr(&data),
                 Event::Exit(status) => {
                     if let Event::State(cwd) = self.next().await? {
                         self.cwd = cwd;
@@ -214,6 +260,7 @@ impl RemoteConsole {
             Ok(Event::Transfer(reply)) => Ok(Some(reply)),
             Ok(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
             Ok(Event::Failed(err)) => Err(ClientError::Transport(err)),
+            Ok(Event::Local(err)) => Err(ClientError::Local(err)),
             Ok(other) => Err(unexpected(other)),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
             Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -226,6 +273,7 @@ impl RemoteConsole {
         match self.events.recv().await {
             Some(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
             Some(Event::Failed(err)) => Err(ClientError::Transport(err)),
+            Some(Event::Local(err)) => Err(ClientError::Local(err)),
             Some(event) => Ok(event),
             None => Err(ClientError::Closed("connection lost".into())),
         }
@@ -244,51 +292,60 @@ fn unexpected(event: Event) -> ClientError {
 }
 
 impl Sink {
-    async fn stdout(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        match self {
-            Self::Terminal => write_flush(&mut tokio::io::stdout(), data).await,
-            Self::Collect { stdout, .. } => {
-                stdout.extend_from_slice(data);
-                Ok(())
-            }
+    fn stdout(&mut self, data: &[u8]) {
+        if let Self::Collect { stdout, .. } = self {
+            stdout.extend_from_slice(data);
         }
     }
 
-    async fn stderr(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        match self {
-            Self::Terminal => write_flush(&mut tokio::io::stderr(), data).await,
-            Self::Collect { stderr, .. } => {
-                stderr.extend_from_slice(data);
-                Ok(())
-            }
+    fn stderr(&mut self, data: &[u8]) {
+        if let Self::Collect { stderr, .. } = self {
+            stderr.extend_from_slice(data);
         }
     }
 }
 
-async fn write_flush<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> Result<(), ClientError> {
-    w.write_all(data).await.map_err(ClientError::Local)?;
-    w.flush().await.map_err(ClientError::Local)
-}
-
-async fn forward_stdin(out: mpsc::Sender<Outgoing>) {
-    let mut stdin = tokio::io::stdin();
-    let mut buf = vec![0u8; MAX_CHUNK];
-    loop {
-        match stdin.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                let _ = out.send(Outgoing::StdinEof).await;
-                return;
-            }
-            Ok(n) => {
-                if out
-                    .send(Outgoing::Stdin(buf.get(..n).unwrap_or_default().to_vec()))
-                    .await
-                    .is_err()
-                {
+/// Starts a thread that reads our stdin straight into frame buffers and queues them for the
+/// writer task, then StdinEof. A blocking read cannot be cancelled: when the command ends
+/// first, the thread stays blocked until input or EOF comes, and is dropped with the process.
+fn forward_stdin(out: mpsc::Sender<Outgoing>) -> Result<(), ClientError> {
+    let stdin = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(ClientError::Local)?;
+    let mut stdin = File::from(stdin);
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let (recycle, recycled) = std::sync::mpsc::channel();
+            loop {
+                let mut frame: Box<DataFrame> = recycled.try_recv().unwrap_or_default();
+                let msg = match stdin.read(frame.payload_mut()) {
+                    Ok(0) | Err(_) => Outgoing::StdinEof,
+                    Ok(n) => Outgoing::Stdin(frame, n, recycle.clone()),
+                };
+                let eof = matches!(msg, Outgoing::StdinEof);
+                if out.blocking_send(msg).is_err() || eof {
                     return;
                 }
             }
-        }
+        })
+        .map(drop)
+        .map_err(ClientError::Local)
+}
+
+/// Our stdout and stderr, written without buffering (each write is one `write(2)`).
+struct Terminal {
+    stdout: File,
+    stderr: File,
+}
+
+impl Terminal {
+    fn open() -> std::io::Result<Self> {
+        Ok(Self {
+            stdout: File::from(std::io::stdout().as_fd().try_clone_to_owned()?),
+            stderr: File::from(std::io::stderr().as_fd().try_clone_to_owned()?),
+        })
     }
 }
 
@@ -296,11 +353,33 @@ async fn reader_task<R: AsyncRead>(
     mut reader: SecureReader<ReadHalf<R>>,
     events: mpsc::Sender<Event>,
     out: mpsc::Sender<Outgoing>,
+    route: Arc<AtomicU8>,
 ) {
+    let mut terminal = match Terminal::open() {
+        Ok(terminal) => terminal,
+        Err(err) => {
+            let _ = events.send(Event::Local(err)).await;
+            return;
+        }
+    };
     loop {
         let event = match reader.recv().await {
-            Ok(Message::Stdout(data)) => Event::Stdout(data.to_vec()),
-            Ok(Message::Stderr(data)) => Event::Stderr(data.to_vec()),
+            Ok(Message::Stdout(data)) => match Route::load(&route) {
+                Route::Terminal => match terminal.stdout.write_all(data) {
+                    Ok(()) => continue,
+                    Err(err) => Event::Local(err),
+                },
+                Route::Queue => Event::Stdout(data.to_vec()),
+                Route::Discard => continue,
+            },
+            Ok(Message::Stderr(data)) => match Route::load(&route) {
+                Route::Terminal => match terminal.stderr.write_all(data) {
+                    Ok(()) => continue,
+                    Err(err) => Event::Local(err),
+                },
+                Route::Queue => Event::Stderr(data.to_vec()),
+                Route::Discard => continue,
+            },
             Ok(Message::Exit(status)) => Event::Exit(status),
             Ok(Message::ConsoleState { cwd }) => Event::State(cwd.to_owned()),
             Ok(Message::Ping(n)) => {
@@ -320,7 +399,7 @@ async fn reader_task<R: AsyncRead>(
             },
             Err(err) => Event::Failed(err),
         };
-        let failed = matches!(event, Event::Failed(_));
+        let failed = matches!(event, Event::Failed(_) | Event::Local(_));
         if events.send(event).await.is_err() || failed {
             return;
         }
@@ -340,12 +419,16 @@ async fn writer_task<W: AsyncWrite>(
     mut out: mpsc::Receiver<Outgoing>,
 ) {
     while let Some(msg) = out.recv().await {
-        let result = match &msg {
-            Outgoing::Exec(line) => writer.send(&Message::Exec { line }).await,
-            Outgoing::Stdin(data) => writer.send(&Message::Stdin(data)).await,
+        let result = match msg {
+            Outgoing::Exec(line) => writer.send(&Message::Exec { line: &line }).await,
+            Outgoing::Stdin(mut frame, len, recycle) => {
+                let sent = writer.send_data(DataKind::Stdin, &mut frame, len).await;
+                let _ = recycle.send(frame);
+                sent
+            }
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
-            Outgoing::Pong(n) => writer.send(&Message::Pong(*n)).await,
+            Outgoing::Pong(n) => writer.send(&Message::Pong(n)).await,
             Outgoing::Transfer(request) => request.send(&mut writer).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;

@@ -664,6 +664,32 @@ impl<'a> Message<'a> {
     }
 }
 
+/// The messages that are a type byte followed by raw bytes, which the record layer can seal
+/// in place ([`crate::proto::record::RecordSealer::seal_data`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// [`Message::Stdin`].
+    Stdin,
+    /// [`Message::Stdout`].
+    Stdout,
+    /// [`Message::Stderr`].
+    Stderr,
+    /// [`Message::FileData`].
+    FileData,
+}
+
+impl DataKind {
+    /// The message type byte.
+    pub fn type_byte(self) -> u8 {
+        match self {
+            Self::Stdin => M_STDIN,
+            Self::Stdout => M_STDOUT,
+            Self::Stderr => M_STDERR,
+            Self::FileData => M_FILE_DATA,
+        }
+    }
+}
+
 fn put_data(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
     out.push(kind);
     out.extend_from_slice(data);

@@ -13,7 +13,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
 
 use super::error::ProtoError;
-use super::message::Message;
+use super::message::{DataKind, Message};
 use super::schedule::TrafficSecret;
 
 /// Largest plaintext (type byte and payload) one frame may carry.
@@ -118,11 +118,47 @@ impl RecordSealer {
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtoError> {
+        self.update_if_due(now, out)?;
+        self.seal_one(msg, out)
+    }
+
+    /// Seals the first `len` payload bytes of `frame` as a [`DataKind`] message, in place
+    /// (no copy of the payload), and returns the frame's bytes. If a limit was reached, the
+    /// KeyUpdate frame that must go first is appended to `out`.
+    pub fn seal_data<'f>(
+        &mut self,
+        kind: DataKind,
+        frame: &'f mut DataFrame,
+        len: usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Result<&'f [u8], ProtoError> {
+        if len > MAX_CHUNK {
+            return Err(ProtoError::Crypto("message larger than a frame"));
+        }
+        self.update_if_due(now, out)?;
+        let end = HEADER_LEN + 1 + len;
+        let buf = frame.buf.as_mut_slice();
+        let (head, rest) = buf.split_at_mut(HEADER_LEN);
+        let (plain, tail) = rest.split_at_mut(1 + len);
+        if let Some(type_byte) = plain.first_mut() {
+            *type_byte = kind.type_byte();
+        }
+        let (header, tag) = self.seal_in_place(plain)?;
+        head.copy_from_slice(&header);
+        tail.get_mut(..TAG_LEN)
+            .ok_or(ProtoError::Crypto("frame buffer too small"))?
+            .copy_from_slice(&tag);
+        buf.get(..end + TAG_LEN)
+            .ok_or(ProtoError::Crypto("frame buffer too small"))
+    }
+
+    fn update_if_due(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<(), ProtoError> {
         if self.epoch.exhausted(&self.limits, now) {
             self.seal_one(&Message::KeyUpdate, out)?;
             self.epoch = self.epoch.next(now);
         }
-        self.seal_one(msg, out)
+        Ok(())
     }
 
     fn seal_one(&mut self, msg: &Message<'_>, out: &mut Vec<u8>) -> Result<(), ProtoError> {
@@ -132,27 +168,73 @@ impl RecordSealer {
             out.truncate(start);
             return Err(err.into());
         }
-        let plain_len = out.len() - start - HEADER_LEN;
-        if plain_len > MAX_PLAINTEXT {
-            out.truncate(start);
-            return Err(ProtoError::Crypto("message larger than a frame"));
-        }
-        let len =
-            u32::try_from(plain_len + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
-        let header = len.to_be_bytes();
-        let nonce = self.epoch.next_nonce()?;
-        let (head, body) = out.split_at_mut(start + HEADER_LEN);
+        let (head, plain) = out.split_at_mut(start + HEADER_LEN);
+        let sealed = self.seal_in_place(plain);
+        let (header, tag) = match sealed {
+            Ok(sealed) => sealed,
+            Err(err) => {
+                out.truncate(start);
+                return Err(err);
+            }
+        };
         if let Some(slot) = head.get_mut(start..) {
             slot.copy_from_slice(&header);
         }
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Encrypts `plain` (type byte and payload) in place as the next frame; returns its
+    /// header and tag.
+    fn seal_in_place(&mut self, plain: &mut [u8]) -> Result<([u8; HEADER_LEN], Tag), ProtoError> {
+        if plain.len() > MAX_PLAINTEXT {
+            return Err(ProtoError::Crypto("message larger than a frame"));
+        }
+        let len =
+            u32::try_from(plain.len() + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
+        let header = len.to_be_bytes();
+        let nonce = self.epoch.next_nonce()?;
         let tag = self
             .epoch
             .cipher
-            .encrypt_inout_detached(&nonce, &header, body.into())
+            .encrypt_inout_detached(&nonce, &header, plain.into())
             .map_err(|_| ProtoError::Crypto("AES-GCM seal"))?;
-        out.extend_from_slice(&tag);
-        self.epoch.bytes = self.epoch.bytes.saturating_add(plain_len as u64);
-        Ok(())
+        self.epoch.bytes = self.epoch.bytes.saturating_add(plain.len() as u64);
+        Ok((header, tag))
+    }
+}
+
+/// A reusable buffer for one data frame, laid out so that a chunk read straight into
+/// [`DataFrame::payload_mut`] can be sealed where it lies ([`RecordSealer::seal_data`]).
+pub struct DataFrame {
+    buf: Vec<u8>,
+}
+
+impl DataFrame {
+    /// A zeroed buffer for one frame of up to [`MAX_CHUNK`] payload bytes.
+    pub fn new() -> Self {
+        Self {
+            buf: vec![0; HEADER_LEN + 1 + MAX_CHUNK + TAG_LEN],
+        }
+    }
+
+    /// Where the payload goes: [`MAX_CHUNK`] bytes.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        self.buf
+            .get_mut(HEADER_LEN + 1..HEADER_LEN + 1 + MAX_CHUNK)
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for DataFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataFrame")
+    }
+}
+
+impl Default for DataFrame {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -47,6 +47,7 @@ fn spawn(command: &mut Command, cwd: &Path, env: &[(String, String)]) -> std::io
         .process_group(0)
         .kill_on_drop(true);
     let child = command.spawn()?;
+    widen_pipes(&child);
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -55,6 +56,29 @@ fn spawn(command: &mut Command, cwd: &Path, env: &[(String, String)]) -> std::io
         child,
         pgid: Pid::from_raw(pid),
     })
+}
+
+/// How much a command may write ahead of us (and we ahead of it): the default 64 KiB pipe
+/// makes a fast producer and the session wake each other for every 64 KiB.
+const PIPE_SIZE: nix::libc::c_int = 1 << 20;
+
+/// Makes the command's stdin and stdout pipes [`PIPE_SIZE`] bytes, where the system allows
+/// it (Linux; at most `/proc/sys/fs/pipe-max-size`); otherwise they keep their size.
+fn widen_pipes(child: &Child) {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{FcntlArg, fcntl};
+        use std::os::fd::AsFd;
+        let fds = [
+            child.stdin.as_ref().map(|p| p.as_fd()),
+            child.stdout.as_ref().map(|p| p.as_fd()),
+        ];
+        for fd in fds.into_iter().flatten() {
+            if let Err(err) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+                tracing::debug!("cannot widen a command pipe: {err}");
+            }
+        }
+    }
 }
 
 /// Sends `signal` to every process of the group; a group already gone is not an error.

@@ -24,8 +24,7 @@ use super::policy::{Denied, Policy, Run};
 use super::process::{self, signal_group};
 use super::transfer::{self, Transfers};
 use crate::audit::SessionAudit;
-use crate::proto::record::MAX_CHUNK;
-use crate::proto::{ExitStatus, Message};
+use crate::proto::{DataFrame, DataKind, ExitStatus, Message};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// How long an interrupted command has to end before its group gets SIGKILL.
@@ -636,23 +635,23 @@ async fn stream_command<W: AsyncWrite + Unpin>(
 ) -> Result<(), TransportError> {
     let began = Instant::now();
     let mut bytes_out = 0u64;
-    let mut out_buf = vec![0u8; MAX_CHUNK];
-    let mut err_buf = vec![0u8; MAX_CHUNK];
+    // Each pipe is read straight into a frame buffer and sealed there.
+    let (mut out_frame, mut err_frame) = (DataFrame::new(), DataFrame::new());
     let (mut out_open, mut err_open) = (true, true);
     while out_open || err_open {
         tokio::select! {
-            n = stdout.read(&mut out_buf), if out_open => match n {
+            n = stdout.read(out_frame.payload_mut()), if out_open => match n {
                 Ok(0) | Err(_) => out_open = false,
                 Ok(n) => {
                     bytes_out += n as u64;
-                    writer.send(&Message::Stdout(out_buf.get(..n).unwrap_or_default())).await?
+                    writer.send_data(DataKind::Stdout, &mut out_frame, n).await?
                 }
             },
-            n = stderr.read(&mut err_buf), if err_open => match n {
+            n = stderr.read(err_frame.payload_mut()), if err_open => match n {
                 Ok(0) | Err(_) => err_open = false,
                 Ok(n) => {
                     bytes_out += n as u64;
-                    writer.send(&Message::Stderr(err_buf.get(..n).unwrap_or_default())).await?
+                    writer.send_data(DataKind::Stderr, &mut err_frame, n).await?
                 }
             },
             ping = keepalive.due() => writer.send(&ping).await?,

@@ -11,7 +11,8 @@
 //!   handshake state machines, the key schedule and the record layer (seal/open, sequence
 //!   numbers, key update). Everything a peer sends is parsed here, totally.
 //! - [`transport`]: the thin tokio shell that drives [`proto`] over any `AsyncRead +
-//!   AsyncWrite`, with deadlines.
+//!   AsyncWrite`, with deadlines; [`framepool`]: the frame buffers a reading thread fills
+//!   and the writer seals in place (the data path's zero-copy hand-over).
 //! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
 //! - [`server`]: `seashell serve`: accept loop, limits, sessions, commands.
 //! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod fileio;
+pub mod framepool;
 pub mod keys;
 pub mod proto;
 pub mod quickstart;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use rsa::{PrivateKey, PublicKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+use crate::framepool::FrameChunk;
 use crate::proto::handshake::client::{self, VerifyHostKey};
 use crate::proto::handshake::server::{self, ClientIdentity, ExpectClientAuth, ServerKeys};
 use crate::proto::handshake::{Established, MAX_HANDSHAKE_LEN, record_len};
@@ -199,6 +200,20 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         self.sealer.seal(msg, Instant::now(), &mut self.out)?;
         self.inner.write_all(&self.out).await?;
         Ok(())
+    }
+
+    /// Seals a chunk's data where it lies and sends it as a `kind` message: the data path,
+    /// without a copy of the payload.
+    pub async fn send_chunk(
+        &mut self,
+        kind: DataKind,
+        chunk: &mut FrameChunk,
+    ) -> Result<(), TransportError> {
+        let len = chunk.len();
+        match chunk.frame_mut() {
+            Some(frame) => self.send_data(kind, frame, len).await,
+            None => Ok(()),
+        }
     }
 
     /// Seals the first `len` payload bytes of `frame` where they lie and sends them as a

@@ -20,8 +20,9 @@ use tokio::sync::mpsc;
 
 use super::ClientError;
 use super::transfer::{Reply, Request};
+use crate::framepool::{FrameChunk, FramePool};
 use crate::proto::message::MAX_TEXT;
-use crate::proto::{DataFrame, DataKind, ExitStatus, Message};
+use crate::proto::{DataKind, ExitStatus, Message};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// What the server sent, owned.
@@ -64,12 +65,8 @@ impl Route {
 #[derive(Debug)]
 enum Outgoing {
     Exec(String),
-    /// The first `len` bytes of a frame's payload; the frame goes back to the stdin thread.
-    Stdin(
-        Box<DataFrame>,
-        usize,
-        std::sync::mpsc::Sender<Box<DataFrame>>,
-    ),
+    /// Read by the stdin thread straight into a frame.
+    Stdin(FrameChunk),
     StdinEof,
     Interrupt,
     Pong(u64),
@@ -317,12 +314,12 @@ fn forward_stdin(out: mpsc::Sender<Outgoing>) -> Result<(), ClientError> {
     std::thread::Builder::new()
         .name("stdin".into())
         .spawn(move || {
-            let (recycle, recycled) = std::sync::mpsc::channel();
+            let pool = FramePool::new();
             loop {
-                let mut frame: Box<DataFrame> = recycled.try_recv().unwrap_or_default();
+                let mut frame = pool.take();
                 let msg = match stdin.read(frame.payload_mut()) {
                     Ok(0) | Err(_) => Outgoing::StdinEof,
-                    Ok(n) => Outgoing::Stdin(frame, n, recycle.clone()),
+                    Ok(n) => Outgoing::Stdin(pool.chunk(frame, n)),
                 };
                 let eof = matches!(msg, Outgoing::StdinEof);
                 if out.blocking_send(msg).is_err() || eof {
@@ -421,15 +418,11 @@ async fn writer_task<W: AsyncWrite>(
     while let Some(msg) = out.recv().await {
         let result = match msg {
             Outgoing::Exec(line) => writer.send(&Message::Exec { line: &line }).await,
-            Outgoing::Stdin(mut frame, len, recycle) => {
-                let sent = writer.send_data(DataKind::Stdin, &mut frame, len).await;
-                let _ = recycle.send(frame);
-                sent
-            }
+            Outgoing::Stdin(mut chunk) => writer.send_chunk(DataKind::Stdin, &mut chunk).await,
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
             Outgoing::Pong(n) => writer.send(&Message::Pong(n)).await,
-            Outgoing::Transfer(request) => request.send(&mut writer).await,
+            Outgoing::Transfer(mut request) => request.send(&mut writer).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;
                 return;

@@ -18,8 +18,8 @@ use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
-use crate::proto::record::MAX_CHUNK;
-use crate::proto::{Message, PathKind, ProtoError};
+use crate::framepool::FrameChunk;
+use crate::proto::{DataKind, Message, PathKind, ProtoError};
 use crate::transport::{SecureWriter, TransportError};
 
 /// A chunk of file data (its `Debug` shows the length, not the bytes).
@@ -70,7 +70,7 @@ pub enum Request {
         mode: u32,
     },
     /// Upload data (any length: sent as frames of at most `MAX_CHUNK`).
-    Data(Chunk),
+    Data(FrameChunk),
     /// End of an upload, with the SHA-256 of the whole file.
     End([u8; 32]),
     /// Stop the current transfer.
@@ -78,23 +78,18 @@ pub enum Request {
 }
 
 impl Request {
-    /// Sends it: one frame, or for data as many frames of at most `MAX_CHUNK` as it takes.
+    /// Sends it as one frame (data sealed where it was read).
     pub async fn send<W: AsyncWrite + Unpin>(
-        &self,
+        &mut self,
         writer: &mut SecureWriter<W>,
     ) -> Result<(), TransportError> {
         match self {
-            Self::Data(chunk) => {
-                for frame in chunk.0.chunks(MAX_CHUNK) {
-                    writer.send(&Message::FileData(frame)).await?;
-                }
-                Ok(())
-            }
+            Self::Data(chunk) => writer.send_chunk(DataKind::FileData, chunk).await,
             other => writer.send(&other.message()).await,
         }
     }
 
-    /// The message to send (data in one frame: see [`Request::send`]).
+    /// The message it is.
     fn message(&self) -> Message<'_> {
         match self {
             Self::Stat(path) => Message::Stat { path },
@@ -123,7 +118,7 @@ impl Request {
             },
             Self::GetTree(path) => Message::GetTree { path },
             Self::MakeDir { path, mode } => Message::MakeDir { path, mode: *mode },
-            Self::Data(chunk) => Message::FileData(&chunk.0),
+            Self::Data(chunk) => Message::FileData(chunk.data()),
             Self::End(sha256) => Message::FileEnd { sha256: *sha256 },
             Self::Cancel(reason) => Message::TransferFailed { reason },
         }
@@ -562,7 +557,7 @@ impl<'c> FileTransfer<'c> {
                     if let Some(bar) = &bar {
                         bar.advance(chunk.len() as u64);
                     }
-                    self.send(Request::Data(Chunk(chunk))).await?;
+                    self.send(Request::Data(chunk)).await?;
                 }
                 Some(Ok(Piece::End(sha256))) => {
                     self.send(Request::End(sha256)).await?;

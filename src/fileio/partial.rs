@@ -242,15 +242,77 @@ fn write_chunks(
 ) -> Result<Received, FileError> {
     file.seek(SeekFrom::Start(received.len))
         .map_err(|err| FileError::io(target, "write", err))?;
+    let writeback = Writeback::start(&file, received.len);
+    let mut unsynced = 0usize;
     while let Some(block) = blocks.blocking_recv() {
         for chunk in block {
             file.write_all(&chunk)
                 .map_err(|err| FileError::io(target, "write", err))?;
             received.hasher.update(&chunk);
             received.len = received.len.saturating_add(chunk.len() as u64);
+            unsynced += chunk.len();
+        }
+        if unsynced >= WRITEBACK_STEP {
+            writeback.nudge(received.len);
+            unsynced = 0;
         }
     }
     Ok(received)
+}
+
+/// How much written data makes the [`Writeback`] thread start flushing it.
+const WRITEBACK_STEP: usize = 32 * 1024 * 1024;
+
+/// A thread that flushes a file being written (`fdatasync`) while the writing goes on, and
+/// then drops the flushed pages from the page cache (like `dd oflag=nocache`): the disk works
+/// during the transfer, the sync before the rename finds little left to do, and a large
+/// transfer neither floods the page cache nor waits for fresh memory. Its errors are ignored:
+/// that final sync reports them.
+struct Writeback {
+    nudges: Option<std::sync::mpsc::SyncSender<u64>>,
+}
+
+impl Writeback {
+    /// Starts the thread for `file`, whose first `start` bytes are already on disk.
+    fn start(file: &File, start: u64) -> Self {
+        let Ok(file) = file.try_clone() else {
+            return Self { nudges: None };
+        };
+        let (nudges, due) = std::sync::mpsc::sync_channel::<u64>(1);
+        let started = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                let mut flushed = start;
+                while let Ok(upto) = due.recv() {
+                    if file.sync_data().is_ok() {
+                        drop_cached(&file, flushed, upto);
+                        flushed = upto;
+                    }
+                }
+            });
+        Self {
+            nudges: started.ok().map(|_| nudges),
+        }
+    }
+
+    /// Asks for the file up to byte `upto` to be flushed; skipped while the last flush is
+    /// still running (the next one covers it).
+    fn nudge(&self, upto: u64) {
+        if let Some(nudges) = &self.nudges {
+            let _ = nudges.try_send(upto);
+        }
+    }
+}
+
+/// Drops bytes `from..to` of a flushed file from the page cache (a hint; Linux only).
+fn drop_cached(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    if let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from))) {
+        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+        let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
 
 fn install(

@@ -1,6 +1,6 @@
-//! Sending one file: a reader thread reads exactly the size seen at open, in blocks of
-//! [`BLOCK`], hashing as it goes, and hands them over a bounded channel (the consumer cuts
-//! them into frames). To resume, it
+//! Sending one file: a reader thread reads exactly the size seen at open straight into
+//! frame buffers ([`FramePool`]), hashing as it goes, and hands them over a bounded channel
+//! to be sealed where they lie. To resume, it
 //! first hashes the bytes the receiver says it holds and starts after them only if their
 //! SHA-256 matches; otherwise it starts over from byte 0.
 
@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{BLOCK, CHANNEL_DEPTH, FileError, blocking, mode_bits, mtime_secs};
+use super::{BLOCK, FileError, blocking, mode_bits, mtime_secs};
+use crate::framepool::{FrameChunk, FramePool};
+use crate::proto::record::MAX_CHUNK;
+
+/// How many frames the reader thread may read ahead of the network (1 MiB).
+const FRAMES_IN_FLIGHT: usize = 16;
 
 /// A regular file opened for sending, with what was seen at open.
 pub struct SourceFile {
@@ -28,8 +33,8 @@ pub struct SourceFile {
 pub enum Piece {
     /// First: where the data starts (the resume offset if the prefix matched, else 0).
     Start(u64),
-    /// The next bytes (at most [`BLOCK`]; never empty).
-    Data(Vec<u8>),
+    /// The next bytes (at most one frame's; never empty).
+    Data(FrameChunk),
     /// Last: SHA-256 of the whole file, from byte 0.
     End([u8; 32]),
 }
@@ -92,7 +97,7 @@ impl SourceFile {
     /// Starts the reader thread. The receiver holds `offset` bytes hashing to
     /// `prefix_sha256` (0 and the hash of nothing for a fresh transfer).
     pub fn stream(self, offset: u64, prefix_sha256: [u8; 32]) -> FileStream {
-        let (tx, pieces) = mpsc::channel(CHANNEL_DEPTH);
+        let (tx, pieces) = mpsc::channel(FRAMES_IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
             let mut source = self;
             if let Err(err) = source.produce(offset, prefix_sha256, &tx) {
@@ -113,14 +118,19 @@ impl SourceFile {
         if tx.blocking_send(Ok(Piece::Start(start))).is_err() {
             return Ok(());
         }
+        let pool = FramePool::new();
         let mut remaining = self.size - start;
         while remaining > 0 {
-            let want = usize::try_from(remaining).map_or(BLOCK, |r| r.min(BLOCK));
-            let mut chunk = vec![0u8; want];
-            self.fill(&mut chunk)?;
-            hasher.update(&chunk);
+            let want = usize::try_from(remaining).map_or(MAX_CHUNK, |r| r.min(MAX_CHUNK));
+            let mut frame = pool.take();
+            let data = frame.payload_mut().get_mut(..want).unwrap_or_default();
+            self.fill(data)?;
+            hasher.update(&*data);
             remaining -= want as u64;
-            if tx.blocking_send(Ok(Piece::Data(chunk))).is_err() {
+            if tx
+                .blocking_send(Ok(Piece::Data(pool.chunk(frame, want))))
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -195,8 +205,8 @@ mod tests {
         loop {
             match stream.next().await {
                 Some(Ok(Piece::Data(chunk))) => {
-                    assert!(!chunk.is_empty() && chunk.len() <= BLOCK);
-                    data.extend_from_slice(&chunk);
+                    assert!(!chunk.is_empty() && chunk.len() <= MAX_CHUNK);
+                    data.extend_from_slice(chunk.data());
                 }
                 Some(Ok(Piece::End(sha))) => return (start, data, sha),
                 other => panic!("unexpected {other:?}"),

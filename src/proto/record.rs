@@ -218,6 +218,13 @@ impl DataFrame {
         }
     }
 
+    /// The payload area: [`MAX_CHUNK`] bytes.
+    pub fn payload(&self) -> &[u8] {
+        self.buf
+            .get(HEADER_LEN + 1..HEADER_LEN + 1 + MAX_CHUNK)
+            .unwrap_or_default()
+    }
+
     /// Where the payload goes: [`MAX_CHUNK`] bytes.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         self.buf

@@ -19,8 +19,7 @@ use crate::fileio::partial::{Expected, FileSink, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, make_dir};
 use crate::fileio::{FileError, sha256_of_nothing};
-use crate::proto::record::MAX_CHUNK;
-use crate::proto::{Message, PathKind};
+use crate::proto::{DataKind, Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
 /// Whether `msg` belongs to file transfer (and so to [`Transfers::handle`]).
@@ -640,11 +639,9 @@ async fn send_file<W: AsyncWrite + Unpin>(
                     })
                     .await?;
             }
-            Some(Ok(Piece::Data(block))) => {
+            Some(Ok(Piece::Data(mut chunk))) => {
                 pinger.tick(writer).await?;
-                for frame in block.chunks(MAX_CHUNK) {
-                    writer.send(&Message::FileData(frame)).await?;
-                }
+                writer.send_chunk(DataKind::FileData, &mut chunk).await?;
             }
             Some(Ok(Piece::End(sha256))) => {
                 writer.send(&Message::FileEnd { sha256 }).await?;

@@ -8,13 +8,13 @@ use std::ffi::OsString;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 
-use crate::common::server::client_fingerprint;
-use crate::common::{Run, Sandbox, fixture_path};
+use crate::common::{CLIENT_FP, HOST_FP, Run, Sandbox, Server, client_of, fixture_path, pub_line};
 
 /// The log of a server that ran `echo hello`, `exit 3` and `pwd` for the client fixture,
 /// refused the `other_rsa` key, and was stopped with SIGTERM. Made once, shared by the tests.
@@ -22,17 +22,24 @@ fn real_log() -> &'static str {
     static LOG: OnceLock<String> = OnceLock::new();
     LOG.get_or_init(|| {
         let sandbox = Sandbox::new();
-        let server = sandbox.serve(&["--audit-log", "audit.log"]);
-        assert_eq!(sandbox.exec_on(&server, "echo hello").ok(), "hello\n");
-        sandbox.exec_on(&server, "exit 3").failed_with(3);
-        sandbox.exec_on(&server, "pwd").ok();
-        sandbox.exec_as(&server, "other_rsa", "id").failed_with(255);
+        let server = Server::start(
+            &sandbox,
+            &["--audit-log", "audit.log"],
+            &pub_line("client_rsa"),
+        );
+        let client = client_of(&server, "client_rsa");
+        assert_eq!(client.exec(&server, &["echo hello"], b"").ok(), "hello\n");
+        client.exec(&server, &["exit 3"], b"").failed_with(3);
+        client.exec(&server, &["pwd"], b"").ok();
+        let other = client_of(&server, "other_rsa");
+        other.exec(&server, &["id"], b"").failed_with(255);
         let status = server.terminate();
         assert!(status.success(), "server exit: {status}");
         fs::read_to_string(sandbox.path().join("audit.log")).unwrap()
     })
 }
 
+/// The lines of `text`, owned.
 fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
@@ -43,6 +50,7 @@ fn write_log(sandbox: &Sandbox, lines: &[String]) -> PathBuf {
     sandbox.write("audit.log", &text)
 }
 
+/// Runs `seashell audit verify` on `files`, with the host key fixture.
 fn verify(sandbox: &Sandbox, files: &[&Path]) -> Run {
     let mut args: Vec<OsString> = ["audit", "verify", "--host-key"]
         .iter()
@@ -53,6 +61,7 @@ fn verify(sandbox: &Sandbox, files: &[&Path]) -> Run {
     sandbox.seashell(args)
 }
 
+/// Runs `seashell audit show LOG EXTRA...`.
 fn show(sandbox: &Sandbox, log: &Path, extra: &[&str]) -> Run {
     let mut args: Vec<OsString> = vec!["audit".into(), "show".into(), log.into()];
     args.extend(extra.iter().map(OsString::from));
@@ -70,6 +79,7 @@ fn assert_broken_at(sandbox: &Sandbox, log: &Path, line: usize, why: &str, case:
     );
 }
 
+/// Polls `done` (up to 60 s) until it holds; `what` names it in the failure.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -140,9 +150,7 @@ fn a_real_log_verifies_and_shows() {
         "--json with no filter prints the log as written"
     );
 
-    let mine = show(&sandbox, &log, &["--key", &client_fingerprint()])
-        .ok()
-        .to_owned();
+    let mine = show(&sandbox, &log, &["--key", CLIENT_FP]).ok().to_owned();
     assert!(
         mine.contains("echo hello") && !mine.contains("[start]"),
         "{mine}"
@@ -259,8 +267,19 @@ fn every_reordering_is_found_at_its_line() {
 fn a_crash_during_a_command_keeps_the_command() {
     let sandbox = Sandbox::new();
     let log = sandbox.path().join("audit.log");
-    let server = sandbox.serve(&["--audit-log", "audit.log"]);
-    let mut client = sandbox.spawn_exec(&server, "sleep 30");
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    let mut exec = client
+        .command(["exec", &server.dest(), "--", "sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for("the command in the log", || {
         fs::read_to_string(&log)
             .unwrap_or_default()
@@ -268,8 +287,8 @@ fn a_crash_during_a_command_keeps_the_command() {
     });
     std::thread::sleep(Duration::from_millis(200));
     server.crash();
-    let _ = client.kill();
-    let _ = client.wait();
+    let _ = exec.kill();
+    let _ = exec.wait();
 
     let run = verify(&sandbox, &[&log]);
     assert_eq!(run.code, Some(2), "{run:#?}");
@@ -288,8 +307,13 @@ fn a_crash_during_a_command_keeps_the_command() {
     );
 
     // The next start continues the chain, and a clean stop seals it.
-    let server = sandbox.serve(&["--audit-log", "audit.log"]);
-    assert_eq!(sandbox.exec_on(&server, "echo again").ok(), "again\n");
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    assert_eq!(client.exec(&server, &["echo again"], b"").ok(), "again\n");
     assert!(server.terminate().success());
     let run = verify(&sandbox, &[&log]);
     assert!(run.ok().starts_with("OK: "), "{run:#?}");
@@ -298,10 +322,15 @@ fn a_crash_during_a_command_keeps_the_command() {
 #[test]
 fn rotation_keeps_the_chain_across_files() {
     let sandbox = Sandbox::new();
-    let server = sandbox.serve(&["--audit-log", "audit.log", "--audit-max-bytes", "2000"]);
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log", "--audit-max-bytes", "2000"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
     for n in 0..6 {
         assert_eq!(
-            sandbox.exec_on(&server, &format!("echo {n}")).ok(),
+            client.exec(&server, &[&format!("echo {n}")], b"").ok(),
             format!("{n}\n")
         );
     }
@@ -350,8 +379,14 @@ fn syslog_receives_every_event() {
         .unwrap();
     let target = format!("udp:{}", collector.local_addr().unwrap());
     let sandbox = Sandbox::new();
-    let server = sandbox.serve(&["--audit-log", "audit.log", "--syslog", &target]);
-    sandbox.exec_on(&server, "echo via-syslog").ok();
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log", "--syslog", &target],
+        &pub_line("client_rsa"),
+    );
+    client_of(&server, "client_rsa")
+        .exec(&server, &["echo via-syslog"], b"")
+        .ok();
     let mut buf = vec![0u8; 65536];
     let message = loop {
         let n = collector.recv(&mut buf).expect("a syslog message");
@@ -394,20 +429,23 @@ fn audit_usage_errors_name_the_problem() {
 #[test]
 fn each_transfer_is_an_audit_event_with_its_hash() {
     let sandbox = Sandbox::new();
-    let server = sandbox.serve(&["--audit-log", "audit.log"]);
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
     let key = sandbox.fixture("client_rsa");
     let content: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
     let local = sandbox.path().join("payload.bin");
     fs::write(&local, &content).unwrap();
     let remote = sandbox.path().join("uploaded.bin");
-    let port = server.addr.port().to_string();
-    let fingerprint = crate::common::server::host_fingerprint();
+    let port = server.port().to_string();
     let args = [
         "cp",
         "-i",
         key.to_str().unwrap(),
         "--host-fingerprint",
-        &fingerprint,
+        HOST_FP,
         "-P",
         &port,
         local.to_str().unwrap(),

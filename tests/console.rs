@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::common::{
     CLIENT_FP, HOST_FP, OTHER_FP, RUN_DEADLINE, RawRun, Sandbox, Server, bare_key, client_of,
-    count_lines, mode_of, run_to_end,
+    count_lines, mode_of, pub_line, run_to_end,
 };
 
 /// The remote home: where every session starts.
@@ -29,7 +29,7 @@ fn remote_home() -> String {
 
 /// After a refusal: the same server still runs a good client's command.
 fn assert_still_serves(server: &Server) {
-    let run = client_of(server).exec(&server.dest(), &["echo", "still", "serving"]);
+    let run = client_of(server, "client_rsa").exec(server, &["echo", "still", "serving"], b"");
     assert_eq!(run.ok(), "still serving\n");
     assert!(server.is_running());
 }
@@ -40,7 +40,7 @@ fn assert_still_serves(server: &Server) {
 #[test]
 fn exec_prints_the_remote_output() {
     let server = Server::shared();
-    let run = client_of(server).exec(&server.dest(), &["echo hello from the console"]);
+    let run = client_of(server, "client_rsa").exec(server, &["echo hello from the console"], b"");
     assert_eq!(run.ok(), "hello from the console\n");
     assert_eq!(run.stderr, "");
 }
@@ -48,25 +48,26 @@ fn exec_prints_the_remote_output() {
 #[test]
 fn exec_returns_the_remote_exit_code() {
     let server = Server::shared();
-    let client = client_of(server);
-    client.exec(&server.dest(), &["exit 3"]).failed_with(3);
-    client.exec(&server.dest(), &["false"]).failed_with(1);
-    client.exec(&server.dest(), &["true"]).ok();
+    let client = client_of(server, "client_rsa");
+    client.exec(server, &["exit 3"], b"").failed_with(3);
+    client.exec(server, &["false"], b"").failed_with(1);
+    client.exec(server, &["true"], b"").ok();
 }
 
 #[test]
 fn exec_maps_death_by_signal_to_128_plus_n() {
     let server = Server::shared();
-    let run = client_of(server).exec(&server.dest(), &["kill -9 $$"]);
+    let run = client_of(server, "client_rsa").exec(server, &["kill -9 $$"], b"");
     run.failed_with(137);
 }
 
 #[test]
 fn exec_keeps_stderr_apart_from_stdout() {
     let server = Server::shared();
-    let run = client_of(server).exec(
-        &server.dest(),
+    let run = client_of(server, "client_rsa").exec(
+        server,
         &["echo to-out; echo to-err >&2; echo more-out"],
+        b"",
     );
     assert_eq!(run.ok(), "to-out\nmore-out\n");
     assert_eq!(run.stderr, "to-err\n");
@@ -75,13 +76,13 @@ fn exec_keeps_stderr_apart_from_stdout() {
 #[test]
 fn exec_forwards_stdin_and_its_eof() {
     let server = Server::shared();
-    let client = client_of(server);
-    let run = client.exec_with_input(&server.dest(), &["cat"], b"line one\nline two\n");
+    let client = client_of(server, "client_rsa");
+    let run = client.exec(server, &["cat"], b"line one\nline two\n");
     assert_eq!(run.ok(), "line one\nline two\n");
     // `wc` only answers once it sees EOF.
-    let run = client.exec_with_input(&server.dest(), &["wc", "-c"], b"12345");
+    let run = client.exec(server, &["wc", "-c"], b"12345");
     assert_eq!(run.ok().trim(), "5");
-    let run = client.exec(&server.dest(), &["wc -c"]);
+    let run = client.exec(server, &["wc -c"], b"");
     assert_eq!(run.ok().trim(), "0");
 }
 
@@ -90,7 +91,7 @@ fn exec_carries_10_mb_of_random_bytes_through_cat_intact() {
     let server = Server::shared();
     let mut data = vec![0u8; 10 * 1024 * 1024];
     rand::fill(&mut data[..]);
-    let run = client_of(server).exec_with_input(&server.dest(), &["cat"], &data);
+    let run = client_of(server, "client_rsa").exec(server, &["cat"], &data);
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert_eq!(run.stdout.len(), data.len());
     assert!(run.stdout == data, "the bytes came back changed");
@@ -99,7 +100,7 @@ fn exec_carries_10_mb_of_random_bytes_through_cat_intact() {
 #[test]
 fn exec_streams_output_as_it_is_produced() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let mut child = client
         .command([
             "exec",
@@ -130,7 +131,7 @@ fn exec_streams_output_as_it_is_produced() {
 #[test]
 fn exec_json_reports_stdout_stderr_exit_and_duration() {
     let server = Server::shared();
-    let run = client_of(server).run(
+    let run = client_of(server, "client_rsa").run(
         [
             "exec",
             "--json",
@@ -154,7 +155,8 @@ fn exec_json_reports_stdout_stderr_exit_and_duration() {
     assert_eq!(report["exit"], 3);
     assert!(report["duration_ms"].is_u64(), "{report}");
 
-    let run = client_of(server).run(["exec", "--json", &server.dest(), "--", "kill -9 $$"], b"");
+    let run = client_of(server, "client_rsa")
+        .run(["exec", "--json", &server.dest(), "--", "kill -9 $$"], b"");
     assert_eq!(run.code, Some(137), "stderr: {}", run.stderr);
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["exit"], 137);
@@ -164,8 +166,8 @@ fn exec_json_reports_stdout_stderr_exit_and_duration() {
 #[test]
 fn exec_expands_variables_on_the_remote_side() {
     let server = Server::shared();
-    let client = client_of(server);
-    let run = client.exec(&server.dest(), &["echo $HOME"]);
+    let client = client_of(server, "client_rsa");
+    let run = client.exec(server, &["echo $HOME"], b"");
     assert_eq!(run.ok(), format!("{}\n", remote_home()));
     assert_ne!(remote_home(), client.path().display().to_string());
 }
@@ -173,23 +175,23 @@ fn exec_expands_variables_on_the_remote_side() {
 #[test]
 fn exec_joins_its_words_with_spaces_for_the_remote_shell() {
     let server = Server::shared();
-    let client = client_of(server);
-    let run = client.exec(&server.dest(), &["echo", "a", "b", "c"]);
+    let client = client_of(server, "client_rsa");
+    let run = client.exec(server, &["echo", "a", "b", "c"], b"");
     assert_eq!(run.ok(), "a b c\n");
     // One line for the remote shell: `;` separates two commands there.
-    let run = client.exec(&server.dest(), &["echo", "one;", "echo", "two"]);
+    let run = client.exec(server, &["echo", "one;", "echo", "two"], b"");
     assert_eq!(run.ok(), "one\ntwo\n");
 }
 
 #[test]
 fn exec_runs_console_builtins() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     assert_eq!(
-        client.exec(&server.dest(), &["pwd"]).ok(),
+        client.exec(server, &["pwd"], b"").ok(),
         format!("{}\n", remote_home())
     );
-    let whoami = client.exec(&server.dest(), &["whoami"]).ok();
+    let whoami = client.exec(server, &["whoami"], b"").ok();
     assert!(whoami.contains("test-client"), "{whoami}");
     assert!(whoami.contains(CLIENT_FP), "{whoami}");
 }
@@ -207,12 +209,12 @@ fn session_of_command(server: &Server, tag: &str) -> String {
 #[test]
 fn the_server_logs_each_command_and_how_it_ended() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     for (line, status) in [
         ("exit 3 # log-exit-tag", "status=Code(3)"),
         ("kill -9 $$ # log-signal-tag", "status=Signal(9)"),
     ] {
-        client.exec(&server.dest(), &[line]).code.unwrap();
+        client.exec(server, &[line], b"").code.unwrap();
         let session = session_of_command(server, line);
         let ended = format!("session={session}");
         let log = server.wait_for_log(|log| {
@@ -231,7 +233,7 @@ fn the_server_logs_each_command_and_how_it_ended() {
 fn fifty_concurrent_exec_sessions_are_all_correct() {
     const SESSIONS: usize = 50;
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let meeting = client.path().join("meeting");
     fs::create_dir(&meeting).unwrap();
     let meeting = meeting.display().to_string();
@@ -280,6 +282,7 @@ fn spawn_repl(client: &Sandbox, server: &Server) -> PtySession {
     spawn_with_options(command, options).unwrap()
 }
 
+/// The REPL's prompt for the test client on `server` in `cwd`.
 fn prompt(server: &Server, cwd: &str) -> String {
     format!("test-client@{}:{cwd}$ ", server.addr().ip())
 }
@@ -287,7 +290,7 @@ fn prompt(server: &Server, cwd: &str) -> String {
 #[test]
 fn repl_prompt_commands_cd_history_and_ctrl_d() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let mut repl = spawn_repl(&client, server);
     repl.exp_string(&prompt(server, &remote_home())).unwrap();
 
@@ -341,7 +344,7 @@ fn repl_prompt_commands_cd_history_and_ctrl_d() {
 #[test]
 fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let mut repl = spawn_repl(&client, server);
     let home_prompt = prompt(server, &remote_home());
     repl.exp_string(&home_prompt).unwrap();
@@ -370,7 +373,7 @@ fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
 #[test]
 fn connect_runs_a_script_from_a_pipe_and_exits_with_the_last_status() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let run = client.run(["connect", &server.dest()], b"cd /tmp\npwd\nexit 4\n");
     assert_eq!(run.failed_with(4), "");
     assert_eq!(run.stdout_text(), "/tmp\n");
@@ -389,7 +392,7 @@ fn an_unknown_client_key_is_refused() {
     let client = Sandbox::new();
     client.install_identity("other_rsa");
     client.pin_host(&server.dest(), "host_rsa.pub");
-    let run = client.exec(&server.dest(), &["touch refused-client-ran"]);
+    let run = client.exec(server, &["touch refused-client-ran"], b"");
     let stderr = run.failed_with(255);
     assert!(stderr.contains("authentication refused"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -404,7 +407,7 @@ fn a_changed_host_key_is_refused_loudly() {
     client.install_identity("client_rsa");
     client.pin_host(&server.dest(), "other_rsa.pub");
     let pinned = fs::read_to_string(client.known_hosts()).unwrap();
-    let run = client.exec(&server.dest(), &["echo should-not-run"]);
+    let run = client.exec(server, &["echo should-not-run"], b"");
     let stderr = run.failed_with(255);
     assert!(run.stdout.is_empty());
     assert!(
@@ -428,7 +431,7 @@ fn an_unknown_host_is_refused_without_a_terminal_or_accept_new() {
     let server = Server::shared();
     let client = Sandbox::new();
     client.install_identity("client_rsa");
-    let run = client.exec(&server.dest(), &["echo should-not-run"]);
+    let run = client.exec(server, &["echo should-not-run"], b"");
     let stderr = run.failed_with(255);
     assert!(run.stdout.is_empty());
     assert!(stderr.contains(HOST_FP), "{stderr}");
@@ -454,7 +457,7 @@ fn accept_new_records_the_host_key() {
     );
     assert_eq!(mode_of(&client.known_hosts()), 0o600);
     // From now on the host is known: no flag needed, nothing added.
-    assert_eq!(client.exec(&server.dest(), &["echo again"]).ok(), "again\n");
+    assert_eq!(client.exec(server, &["echo again"], b"").ok(), "again\n");
     assert_eq!(fs::read_to_string(client.known_hosts()).unwrap(), known);
 }
 
@@ -500,10 +503,10 @@ fn host_fingerprint_pins_the_key_without_known_hosts() {
 #[test]
 fn a_world_readable_identity_is_refused() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let key = client.home().join("id_rsa");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    let run = client.exec(&server.dest(), &["echo should-not-run"]);
+    let run = client.exec(server, &["echo should-not-run"], b"");
     let stderr = run.failed_with(255);
     assert!(
         stderr.contains(&format!("chmod 600 {}", key.display())),
@@ -515,7 +518,7 @@ fn a_world_readable_identity_is_refused() {
 #[test]
 fn known_hosts_forget_removes_the_entry() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     client.pin_host("other.example:7022", "other_rsa.pub");
     let run = client.run(["known-hosts", "forget", &server.dest()], b"");
     assert!(run.ok().contains("removed 1 key"), "{run:?}");
@@ -524,7 +527,7 @@ fn known_hosts_forget_removes_the_entry() {
     assert!(left.contains("other.example:7022"), "{left}");
     // Forgotten: the server is unknown again.
     let stderr = client
-        .exec(&server.dest(), &["true"])
+        .exec(server, &["true"], b"")
         .failed_with(255)
         .to_owned();
     assert!(stderr.contains("not known"), "{stderr}");
@@ -603,7 +606,7 @@ fn silent_connections_never_crash_the_server_and_it_serves_once_they_are_gone() 
     const SILENT: usize = 200;
     // Its own server: while the silent connections hold every unauthenticated slot, nobody
     // else can connect to it.
-    let server = Server::start();
+    let server = Server::start(&Sandbox::new(), &[], &pub_line("client_rsa"));
     let silent: Vec<TcpStream> = (0..SILENT)
         .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
@@ -657,6 +660,7 @@ struct Proxy {
 }
 
 impl Proxy {
+    /// Listens on 127.0.0.1 and proxies one connection to `server`, applying `attack`.
     async fn start(server: SocketAddr, attack: Attack, gate: Option<PathBuf>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -737,7 +741,7 @@ impl Proxy {
 /// Runs `seashell exec` through `proxy` (pinning the host key by fingerprint, since the
 /// proxy's address is not in known_hosts).
 async fn exec_through(proxy: &Proxy, line: &str) -> RawRun {
-    let client = client_of(Server::shared());
+    let client = client_of(Server::shared(), "client_rsa");
     let command = client.command([
         "exec",
         "--host-fingerprint",
@@ -793,7 +797,7 @@ async fn mitm_flipping_a_bit_in_the_server_hello_is_caught_before_authentication
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mitm_cutting_the_stream_makes_the_client_fail_and_kills_the_command() {
     let server = Server::shared();
-    let client = client_of(server);
+    let client = client_of(server, "client_rsa");
     let pid_file = client.path().join("cut.pid");
     let line = format!(
         "echo $$ > {}; echo visible-line; sleep 30; echo TAMPERED-MARKER",

@@ -10,8 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::server::Server;
-use crate::common::{Run, Sandbox, fixture_path};
+use crate::common::{CLIENT_FP, RawRun, Sandbox, Server, client_of, pub_line};
 
 /// A config for quick refusals, with an audit log and named commands.
 const CONFIG: &str = r#"auth_failure_delay_ms = 0
@@ -21,11 +20,6 @@ audit_log = "audit.log"
 greet = ["echo", "named", "command;", "$(id)"]
 "#;
 
-/// The `.pub` line of a fixture (ends in a newline).
-fn pub_line(fixture: &str) -> String {
-    fs::read_to_string(fixture_path(&format!("{fixture}.pub"))).unwrap()
-}
-
 /// `OPTIONS <fixture's .pub line>`.
 fn with_options(options: &str, fixture: &str) -> String {
     format!("{options} {}", pub_line(fixture))
@@ -34,7 +28,7 @@ fn with_options(options: &str, fixture: &str) -> String {
 /// Starts a server with [`CONFIG`] and `authorized_keys`.
 fn serve(sandbox: &Sandbox, authorized_keys: &str) -> Server {
     sandbox.write("policy.toml", CONFIG);
-    sandbox.serve_with(&["--config", "policy.toml"], authorized_keys)
+    Server::start(sandbox, &["--config", "policy.toml"], authorized_keys)
 }
 
 /// The audit log's events (after the server stopped), as JSON.
@@ -61,7 +55,7 @@ fn denied_rules(events: &[serde_json::Value]) -> Vec<String> {
 }
 
 /// Asserts a run was refused at authentication: exit 255 and the client's message.
-fn assert_refused(run: &Run, case: &str) {
+fn assert_refused(run: &RawRun, case: &str) {
     assert_eq!(run.code, Some(255), "{case}: {run:#?}");
     assert!(
         run.stderr.contains("authentication refused by the server"),
@@ -70,7 +64,7 @@ fn assert_refused(run: &Run, case: &str) {
 }
 
 /// Asserts a run was refused by the key's policy: exit 126, "denied" and `rule` on stderr.
-fn assert_denied(run: &Run, rule: &str, case: &str) {
+fn assert_denied(run: &RawRun, rule: &str, case: &str) {
     assert_eq!(run.code, Some(126), "{case}: {run:#?}");
     assert!(
         run.stderr.contains("denied") && run.stderr.contains(rule),
@@ -86,6 +80,9 @@ fn restricted_keys_cannot_escape_into_a_shell() {
     let keys = with_options(r#"allow="echo *",command="greet""#, "client_rsa")
         + &with_options(r#"command="missing""#, "other_rsa");
     let server = serve(&sandbox, &keys);
+    let client = client_of(&server, "client_rsa");
+    let other = client_of(&server, "other_rsa");
+    let as_key = |key: &str| if key == "other_rsa" { &other } else { &client };
     let marker = |n: u32| sandbox.path().join(format!("marker-{n}"));
     let m = |n: u32| marker(n).display().to_string();
     // (line, what echo prints: every metacharacter as literal text)
@@ -126,7 +123,7 @@ fn restricted_keys_cannot_escape_into_a_shell() {
         ),
     ];
     for (line, echoed) in &cases {
-        let run = sandbox.exec_on(&server, line);
+        let run = client.exec(&server, &[line.as_str()], b"");
         assert_eq!(run.ok(), echoed.as_str(), "{line:?}");
     }
     for n in 1..=9 {
@@ -150,29 +147,33 @@ fn restricted_keys_cannot_escape_into_a_shell() {
         ("other_rsa", "greet".to_owned(), "allow="),
     ];
     for (key, line, rule) in &refusals {
-        assert_denied(&sandbox.exec_as(&server, key, line), rule, line);
+        assert_denied(
+            &as_key(key).exec(&server, &[line.as_str()], b""),
+            rule,
+            line,
+        );
     }
     assert!(!marker(10).exists());
 
     // A named command runs its argv from the config, no shell.
     assert_eq!(
-        sandbox.exec_on(&server, "greet").ok(),
+        client.exec(&server, &["greet"], b"").ok(),
         "named command; $(id)\n"
     );
     // The built-ins stay available.
     let home = fs::canonicalize(sandbox.path()).unwrap();
     assert_eq!(
-        sandbox.exec_on(&server, "pwd").ok(),
+        client.exec(&server, &["pwd"], b"").ok(),
         format!("{}\n", home.display())
     );
     assert!(
-        sandbox
-            .exec_on(&server, "whoami")
+        client
+            .exec(&server, &["whoami"], b"")
             .ok()
-            .contains(crate::common::CLIENT_FP)
+            .contains(CLIENT_FP)
     );
 
-    let help = sandbox.exec_on(&server, "help").ok().to_owned();
+    let help = client.exec(&server, &["help"], b"").ok();
     assert!(
         help.contains("restricted") && !help.contains("sh -c"),
         "{help}"
@@ -201,32 +202,28 @@ fn from_and_expires_are_enforced() {
     let refused = with_options(r#"from="10.0.0.0/8,192.168.0.0/16""#, "client_rsa")
         + &with_options(r#"expires="2000-01-01""#, "other_rsa");
     let server = serve(&sandbox, &refused);
-    let run = sandbox.exec_on(&server, "echo in");
+    let client = client_of(&server, "client_rsa");
+    let other = client_of(&server, "other_rsa");
+    let run = client.exec(&server, &["echo in"], b"");
     assert_refused(&run, "from= 10.0.0.0/8 from 127.0.0.1");
-    let run = sandbox.exec_as(&server, "other_rsa", "echo in");
+    let run = other.exec(&server, &["echo in"], b"");
     assert_refused(&run, "expires= 2000-01-01");
 
     // The same keys, now allowed: a file change takes effect for new sessions.
     let allowed = with_options(r#"from="10.0.0.0/8,127.0.0.1/32""#, "client_rsa")
         + &with_options(r#"expires="2999-12-31""#, "other_rsa");
     rewrite(&sandbox.path().join("authorized_keys"), &allowed);
-    assert_eq!(sandbox.exec_on(&server, "echo in").ok(), "in\n");
-    assert_eq!(
-        sandbox.exec_as(&server, "other_rsa", "echo in").ok(),
-        "in\n"
-    );
+    assert_eq!(client.exec(&server, &["echo in"], b"").ok(), "in\n");
+    assert_eq!(other.exec(&server, &["echo in"], b"").ok(), "in\n");
 
     // Both options on one key: each must hold.
     let both = with_options(r#"from="127.0.0.0/8",expires="2000-01-01""#, "client_rsa")
         + &with_options(r#"expires="2999-12-31",from="10.0.0.1/32""#, "other_rsa");
     rewrite(&sandbox.path().join("authorized_keys"), &both);
-    assert_refused(&sandbox.exec_on(&server, "echo in"), "expired, from ok");
-    assert_refused(
-        &sandbox.exec_as(&server, "other_rsa", "echo in"),
-        "valid, from wrong",
-    );
+    assert_refused(&client.exec(&server, &["echo in"], b""), "expired, from ok");
+    assert_refused(&other.exec(&server, &["echo in"], b""), "valid, from wrong");
 
-    let log = server.stderr();
+    let log = server.log();
     let status = server.terminate();
     assert!(status.success(), "server exit: {status}");
     let rules = denied_rules(&audit_events(&sandbox));
@@ -249,39 +246,35 @@ fn rewrite(path: &Path, contents: &str) {
     file.set_modified(later.max(SystemTime::now())).unwrap();
 }
 
-/// Two keys authorized, then `client_rsa` removed.
-fn revocation(sandbox: &Sandbox) -> (Server, String) {
+/// Two keys authorized and used (a client each), and authorized_keys text without `client_rsa`.
+fn revocation(sandbox: &Sandbox) -> (Server, [Sandbox; 2], String) {
     let both = pub_line("client_rsa") + &pub_line("other_rsa");
     let server = serve(sandbox, &both);
-    assert_eq!(sandbox.exec_on(&server, "echo before").ok(), "before\n");
-    assert_eq!(
-        sandbox.exec_as(&server, "other_rsa", "echo before").ok(),
-        "before\n"
-    );
-    (server, pub_line("other_rsa"))
+    let client = client_of(&server, "client_rsa");
+    let other = client_of(&server, "other_rsa");
+    assert_eq!(client.exec(&server, &["echo before"], b"").ok(), "before\n");
+    assert_eq!(other.exec(&server, &["echo before"], b"").ok(), "before\n");
+    (server, [client, other], pub_line("other_rsa"))
 }
 
 #[test]
 fn a_removed_key_is_refused_once_the_file_changes() {
     let sandbox = Sandbox::new();
-    let (server, remaining) = revocation(&sandbox);
+    let (server, [client, other], remaining) = revocation(&sandbox);
     rewrite(&sandbox.path().join("authorized_keys"), &remaining);
-    assert_refused(&sandbox.exec_on(&server, "echo after"), "removed key");
-    assert_eq!(
-        sandbox.exec_as(&server, "other_rsa", "echo after").ok(),
-        "after\n"
-    );
+    assert_refused(&client.exec(&server, &["echo after"], b""), "removed key");
+    assert_eq!(other.exec(&server, &["echo after"], b"").ok(), "after\n");
     assert!(
-        server.stderr().contains("authorized keys reloaded"),
+        server.log().contains("authorized keys reloaded"),
         "{}",
-        server.stderr()
+        server.log()
     );
 }
 
 #[test]
 fn a_removed_key_is_refused_after_sighup() {
     let sandbox = Sandbox::new();
-    let (server, remaining) = revocation(&sandbox);
+    let (server, [client, other], remaining) = revocation(&sandbox);
     // Rewrite it so that a stat sees no change (same inode, size and mtime): only the
     // signal can make the server read it again.
     let path = sandbox.path().join("authorized_keys");
@@ -295,26 +288,23 @@ fn a_removed_key_is_refused_after_sighup() {
     drop(file);
     assert_eq!(fs::read_to_string(&path).unwrap(), blanked);
     // Not reloaded yet: the server cannot tell the file changed.
-    assert_eq!(sandbox.exec_on(&server, "echo stale").ok(), "stale\n");
+    assert_eq!(client.exec(&server, &["echo stale"], b"").ok(), "stale\n");
 
     let reloads = |log: &str| log.matches("authorized keys reloaded").count();
-    let seen = reloads(&server.stderr());
+    let seen = reloads(&server.log());
     server.hangup();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reloads(&server.stderr()) == seen {
+    while reloads(&server.log()) == seen {
         assert!(
             Instant::now() < deadline,
             "no reload after SIGHUP: {}",
-            server.stderr()
+            server.log()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(server.stderr().contains("SIGHUP"));
-    assert_refused(&sandbox.exec_on(&server, "echo after"), "removed key");
-    assert_eq!(
-        sandbox.exec_as(&server, "other_rsa", "echo after").ok(),
-        "after\n"
-    );
+    assert!(server.log().contains("SIGHUP"));
+    assert_refused(&client.exec(&server, &["echo after"], b""), "removed key");
+    assert_eq!(other.exec(&server, &["echo after"], b"").ok(), "after\n");
 }
 
 #[test]

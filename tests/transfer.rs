@@ -20,12 +20,14 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{Run, Sandbox, Server, fixture_path, mode_of};
 
+/// The server every test here shares: `client_rsa` trusted, `other_rsa` with `no-files`.
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let client = fs::read_to_string(fixture_path("client_rsa.pub")).unwrap();
         let other = fs::read_to_string(fixture_path("other_rsa.pub")).unwrap();
-        Server::start_trusting(&format!("{}\nno-files {}\n", client.trim(), other.trim()))
+        let trusted = format!("{}\nno-files {}\n", client.trim(), other.trim());
+        Server::start(&Sandbox::new(), &[], &trusted)
     })
 }
 

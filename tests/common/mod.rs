@@ -2,19 +2,21 @@
 //! `SEASHELL_HOME` and `HOME`), fixture keys copied into it with mode 0600 (git does not keep
 //! modes and seashell refuses open private keys), and running the built `seashell` binary there
 //! with no terminal on stdin and no passphrase in the environment; a running [`Server`] on
-//! 127.0.0.1 (one per test that needs its own, or [`Server::shared`]) and client sandboxes
-//! that trust it ([`client_of`]).
+//! 127.0.0.1 (in a test's sandbox, or [`Server::shared`]) and client sandboxes that trust it
+//! ([`client_of`]) to run `seashell exec` against it ([`Sandbox::exec`]).
 
-pub mod server;
+mod server;
+
+pub use server::{Server, client_of};
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::fs;
-use std::io::{BufRead as _, BufReader, Read, Write as _};
-use std::net::SocketAddr;
+use std::io::{Read, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,8 +39,10 @@ pub fn fixture_path(name: &str) -> PathBuf {
 }
 
 /// A temporary directory for one test; `home()` inside it is the binary's `SEASHELL_HOME`.
+/// Clones share the directory, which goes when the last one is dropped (a [`Server`] keeps one).
+#[derive(Clone)]
 pub struct Sandbox {
-    dir: TempDir,
+    dir: Arc<TempDir>,
 }
 
 /// What one run of the binary did.
@@ -70,7 +74,7 @@ impl Sandbox {
     /// A fresh, empty sandbox.
     pub fn new() -> Self {
         Self {
-            dir: tempfile::tempdir().expect("create a temporary directory"),
+            dir: Arc::new(tempfile::tempdir().expect("create a temporary directory")),
         }
     }
 
@@ -99,8 +103,7 @@ impl Sandbox {
         path
     }
 
-    /// `seashell ARGS` set up to run in the sandbox (its directory, `SEASHELL_HOME`, `HOME`,
-    /// `USER`, no passphrase variable); stdio is left to the caller.
+    /// `seashell ARGS` in the sandbox's cwd, `SEASHELL_HOME`, `HOME` and `USER`, no passphrase.
     pub fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
@@ -158,6 +161,7 @@ impl Sandbox {
 }
 
 impl From<std::process::Output> for Run {
+    /// The exit code and the output as text (lossy).
     fn from(output: std::process::Output) -> Self {
         Self {
             code: output.status.code(),
@@ -193,6 +197,11 @@ pub const ENC_FP: &str = "SHA256:zYOBn0jUD/WV3nT9mt0z15C3gGhyu7QqMIhSH2s2dqM";
 /// failure with the output so far, not a stuck test run).
 pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The `.pub` line of a fixture, comment and newline included.
+pub fn pub_line(fixture: &str) -> String {
+    fs::read_to_string(fixture_path(&format!("{fixture}.pub"))).expect("read .pub fixture")
+}
+
 /// `seashell-rsa <base64>` of a fixture's .pub line, without its comment.
 pub fn bare_key(pub_fixture: &str) -> String {
     let line = fs::read_to_string(fixture_path(pub_fixture)).expect("read .pub fixture");
@@ -203,7 +212,6 @@ pub fn bare_key(pub_fixture: &str) -> String {
 }
 
 /// What one run of a process did, byte for byte.
-#[derive(Debug)]
 pub struct RawRun {
     /// The exit code (`None` if killed by a signal).
     pub code: Option<i32>,
@@ -211,6 +219,17 @@ pub struct RawRun {
     pub stdout: Vec<u8>,
     /// Everything printed on stderr.
     pub stderr: String,
+}
+
+impl fmt::Debug for RawRun {
+    /// Like a derived `Debug`, with stdout shown as text (lossy) rather than bytes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawRun")
+            .field("code", &self.code)
+            .field("stdout", &self.stdout_text())
+            .field("stderr", &self.stderr)
+            .finish()
+    }
 }
 
 impl RawRun {
@@ -238,8 +257,7 @@ impl RawRun {
     }
 }
 
-/// Runs `command` to its end with `stdin` fed to it (then EOF), collecting its output; panics
-/// (after killing it) if it is still running after [`RUN_DEADLINE`].
+/// Runs `command` with `stdin` (then EOF) to its end; kills it and fails after [`RUN_DEADLINE`].
 pub fn run_to_end(mut command: Command, stdin: &[u8]) -> RawRun {
     let mut child = command
         .stdin(Stdio::piped())
@@ -287,8 +305,7 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
 }
 
 impl Sandbox {
-    /// Makes `home()` (0700) and installs fixture `name` there as the default identity
-    /// (`id_rsa`, 0600, and `id_rsa.pub`).
+    /// Makes `home()` (0700) with fixture `name` as its default identity (`id_rsa` 0600, `.pub`).
     pub fn install_identity(&self, name: &str) -> PathBuf {
         let home = self.home();
         fs::create_dir_all(&home).expect("create SEASHELL_HOME");
@@ -326,197 +343,6 @@ impl Sandbox {
         S: AsRef<OsStr>,
     {
         run_to_end(self.command(args), stdin)
-    }
-
-    /// `seashell exec DEST -- WORDS...` with the default identity and known_hosts, stdin empty.
-    pub fn exec(&self, dest: &str, words: &[&str]) -> RawRun {
-        self.exec_with_input(dest, words, b"")
-    }
-
-    /// `seashell exec DEST -- WORDS...` with `stdin` forwarded.
-    pub fn exec_with_input(&self, dest: &str, words: &[&str], stdin: &[u8]) -> RawRun {
-        let mut args = vec!["exec", dest, "--"];
-        args.extend_from_slice(words);
-        self.run(args, stdin)
-    }
-}
-
-/// A client sandbox for `server`: the `client_rsa` fixture as its identity, and the server's
-/// host key pinned in its known_hosts.
-pub fn client_of(server: &Server) -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.install_identity("client_rsa");
-    sandbox.pin_host(&server.dest(), "host_rsa.pub");
-    sandbox
-}
-
-/// Runs the server under `sh`, which reports its pid, holds it until our end of its stdin
-/// closes (when the [`Server`] is dropped, or when the test process exits for whatever
-/// reason), then kills it and removes its sandbox ("$1"). So a server shared through a static
-/// never outlives the test run.
-const SERVER_WRAPPER: &str = r#"dir=$1; shift
-"$@" </dev/null >&2 &
-server=$!
-echo "$server"
-read _
-kill "$server" 2>/dev/null
-wait
-rm -rf "$dir""#;
-
-/// A `seashell serve` on 127.0.0.1 (port chosen by the OS) with the `host_rsa` fixture as its
-/// host key and `client_rsa` authorized. Its HOME, where sessions start, is its sandbox; its
-/// log (stderr) is collected.
-pub struct Server {
-    sandbox: Sandbox,
-    wrapper: Child,
-    stop: Option<ChildStdin>,
-    pid: u32,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Starts a server trusting the client fixture and waits for its `listening on ADDR` line.
-    pub fn start() -> Self {
-        let client = fs::read_to_string(fixture_path("client_rsa.pub")).expect("client key");
-        Self::start_trusting(&client)
-    }
-
-    /// Starts a server with this authorized_keys text.
-    pub fn start_trusting(authorized_keys: &str) -> Self {
-        let sandbox = Sandbox::new();
-        let host_key = sandbox.fixture("host_rsa");
-        let authorized = sandbox.path().join("authorized_keys");
-        fs::write(&authorized, authorized_keys).expect("write authorized_keys");
-        let mut wrapper = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(SERVER_WRAPPER)
-            .arg("sh")
-            .arg(sandbox.path())
-            .arg(SEASHELL)
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--host-key")
-            .arg(&host_key)
-            .arg("--authorized-keys")
-            .arg(&authorized)
-            .current_dir(sandbox.path())
-            .env("HOME", sandbox.path())
-            .env("SEASHELL_HOME", sandbox.home())
-            .env("USER", TEST_USER)
-            .env("RUST_LOG", "info")
-            .env_remove("SEASHELL_PASSPHRASE")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server wrapper");
-        let stop = wrapper.stdin.take();
-        let mut pid_line = String::new();
-        BufReader::new(wrapper.stdout.take().expect("wrapper stdout"))
-            .read_line(&mut pid_line)
-            .expect("read the server pid");
-        let pid = pid_line.trim().parse().expect("server pid");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&log);
-        let stderr = wrapper.stderr.take().expect("wrapper stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut server = Self {
-            sandbox,
-            wrapper,
-            stop,
-            pid,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        let line = server.wait_for_log(|log| log.contains("listening on "));
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address after `listening on`");
-        server.addr = addr.parse().expect("listening address");
-        assert!(server.addr.ip().is_loopback(), "{}", server.addr);
-        server
-    }
-
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// The server every test of this process shares (started on first use).
-    pub fn shared() -> &'static Self {
-        static SHARED: OnceLock<Server> = OnceLock::new();
-        SHARED.get_or_init(Self::start)
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `127.0.0.1:PORT`: the DEST to give clients, and the known_hosts name.
-    pub fn dest(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// The server's HOME: where each session starts.
-    pub fn home(&self) -> &Path {
-        self.sandbox.path()
-    }
-
-    /// Everything it logged so far.
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Waits (up to [`RUN_DEADLINE`]) until `ready(log)` holds; returns the log then.
-    pub fn wait_for_log(&self, ready: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log();
-            if ready(&log) {
-                return log;
-            }
-            assert!(
-                self.is_running(),
-                "the server is not running; its log:\n{log}"
-            );
-            assert!(
-                started.elapsed() < RUN_DEADLINE,
-                "the server never logged what we wait for; its log:\n{log}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Whether the server process is alive (not exited, not a zombie).
-    pub fn is_running(&self) -> bool {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
-            return false;
-        };
-        // The state is the first field after the parenthesised command name.
-        let state = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next());
-        !matches!(state, None | Some("Z" | "X"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Closing its stdin tells the wrapper to kill the server.
-        drop(self.stop.take());
-        let _ = self.wrapper.wait();
     }
 }
 

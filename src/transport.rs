@@ -6,6 +6,7 @@
 
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rsa::{PrivateKey, PublicKey};
@@ -295,17 +296,36 @@ pub struct PendingAuth<S> {
     claimed: PublicKey,
 }
 
-/// Runs the server side of the handshake up to the client's ClientAuth.
+/// Runs a step with an RSA private-key operation (~5 ms of CPU) on tokio's blocking pool, so
+/// that a burst of handshakes never stalls the runtime's workers, which carry every
+/// established session's traffic.
+async fn off_the_runtime<T: Send + 'static>(
+    step: impl FnOnce() -> Result<T, ProtoError> + Send + 'static,
+) -> Result<T, TransportError> {
+    match tokio::task::spawn_blocking(step).await {
+        Ok(result) => Ok(result?),
+        Err(err) => Err(TransportError::Io(io::Error::other(err))),
+    }
+}
+
+/// Runs the server side of the handshake up to the client's ClientAuth. The two RSA
+/// private-key operations (signing ServerHello, unwrapping KeyTransport) run off the
+/// runtime's workers.
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    keys: &ServerKeys,
+    keys: Arc<ServerKeys>,
     limits: UpdateLimits,
 ) -> Result<PendingAuth<S>, TransportError> {
     let mut inbox = Inbox::new(stream);
-    let (state, reply) = server::accept(keys, inbox.handshake_record().await?, &mut rand::rng())?;
+    let hello = inbox.handshake_record().await?.to_vec();
+    let host = Arc::clone(&keys);
+    let (state, reply) =
+        off_the_runtime(move || server::accept(&host, &hello, &mut rand::rng())).await?;
     inbox.inner.write_all(&reply).await?;
-    let kt = inbox.handshake_record().await?;
-    let mut state = state.handle(keys, kt, limits, &mut rand::rng(), Instant::now())?;
+    let kt = inbox.handshake_record().await?.to_vec();
+    let mut state =
+        off_the_runtime(move || state.handle(&keys, &kt, limits, &mut rand::rng(), Instant::now()))
+            .await?;
     let plain = inbox.next_frame(state.opener()).await?;
     let auth = inbox.get_mut(plain).to_vec();
     let claimed =

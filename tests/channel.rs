@@ -1,6 +1,7 @@
 //! The tokio transport over `tokio::io::duplex` and over real TCP on 127.0.0.1: handshake,
 //! data both ways, authenticated close, truncation, oversized lengths, garbage.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use seashell::proto::{Message, ProtoError, UpdateLimits};
@@ -17,9 +18,10 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server = tokio::spawn(async move {
-        let pending = transport::server_handshake(server, server_keys(), UpdateLimits::default())
-            .await
-            .unwrap();
+        let pending =
+            transport::server_handshake(server, Arc::clone(server_keys()), UpdateLimits::default())
+                .await
+                .unwrap();
         assert_eq!(pending.claimed_key(), client_key().as_public_key());
         let (identity, channel) = pending.accept().await.unwrap();
         assert_eq!(&identity.public_key, client_key().as_public_key());
@@ -121,7 +123,7 @@ async fn oversized_handshake_length_is_refused_without_allocating() {
     b.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
     let result = tokio::time::timeout(
         Duration::from_secs(5),
-        transport::server_handshake(a, server_keys(), UpdateLimits::default()),
+        transport::server_handshake(a, Arc::clone(server_keys()), UpdateLimits::default()),
     )
     .await
     .unwrap();
@@ -137,7 +139,8 @@ async fn garbage_is_a_decode_error() {
     let mut junk = 75u32.to_be_bytes().to_vec();
     junk.extend_from_slice(&[0x42; 75]);
     b.write_all(&junk).await.unwrap();
-    let result = transport::server_handshake(a, server_keys(), UpdateLimits::default()).await;
+    let result =
+        transport::server_handshake(a, Arc::clone(server_keys()), UpdateLimits::default()).await;
     assert!(matches!(
         result,
         Err(TransportError::Proto(ProtoError::Decode(_)))
@@ -148,9 +151,10 @@ async fn garbage_is_a_decode_error() {
 async fn rejected_client_sees_auth_rejected() {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move {
-        let pending = transport::server_handshake(b, server_keys(), UpdateLimits::default())
-            .await
-            .unwrap();
+        let pending =
+            transport::server_handshake(b, Arc::clone(server_keys()), UpdateLimits::default())
+                .await
+                .unwrap();
         pending.reject().await.unwrap();
     });
     let pending = transport::client_hello(a).await.unwrap();

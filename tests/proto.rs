@@ -1,7 +1,7 @@
 //! The pure protocol, end to end in memory: two endpoints, no sockets. Every negative case
 //! ends in its own typed error, never a panic.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -22,9 +22,14 @@ pub fn fixture_key(name: &str) -> PrivateKey {
     PrivateKey::from_pkcs8_pem(&pem).unwrap()
 }
 
-pub fn server_keys() -> &'static ServerKeys {
-    static KEYS: OnceLock<ServerKeys> = OnceLock::new();
-    KEYS.get_or_init(|| ServerKeys::new(fixture_key("host_rsa"), fixture_key("transport_rsa")))
+pub fn server_keys() -> &'static Arc<ServerKeys> {
+    static KEYS: OnceLock<Arc<ServerKeys>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        Arc::new(ServerKeys::new(
+            fixture_key("host_rsa"),
+            fixture_key("transport_rsa"),
+        ))
+    })
 }
 
 pub fn client_key() -> &'static PrivateKey {

@@ -299,7 +299,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
                 .await
                 .map_err(std::io::Error::other)?;
             drop(queued);
-            let outcome = authenticate(stream, peer, &keys, &shared).await;
+            let outcome = authenticate(stream, peer, keys, &shared).await;
             drop(slot);
             outcome
         })
@@ -319,7 +319,7 @@ type Channel = transport::SecureChannel<TcpStream>;
 async fn authenticate(
     stream: TcpStream,
     peer: SocketAddr,
-    keys: &ServerKeys,
+    keys: Arc<ServerKeys>,
     shared: &Shared,
 ) -> Result<Option<(Channel, Peer)>, TransportError> {
     let pending = transport::server_handshake(stream, keys, UpdateLimits::default()).await?;

@@ -472,3 +472,26 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
     assert!(event.contains(r#""bytes_in":100000"#), "{event}");
     assert!(event.contains(&remote.display().to_string()), "{event}");
 }
+
+#[test]
+fn a_command_exit_event_counts_its_stdin_and_output() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    let input = vec![b'x'; 100_000];
+    assert_eq!(client.exec(&server, &["wc -c"], &input).ok(), "100000\n");
+    let status = server.terminate();
+    assert!(status.success(), "server exit: {status}");
+    let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
+    let exit = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|event| event["event"] == "exit")
+        .expect("no exit event");
+    assert_eq!(exit["bytes_in"], 100_000, "{exit}");
+    assert_eq!(exit["bytes_out"], 7, "{exit}");
+}

@@ -238,11 +238,12 @@ impl SessionAudit {
     }
 
     /// Records the end of a command: its exit status (128 + N after signal N), how long it
-    /// ran and how many output bytes were sent.
-    pub async fn exit(&self, status: i32, duration: Duration, bytes_out: u64) {
+    /// ran, how many bytes of stdin it was given and how many output bytes were sent.
+    pub async fn exit(&self, status: i32, duration: Duration, bytes_in: u64, bytes_out: u64) {
         let mut record = self.who.record(EventKind::Exit);
         record.exit = Some(status);
         record.duration_ms = Some(millis(duration));
+        record.bytes_in = Some(bytes_in);
         record.bytes_out = Some(bytes_out);
         self.log.record(record).await;
     }
@@ -648,7 +649,7 @@ mod tests {
         session.command("echo hi").await.unwrap();
         // The command is on disk before `command` returns.
         assert_eq!(kinds(&path).last(), Some(&"command"));
-        session.exit(0, Duration::from_millis(5), 3).await;
+        session.exit(0, Duration::from_millis(5), 2, 3).await;
         session.disconnect(Duration::from_secs(1)).await;
         log.close().await.unwrap();
         assert_eq!(

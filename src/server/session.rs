@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -70,6 +71,7 @@ enum Output {
         child: Box<Child>,
         stdout: ChildStdout,
         stderr: ChildStderr,
+        stdin_bytes: Arc<AtomicU64>,
         cwd: String,
     },
     Pong(u64),
@@ -250,6 +252,8 @@ struct Current {
     generation: u64,
     pgid: Pid,
     stdin: Option<ChildStdin>,
+    /// Bytes of stdin written to the command, for its `exit` event.
+    stdin_bytes: Arc<AtomicU64>,
 }
 
 async fn console_task<R: AsyncRead>(
@@ -376,10 +380,14 @@ async fn console_task<R: AsyncRead>(
                 last_activity = Instant::now();
                 if let Some(c) = current.as_mut()
                     && let Some(stdin) = c.stdin.as_mut()
-                    && stdin.write_all(data).await.is_err()
                 {
-                    // The command closed its stdin; later input for it is dropped.
-                    c.stdin = None;
+                    if stdin.write_all(data).await.is_ok() {
+                        c.stdin_bytes
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    } else {
+                        // The command closed its stdin; later input for it is dropped.
+                        c.stdin = None;
+                    }
                 }
             }
             Message::StdinEof => {
@@ -461,10 +469,12 @@ async fn start_command(
             let stdin = running.child.stdin.take();
             let pgid = running.pgid;
             let child = Box::new(running.child);
+            let stdin_bytes = Arc::new(AtomicU64::new(0));
             out.send(Output::Command {
                 child,
                 stdout,
                 stderr,
+                stdin_bytes: Arc::clone(&stdin_bytes),
                 cwd,
             })
             .await?;
@@ -472,6 +482,7 @@ async fn start_command(
                 generation,
                 pgid,
                 stdin,
+                stdin_bytes,
             }))
         }
         Err(err) => {
@@ -538,25 +549,24 @@ async fn output_task<W: AsyncWrite>(
                 finished += 1;
                 let bytes_out = (stdout.len() + stderr.len()) as u64;
                 tracing::info!(session = %audit.session_id(), status, "command ended");
-                audit.exit(status, Duration::ZERO, bytes_out).await;
+                audit.exit(status, Duration::ZERO, 0, bytes_out).await;
                 send_builtin(&mut writer, &stdout, &stderr, status, &cwd).await
             }
             Some(Output::Command {
                 child,
                 stdout,
                 stderr,
+                stdin_bytes,
                 cwd,
             }) => {
-                let result = stream_command(
-                    &mut writer,
-                    &mut keepalive,
-                    *child,
+                let command = Command {
+                    child: *child,
                     stdout,
                     stderr,
-                    &cwd,
-                    &audit,
-                )
-                .await;
+                    stdin_bytes,
+                };
+                let result =
+                    stream_command(&mut writer, &mut keepalive, command, &cwd, &audit).await;
                 finished += 1;
                 result
             }
@@ -623,16 +633,29 @@ impl Keepalive {
     }
 }
 
+/// A running command as the output task streams it.
+struct Command {
+    child: Child,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    /// Bytes of stdin the console task has written to it.
+    stdin_bytes: Arc<AtomicU64>,
+}
+
 /// Streams both pipes until both end, then the exit status and the console state.
 async fn stream_command<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     keepalive: &mut Keepalive,
-    mut child: Child,
-    mut stdout: ChildStdout,
-    mut stderr: ChildStderr,
+    command: Command,
     cwd: &str,
     audit: &SessionAudit,
 ) -> Result<(), TransportError> {
+    let Command {
+        mut child,
+        mut stdout,
+        mut stderr,
+        stdin_bytes,
+    } = command;
     let began = Instant::now();
     let mut bytes_out = 0u64;
     // Each pipe is read straight into a frame buffer and sealed there.
@@ -662,8 +685,14 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         Err(_) => ExitStatus::Code(255),
     };
     tracing::info!(session = %audit.session_id(), ?status, "command ended");
+    let bytes_in = stdin_bytes.load(Ordering::Relaxed);
     audit
-        .exit(i32::from(status.shell_code()), began.elapsed(), bytes_out)
+        .exit(
+            i32::from(status.shell_code()),
+            began.elapsed(),
+            bytes_in,
+            bytes_out,
+        )
         .await;
     writer.send(&Message::Exit(status)).await?;
     writer.send(&Message::ConsoleState { cwd }).await

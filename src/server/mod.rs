@@ -6,6 +6,7 @@
 //! grace period, then closes the rest and exits. With an audit log, every step is recorded
 //! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
 
+pub mod keepalive;
 pub mod policy;
 pub mod process;
 pub mod session;

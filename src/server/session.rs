@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
+use super::keepalive::Keepalive;
 use super::policy::{Denied, Policy, Run};
 use super::process::{self, signal_group};
 use super::transfer::{self, Transfers};
@@ -572,7 +573,7 @@ async fn output_task<W: AsyncWrite>(
             }
             Some(Output::Pong(n)) => writer.send(&Message::Pong(n)).await,
             Some(Output::Transfer(job)) => {
-                transfer::deliver(&mut writer, job, keepalive.period()).await
+                transfer::deliver(&mut writer, job, &mut keepalive).await
             }
             Some(Output::Close(reason)) => {
                 let _ = writer.close(reason).await;
@@ -603,34 +604,6 @@ async fn send_builtin<W: AsyncWrite + Unpin>(
         .send(&Message::Exit(ExitStatus::Code(status)))
         .await?;
     writer.send(&Message::ConsoleState { cwd }).await
-}
-
-/// Pings the client every interval, also while a silent command runs, so the console's
-/// silence check only ever fires on a client that stopped answering.
-struct Keepalive {
-    interval: tokio::time::Interval,
-    sent: u64,
-}
-
-impl Keepalive {
-    fn new(period: Duration) -> Self {
-        Self {
-            interval: tokio::time::interval_at(tokio::time::Instant::now() + period, period),
-            sent: 0,
-        }
-    }
-
-    /// How often it pings.
-    fn period(&self) -> Duration {
-        self.interval.period()
-    }
-
-    /// Waits for the next ping time; returns the Ping to send.
-    async fn due(&mut self) -> Message<'static> {
-        self.interval.tick().await;
-        self.sent += 1;
-        Message::Ping(self.sent)
-    }
 }
 
 /// A running command as the output task streams it.

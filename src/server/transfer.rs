@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 
+use super::keepalive::Keepalive;
 use super::session::Peer;
 use crate::fileio::partial::{Expected, FileSink, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
@@ -504,17 +504,13 @@ pub fn log_transfer(
     }
 }
 
-/// Sends what a job asks for. Long downloads interleave a Ping every `keepalive`, so the
-/// client's Pongs keep the session alive while it only listens.
+/// Sends what a job asks for. Long downloads interleave the session's keepalive Pings, so
+/// the client's Pongs keep the session alive while it only listens.
 pub async fn deliver<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     job: Job,
-    keepalive: Duration,
+    keepalive: &mut Keepalive,
 ) -> Result<(), TransportError> {
-    let mut pinger = Pinger {
-        every: keepalive,
-        last: Instant::now(),
-    };
     match job.0 {
         JobKind::Reply(answer) => send_reply(writer, answer).await,
         JobKind::SendFile {
@@ -526,16 +522,8 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
         } => {
             let path = source.path().to_owned();
             let size = source.size();
-            let sent = send_file(
-                writer,
-                source,
-                offset,
-                prefix_sha256,
-                "",
-                &state,
-                &mut pinger,
-            )
-            .await;
+            let sent =
+                send_file(writer, source, offset, prefix_sha256, "", &state, keepalive).await;
             state.running.store(false, Ordering::Release);
             match sent? {
                 Ok(sha256) => {
@@ -551,7 +539,7 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
             }
         }
         JobKind::SendTree { root, state, peer } => {
-            let sent = send_tree(writer, &root, &state, &peer, &mut pinger).await;
+            let sent = send_tree(writer, &root, &state, &peer, keepalive).await;
             state.running.store(false, Ordering::Release);
             match sent? {
                 Ok(()) => writer.send(&Message::TransferDone).await,
@@ -592,24 +580,6 @@ async fn send_reply<W: AsyncWrite + Unpin>(
     }
 }
 
-struct Pinger {
-    every: Duration,
-    last: Instant,
-}
-
-impl Pinger {
-    async fn tick<W: AsyncWrite + Unpin>(
-        &mut self,
-        writer: &mut SecureWriter<W>,
-    ) -> Result<(), TransportError> {
-        if self.last.elapsed() >= self.every {
-            self.last = Instant::now();
-            writer.send(&Message::Ping(0)).await?;
-        }
-        Ok(())
-    }
-}
-
 /// Streams one file: FileInfo, FileData…, FileEnd. The inner `Err` is a reason for
 /// TransferFailed (a file error or a cancel); the outer one, a dead connection.
 async fn send_file<W: AsyncWrite + Unpin>(
@@ -619,7 +589,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
     prefix_sha256: [u8; 32],
     rel: &str,
     state: &DownloadState,
-    pinger: &mut Pinger,
+    keepalive: &mut Keepalive,
 ) -> Result<Result<[u8; 32], String>, TransportError> {
     let (size, mode, mtime) = (source.size(), source.mode(), source.mtime());
     let mut stream = source.stream(offset, prefix_sha256);
@@ -640,7 +610,7 @@ async fn send_file<W: AsyncWrite + Unpin>(
                     .await?;
             }
             Some(Ok(Piece::Data(mut chunk))) => {
-                pinger.tick(writer).await?;
+                keepalive.send_if_due(writer).await?;
                 writer.send_chunk(DataKind::FileData, &mut chunk).await?;
             }
             Some(Ok(Piece::End(sha256))) => {
@@ -660,7 +630,7 @@ async fn send_tree<W: AsyncWrite + Unpin>(
     root: &Path,
     state: &DownloadState,
     peer: &Peer,
-    pinger: &mut Pinger,
+    keepalive: &mut Keepalive,
 ) -> Result<Result<(), String>, TransportError> {
     let mut walk = TreeWalk::start(root.to_owned());
     while let Some(entry) = walk.next().await {
@@ -678,7 +648,7 @@ async fn send_tree<W: AsyncWrite + Unpin>(
                 };
                 let (path, size) = (source.path().to_owned(), source.size());
                 let nothing = sha256_of_nothing();
-                match send_file(writer, source, 0, nothing, &rel, state, pinger).await? {
+                match send_file(writer, source, 0, nothing, &rel, state, keepalive).await? {
                     Ok(sha256) => {
                         log_transfer(peer, Direction::Download, &path, Some(size), Ok(&sha256));
                     }

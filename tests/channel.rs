@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use seashell::proto::{Message, ProtoError, UpdateLimits};
+use seashell::proto::record::MAX_CHUNK;
+use seashell::proto::{DataFrame, DataKind, Message, ProtoError, UpdateLimits};
 use seashell::transport::{self, SecureChannel, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -166,4 +167,63 @@ async fn rejected_client_sees_auth_rejected() {
         result,
         Err(TransportError::Proto(ProtoError::AuthRejected))
     ));
+}
+
+/// Frames of every size, sealed both ways (message and in place), read through small and
+/// large pipes, so that reads end mid-header and mid-body and frames straddle the end of the
+/// receive buffer: every message arrives whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_of_every_size_arrive_whole_through_any_pipe() {
+    for capacity in [997, 64 * 1024 + 3, 1 << 20] {
+        let (a, b) = tokio::io::duplex(capacity);
+        let (mut client, mut server) = connect_pair(a, b).await;
+        let sizes: Vec<usize> = (0..400usize)
+            .map(|i| match i % 5 {
+                0 => MAX_CHUNK,
+                1 => (i * 7919) % MAX_CHUNK,
+                2 => i % 13,
+                3 => MAX_CHUNK - (i % 4),
+                _ => (i * 104_729) % 5000,
+            })
+            .collect();
+        let expected = sizes.clone();
+        let sender = tokio::spawn(async move {
+            let mut frame = DataFrame::new();
+            for (i, &len) in sizes.iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+                if i % 2 == 0 {
+                    server.writer.send(&Message::Stdout(&data)).await.unwrap();
+                } else {
+                    frame.payload_mut()[..len].copy_from_slice(&data);
+                    server
+                        .writer
+                        .send_data(DataKind::Stdout, &mut frame, len)
+                        .await
+                        .unwrap();
+                }
+            }
+            server.writer.close("done").await.unwrap();
+        });
+        for (i, &len) in expected.iter().enumerate() {
+            // A slow reader now and then lets the pipe fill up.
+            if i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            match client.reader.recv().await.unwrap() {
+                Message::Stdout(data) => {
+                    assert_eq!(data.len(), len, "message {i} (pipe {capacity})");
+                    assert!(
+                        data.iter().enumerate().all(|(j, &b)| b == (i + j) as u8),
+                        "message {i} (pipe {capacity}) corrupted"
+                    );
+                }
+                other => panic!("message {i}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            client.reader.recv().await.unwrap(),
+            Message::Close { reason: "done" }
+        );
+        sender.await.unwrap();
+    }
 }

@@ -69,9 +69,9 @@ impl<S: AsyncRead + AsyncWrite> SecureChannel<S> {
     }
 }
 
-/// How many bytes one read may take from the socket: several full frames, so that a fast
-/// sender costs one read per few frames.
-const INBOX_LEN: usize = 4 * (HEADER_LEN + MAX_FRAME_LEN);
+/// How many bytes one read may take from the socket: two full frames, so that a fast sender
+/// costs about one read per frame while every session holds only ~130 KiB for it.
+const INBOX_LEN: usize = 2 * (HEADER_LEN + MAX_FRAME_LEN);
 const _: () = assert!(INBOX_LEN >= HEADER_LEN + MAX_FRAME_LEN);
 const _: () = assert!(INBOX_LEN >= HEADER_LEN + MAX_HANDSHAKE_LEN);
 

@@ -32,9 +32,8 @@
 # `cat >/dev/null`); d) N `true` commands in one session (seashell connect in script mode vs
 # `ssh -S SOCKET` over a ControlMaster started beforehand, so ssh's handshake is not timed and
 # seashell's is); e) N concurrent sessions of `sleep 1`: wall time, failures, peak server
-# memory; f) seashell cp vs scp of a SIZE-byte file, both directions (skipped with a note
-# while `seashell cp --help` fails; uses `seashell cp -i KEY --known-hosts FILE -P PORT SRC
-# host:DST`, or -p PORT when the help lists no -P).
+# memory; f) seashell cp vs scp of a SIZE-byte file, both directions
+# (`seashell cp -i KEY --known-hosts FILE -P PORT SRC host:DST` and back).
 #
 # ssh runs as: ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=FILE
 #   -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes256-gcm@openssh.com
@@ -412,10 +411,9 @@ F_SRC=$TMP/f-source.bin
 F_REMOTE=$TMP/remote/f-remote.bin
 F_LOCAL=$TMP/f-local.bin
 f_up_ssh() { "${SCP[@]}" -q "$F_SRC" "$SSH_DEST:$F_REMOTE"; }
-CP_PORT_FLAG=-p # scp-style -P if `seashell cp --help` lists it
-f_up_sea() { "$SEA" cp "${SEA_TARGET[@]}" "$CP_PORT_FLAG" "$SEA_PORT" "$F_SRC" "127.0.0.1:$F_REMOTE"; }
+f_up_sea() { "$SEA" cp "${SEA_TARGET[@]}" -P "$SEA_PORT" "$F_SRC" "127.0.0.1:$F_REMOTE"; }
 f_down_ssh() { "${SCP[@]}" -q "$SSH_DEST:$F_SRC" "$F_LOCAL"; }
-f_down_sea() { "$SEA" cp "${SEA_TARGET[@]}" "$CP_PORT_FLAG" "$SEA_PORT" "127.0.0.1:$F_SRC" "$F_LOCAL"; }
+f_down_sea() { "$SEA" cp "${SEA_TARGET[@]}" -P "$SEA_PORT" "127.0.0.1:$F_SRC" "$F_LOCAL"; }
 
 # Copies must produce SIZE bytes; the check and the removal are not timed.
 checked_copy() { # FUNCTION RESULT_FILE
@@ -505,19 +503,11 @@ if want e; then
     done
 fi
 
-F_SKIPPED=
 if want f; then
-    if cp_help=$("$SEA" cp --help 2>&1); then
-        if grep -qE '(^|[[:space:],])-P([[:space:],]|$)' <<<"$cp_help"; then CP_PORT_FLAG=-P; fi
-        log "-- row f: seashell cp takes the port as $CP_PORT_FLAG"
-        head -c "$SIZE" /dev/zero >"$F_SRC"
-        bench_copy f-up "$RUNS_BULK" f_up_ssh f_up_sea "$F_REMOTE"
-        bench_copy f-down "$RUNS_BULK" f_down_ssh f_down_sea "$F_LOCAL"
-        rm -f "$F_SRC"
-    else
-        F_SKIPPED="seashell cp not available yet (\`seashell cp --help\` failed): row f skipped"
-        log "-- row f: $F_SKIPPED"
-    fi
+    head -c "$SIZE" /dev/zero >"$F_SRC"
+    bench_copy f-up "$RUNS_BULK" f_up_ssh f_up_sea "$F_REMOTE"
+    bench_copy f-down "$RUNS_BULK" f_down_ssh f_down_sea "$F_LOCAL"
+    rm -f "$F_SRC"
 fi
 
 LOAD_END=$(load_avg)
@@ -582,10 +572,6 @@ if want e; then
         "$( ((E_HWM < 65536)) && echo yes || echo no)"
 fi
 if want f; then
-    if [[ -n $F_SKIPPED ]]; then
-        echo "| f | cp vs scp, $SIZE_LABEL | - | - | - | - | ≤ 0.5 | - | $F_SKIPPED | |"
-    else
-        row_line f-up "cp vs scp, upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
-        row_line f-down "cp vs scp, download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
-    fi
+    row_line f-up "cp vs scp, upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
+    row_line f-down "cp vs scp, download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
 fi

@@ -105,8 +105,13 @@ fn fail(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// One worker per core, and at least two: the client writes a command's output with
+/// blocking writes from its reader task (see `client::console`), so another worker must stay
+/// free for Ctrl-C and for what we send while a terminal holds that write up.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.max(2))
         .enable_all()
         .build()
 }

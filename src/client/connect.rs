@@ -1,7 +1,8 @@
-//! Opening a session: TCP with TCP_NODELAY from the first byte, the handshake under a
-//! deadline, the host key check (a pinned `--host-fingerprint`, else known_hosts: known keys
-//! pass, changed keys are refused loudly, unknown keys are asked about on a terminal, accepted
-//! with `--accept-new`, refused otherwise), and client authentication with the identity key.
+//! Opening a session: TCP with TCP_NODELAY from the first byte and keepalive probes (so a
+//! server host that vanishes is noticed), the handshake under a deadline, the host key check
+//! (a pinned `--host-fingerprint`, else known_hosts: known keys pass, changed keys are refused
+//! loudly, unknown keys are asked about on a terminal, accepted with `--accept-new`, refused
+//! otherwise), and client authentication with the identity key.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -65,6 +66,7 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
             })?;
         stream
             .set_nodelay(true)
+            .and_then(|()| watch_for_dead_server(&stream))
             .map_err(|source| ClientError::Connect {
                 target: target.clone(),
                 source,
@@ -84,6 +86,28 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
         key_name,
         destination: dest,
     })
+}
+
+/// How long a silent connection waits before the OS probes the server, how often it probes,
+/// and how many unanswered probes mean the server's host is gone (about 35 s in all). The
+/// server's own kernel answers probes, so a live server is never cut off, however long its
+/// command stays silent; a server host that vanished (powered off, unplugged) ends the
+/// session with "connection lost" instead of a client that waits forever.
+const KEEPALIVE_IDLE_SECS: u32 = 15;
+const KEEPALIVE_INTERVAL_SECS: u32 = 5;
+const KEEPALIVE_PROBES: u32 = 4;
+
+/// Turns on TCP keepalive with the timings above (the timings where the OS has them).
+fn watch_for_dead_server(stream: &TcpStream) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(stream, sockopt::KeepAlive, &true)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        setsockopt(stream, sockopt::TcpKeepIdle, &KEEPALIVE_IDLE_SECS)?;
+        setsockopt(stream, sockopt::TcpKeepInterval, &KEEPALIVE_INTERVAL_SECS)?;
+        setsockopt(stream, sockopt::TcpKeepCount, &KEEPALIVE_PROBES)?;
+    }
+    Ok(())
 }
 
 fn key_name(identity: &std::path::Path) -> String {
@@ -178,4 +202,27 @@ fn ask_to_trust(host_port: &str, offered: &str) -> Result<bool, ClientError> {
         .read_line(&mut answer)
         .map_err(ClientError::Local)?;
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt};
+
+    #[tokio::test]
+    async fn client_sockets_probe_a_silent_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(!getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        watch_for_dead_server(&stream).unwrap();
+        assert!(getsockopt(&stream, sockopt::KeepAlive).unwrap());
+        #[cfg(target_os = "linux")]
+        {
+            assert_eq!(getsockopt(&stream, sockopt::TcpKeepIdle).unwrap(), 15);
+            assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 5);
+            assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 4);
+        }
+    }
 }

@@ -242,7 +242,7 @@ fn write_chunks(
 ) -> Result<Received, FileError> {
     file.seek(SeekFrom::Start(received.len))
         .map_err(|err| FileError::io(target, "write", err))?;
-    let writeback = Writeback::start(&file, received.len);
+    let mut writeback = Writeback::new(&file, received.len);
     let mut unsynced = 0usize;
     while let Some(block) = blocks.blocking_recv() {
         for chunk in block {
@@ -266,39 +266,49 @@ const WRITEBACK_STEP: usize = 32 * 1024 * 1024;
 /// A thread that flushes a file being written (`fdatasync`) while the writing goes on, and
 /// then drops the flushed pages from the page cache (like `dd oflag=nocache`): the disk works
 /// during the transfer, the sync before the rename finds little left to do, and a large
-/// transfer neither floods the page cache nor waits for fresh memory. Its errors are ignored:
-/// that final sync reports them.
-struct Writeback {
-    nudges: Option<std::sync::mpsc::SyncSender<u64>>,
+/// transfer neither floods the page cache nor waits for fresh memory. The thread starts at
+/// the first nudge, so a file smaller than [`WRITEBACK_STEP`] never has one. Its errors are
+/// ignored: the final sync reports them.
+enum Writeback {
+    /// Not started: the file's first `start` bytes were already there.
+    Idle { file: File, start: u64 },
+    /// Running; a nudge carries how far the file has been written.
+    Running(std::sync::mpsc::SyncSender<u64>),
+    /// The file could not be cloned or the thread not started: the final sync does it all.
+    Off,
 }
 
 impl Writeback {
-    /// Starts the thread for `file`, whose first `start` bytes are already on disk.
-    fn start(file: &File, start: u64) -> Self {
-        let Ok(file) = file.try_clone() else {
-            return Self { nudges: None };
-        };
-        let (nudges, due) = std::sync::mpsc::sync_channel::<u64>(1);
-        let started = std::thread::Builder::new()
-            .name("writeback".into())
-            .spawn(move || {
-                let mut flushed = start;
-                while let Ok(upto) = due.recv() {
-                    if file.sync_data().is_ok() {
-                        drop_cached(&file, flushed, upto);
-                        flushed = upto;
-                    }
-                }
-            });
-        Self {
-            nudges: started.ok().map(|_| nudges),
+    fn new(file: &File, start: u64) -> Self {
+        match file.try_clone() {
+            Ok(file) => Self::Idle { file, start },
+            Err(_) => Self::Off,
         }
     }
 
     /// Asks for the file up to byte `upto` to be flushed; skipped while the last flush is
     /// still running (the next one covers it).
-    fn nudge(&self, upto: u64) {
-        if let Some(nudges) = &self.nudges {
+    fn nudge(&mut self, upto: u64) {
+        if let Self::Idle { .. } = self
+            && let Self::Idle { file, start } = std::mem::replace(self, Self::Off)
+        {
+            let (nudges, due) = std::sync::mpsc::sync_channel::<u64>(1);
+            let started = std::thread::Builder::new()
+                .name("writeback".into())
+                .spawn(move || {
+                    let mut flushed = start;
+                    while let Ok(upto) = due.recv() {
+                        if file.sync_data().is_ok() {
+                            drop_cached(&file, flushed, upto);
+                            flushed = upto;
+                        }
+                    }
+                });
+            if started.is_ok() {
+                *self = Self::Running(nudges);
+            }
+        }
+        if let Self::Running(nudges) = self {
             let _ = nudges.try_send(upto);
         }
     }

@@ -1,9 +1,11 @@
 //! The file side of a transfer, shared by both ends: reading a file as SHA-256-hashed chunks
-//! ([`source`]), receiving one into a locked temporary file next to its destination that is
-//! renamed into place only after the size and hash check ([`partial`]), and walking a
-//! directory tree ([`tree`]). Every blocking call runs on a `spawn_blocking` thread, and data
-//! moves in blocks of at most [`BLOCK`] through channels of [`CHANNEL_DEPTH`], so memory stays
-//! constant (a few MiB per transfer) whatever the file size. This module knows files and hashes, not the protocol or the network.
+//! straight into frame buffers ([`source`]), receiving one into a locked temporary file next
+//! to its destination that is renamed into place only after the size and hash check
+//! ([`partial`]), and walking a directory tree ([`tree`]). Every blocking call runs on a
+//! thread of its own or of `spawn_blocking`, and data moves through bounded channels (a
+//! sender's frames, a receiver's blocks of at most [`BLOCK`]), so memory stays constant (a few
+//! MiB per transfer) whatever the file size. This module knows files and hashes, not the
+//! protocol or the network.
 
 pub mod partial;
 pub mod source;
@@ -14,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The unit of file reads and writes: 4 frames' worth (256 KiB), so the file threads and the
-/// async side hand over (and wake each other) once per block, not once per frame, while the
-/// client's queue of outgoing messages (16 deep) stays within a few MiB.
+/// The unit of a receiver's file writes (and of hashing a partial file's prefix): 4 frames'
+/// worth (256 KiB), so the writer thread and the async side hand over (and wake each other)
+/// once per block, not once per frame.
 pub const BLOCK: usize = 4 * crate::proto::record::MAX_CHUNK;
 
 /// How many blocks (or tree entries) may wait between a file thread and the async side.

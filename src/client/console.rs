@@ -1,6 +1,6 @@
 //! The client's end of a session, shared by `exec` and the REPL. A reader task opens the
 //! server's frames, answers keepalive pings, writes a command's output straight to our
-//! stdout and stderr (or queues it, for `--json`), and queues the rest as [`Event`]s (a
+//! stdout and stderr (or queues it, for `--json`), and queues the rest as events (a
 //! bounded queue). A writer task seals what we send; a thread reads our stdin straight into
 //! frame buffers for it. Output is written with blocking writes from the reader task: a slow
 //! terminal slows the reader, and so the server, down (backpressure), nothing grows without

@@ -98,6 +98,45 @@ fn exec_carries_10_mb_of_random_bytes_through_cat_intact() {
 }
 
 #[test]
+fn exec_into_a_pipe_whose_reader_left_ends_quietly_with_141() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let mut child = client
+        .command(["exec", &server.dest(), "--", "seq 1 100000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "1\n");
+    // Like `| head -1`: the reader goes away while the command still has output.
+    drop(stdout);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < RUN_DEADLINE,
+            "seashell kept running after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(141), "stderr: {stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
 fn exec_streams_output_as_it_is_produced() {
     let server = Server::shared();
     let client = client_of(server, "client_rsa");

@@ -1,7 +1,9 @@
 //! `seashell exec DEST -- COMMAND...`: like `ssh host cmd`. The words are joined with spaces
 //! and run by the remote console; our stdin is forwarded (EOF too); output goes to our stdout
 //! and stderr as it arrives, or, with `--json`, into one JSON object at the end. Returns the
-//! remote status as a local exit code (128+N for signal N).
+//! remote status as a local exit code (128+N for signal N). When whoever reads our output
+//! goes away (`seashell exec host -- cat log | head`), it ends quietly with 141, as a local
+//! command killed by SIGPIPE would.
 
 use std::time::Instant;
 
@@ -10,6 +12,10 @@ use super::connect::{ConnectOptions, connect};
 use super::console::{Outcome, RemoteConsole, Sink, StdinSource};
 use super::dest::Destination;
 use crate::proto::ExitStatus;
+
+/// The exit code when our stdout is a pipe whose reader has gone: 128 + SIGPIPE, what a
+/// shell reports for a local command in the same place.
+const SIGPIPE_STATUS: u8 = 141;
 
 /// Runs one command remotely; returns the exit code seashell should exit with.
 pub async fn exec(
@@ -30,9 +36,19 @@ pub async fn exec(
     } else {
         Sink::Terminal
     };
-    let outcome = console
+    let outcome = match console
         .run(&line, StdinSource::Forward, &mut sink, false)
-        .await?;
+        .await
+    {
+        Ok(outcome) => outcome,
+        // Whoever reads our output stopped (`... | head`): end quietly, like a local command
+        // killed by SIGPIPE; closing the session ends the remote command.
+        Err(ClientError::Local(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            console.close().await;
+            return Ok(SIGPIPE_STATUS);
+        }
+        Err(err) => return Err(err),
+    };
     console.close().await;
     let status = match outcome {
         Outcome::Exited(status) => status,

@@ -410,6 +410,34 @@ fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
 }
 
 #[test]
+fn repl_second_ctrl_c_gives_up_and_hides_the_rest_of_that_output() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let mut repl = spawn_repl(&client, server);
+    let home_prompt = prompt(server, &remote_home());
+    repl.exp_string(&home_prompt).unwrap();
+
+    // A command that ignores SIGINT and keeps talking until the server's SIGKILL (3 s).
+    repl.send_line("trap '' INT; while true; do echo tick; sleep 0.1; done")
+        .unwrap();
+    repl.exp_string("tick\r\n").unwrap();
+    repl.send_control('c').unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    repl.send_control('c').unwrap();
+    repl.exp_string(&home_prompt).unwrap();
+
+    // The next line runs once the server has ended the old command; none of the old
+    // command's later output may show up in between.
+    repl.send_line("echo next-one").unwrap();
+    let shown = repl.exp_string("next-one\r\n").unwrap();
+    assert!(!shown.contains("tick"), "{shown:?}");
+    let shown = repl.exp_string(&home_prompt).unwrap();
+    assert!(!shown.contains("tick"), "{shown:?}");
+    repl.send_line("exit").unwrap();
+    repl.exp_eof().unwrap();
+}
+
+#[test]
 fn connect_runs_a_script_from_a_pipe_and_exits_with_the_last_status() {
     let server = Server::shared();
     let client = client_of(server, "client_rsa");

@@ -267,30 +267,36 @@ const WRITEBACK_STEP: usize = 32 * 1024 * 1024;
 /// then drops the flushed pages from the page cache (like `dd oflag=nocache`): the disk works
 /// during the transfer, the sync before the rename finds little left to do, and a large
 /// transfer neither floods the page cache nor waits for fresh memory. The thread starts at
-/// the first nudge, so a file smaller than [`WRITEBACK_STEP`] never has one. Its errors are
-/// ignored: the final sync reports them.
-enum Writeback {
+/// the first nudge, so a file smaller than [`WRITEBACK_STEP`] never has one. Dropping it
+/// waits for the thread, so that no copy of the file's descriptor (and of its `flock`)
+/// outlives the writer. Its errors are ignored: the final sync reports them.
+struct Writeback(Flusher);
+
+enum Flusher {
     /// Not started: the file's first `start` bytes were already there.
     Idle { file: File, start: u64 },
     /// Running; a nudge carries how far the file has been written.
-    Running(std::sync::mpsc::SyncSender<u64>),
+    Running {
+        nudges: std::sync::mpsc::SyncSender<u64>,
+        thread: std::thread::JoinHandle<()>,
+    },
     /// The file could not be cloned or the thread not started: the final sync does it all.
     Off,
 }
 
 impl Writeback {
     fn new(file: &File, start: u64) -> Self {
-        match file.try_clone() {
-            Ok(file) => Self::Idle { file, start },
-            Err(_) => Self::Off,
-        }
+        Self(match file.try_clone() {
+            Ok(file) => Flusher::Idle { file, start },
+            Err(_) => Flusher::Off,
+        })
     }
 
     /// Asks for the file up to byte `upto` to be flushed; skipped while the last flush is
     /// still running (the next one covers it).
     fn nudge(&mut self, upto: u64) {
-        if let Self::Idle { .. } = self
-            && let Self::Idle { file, start } = std::mem::replace(self, Self::Off)
+        if let Flusher::Idle { .. } = self.0
+            && let Flusher::Idle { file, start } = std::mem::replace(&mut self.0, Flusher::Off)
         {
             let (nudges, due) = std::sync::mpsc::sync_channel::<u64>(1);
             let started = std::thread::Builder::new()
@@ -304,12 +310,21 @@ impl Writeback {
                         }
                     }
                 });
-            if started.is_ok() {
-                *self = Self::Running(nudges);
+            if let Ok(thread) = started {
+                self.0 = Flusher::Running { nudges, thread };
             }
         }
-        if let Self::Running(nudges) = self {
+        if let Flusher::Running { nudges, .. } = &self.0 {
             let _ = nudges.try_send(upto);
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        if let Flusher::Running { nudges, thread } = std::mem::replace(&mut self.0, Flusher::Off) {
+            drop(nudges);
+            let _ = thread.join();
         }
     }
 }
@@ -511,6 +526,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"helloworld");
+    }
+
+    #[tokio::test]
+    async fn a_file_past_the_writeback_step_resumes_and_commits_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("big");
+        let content: Vec<u8> = (0..WRITEBACK_STEP * 2 + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let cut = WRITEBACK_STEP + WRITEBACK_STEP / 2;
+        let size = content.len() as u64;
+        {
+            let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
+            let mut sink = partial.sink(received, size).unwrap();
+            for chunk in content[..cut].chunks(1 << 20) {
+                sink.write(chunk.to_vec()).await.unwrap();
+            }
+            sink.finish().await.unwrap();
+        }
+        // At once: the writeback thread of the cut transfer holds no copy of the lock.
+        let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
+        assert_eq!(received.len(), cut as u64);
+        assert_eq!(received.prefix_sha256(), sha(&content[..cut]));
+        let mut sink = partial.sink(received, size).unwrap();
+        for chunk in content[cut..].chunks(1 << 20) {
+            sink.write(chunk.to_vec()).await.unwrap();
+        }
+        partial
+            .commit(sink, expected(&content, 0o600))
+            .await
+            .unwrap();
+        assert!(std::fs::read(&target).unwrap() == content);
     }
 
     #[tokio::test]

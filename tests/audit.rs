@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::Read as _;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -494,4 +495,47 @@ fn a_command_exit_event_counts_its_stdin_and_output() {
         .expect("no exit event");
     assert_eq!(exit["bytes_in"], 100_000, "{exit}");
     assert_eq!(exit["bytes_out"], 7, "{exit}");
+}
+
+#[test]
+fn a_client_killed_mid_output_still_leaves_the_exit_event() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path().join("audit.log");
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    for _ in 0..3 {
+        let mut exec = client
+            .command(["exec", &server.dest(), "--", "yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 4];
+        exec.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"y\ny\n");
+        exec.kill().unwrap();
+        let _ = exec.wait();
+    }
+    wait_for("three exit events", || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("\"event\":\"exit\"")
+            .count()
+            == 3
+    });
+    let events: Vec<serde_json::Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for exit in events.iter().filter(|e| e["event"] == "exit") {
+        let code = exit["exit"].as_i64().unwrap();
+        assert!(code == 137 || code == 141, "{exit}");
+        assert!(exit["bytes_out"].as_u64().unwrap() > 0, "{exit}");
+    }
 }

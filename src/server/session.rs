@@ -634,24 +634,37 @@ async fn stream_command<W: AsyncWrite + Unpin>(
     // Each pipe is read straight into a frame buffer and sealed there.
     let (mut out_frame, mut err_frame) = (DataFrame::new(), DataFrame::new());
     let (mut out_open, mut err_open) = (true, true);
-    while out_open || err_open {
-        tokio::select! {
+    let mut streamed = Ok(());
+    while streamed.is_ok() && (out_open || err_open) {
+        streamed = tokio::select! {
             n = stdout.read(out_frame.payload_mut()), if out_open => match n {
-                Ok(0) | Err(_) => out_open = false,
+                Ok(0) | Err(_) => {
+                    out_open = false;
+                    Ok(())
+                }
                 Ok(n) => {
                     bytes_out += n as u64;
-                    writer.send_data(DataKind::Stdout, &mut out_frame, n).await?
+                    writer.send_data(DataKind::Stdout, &mut out_frame, n).await
                 }
             },
             n = stderr.read(err_frame.payload_mut()), if err_open => match n {
-                Ok(0) | Err(_) => err_open = false,
+                Ok(0) | Err(_) => {
+                    err_open = false;
+                    Ok(())
+                }
                 Ok(n) => {
                     bytes_out += n as u64;
-                    writer.send_data(DataKind::Stderr, &mut err_frame, n).await?
+                    writer.send_data(DataKind::Stderr, &mut err_frame, n).await
                 }
             },
-            ping = keepalive.due() => writer.send(&ping).await?,
-        }
+            ping = keepalive.due() => writer.send(&ping).await,
+        };
+    }
+    if streamed.is_err()
+        && let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok())
+    {
+        // The client is gone: end the command now, and still record how it ended.
+        signal_group(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     let status = match child.wait().await {
         Ok(status) => exit_status(status),
@@ -667,6 +680,7 @@ async fn stream_command<W: AsyncWrite + Unpin>(
             bytes_out,
         )
         .await;
+    streamed?;
     writer.send(&Message::Exit(status)).await?;
     writer.send(&Message::ConsoleState { cwd }).await
 }

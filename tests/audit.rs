@@ -539,3 +539,75 @@ fn a_client_killed_mid_output_still_leaves_the_exit_event() {
         assert!(exit["bytes_out"].as_u64().unwrap() > 0, "{exit}");
     }
 }
+
+#[test]
+fn a_transfer_cut_by_a_killed_client_is_an_audit_event() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path().join("audit.log");
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    let big = client.path().join("big");
+    fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
+    let remote = server.home().join("up");
+    let local = client.path().join("down");
+    let port = server.port().to_string();
+    let cases = [
+        (
+            big.display().to_string(),
+            format!("127.0.0.1:{}", remote.display()),
+            &remote,
+        ),
+        (
+            format!("127.0.0.1:{}", big.display()),
+            local.display().to_string(),
+            &local,
+        ),
+    ];
+    for (from, to, target) in &cases {
+        let partial = target.with_file_name(format!(
+            ".{}.seashell-partial",
+            target.file_name().unwrap().to_str().unwrap()
+        ));
+        let mut cp = client
+            .command(["cp", "-P", &port, from, to])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the transfer to start", || {
+            fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
+        });
+        cp.kill().unwrap();
+        let _ = cp.wait();
+    }
+    wait_for("two transfer events", || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(r#""event":"transfer""#)
+            .count()
+            == 2
+    });
+    let events: Vec<serde_json::Value> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["event"] == "transfer")
+        .collect();
+    let directions: Vec<&str> = events
+        .iter()
+        .map(|e| e["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(directions, ["upload", "download"], "{events:?}");
+    for event in &events {
+        assert_eq!(
+            event["rule"], "the session ended before the transfer did",
+            "{event}"
+        );
+        assert!(event["sha256"].is_null(), "{event}");
+    }
+}

@@ -438,6 +438,7 @@ async fn console_task<R: AsyncRead>(
     if let Some(c) = current {
         signal_group(c.pgid, Signal::SIGKILL);
     }
+    transfers.end_session();
 }
 
 fn log_end(peer: &Peer, err: &TransportError) {

@@ -388,6 +388,23 @@ impl Transfers {
         }
     }
 
+    /// The session ended: an upload still under way is logged as failed (its partial file
+    /// goes as on a cancel: removed unless resumable).
+    pub fn end_session(&mut self) {
+        let (target, plan) = match std::mem::replace(&mut self.upload, Upload::Idle) {
+            Upload::Ready(ready) => (ready.partial.target().to_owned(), ready.plan),
+            Upload::Receiving(receiving) => (receiving.partial.target().to_owned(), receiving.plan),
+            Upload::Discarding | Upload::Idle => return,
+        };
+        log_transfer(
+            &self.peer,
+            Direction::Upload,
+            &target,
+            Some(plan.size),
+            Err(SESSION_ENDED),
+        );
+    }
+
     /// Logs a failed transfer and answers TransferFailed with `reason`.
     fn fail(
         &self,
@@ -459,6 +476,9 @@ async fn stat(target: PathBuf) -> Option<Job> {
     }
 }
 
+/// Why a transfer the session did not finish failed.
+const SESSION_ENDED: &str = "the session ended before the transfer did";
+
 /// Records one transfer: who, which way, which file, how big, and its SHA-256 or why it
 /// failed. The single place where transfers are logged (and audited).
 pub fn log_transfer(
@@ -525,6 +545,15 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
             let sent =
                 send_file(writer, source, offset, prefix_sha256, "", &state, keepalive).await;
             state.running.store(false, Ordering::Release);
+            let sent = sent.inspect_err(|_| {
+                log_transfer(
+                    &peer,
+                    Direction::Download,
+                    &path,
+                    Some(size),
+                    Err(SESSION_ENDED),
+                );
+            });
             match sent? {
                 Ok(sha256) => {
                     log_transfer(&peer, Direction::Download, &path, Some(size), Ok(&sha256));
@@ -541,6 +570,9 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
         JobKind::SendTree { root, state, peer } => {
             let sent = send_tree(writer, &root, &state, &peer, keepalive).await;
             state.running.store(false, Ordering::Release);
+            let sent = sent.inspect_err(|_| {
+                log_transfer(&peer, Direction::Download, &root, None, Err(SESSION_ENDED));
+            });
             match sent? {
                 Ok(()) => writer.send(&Message::TransferDone).await,
                 Err(reason) => {

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::audit::{AuditError, AuditLog, AuditOptions, Who};
@@ -277,13 +277,22 @@ async fn accept_until_signal(
     Ok(())
 }
 
-/// Takes a new connection if it may wait for a handshake slot; otherwise drops it at once.
-/// Waiting, in arrival order, counts against the handshake deadline: a burst of clients is
-/// served in turn, and a flood of silent connections only delays them until it times out.
+/// Takes a new connection if a handshake slot is free or it may wait for one; otherwise
+/// drops it at once. The decision is made here, in the accept loop, so it is exact whatever
+/// the scheduling of the connections' tasks: `max_unauthenticated` in the handshake, then
+/// `max_waiting` queued. Waiting, in arrival order, counts against the handshake deadline: a
+/// burst of clients is served in turn, and a flood of silent connections only delays them
+/// until it times out.
 fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections: &mut JoinSet<()>) {
-    let Ok(queued) = Arc::clone(&shared.waiting).try_acquire_owned() else {
-        tracing::warn!(%peer, "too many unauthenticated connections: dropped");
-        return;
+    let admission = match Arc::clone(&shared.unauthenticated).try_acquire_owned() {
+        Ok(slot) => Admission::Slot(slot),
+        Err(_) => match Arc::clone(&shared.waiting).try_acquire_owned() {
+            Ok(queued) => Admission::Queued(queued),
+            Err(_) => {
+                tracing::warn!(%peer, "too many unauthenticated connections: dropped");
+                return;
+            }
+        },
     };
     if let Err(err) = stream.set_nodelay(true) {
         tracing::warn!(%peer, "cannot set TCP_NODELAY: {err}");
@@ -295,11 +304,17 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
         let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
         let deadline = shared.settings.handshake_timeout;
         let outcome = tokio::time::timeout(deadline, async {
-            let slot = Arc::clone(&shared.unauthenticated)
-                .acquire_owned()
-                .await
-                .map_err(std::io::Error::other)?;
-            drop(queued);
+            let slot = match admission {
+                Admission::Slot(slot) => slot,
+                Admission::Queued(queued) => {
+                    let slot = Arc::clone(&shared.unauthenticated)
+                        .acquire_owned()
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    drop(queued);
+                    slot
+                }
+            };
             let outcome = authenticate(stream, peer, keys, &shared).await;
             drop(slot);
             outcome
@@ -312,6 +327,14 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
             Ok(Ok(Some((channel, who)))) => run_session(channel, who, &shared).await,
         }
     });
+}
+
+/// How a new connection was let in.
+enum Admission {
+    /// With a handshake slot.
+    Slot(OwnedSemaphorePermit),
+    /// With a place in the queue for one.
+    Queued(OwnedSemaphorePermit),
 }
 
 type Channel = transport::SecureChannel<TcpStream>;

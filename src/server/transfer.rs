@@ -545,43 +545,43 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
             let sent =
                 send_file(writer, source, offset, prefix_sha256, "", &state, keepalive).await;
             state.running.store(false, Ordering::Release);
-            let sent = sent.inspect_err(|_| {
-                log_transfer(
-                    &peer,
-                    Direction::Download,
-                    &path,
-                    Some(size),
-                    Err(SESSION_ENDED),
-                );
-            });
-            match sent? {
-                Ok(sha256) => {
-                    log_transfer(&peer, Direction::Download, &path, Some(size), Ok(&sha256));
-                    writer.send(&Message::TransferDone).await
-                }
-                Err(reason) => {
-                    log_transfer(&peer, Direction::Download, &path, Some(size), Err(&reason));
-                    writer
-                        .send(&Message::TransferFailed { reason: &reason })
-                        .await
-                }
-            }
+            let sent = sent.map(|outcome| outcome.map(Some));
+            finish_download(writer, &peer, &path, Some(size), sent).await
         }
         JobKind::SendTree { root, state, peer } => {
             let sent = send_tree(writer, &root, &state, &peer, keepalive).await;
             state.running.store(false, Ordering::Release);
-            let sent = sent.inspect_err(|_| {
-                log_transfer(&peer, Direction::Download, &root, None, Err(SESSION_ENDED));
-            });
-            match sent? {
-                Ok(()) => writer.send(&Message::TransferDone).await,
-                Err(reason) => {
-                    log_transfer(&peer, Direction::Download, &root, None, Err(&reason));
-                    writer
-                        .send(&Message::TransferFailed { reason: &reason })
-                        .await
-                }
+            let sent = sent.map(|outcome| outcome.map(|()| None));
+            finish_download(writer, &peer, &root, None, sent).await
+        }
+    }
+}
+
+/// Ends a download: logs it (a file's SHA-256; a failure's reason; or that the session ended
+/// under it, the outer `Err`) and answers TransferDone or TransferFailed. A tree's files were
+/// logged one by one as they went, so its success (`Ok(None)`) adds no event.
+async fn finish_download<W: AsyncWrite + Unpin>(
+    writer: &mut SecureWriter<W>,
+    peer: &Peer,
+    path: &Path,
+    size: Option<u64>,
+    sent: Result<Result<Option<[u8; 32]>, String>, TransportError>,
+) -> Result<(), TransportError> {
+    let outcome = sent.inspect_err(|_| {
+        log_transfer(peer, Direction::Download, path, size, Err(SESSION_ENDED));
+    })?;
+    match outcome {
+        Ok(sha256) => {
+            if let Some(sha256) = &sha256 {
+                log_transfer(peer, Direction::Download, path, size, Ok(sha256));
             }
+            writer.send(&Message::TransferDone).await
+        }
+        Err(reason) => {
+            log_transfer(peer, Direction::Download, path, size, Err(&reason));
+            writer
+                .send(&Message::TransferFailed { reason: &reason })
+                .await
         }
     }
 }

@@ -346,6 +346,21 @@ impl Terminal {
     }
 }
 
+/// Delivers a command's output as the console's [`Route`] says: written to `fd` here (an
+/// event only if that fails), queued as `queued(data)`, or dropped.
+fn route_output(
+    route: &AtomicU8,
+    fd: &mut File,
+    data: &[u8],
+    queued: fn(Vec<u8>) -> Event,
+) -> Option<Event> {
+    match Route::load(route) {
+        Route::Terminal => fd.write_all(data).err().map(Event::Local),
+        Route::Queue => Some(queued(data.to_vec())),
+        Route::Discard => None,
+    }
+}
+
 async fn reader_task<R: AsyncRead>(
     mut reader: SecureReader<ReadHalf<R>>,
     events: mpsc::Sender<Event>,
@@ -361,22 +376,18 @@ async fn reader_task<R: AsyncRead>(
     };
     loop {
         let event = match reader.recv().await {
-            Ok(Message::Stdout(data)) => match Route::load(&route) {
-                Route::Terminal => match terminal.stdout.write_all(data) {
-                    Ok(()) => continue,
-                    Err(err) => Event::Local(err),
-                },
-                Route::Queue => Event::Stdout(data.to_vec()),
-                Route::Discard => continue,
-            },
-            Ok(Message::Stderr(data)) => match Route::load(&route) {
-                Route::Terminal => match terminal.stderr.write_all(data) {
-                    Ok(()) => continue,
-                    Err(err) => Event::Local(err),
-                },
-                Route::Queue => Event::Stderr(data.to_vec()),
-                Route::Discard => continue,
-            },
+            Ok(Message::Stdout(data)) => {
+                match route_output(&route, &mut terminal.stdout, data, Event::Stdout) {
+                    Some(event) => event,
+                    None => continue,
+                }
+            }
+            Ok(Message::Stderr(data)) => {
+                match route_output(&route, &mut terminal.stderr, data, Event::Stderr) {
+                    Some(event) => event,
+                    None => continue,
+                }
+            }
             Ok(Message::Exit(status)) => Event::Exit(status),
             Ok(Message::ConsoleState { cwd }) => Event::State(cwd.to_owned()),
             Ok(Message::Ping(n)) => {

@@ -23,11 +23,7 @@ fn real_log() -> &'static str {
     static LOG: OnceLock<String> = OnceLock::new();
     LOG.get_or_init(|| {
         let sandbox = Sandbox::new();
-        let server = Server::start(
-            &sandbox,
-            &["--audit-log", "audit.log"],
-            &pub_line("client_rsa"),
-        );
+        let server = audited_server(&sandbox);
         let client = client_of(&server, "client_rsa");
         assert_eq!(client.exec(&server, &["echo hello"], b"").ok(), "hello\n");
         client.exec(&server, &["exit 3"], b"").failed_with(3);
@@ -38,6 +34,24 @@ fn real_log() -> &'static str {
         assert!(status.success(), "server exit: {status}");
         fs::read_to_string(sandbox.path().join("audit.log")).unwrap()
     })
+}
+
+/// A server in `sandbox` trusting `client_rsa`, logging to `audit.log` there.
+fn audited_server(sandbox: &Sandbox) -> Server {
+    Server::start(
+        sandbox,
+        &["--audit-log", "audit.log"],
+        &pub_line("client_rsa"),
+    )
+}
+
+/// Every event of the log at `path`, parsed.
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// The lines of `text`, owned.
@@ -268,11 +282,7 @@ fn every_reordering_is_found_at_its_line() {
 fn a_crash_during_a_command_keeps_the_command() {
     let sandbox = Sandbox::new();
     let log = sandbox.path().join("audit.log");
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     let mut exec = client
         .command(["exec", &server.dest(), "--", "sleep 30"])
@@ -308,11 +318,7 @@ fn a_crash_during_a_command_keeps_the_command() {
     );
 
     // The next start continues the chain, and a clean stop seals it.
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     assert_eq!(client.exec(&server, &["echo again"], b"").ok(), "again\n");
     assert!(server.terminate().success());
@@ -430,11 +436,7 @@ fn audit_usage_errors_name_the_problem() {
 #[test]
 fn each_transfer_is_an_audit_event_with_its_hash() {
     let sandbox = Sandbox::new();
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let key = sandbox.fixture("client_rsa");
     let content: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
     let local = sandbox.path().join("payload.bin");
@@ -477,20 +479,14 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
 #[test]
 fn a_command_exit_event_counts_its_stdin_and_output() {
     let sandbox = Sandbox::new();
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     let input = vec![b'x'; 100_000];
     assert_eq!(client.exec(&server, &["wc -c"], &input).ok(), "100000\n");
     let status = server.terminate();
     assert!(status.success(), "server exit: {status}");
-    let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
-    let exit = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let exit = events(&sandbox.path().join("audit.log"))
+        .into_iter()
         .find(|event| event["event"] == "exit")
         .expect("no exit event");
     assert_eq!(exit["bytes_in"], 100_000, "{exit}");
@@ -501,11 +497,7 @@ fn a_command_exit_event_counts_its_stdin_and_output() {
 fn a_client_killed_mid_output_still_leaves_the_exit_event() {
     let sandbox = Sandbox::new();
     let log = sandbox.path().join("audit.log");
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     for _ in 0..3 {
         let mut exec = client
@@ -528,12 +520,7 @@ fn a_client_killed_mid_output_still_leaves_the_exit_event() {
             .count()
             == 3
     });
-    let events: Vec<serde_json::Value> = fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    for exit in events.iter().filter(|e| e["event"] == "exit") {
+    for exit in events(&log).iter().filter(|e| e["event"] == "exit") {
         let code = exit["exit"].as_i64().unwrap();
         assert!(code == 137 || code == 141, "{exit}");
         assert!(exit["bytes_out"].as_u64().unwrap() > 0, "{exit}");
@@ -544,11 +531,7 @@ fn a_client_killed_mid_output_still_leaves_the_exit_event() {
 fn a_transfer_cut_by_a_killed_client_is_an_audit_event() {
     let sandbox = Sandbox::new();
     let log = sandbox.path().join("audit.log");
-    let server = Server::start(
-        &sandbox,
-        &["--audit-log", "audit.log"],
-        &pub_line("client_rsa"),
-    );
+    let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     let big = client.path().join("big");
     fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
@@ -592,11 +575,9 @@ fn a_transfer_cut_by_a_killed_client_is_an_audit_event() {
             .count()
             == 2
     });
-    let events: Vec<serde_json::Value> = fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|e: &serde_json::Value| e["event"] == "transfer")
+    let events: Vec<serde_json::Value> = events(&log)
+        .into_iter()
+        .filter(|e| e["event"] == "transfer")
         .collect();
     let directions: Vec<&str> = events
         .iter()

@@ -321,6 +321,17 @@ fn spawn_repl(client: &Sandbox, server: &Server) -> PtySession {
     spawn_with_options(command, options).unwrap()
 }
 
+/// A fresh client's REPL on the shared server, at its first prompt: the client's sandbox
+/// (keep it while the REPL runs), the session, and that prompt.
+fn repl_at_home() -> (Sandbox, PtySession, String) {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let mut repl = spawn_repl(&client, server);
+    let home_prompt = prompt(server, &remote_home());
+    repl.exp_string(&home_prompt).unwrap();
+    (client, repl, home_prompt)
+}
+
 /// The REPL's prompt for the test client on `server` in `cwd`.
 fn prompt(server: &Server, cwd: &str) -> String {
     format!("test-client@{}:{cwd}$ ", server.addr().ip())
@@ -329,9 +340,7 @@ fn prompt(server: &Server, cwd: &str) -> String {
 #[test]
 fn repl_prompt_commands_cd_history_and_ctrl_d() {
     let server = Server::shared();
-    let client = client_of(server, "client_rsa");
-    let mut repl = spawn_repl(&client, server);
-    repl.exp_string(&prompt(server, &remote_home())).unwrap();
+    let (client, mut repl, _) = repl_at_home();
 
     repl.send_line("echo hello-$((6 * 7))").unwrap();
     repl.exp_string("hello-42").unwrap();
@@ -382,11 +391,7 @@ fn repl_prompt_commands_cd_history_and_ctrl_d() {
 
 #[test]
 fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
-    let server = Server::shared();
-    let client = client_of(server, "client_rsa");
-    let mut repl = spawn_repl(&client, server);
-    let home_prompt = prompt(server, &remote_home());
-    repl.exp_string(&home_prompt).unwrap();
+    let (_client, mut repl, home_prompt) = repl_at_home();
 
     repl.send_line("echo started; sleep 60; echo not-interrupted")
         .unwrap();
@@ -411,11 +416,7 @@ fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
 
 #[test]
 fn repl_second_ctrl_c_gives_up_and_hides_the_rest_of_that_output() {
-    let server = Server::shared();
-    let client = client_of(server, "client_rsa");
-    let mut repl = spawn_repl(&client, server);
-    let home_prompt = prompt(server, &remote_home());
-    repl.exp_string(&home_prompt).unwrap();
+    let (_client, mut repl, home_prompt) = repl_at_home();
 
     // A command that ignores SIGINT and keeps talking until the server's SIGKILL (3 s).
     repl.send_line("trap '' INT; while true; do echo tick; sleep 0.1; done")

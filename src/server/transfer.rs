@@ -570,20 +570,19 @@ async fn finish_download<W: AsyncWrite + Unpin>(
     let outcome = sent.inspect_err(|_| {
         log_transfer(peer, Direction::Download, path, size, Err(SESSION_ENDED));
     })?;
-    match outcome {
+    let answer = match outcome {
         Ok(sha256) => {
             if let Some(sha256) = &sha256 {
                 log_transfer(peer, Direction::Download, path, size, Ok(sha256));
             }
-            writer.send(&Message::TransferDone).await
+            Reply::Done
         }
         Err(reason) => {
             log_transfer(peer, Direction::Download, path, size, Err(&reason));
-            writer
-                .send(&Message::TransferFailed { reason: &reason })
-                .await
+            Reply::Failed(reason)
         }
-    }
+    };
+    send_reply(writer, answer).await
 }
 
 async fn send_reply<W: AsyncWrite + Unpin>(

@@ -3,7 +3,6 @@
 //! data path neither copies nor allocates per frame.
 
 use crate::proto::DataFrame;
-use crate::proto::record::MAX_CHUNK;
 
 /// Frame buffers for a thread that reads data (a file, our stdin) straight into frames: a
 /// filled buffer travels as a [`FrameChunk`] to
@@ -31,7 +30,7 @@ impl FramePool {
     pub fn chunk(&self, frame: Box<DataFrame>, len: usize) -> FrameChunk {
         FrameChunk {
             frame: Some(frame),
-            len: len.min(MAX_CHUNK),
+            len,
             back: self.back.clone(),
         }
     }
@@ -43,7 +42,7 @@ impl Default for FramePool {
     }
 }
 
-/// Up to [`MAX_CHUNK`] bytes of data in a frame buffer from a [`FramePool`], to which the
+/// Up to [`MAX_CHUNK`](crate::proto::record::MAX_CHUNK) bytes of data in a frame buffer from a [`FramePool`], to which the
 /// buffer returns when this is dropped.
 pub struct FrameChunk {
     frame: Option<Box<DataFrame>>,

@@ -69,10 +69,7 @@ enum Output {
     },
     /// A started command whose output to stream.
     Command {
-        child: Box<Child>,
-        stdout: ChildStdout,
-        stderr: ChildStderr,
-        stdin_bytes: Arc<AtomicU64>,
+        command: Box<Command>,
         cwd: String,
     },
     Pong(u64),
@@ -470,16 +467,14 @@ async fn start_command(
         Ok((mut running, stdout, stderr)) => {
             let stdin = running.child.stdin.take();
             let pgid = running.pgid;
-            let child = Box::new(running.child);
             let stdin_bytes = Arc::new(AtomicU64::new(0));
-            out.send(Output::Command {
-                child,
+            let command = Box::new(Command {
+                child: running.child,
                 stdout,
                 stderr,
                 stdin_bytes: Arc::clone(&stdin_bytes),
-                cwd,
-            })
-            .await?;
+            });
+            out.send(Output::Command { command, cwd }).await?;
             Ok(Some(Current {
                 generation,
                 pgid,
@@ -554,21 +549,9 @@ async fn output_task<W: AsyncWrite>(
                 audit.exit(status, Duration::ZERO, 0, bytes_out).await;
                 send_builtin(&mut writer, &stdout, &stderr, status, &cwd).await
             }
-            Some(Output::Command {
-                child,
-                stdout,
-                stderr,
-                stdin_bytes,
-                cwd,
-            }) => {
-                let command = Command {
-                    child: *child,
-                    stdout,
-                    stderr,
-                    stdin_bytes,
-                };
+            Some(Output::Command { command, cwd }) => {
                 let result =
-                    stream_command(&mut writer, &mut keepalive, command, &cwd, &audit).await;
+                    stream_command(&mut writer, &mut keepalive, *command, &cwd, &audit).await;
                 finished += 1;
                 result
             }

@@ -596,8 +596,8 @@ fn record_pair() -> (RecordSealer, RecordOpener) {
     let now = Instant::now();
     let secret = secrets.client_to_server;
     (
-        RecordSealer::new(secret.clone(), UpdateLimits::default(), now),
-        RecordOpener::new(secret, now),
+        RecordSealer::new(secret.clone(), UpdateLimits::default(), now).unwrap(),
+        RecordOpener::new(secret, now).unwrap(),
     )
 }
 

@@ -383,10 +383,10 @@ fn key_update_many_times_both_ways_interleaved() {
     // Record layers with tiny limits over fresh secrets from the key schedule.
     let (c2s, s2c) = fresh_secrets();
     let now = Instant::now();
-    let mut c_seal = RecordSealer::new(c2s.clone(), limits, now);
-    let mut s_open = RecordOpener::new(c2s, now);
-    let mut s_seal = RecordSealer::new(s2c.clone(), limits, now);
-    let mut c_open = RecordOpener::new(s2c, now);
+    let mut c_seal = RecordSealer::new(c2s.clone(), limits, now).unwrap();
+    let mut s_open = RecordOpener::new(c2s, now).unwrap();
+    let mut s_seal = RecordSealer::new(s2c.clone(), limits, now).unwrap();
+    let mut c_open = RecordOpener::new(s2c, now).unwrap();
     let mut updates = 0;
     for i in 0..300u32 {
         let data = vec![i as u8; (i as usize * 37) % 700];
@@ -435,9 +435,9 @@ fn seal_data_in_place_is_the_same_frame_as_seal() {
     };
     let (secret, _) = fresh_secrets();
     let now = Instant::now();
-    let mut by_message = RecordSealer::new(secret.clone(), limits, now);
-    let mut in_place = RecordSealer::new(secret.clone(), limits, now);
-    let mut opener = RecordOpener::new(secret, now);
+    let mut by_message = RecordSealer::new(secret.clone(), limits, now).unwrap();
+    let mut in_place = RecordSealer::new(secret.clone(), limits, now).unwrap();
+    let mut opener = RecordOpener::new(secret, now).unwrap();
     let mut frame = DataFrame::new();
     let kinds = [
         (DataKind::Stdin, 0x11u8),

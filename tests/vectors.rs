@@ -283,7 +283,7 @@ fn record_vectors() -> VectorFile {
     let now = Instant::now();
     let stdout: Vec<u8> = (0..=255).collect();
     let msgs = record_messages(&stdout);
-    let mut sealer = RecordSealer::new(secret.clone(), UpdateLimits::default(), now);
+    let mut sealer = RecordSealer::new(secret.clone(), UpdateLimits::default(), now).unwrap();
     let notes = [
         "Exec \"echo hi\"",
         "Stdout of the bytes 00..ff",
@@ -307,7 +307,7 @@ fn record_vectors() -> VectorFile {
             &wire,
         );
     }
-    let mut sealer = RecordSealer::new(secret, SMALL_LIMITS, now);
+    let mut sealer = RecordSealer::new(secret, SMALL_LIMITS, now).unwrap();
     let wires = seal_each(&mut sealer, &key_update_messages(), now);
     let notes = [
         "Ping(1) at seq 0, limits of 2 frames per key",
@@ -434,14 +434,14 @@ fn pinned_frames_open_to_their_messages() {
             .unwrap_or_else(|| panic!("{name} missing from record.txt"))
     };
     let now = Instant::now();
-    let mut opener = RecordOpener::new(schedule_secrets().client_to_server, now);
+    let mut opener = RecordOpener::new(schedule_secrets().client_to_server, now).unwrap();
     let stdout: Vec<u8> = (0..=255).collect();
     for (i, msg) in record_messages(&stdout).iter().enumerate() {
         let got = open_all(&mut opener, &get(&format!("frame{i}.wire"))).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(Message::decode(&got[0]).unwrap(), *msg);
     }
-    let mut opener = RecordOpener::new(schedule_secrets().client_to_server, now);
+    let mut opener = RecordOpener::new(schedule_secrets().client_to_server, now).unwrap();
     for (i, msg) in key_update_messages().iter().enumerate() {
         let got = open_all(&mut opener, &get(&format!("key_update.wire{i}"))).unwrap();
         assert_eq!(

@@ -8,9 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use aes_gcm::aead::Nonce;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Tag};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use super::error::ProtoError;
 use super::message::{DataKind, Message};
@@ -49,10 +47,11 @@ impl Default for UpdateLimits {
     }
 }
 
-/// One direction's current key: cipher, IV, sequence number and usage counters.
+/// One direction's current key: cipher, IV, sequence number and usage counters. The cipher
+/// is AWS-LC's AES-256-GCM, which zeroizes its key schedule when dropped.
 struct Epoch {
     secret: TrafficSecret,
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     iv: [u8; 12],
     seq: u64,
     bytes: u64,
@@ -60,24 +59,26 @@ struct Epoch {
 }
 
 impl Epoch {
-    fn new(secret: TrafficSecret, now: Instant) -> Self {
+    fn new(secret: TrafficSecret, now: Instant) -> Result<Self, ProtoError> {
         let keys = secret.keys();
-        Self {
-            cipher: Aes256Gcm::new(&keys.key.into()),
+        let key = UnboundKey::new(&AES_256_GCM, &keys.key)
+            .map_err(|_| ProtoError::Crypto("AES-256-GCM key"))?;
+        Ok(Self {
+            cipher: LessSafeKey::new(key),
             iv: keys.iv,
             secret,
             seq: 0,
             bytes: 0,
             started: now,
-        }
+        })
     }
 
-    fn next(&self, now: Instant) -> Self {
+    fn next(&self, now: Instant) -> Result<Self, ProtoError> {
         Self::new(self.secret.next(), now)
     }
 
     /// `iv XOR (0u32 || seq)`, then advances the sequence number.
-    fn next_nonce(&mut self) -> Result<Nonce<Aes256Gcm>, ProtoError> {
+    fn next_nonce(&mut self) -> Result<Nonce, ProtoError> {
         let mut nonce = self.iv;
         for (n, s) in nonce.iter_mut().skip(4).zip(self.seq.to_be_bytes()) {
             *n ^= s;
@@ -86,7 +87,7 @@ impl Epoch {
             .seq
             .checked_add(1)
             .ok_or(ProtoError::Crypto("sequence number exhausted"))?;
-        Ok(nonce.into())
+        Ok(Nonce::assume_unique_for_key(nonce))
     }
 
     fn exhausted(&self, limits: &UpdateLimits, now: Instant) -> bool {
@@ -104,11 +105,15 @@ pub struct RecordSealer {
 
 impl RecordSealer {
     /// A sealer starting at `secret` with sequence number 0.
-    pub fn new(secret: TrafficSecret, limits: UpdateLimits, now: Instant) -> Self {
-        Self {
-            epoch: Epoch::new(secret, now),
+    pub fn new(
+        secret: TrafficSecret,
+        limits: UpdateLimits,
+        now: Instant,
+    ) -> Result<Self, ProtoError> {
+        Ok(Self {
+            epoch: Epoch::new(secret, now)?,
             limits,
-        }
+        })
     }
 
     /// Appends the frame for `msg` to `out`; first a KeyUpdate frame if a limit was reached.
@@ -148,7 +153,7 @@ impl RecordSealer {
         head.copy_from_slice(&header);
         tail.get_mut(..TAG_LEN)
             .ok_or(ProtoError::Crypto("frame buffer too small"))?
-            .copy_from_slice(&tag);
+            .copy_from_slice(tag.as_ref());
         buf.get(..end + TAG_LEN)
             .ok_or(ProtoError::Crypto("frame buffer too small"))
     }
@@ -156,7 +161,7 @@ impl RecordSealer {
     fn update_if_due(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<(), ProtoError> {
         if self.epoch.exhausted(&self.limits, now) {
             self.seal_one(&Message::KeyUpdate, out)?;
-            self.epoch = self.epoch.next(now);
+            self.epoch = self.epoch.next(now)?;
         }
         Ok(())
     }
@@ -180,7 +185,7 @@ impl RecordSealer {
         if let Some(slot) = head.get_mut(start..) {
             slot.copy_from_slice(&header);
         }
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         Ok(())
     }
 
@@ -197,7 +202,7 @@ impl RecordSealer {
         let tag = self
             .epoch
             .cipher
-            .encrypt_inout_detached(&nonce, &header, plain.into())
+            .seal_in_place_separate_tag(nonce, Aad::from(header), plain)
             .map_err(|_| ProtoError::Crypto("AES-GCM seal"))?;
         self.epoch.bytes = self.epoch.bytes.saturating_add(plain.len() as u64);
         Ok((header, tag))
@@ -262,10 +267,10 @@ pub fn frame_len(header: [u8; HEADER_LEN]) -> Result<usize, ProtoError> {
 
 impl RecordOpener {
     /// An opener starting at `secret` with sequence number 0.
-    pub fn new(secret: TrafficSecret, now: Instant) -> Self {
-        Self {
-            epoch: Epoch::new(secret, now),
-        }
+    pub fn new(secret: TrafficSecret, now: Instant) -> Result<Self, ProtoError> {
+        Ok(Self {
+            epoch: Epoch::new(secret, now)?,
+        })
     }
 
     /// Decrypts one frame body in place. Returns the plaintext length (parse
@@ -281,15 +286,14 @@ impl RecordOpener {
         if body.len() != len {
             return Err(ProtoError::BadFrame);
         }
-        let (plain, tag) = body.split_at_mut(len - TAG_LEN);
-        let tag = Tag::try_from(&*tag).map_err(|_| ProtoError::BadFrame)?;
         let nonce = self.epoch.next_nonce()?;
-        self.epoch
+        let plain = self
+            .epoch
             .cipher
-            .decrypt_inout_detached(&nonce, &header, (&mut *plain).into(), &tag)
+            .open_in_place(nonce, Aad::from(header), body)
             .map_err(|_| ProtoError::BadFrame)?;
         if Message::decode(plain) == Ok(Message::KeyUpdate) {
-            self.epoch = self.epoch.next(now);
+            self.epoch = self.epoch.next(now)?;
             return Ok(None);
         }
         Ok(Some(plain.len()))

@@ -133,7 +133,7 @@ impl VerifyHostKey {
         let th = transcript.hash();
         let shared = x25519_shared(self.ephemeral, self.server_x25519)?;
         let mut established =
-            Established::for_client(schedule::derive(&th, &secret, &shared), limits, now);
+            Established::for_client(schedule::derive(&th, &secret, &shared), limits, now)?;
 
         let signature = identity
             .pss_sign_with_rng::<Sha256, _>(rng, &labelled(CLIENT_SIGNATURE_LABEL, &th))

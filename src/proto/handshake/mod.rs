@@ -86,15 +86,19 @@ impl Established {
         session_id: [u8; 32],
         limits: UpdateLimits,
         now: Instant,
-    ) -> Self {
-        Self {
-            sealer: RecordSealer::new(sending, limits, now),
-            opener: RecordOpener::new(receiving, now),
+    ) -> Result<Self, ProtoError> {
+        Ok(Self {
+            sealer: RecordSealer::new(sending, limits, now)?,
+            opener: RecordOpener::new(receiving, now)?,
             session_id,
-        }
+        })
     }
 
-    fn for_client(s: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
+    fn for_client(
+        s: SessionSecrets,
+        limits: UpdateLimits,
+        now: Instant,
+    ) -> Result<Self, ProtoError> {
         Self::new(
             s.client_to_server,
             s.server_to_client,
@@ -104,7 +108,11 @@ impl Established {
         )
     }
 
-    fn for_server(s: SessionSecrets, limits: UpdateLimits, now: Instant) -> Self {
+    fn for_server(
+        s: SessionSecrets,
+        limits: UpdateLimits,
+        now: Instant,
+    ) -> Result<Self, ProtoError> {
         Self::new(
             s.server_to_client,
             s.client_to_server,

@@ -124,7 +124,7 @@ impl ExpectKeyTransport {
                 schedule::derive(&th, &secret, &shared),
                 limits,
                 now,
-            ),
+            )?,
             transcript_hash: th,
         })
     }

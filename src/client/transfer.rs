@@ -681,7 +681,7 @@ impl<'c> FileTransfer<'c> {
             match self.reply().await? {
                 Reply::Data(chunk) => {
                     let len = chunk.0.len() as u64;
-                    if let Err(err) = sink.write(chunk.0).await {
+                    if let Err(err) = sink.write(&chunk.0).await {
                         return Err(self.local_failure(err).await);
                     }
                     bar.advance(len);

@@ -1,13 +1,14 @@
 //! The file side of a transfer, shared by both ends: reading a file as SHA-256-hashed chunks
 //! straight into frame buffers ([`source`]), receiving one into a locked temporary file next
 //! to its destination that is renamed into place only after the size and hash check
-//! ([`partial`]), and walking a directory tree ([`tree`]). Every blocking call runs on a
-//! thread of its own or of `spawn_blocking`, and data moves through bounded channels (a
-//! sender's frames, a receiver's blocks of at most [`BLOCK`]), so memory stays constant (a few
-//! MiB per transfer) whatever the file size. This module knows files and hashes, not the
+//! ([`partial`]) and written to disk in aligned blocks ([`sink`]), and walking a directory
+//! tree ([`tree`]). Every blocking call runs on a thread of its own or of `spawn_blocking`,
+//! and data moves through bounded channels (a sender's frames, a receiver's blocks of
+//! [`BLOCK`]), so memory stays constant (a few MiB per transfer) whatever the file size. This module knows files and hashes, not the
 //! protocol or the network.
 
 pub mod partial;
+pub mod sink;
 pub mod source;
 pub mod tree;
 
@@ -16,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// The unit of a receiver's file writes (and of hashing a partial file's prefix): 4 frames'
-/// worth (256 KiB), so the writer thread and the async side hand over (and wake each other)
-/// once per block, not once per frame.
-pub const BLOCK: usize = 4 * crate::proto::record::MAX_CHUNK;
+/// The unit of a receiver's file writes (and of hashing a partial file's prefix): 16 frames'
+/// worth (1 MiB), so the writer thread and the async side hand over (and wake each other)
+/// once per block, not once per frame, and one direct write at a time keeps a disk busy.
+pub const BLOCK: usize = 16 * crate::proto::record::MAX_CHUNK;
 
-/// How many blocks (or tree entries) may wait between a file thread and the async side.
+/// How many tree entries may wait between the thread that walks a tree and the async side.
 pub const CHANNEL_DEPTH: usize = 4;
 
 /// A file-level failure, naming the path: sent to the peer as a TransferFailed reason or

@@ -7,22 +7,17 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::sink::FileSink;
+use super::{BLOCK, FileError, blocking};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-use super::{BLOCK, CHANNEL_DEPTH, FileError, blocking};
 
 /// The suffix of temporary files; the prefix is `.` and the destination's name.
 pub const PARTIAL_SUFFIX: &str = ".seashell-partial";
-
-/// Size of the buffer used to hash an existing partial file.
-const HASH_BUFFER: usize = 1024 * 1024;
 
 /// The temporary file `.NAME.seashell-partial` next to `target`.
 pub fn temp_path(target: &Path) -> Result<PathBuf, FileError> {
@@ -64,6 +59,12 @@ impl Received {
     pub fn prefix_sha256(&self) -> [u8; 32] {
         self.hasher.clone().finalize().into()
     }
+
+    /// Counts and hashes bytes just written after these.
+    pub(super) fn add(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.len = self.len.saturating_add(data.len() as u64);
+    }
 }
 
 /// A destination being received: its locked temporary file.
@@ -102,19 +103,12 @@ impl PartialFile {
     /// Starts a writer thread that appends after `received` and accepts at most
     /// `size - received.len()` more bytes.
     pub fn sink(&self, received: Received, size: u64) -> Result<FileSink, FileError> {
-        let file = self.clone_file()?;
-        let remaining = size.saturating_sub(received.len);
-        let (chunks, rx) = mpsc::channel(CHANNEL_DEPTH);
-        let target = self.target.clone();
-        let worker = tokio::task::spawn_blocking(move || write_chunks(file, received, rx, &target));
-        Ok(FileSink {
-            pending: Vec::new(),
-            pending_len: 0,
-            chunks: Some(chunks),
-            worker: Some(worker),
-            remaining,
-            target: self.target.clone(),
-        })
+        Ok(FileSink::start(
+            self.clone_file()?,
+            received,
+            size,
+            &self.target,
+        ))
     }
 
     /// Checks size and hash, sets the mode (permission bits only: `mode & 0o777`) and, when
@@ -217,127 +211,17 @@ fn open_blocking(target: PathBuf, resume: bool) -> Result<(PartialFile, Received
 
 fn hash_existing(file: &mut File, target: &Path) -> Result<Received, FileError> {
     let mut received = Received::empty();
-    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut buf = vec![0u8; BLOCK];
     file.seek(SeekFrom::Start(0))
         .map_err(|err| FileError::io(target, "read", err))?;
     loop {
         match file.read(&mut buf) {
             Ok(0) => return Ok(received),
-            Ok(n) => {
-                let data = buf.get(..n).unwrap_or_default();
-                received.hasher.update(data);
-                received.len = received.len.saturating_add(n as u64);
-            }
+            Ok(n) => received.add(buf.get(..n).unwrap_or_default()),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(FileError::io(target, "read", err)),
         }
     }
-}
-
-fn write_chunks(
-    mut file: File,
-    mut received: Received,
-    mut blocks: mpsc::Receiver<Vec<Vec<u8>>>,
-    target: &Path,
-) -> Result<Received, FileError> {
-    file.seek(SeekFrom::Start(received.len))
-        .map_err(|err| FileError::io(target, "write", err))?;
-    let mut writeback = Writeback::new(&file, received.len);
-    let mut unsynced = 0usize;
-    while let Some(block) = blocks.blocking_recv() {
-        for chunk in block {
-            file.write_all(&chunk)
-                .map_err(|err| FileError::io(target, "write", err))?;
-            received.hasher.update(&chunk);
-            received.len = received.len.saturating_add(chunk.len() as u64);
-            unsynced += chunk.len();
-        }
-        if unsynced >= WRITEBACK_STEP {
-            writeback.nudge(received.len);
-            unsynced = 0;
-        }
-    }
-    Ok(received)
-}
-
-/// How much written data makes the [`Writeback`] thread start flushing it.
-const WRITEBACK_STEP: usize = 32 * 1024 * 1024;
-
-/// A thread that flushes a file being written (`fdatasync`) while the writing goes on, and
-/// then drops the flushed pages from the page cache (like `dd oflag=nocache`): the disk works
-/// during the transfer, the sync before the rename finds little left to do, and a large
-/// transfer neither floods the page cache nor waits for fresh memory. The thread starts at
-/// the first nudge, so a file smaller than [`WRITEBACK_STEP`] never has one. Dropping it
-/// waits for the thread, so that no copy of the file's descriptor (and of its `flock`)
-/// outlives the writer. Its errors are ignored: the final sync reports them.
-struct Writeback(Flusher);
-
-enum Flusher {
-    /// Not started: the file's first `start` bytes were already there.
-    Idle { file: File, start: u64 },
-    /// Running; a nudge carries how far the file has been written.
-    Running {
-        nudges: std::sync::mpsc::SyncSender<u64>,
-        thread: std::thread::JoinHandle<()>,
-    },
-    /// The file could not be cloned or the thread not started: the final sync does it all.
-    Off,
-}
-
-impl Writeback {
-    fn new(file: &File, start: u64) -> Self {
-        Self(match file.try_clone() {
-            Ok(file) => Flusher::Idle { file, start },
-            Err(_) => Flusher::Off,
-        })
-    }
-
-    /// Asks for the file up to byte `upto` to be flushed; skipped while the last flush is
-    /// still running (the next one covers it).
-    fn nudge(&mut self, upto: u64) {
-        if let Flusher::Idle { .. } = self.0
-            && let Flusher::Idle { file, start } = std::mem::replace(&mut self.0, Flusher::Off)
-        {
-            let (nudges, due) = std::sync::mpsc::sync_channel::<u64>(1);
-            let started = std::thread::Builder::new()
-                .name("writeback".into())
-                .spawn(move || {
-                    let mut flushed = start;
-                    while let Ok(upto) = due.recv() {
-                        if file.sync_data().is_ok() {
-                            drop_cached(&file, flushed, upto);
-                            flushed = upto;
-                        }
-                    }
-                });
-            if let Ok(thread) = started {
-                self.0 = Flusher::Running { nudges, thread };
-            }
-        }
-        if let Flusher::Running { nudges, .. } = &self.0 {
-            let _ = nudges.try_send(upto);
-        }
-    }
-}
-
-impl Drop for Writeback {
-    fn drop(&mut self) {
-        if let Flusher::Running { nudges, thread } = std::mem::replace(&mut self.0, Flusher::Off) {
-            drop(nudges);
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Drops bytes `from..to` of a flushed file from the page cache (a hint; Linux only).
-fn drop_cached(file: &File, from: u64, to: u64) {
-    #[cfg(target_os = "linux")]
-    if let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from))) {
-        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
-        let _ = posix_fadvise(file, offset, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, to);
 }
 
 fn install(
@@ -375,71 +259,6 @@ fn system_time(secs: i64) -> Option<SystemTime> {
     }
 }
 
-/// The writer thread of a [`PartialFile`]: chunks are gathered into blocks of about
-/// [`BLOCK`] bytes that go in order through a bounded channel, so a slow disk slows the sender down instead of filling memory.
-pub struct FileSink {
-    pending: Vec<Vec<u8>>,
-    pending_len: usize,
-    chunks: Option<mpsc::Sender<Vec<Vec<u8>>>>,
-    worker: Option<JoinHandle<Result<Received, FileError>>>,
-    remaining: u64,
-    target: PathBuf,
-}
-
-impl FileSink {
-    /// Appends `data`; more than the announced size is an error.
-    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), FileError> {
-        let len = data.len() as u64;
-        if len > self.remaining {
-            return Err(FileError::TooMuchData(self.target.clone()));
-        }
-        self.remaining -= len;
-        self.pending_len += data.len();
-        self.pending.push(data);
-        if self.pending_len >= BLOCK {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Hands the gathered block to the writer thread.
-    async fn flush(&mut self) -> Result<(), FileError> {
-        let block = std::mem::take(&mut self.pending);
-        self.pending_len = 0;
-        let sent = match &self.chunks {
-            Some(chunks) => chunks.send(block).await.is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The writer thread stopped: it failed; its error says why.
-        self.chunks = None;
-        match self.join().await {
-            Err(err) => Err(err),
-            Ok(_) => Err(FileError::Worker("file writer stopped".into())),
-        }
-    }
-
-    /// Waits for every chunk to be written; returns the bytes now in the file.
-    async fn finish(mut self) -> Result<Received, FileError> {
-        if !self.pending.is_empty() {
-            self.flush().await?;
-        }
-        self.chunks = None;
-        self.join().await
-    }
-
-    async fn join(&mut self) -> Result<Received, FileError> {
-        match self.worker.take() {
-            Some(worker) => worker
-                .await
-                .map_err(|err| FileError::Worker(err.to_string()))?,
-            None => Err(FileError::Worker("file writer already stopped".into())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,11 +293,8 @@ mod tests {
         let temp = temp_path(&target).unwrap();
         assert!(temp.exists());
         let mut sink = partial.sink(received, 5).unwrap();
-        sink.write(b"hello".to_vec()).await.unwrap();
-        assert!(
-            sink.write(b"!".to_vec()).await.is_err(),
-            "more than announced"
-        );
+        sink.write(b"hello").await.unwrap();
+        assert!(sink.write(b"!").await.is_err(), "more than announced");
         partial
             .commit(sink, expected(b"hello", 0o640))
             .await
@@ -496,7 +312,7 @@ mod tests {
         let target = dir.path().join("f");
         let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
         let mut sink = partial.sink(received, 5).unwrap();
-        sink.write(b"hellO".to_vec()).await.unwrap();
+        sink.write(b"hellO").await.unwrap();
         let err = partial.commit(sink, expected(b"hello", 0o600)).await;
         assert!(matches!(err, Err(FileError::HashMismatch(_))), "{err:?}");
         assert!(!target.exists());
@@ -513,14 +329,14 @@ mod tests {
         {
             let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
             let mut sink = partial.sink(received, 10).unwrap();
-            sink.write(b"hello".to_vec()).await.unwrap();
+            sink.write(b"hello").await.unwrap();
             sink.finish().await.unwrap();
         }
         let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
         assert_eq!(received.len(), 5);
         assert_eq!(received.prefix_sha256(), sha(b"hello"));
         let mut sink = partial.sink(received, 10).unwrap();
-        sink.write(b"world".to_vec()).await.unwrap();
+        sink.write(b"world").await.unwrap();
         partial
             .commit(sink, expected(b"helloworld", 0o600))
             .await
@@ -529,29 +345,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_past_the_writeback_step_resumes_and_commits_whole() {
+    async fn a_file_of_many_blocks_resumes_off_a_boundary_and_commits_whole() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("big");
-        let content: Vec<u8> = (0..WRITEBACK_STEP * 2 + 12_345)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let cut = WRITEBACK_STEP + WRITEBACK_STEP / 2;
+        let content: Vec<u8> = (0..BLOCK * 5 + 12_345).map(|i| (i % 251) as u8).collect();
+        let cut = BLOCK * 2 + BLOCK / 2 + 7;
         let size = content.len() as u64;
         {
             let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
             let mut sink = partial.sink(received, size).unwrap();
-            for chunk in content[..cut].chunks(1 << 20) {
-                sink.write(chunk.to_vec()).await.unwrap();
+            for chunk in content[..cut].chunks(65_536) {
+                sink.write(chunk).await.unwrap();
             }
             sink.finish().await.unwrap();
         }
-        // At once: the writeback thread of the cut transfer holds no copy of the lock.
+        // At once: the writer thread of the cut transfer holds no copy of the lock.
         let (partial, received) = PartialFile::open(target.clone(), true).await.unwrap();
         assert_eq!(received.len(), cut as u64);
         assert_eq!(received.prefix_sha256(), sha(&content[..cut]));
         let mut sink = partial.sink(received, size).unwrap();
-        for chunk in content[cut..].chunks(1 << 20) {
-            sink.write(chunk.to_vec()).await.unwrap();
+        for chunk in content[cut..].chunks(65_536) {
+            sink.write(chunk).await.unwrap();
         }
         partial
             .commit(sink, expected(&content, 0o600))
@@ -566,7 +380,7 @@ mod tests {
         let target = dir.path().join("f");
         let (partial, received) = PartialFile::open(target.clone(), false).await.unwrap();
         let mut sink = partial.sink(received, 10).unwrap();
-        sink.write(b"hello".to_vec()).await.unwrap();
+        sink.write(b"hello").await.unwrap();
         drop(partial);
         sink.finish().await.unwrap();
         assert!(!temp_path(&target).unwrap().exists());

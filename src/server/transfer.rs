@@ -15,7 +15,8 @@ use tokio::io::AsyncWrite;
 
 use super::keepalive::Keepalive;
 use super::session::Peer;
-use crate::fileio::partial::{Expected, FileSink, PartialFile, Received};
+use crate::fileio::partial::{Expected, PartialFile, Received};
+use crate::fileio::sink::FileSink;
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, make_dir};
 use crate::fileio::{FileError, sha256_of_nothing};
@@ -320,7 +321,7 @@ impl Transfers {
 
     async fn data(&mut self, data: &[u8]) -> Result<Option<Job>, OutOfOrder> {
         match &mut self.upload {
-            Upload::Receiving(receiving) => match receiving.sink.write(data.to_vec()).await {
+            Upload::Receiving(receiving) => match receiving.sink.write(data).await {
                 Ok(()) => Ok(None),
                 Err(err) => {
                     let (target, plan) = (receiving.partial.target().to_owned(), receiving.plan);

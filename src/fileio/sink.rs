@@ -1,7 +1,8 @@
-//! How received bytes reach the disk. A [`FileSink`] hashes each chunk from the network and
-//! copies it into a [`BLOCK`]-sized buffer aligned for direct I/O; full blocks go in order
-//! through a bounded channel to a writer thread that writes them with `O_DIRECT` where the
-//! file system allows it, so they go from our buffer to the disk without passing through
+//! How received bytes reach the disk. A [`FileSink`] copies each chunk from the network into
+//! a [`BLOCK`]-sized buffer aligned for direct I/O; full blocks go in order through bounded
+//! channels to a hashing thread and then to a writer thread, so that receiving, hashing and
+//! the disk work at the same time. The writer writes with `O_DIRECT` where the file system
+//! allows it, so they go from our buffer to the disk without passing through
 //! the page cache: no second copy, no flood of cached pages, and the sync before the rename
 //! finds little left to do. Where direct I/O is refused (some file systems, and a start or
 //! an end that is not on a 4 KiB boundary) the writer falls back to ordinary writes for
@@ -22,7 +23,7 @@ use super::{BLOCK, FileError};
 /// logical block size of common disks.
 const ALIGN: usize = 4096;
 
-/// How many full blocks may wait for the writer thread.
+/// How many full blocks may wait for each of the hashing and the writer thread.
 const BLOCKS_IN_FLIGHT: usize = 2;
 
 /// Up to [`BLOCK`] bytes in a buffer whose first byte is [`ALIGN`]-aligned.
@@ -59,38 +60,40 @@ impl Block {
     }
 }
 
-/// The receiving end of one file: chunks in, blocks out to the writer thread.
+/// The receiving end of one file: chunks in, blocks out to the hashing thread, which passes
+/// them on to the writer thread.
 pub struct FileSink {
     block: Block,
     /// Where the current block starts in the file.
     offset: u64,
-    /// The bytes handed on so far, hashed.
-    received: Received,
     blocks: Option<mpsc::Sender<Block>>,
     spare: std::sync::mpsc::Receiver<Block>,
-    worker: Option<JoinHandle<Result<(), FileError>>>,
+    hasher: Option<JoinHandle<Received>>,
+    writer: Option<JoinHandle<Result<(), FileError>>>,
     remaining: u64,
     target: PathBuf,
 }
 
 impl FileSink {
-    /// Starts a writer thread that appends to `file` after the bytes of `received` and
+    /// Starts the threads that hash and append to `file` after the bytes of `received`, and
     /// accepts at most `size - received.len()` more.
     pub(super) fn start(file: File, received: Received, size: u64, target: &Path) -> Self {
         let offset = received.len();
         let remaining = size.saturating_sub(offset);
         let (blocks, queued) = mpsc::channel(BLOCKS_IN_FLIGHT);
+        let (to_disk, hashed) = std::sync::mpsc::sync_channel(BLOCKS_IN_FLIGHT);
         let (back, spare) = std::sync::mpsc::channel();
         let path = target.to_owned();
-        let worker =
-            tokio::task::spawn_blocking(move || write_blocks(file, offset, queued, &back, &path));
+        let hasher = tokio::task::spawn_blocking(move || hash_blocks(received, queued, &to_disk));
+        let writer =
+            tokio::task::spawn_blocking(move || write_blocks(file, offset, &hashed, &back, &path));
         Self {
             block: Block::new(),
             offset,
-            received,
             blocks: Some(blocks),
             spare,
-            worker: Some(worker),
+            hasher: Some(hasher),
+            writer: Some(writer),
             remaining,
             target: target.to_owned(),
         }
@@ -103,8 +106,6 @@ impl FileSink {
             return Err(FileError::TooMuchData(self.target.clone()));
         }
         self.remaining -= len;
-        // Hashed here rather than on the writer thread, so that hashing overlaps the disk.
-        self.received.add(data);
         while !data.is_empty() {
             let limit = self.block_limit();
             let took = self.block.fill(data, limit);
@@ -123,7 +124,7 @@ impl FileSink {
         BLOCK - misalignment
     }
 
-    /// Hands the current block to the writer thread.
+    /// Hands the current block on.
     async fn flush(&mut self) -> Result<(), FileError> {
         let next = self.spare.try_recv().unwrap_or_else(|_| Block::new());
         let block = std::mem::replace(&mut self.block, next);
@@ -135,8 +136,8 @@ impl FileSink {
         if sent {
             return Ok(());
         }
-        // The writer thread stopped: it failed; its error says why.
-        self.blocks = None;
+        // The writer thread stopped (and so did the hashing thread): it failed; its error
+        // says why.
         self.join().await?;
         Err(FileError::Worker("file writer stopped".into()))
     }
@@ -146,19 +147,36 @@ impl FileSink {
         if self.block.len > 0 {
             self.flush().await?;
         }
-        self.blocks = None;
-        self.join().await?;
-        Ok(self.received)
+        self.join().await
     }
 
-    async fn join(&mut self) -> Result<(), FileError> {
-        match self.worker.take() {
-            Some(worker) => worker
-                .await
-                .map_err(|err| FileError::Worker(err.to_string()))?,
-            None => Err(FileError::Worker("file writer already stopped".into())),
+    /// Ends the stream of blocks and waits for both threads; the writer's error comes first.
+    async fn join(&mut self) -> Result<Received, FileError> {
+        self.blocks = None;
+        let (Some(writer), Some(hasher)) = (self.writer.take(), self.hasher.take()) else {
+            return Err(FileError::Worker("file writer already stopped".into()));
+        };
+        let written = writer.await;
+        let received = hasher.await;
+        written.map_err(|err| FileError::Worker(err.to_string()))??;
+        received.map_err(|err| FileError::Worker(err.to_string()))
+    }
+}
+
+/// The hashing thread: counts and hashes each block, then passes it to the writer thread.
+/// It stops early when the writer has (the writer's error says why).
+fn hash_blocks(
+    mut received: Received,
+    mut blocks: mpsc::Receiver<Block>,
+    to_disk: &std::sync::mpsc::SyncSender<Block>,
+) -> Received {
+    while let Some(block) = blocks.blocking_recv() {
+        received.add(block.data());
+        if to_disk.send(block).is_err() {
+            break;
         }
     }
+    received
 }
 
 /// The writer thread: writes each block in order from byte `offset` on, then hands the
@@ -166,13 +184,13 @@ impl FileSink {
 fn write_blocks(
     file: File,
     offset: u64,
-    mut blocks: mpsc::Receiver<Block>,
+    blocks: &std::sync::mpsc::Receiver<Block>,
     back: &std::sync::mpsc::Sender<Block>,
     target: &Path,
 ) -> Result<(), FileError> {
     let mut writer =
         Writer::new(file, offset).map_err(|err| FileError::io(target, "write", err))?;
-    while let Some(mut block) = blocks.blocking_recv() {
+    while let Ok(mut block) = blocks.recv() {
         writer
             .write(block.data())
             .map_err(|err| FileError::io(target, "write", err))?;

@@ -1,13 +1,12 @@
 //! How received bytes reach the disk. A [`FileSink`] copies each chunk from the network into
 //! a [`BLOCK`]-sized buffer aligned for direct I/O; full blocks go in order through bounded
 //! channels to a hashing thread and then to a writer thread, so that receiving, hashing and
-//! the disk work at the same time. The writer writes with `O_DIRECT` where the file system
-//! allows it, so they go from our buffer to the disk without passing through
-//! the page cache: no second copy, no flood of cached pages, and the sync before the rename
-//! finds little left to do. Where direct I/O is refused (some file systems, and a start or
-//! an end that is not on a 4 KiB boundary) the writer falls back to ordinary writes for
-//! that stretch. Emptied buffers come back to the sink, so a transfer allocates a handful
-//! of blocks whatever its size.
+//! the disk work at the same time. The writer uses `O_DIRECT` where the file system allows
+//! it: a block goes from our buffer to the disk without a second copy into the page cache,
+//! a large transfer does not flood the cache, and the sync before the rename finds little
+//! left to do. Where direct I/O is refused (some file systems, and a start or an end off a
+//! 4 KiB boundary) the writer uses ordinary writes for that stretch. Emptied blocks come
+//! back to the sink, so a transfer allocates a handful of them whatever its size.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};

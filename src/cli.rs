@@ -48,7 +48,7 @@ pub struct ServeArgs {
     /// TOML configuration file (see docs/seashell.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on (IPv6: [::]:7022; port 0 picks a free port).
+    /// Address to listen on (IPv6: `[::]:7022`; port 0 picks a free port).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
     /// Host key (private). Default: $SEASHELL_HOME/host_rsa.
@@ -65,7 +65,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1024..))]
     pub audit_max_bytes: Option<u64>,
-    /// Also send each audit event to syslog: unix:/dev/log or udp:HOST[:PORT].
+    /// Also send each audit event to syslog: `unix:/dev/log` or `udp:HOST[:PORT]`.
     #[arg(long, value_name = "TARGET")]
     pub syslog: Option<SyslogTarget>,
 }
@@ -96,7 +96,7 @@ pub struct TargetArgs {
     /// Port (default 7022; wins over a port in DEST).
     #[arg(short = 'p', value_name = "PORT")]
     pub port: Option<u16>,
-    /// host, host:port or [ipv6]:port.
+    /// host, host:port or `[ipv6]:port`.
     #[arg(value_name = "DEST")]
     pub dest: String,
 }
@@ -142,7 +142,7 @@ pub struct CpArgs {
     /// Identity and host key trust.
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// SRC... DST: local paths, or host:path / [ipv6]:path (relative to the server user's home).
+    /// SRC... DST: local paths, or `host:path` / `[ipv6]:path` (relative to the server user's home).
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     pub paths: Vec<String>,
 }
@@ -152,7 +152,7 @@ pub struct CpArgs {
 pub enum KnownHostsCommand {
     /// Remove every key pinned for HOST:PORT.
     Forget {
-        /// host:port or [ipv6]:port.
+        /// host:port or `[ipv6]:port`.
         host_port: String,
         /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
         #[arg(long, value_name = "FILE")]

@@ -11,11 +11,14 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::Digest as _;
 
-use crate::common::{CLIENT_FP, HOST_FP, Run, Sandbox, Server, client_of, fixture_path, pub_line};
+use crate::common::{
+    CLIENT_FP, HOST_FP, RUN_DEADLINE, Run, Sandbox, Server, client_of, fixture_path, pub_line,
+    wait_for,
+};
 
 /// The log of a server that ran `echo hello`, `exit 3` and `pwd` for the client fixture,
 /// refused the `other_rsa` key, and was stopped with SIGTERM. Made once, shared by the tests.
@@ -92,15 +95,6 @@ fn assert_broken_at(sandbox: &Sandbox, log: &Path, line: usize, why: &str, case:
         run.stdout.starts_with(&want),
         "{case}: want {want:?}, got {run:#?}"
     );
-}
-
-/// Polls `done` (up to 60 s) until it holds; `what` names it in the failure.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -284,14 +278,8 @@ fn a_crash_during_a_command_keeps_the_command() {
     let log = sandbox.path().join("audit.log");
     let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
-    let mut exec = client
-        .command(["exec", &server.dest(), "--", "sleep 30"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the command in the log", || {
+    let mut exec = client.spawn_exec(&server, "sleep 30");
+    wait_for("the command in the log", RUN_DEADLINE, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("\"command\":\"sleep 30\"")
@@ -500,20 +488,14 @@ fn a_client_killed_mid_output_still_leaves_the_exit_event() {
     let server = audited_server(&sandbox);
     let client = client_of(&server, "client_rsa");
     for _ in 0..3 {
-        let mut exec = client
-            .command(["exec", &server.dest(), "--", "yes"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut exec = client.spawn_exec(&server, "yes");
         let mut first = [0u8; 4];
         exec.stdout.take().unwrap().read_exact(&mut first).unwrap();
         assert_eq!(&first, b"y\ny\n");
         exec.kill().unwrap();
         let _ = exec.wait();
     }
-    wait_for("three exit events", || {
+    wait_for("three exit events", RUN_DEADLINE, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
             .matches("\"event\":\"exit\"")
@@ -562,13 +544,13 @@ fn a_transfer_cut_by_a_killed_client_is_an_audit_event() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_for("the transfer to start", || {
+        wait_for("the transfer to start", RUN_DEADLINE, || {
             fs::metadata(&partial).is_ok_and(|m| m.len() > 0)
         });
         cp.kill().unwrap();
         let _ = cp.wait();
     }
-    wait_for("two transfer events", || {
+    wait_for("two transfer events", RUN_DEADLINE, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
             .matches(r#""event":"transfer""#)

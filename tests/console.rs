@@ -8,7 +8,6 @@ use std::io::{BufRead as _, BufReader, ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::common::{
     CLIENT_FP, HOST_FP, OTHER_FP, RUN_DEADLINE, RawRun, Sandbox, Server, bare_key, client_of,
-    count_lines, mode_of, pub_line, run_to_end,
+    count_lines, mode_of, pub_line, run_to_end, wait_for,
 };
 
 /// The remote home: where every session starts.
@@ -101,30 +100,22 @@ fn exec_carries_10_mb_of_random_bytes_through_cat_intact() {
 fn exec_into_a_pipe_whose_reader_left_ends_quietly_with_141() {
     let server = Server::shared();
     let client = client_of(server, "client_rsa");
-    let mut child = client
-        .command(["exec", &server.dest(), "--", "seq 1 100000000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn_exec(server, "seq 1 100000000");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert_eq!(first, "1\n");
     // Like `| head -1`: the reader goes away while the command still has output.
     drop(stdout);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < RUN_DEADLINE,
-            "seashell kept running after its reader left"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut status = None;
+    wait_for(
+        "seashell to end after its reader left",
+        RUN_DEADLINE,
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
     let mut stderr = String::new();
     child
         .stderr
@@ -132,7 +123,7 @@ fn exec_into_a_pipe_whose_reader_left_ends_quietly_with_141() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(status.code(), Some(141), "stderr: {stderr}");
+    assert_eq!(status.and_then(|s| s.code()), Some(141), "stderr: {stderr}");
     assert_eq!(stderr, "");
 }
 
@@ -140,18 +131,7 @@ fn exec_into_a_pipe_whose_reader_left_ends_quietly_with_141() {
 fn exec_streams_output_as_it_is_produced() {
     let server = Server::shared();
     let client = client_of(server, "client_rsa");
-    let mut child = client
-        .command([
-            "exec",
-            &server.dest(),
-            "--",
-            "echo first; sleep 2; echo second",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = client.spawn_exec(server, "echo first; sleep 2; echo second");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -285,13 +265,7 @@ fn fifty_concurrent_exec_sessions_are_all_correct() {
                  [ $(ls {meeting} | wc -l) -ge {SESSIONS} ] && break; sleep 0.05; done; \
                  echo session-{i} saw $(ls {meeting} | wc -l)"
             );
-            client
-                .command(["exec", &server.dest(), "--", &line])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            client.spawn_exec(server, &line)
         })
         .collect();
     for (i, child) in children.into_iter().enumerate() {

@@ -11,14 +11,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seashell::proto::record::MAX_CHUNK;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Run, Sandbox, Server, fixture_path, mode_of};
+use crate::common::{Run, Sandbox, Server, fixture_path, mode_of, wait_for};
 
 /// The server every test here shares: `client_rsa` trusted, `other_rsa` with `no-files`.
 fn server() -> &'static Server {
@@ -181,14 +181,6 @@ fn partials_in(dir: &Path) -> Vec<PathBuf> {
 fn partial_of(target: &Path) -> PathBuf {
     let name = target.file_name().unwrap().to_str().unwrap();
     target.with_file_name(format!(".{name}.seashell-partial"))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn len_of(path: &Path) -> u64 {

@@ -257,6 +257,15 @@ impl RawRun {
     }
 }
 
+/// Polls `done` until it holds; fails after `timeout`, naming `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs `command` with `stdin` (then EOF) to its end; kills it and fails after [`RUN_DEADLINE`].
 pub fn run_to_end(mut command: Command, stdin: &[u8]) -> RawRun {
     let mut child = command

@@ -265,4 +265,15 @@ impl Sandbox {
         args.extend_from_slice(words);
         self.run(args, stdin)
     }
+
+    /// Starts `seashell exec 127.0.0.1:PORT -- LINE` with no stdin and with stdout and stderr
+    /// piped, and returns at once.
+    pub fn spawn_exec(&self, server: &Server, line: &str) -> Child {
+        self.command(["exec", &server.dest(), "--", line])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn seashell exec")
+    }
 }

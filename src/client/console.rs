@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::ClientError;
+use super::intake::Intake;
 use super::transfer::{Reply, Request};
 use crate::framepool::{FrameChunk, FramePool};
 use crate::proto::message::MAX_TEXT;
@@ -374,6 +375,7 @@ async fn reader_task<R: AsyncRead>(
             return;
         }
     };
+    let mut intake = Intake::default();
     loop {
         let event = match reader.recv().await {
             Ok(Message::Stdout(data)) => {
@@ -399,11 +401,12 @@ async fn reader_task<R: AsyncRead>(
                 let _ = events.send(Event::Closed(close_reason(reason))).await;
                 return;
             }
-            Ok(other) => match Reply::from_message(&other) {
-                Some(reply) => Event::Transfer(reply),
-                None => Event::Failed(TransportError::Proto(crate::proto::ProtoError::Unexpected(
-                    other.name(),
-                ))),
+            Ok(other) => match intake.take(&other).await {
+                Ok(Some(reply)) => Event::Transfer(reply),
+                Ok(None) => continue,
+                Err(name) => Event::Failed(TransportError::Proto(
+                    crate::proto::ProtoError::Unexpected(name),
+                )),
             },
             Err(err) => Event::Failed(err),
         };

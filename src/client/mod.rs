@@ -9,6 +9,7 @@ pub mod console;
 pub mod cp;
 pub mod dest;
 pub mod exec;
+pub mod intake;
 pub mod progress;
 pub mod repl;
 pub mod transfer;

@@ -13,6 +13,7 @@ use tokio::io::AsyncWrite;
 
 use super::ClientError;
 use super::console::RemoteConsole;
+use super::intake::{Incoming, Lend};
 use super::progress::Progress;
 use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
@@ -21,15 +22,6 @@ use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_p
 use crate::framepool::FrameChunk;
 use crate::proto::{DataKind, Message, PathKind, ProtoError};
 use crate::transport::{SecureWriter, TransportError};
-
-/// A chunk of file data (its `Debug` shows the length, not the bytes).
-pub struct Chunk(pub Vec<u8>);
-
-impl std::fmt::Debug for Chunk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Chunk({} bytes)", self.0.len())
-    }
-}
 
 /// A transfer message the client sends (owned, for the writer task).
 #[derive(Debug)]
@@ -164,12 +156,19 @@ pub enum Reply {
         /// Their SHA-256.
         prefix_sha256: [u8; 32],
     },
-    /// A file follows.
-    FileInfo(FileInfo),
-    /// Download data.
-    Data(Chunk),
-    /// End of a downloaded file.
-    End([u8; 32]),
+    /// A file follows: lend the console's reader task its [`Incoming`], or drop the
+    /// [`Lend`] to have its data dropped.
+    FileInfo(FileInfo, Lend),
+    /// End of a downloaded file, with the file lent for it (`None` if it was not taken or
+    /// its write failed).
+    End {
+        /// SHA-256 of the whole file, as the server read it.
+        sha256: [u8; 32],
+        /// The file the data went into.
+        file: Option<Incoming>,
+    },
+    /// Writing the downloaded data failed; the rest of the file's data is dropped.
+    WriteFailed(FileError),
     /// A directory of a downloaded tree.
     MakeDir {
         /// Relative path in the tree.
@@ -184,8 +183,9 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// The reply a server message carries, if it is a transfer message.
-    pub fn from_message(msg: &Message<'_>) -> Option<Self> {
+    /// The reply a server message carries, if it is a transfer message other than a file's
+    /// FileInfo, FileData and FileEnd (which [`super::intake::Intake`] handles).
+    pub(super) fn from_message(msg: &Message<'_>) -> Option<Self> {
         Some(match *msg {
             Message::StatResult(kind) => Self::Stat(kind),
             Message::PutReady {
@@ -195,21 +195,6 @@ impl Reply {
                 offset,
                 prefix_sha256,
             },
-            Message::FileInfo {
-                path,
-                size,
-                mode,
-                mtime,
-                offset,
-            } => Self::FileInfo(FileInfo {
-                path: path.to_owned(),
-                size,
-                mode,
-                mtime,
-                offset,
-            }),
-            Message::FileData(data) => Self::Data(Chunk(data.to_vec())),
-            Message::FileEnd { sha256 } => Self::End(sha256),
             Message::MakeDir { path, mode } => Self::MakeDir {
                 path: path.to_owned(),
                 mode,
@@ -229,9 +214,9 @@ impl Reply {
         match self {
             Self::Stat(_) => "StatResult",
             Self::PutReady { .. } => "PutReady",
-            Self::FileInfo(_) => "FileInfo",
-            Self::Data(_) => "FileData",
-            Self::End(_) => "FileEnd",
+            Self::FileInfo(..) => "FileInfo",
+            Self::End { .. } => "FileEnd",
+            Self::WriteFailed(_) => "FileData",
             Self::MakeDir { .. } => "MakeDir",
             Self::Done => "TransferDone",
             Self::Failed(_) => "TransferFailed",
@@ -603,22 +588,27 @@ impl<'c> FileTransfer<'c> {
             prefix_sha256: received.prefix_sha256(),
         })
         .await?;
-        let info = match self.reply().await? {
-            Reply::FileInfo(info) if info.path.is_empty() => info,
+        let (info, lend) = match self.reply().await? {
+            Reply::FileInfo(info, lend) if info.path.is_empty() => (info, lend),
             Reply::Failed(reason) => return Err(self.remote(reason)),
             other => return Err(unexpected(&other)),
         };
         if info.offset == 0 && !received.is_empty() {
             received = match partial.restart().await {
                 Ok(empty) => empty,
-                Err(err) => return Err(self.local_failure(err).await),
+                Err(err) => {
+                    drop(lend);
+                    return Err(self.local_failure(err).await);
+                }
             };
         } else if info.offset != received.len() {
+            drop(lend);
             self.recover("protocol error").await?;
             return Err(protocol_error("FileInfo offset"));
         }
         self.note_resume(source, info.offset, info.size);
-        self.receive_file(partial, received, &info, source).await?;
+        self.receive_file(partial, received, &info, lend, source)
+            .await?;
         match self.reply().await? {
             Reply::Done => Ok(()),
             Reply::Failed(reason) => Err(self.remote(reason)),
@@ -640,59 +630,58 @@ impl<'c> FileTransfer<'c> {
                         return Err(self.local_failure(err).await);
                     }
                 }
-                Reply::FileInfo(info) if !info.path.is_empty() && info.offset == 0 => {
+                Reply::FileInfo(info, lend) if !info.path.is_empty() && info.offset == 0 => {
                     let opened = match relative_path(&info.path) {
                         Ok(rel) => PartialFile::open(root.join(rel), false).await,
                         Err(err) => Err(err),
                     };
                     let (partial, received) = match opened {
                         Ok(opened) => opened,
-                        Err(err) => return Err(self.local_failure(err).await),
+                        Err(err) => {
+                            drop(lend);
+                            return Err(self.local_failure(err).await);
+                        }
                     };
                     let name = join_remote(source, &info.path);
-                    self.receive_file(partial, received, &info, &name).await?;
+                    self.receive_file(partial, received, &info, lend, &name)
+                        .await?;
                 }
                 Reply::Done => break,
                 Reply::Failed(reason) => return Err(self.remote(reason)),
-                other => {
-                    self.recover("protocol error").await?;
-                    return Err(unexpected(&other));
-                }
+                other => return Err(self.out_of_order(other).await),
             }
         }
         self.progress.finish_total();
         Ok(())
     }
 
-    /// Receives one file's data after its FileInfo, up to its FileEnd, and commits it.
+    /// Lends the console's reader task the file its FileInfo announced, gets it back with
+    /// the FileEnd, and commits it.
     async fn receive_file(
         &mut self,
         partial: PartialFile,
         received: Received,
         info: &FileInfo,
+        lend: Lend,
         name: &str,
     ) -> Result<(), TransferError> {
-        let bar = self.progress.file(name, info.size, info.offset);
-        let mut sink = match partial.sink(received, info.size) {
+        let sink = match partial.sink(received, info.size) {
             Ok(sink) => sink,
-            Err(err) => return Err(self.local_failure(err).await),
-        };
-        let sha256 = loop {
-            match self.reply().await? {
-                Reply::Data(chunk) => {
-                    let len = chunk.0.len() as u64;
-                    if let Err(err) = sink.write(&chunk.0).await {
-                        return Err(self.local_failure(err).await);
-                    }
-                    bar.advance(len);
-                }
-                Reply::End(sha256) => break sha256,
-                Reply::Failed(reason) => return Err(self.remote(reason)),
-                other => {
-                    self.recover("protocol error").await?;
-                    return Err(unexpected(&other));
-                }
+            Err(err) => {
+                drop(lend);
+                return Err(self.local_failure(err).await);
             }
+        };
+        let bar = self.progress.file(name, info.size, info.offset);
+        lend.lend(Incoming { sink, bar });
+        let (sha256, Incoming { sink, bar }) = match self.reply().await? {
+            Reply::End {
+                sha256,
+                file: Some(file),
+            } => (sha256, file),
+            Reply::WriteFailed(err) => return Err(self.local_failure(err).await),
+            Reply::Failed(reason) => return Err(self.remote(reason)),
+            other => return Err(self.out_of_order(other).await),
         };
         let expected = Expected {
             size: info.size,
@@ -712,6 +701,17 @@ impl<'c> FileTransfer<'c> {
             self.progress.note(&format!(
                 "seashell: resuming {name} at byte {offset} of {size}"
             ));
+        }
+    }
+
+    /// The server sent `reply` out of order: end what is outstanding, then report it. The
+    /// reply (which may hold a [`Lend`] the reader task waits for) is dropped first.
+    async fn out_of_order(&mut self, reply: Reply) -> TransferError {
+        let err = unexpected(&reply);
+        drop(reply);
+        match self.recover("protocol error").await {
+            Ok(()) => err,
+            Err(session) => session.into(),
         }
     }
 

@@ -126,3 +126,136 @@ impl Intake {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::client::progress::Progress;
+    use crate::fileio::FileError;
+    use crate::fileio::partial::{Expected, PartialFile};
+
+    fn file_info(size: u64) -> Message<'static> {
+        Message::FileInfo {
+            path: "",
+            size,
+            mode: 0o640,
+            mtime: 0,
+            offset: 0,
+        }
+    }
+
+    async fn take(intake: &mut Intake, msg: Message<'_>) -> Result<Option<Reply>, &'static str> {
+        intake.take(&msg).await
+    }
+
+    /// Passes a FileInfo on and lends a fresh partial file for `target` in answer.
+    async fn lend(intake: &mut Intake, target: &std::path::Path, size: u64) -> PartialFile {
+        let Ok(Some(Reply::FileInfo(info, lend))) = take(intake, file_info(size)).await else {
+            panic!("no FileInfo reply")
+        };
+        assert_eq!(info.size, size);
+        let (partial, received) = PartialFile::open(target.to_owned(), false).await.unwrap();
+        let sink = partial.sink(received, size).unwrap();
+        let bar = Progress::on_stderr().file("f", size, 0);
+        lend.lend(Incoming { sink, bar });
+        partial
+    }
+
+    #[tokio::test]
+    async fn a_lent_file_gets_the_data_and_comes_back_with_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("f");
+        let mut intake = Intake::default();
+        let partial = lend(&mut intake, &target, 11).await;
+        for data in [&b"hello "[..], b"world"] {
+            assert!(matches!(
+                take(&mut intake, Message::FileData(data)).await,
+                Ok(None)
+            ));
+        }
+        let sha256: [u8; 32] = Sha256::digest(b"hello world").into();
+        let Ok(Some(Reply::End {
+            sha256: got,
+            file: Some(file),
+        })) = take(&mut intake, Message::FileEnd { sha256 }).await
+        else {
+            panic!("no FileEnd with the file")
+        };
+        assert_eq!(got, sha256);
+        let expected = Expected {
+            size: 11,
+            sha256,
+            mode: 0o640,
+            mtime: None,
+        };
+        partial.commit(file.sink, expected).await.unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+        assert!(matches!(intake, Intake::Idle));
+    }
+
+    #[tokio::test]
+    async fn the_data_of_a_file_not_taken_is_dropped() {
+        let mut intake = Intake::default();
+        let Ok(Some(Reply::FileInfo(_, lend))) = take(&mut intake, file_info(3)).await else {
+            panic!("no FileInfo reply")
+        };
+        drop(lend);
+        assert!(matches!(
+            take(&mut intake, Message::FileData(b"abc")).await,
+            Ok(None)
+        ));
+        let end = take(&mut intake, Message::FileEnd { sha256: [0; 32] }).await;
+        assert!(
+            matches!(end, Ok(Some(Reply::End { file: None, .. }))),
+            "{end:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_once_and_the_rest_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut intake = Intake::default();
+        let _partial = lend(&mut intake, &dir.path().join("f"), 3).await;
+        let failed = take(&mut intake, Message::FileData(b"too long")).await;
+        assert!(
+            matches!(
+                failed,
+                Ok(Some(Reply::WriteFailed(FileError::TooMuchData(_))))
+            ),
+            "{failed:?}"
+        );
+        assert!(matches!(
+            take(&mut intake, Message::FileData(b"x")).await,
+            Ok(None)
+        ));
+        let end = take(&mut intake, Message::FileEnd { sha256: [0; 32] }).await;
+        assert!(
+            matches!(end, Ok(Some(Reply::End { file: None, .. }))),
+            "{end:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn data_outside_a_file_is_a_protocol_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut intake = Intake::default();
+        assert_eq!(
+            take(&mut intake, Message::FileData(b"x")).await.err(),
+            Some("FileData")
+        );
+
+        let _partial = lend(&mut intake, &dir.path().join("f"), 3).await;
+        let failed = take(&mut intake, Message::TransferFailed { reason: "gone" }).await;
+        assert!(matches!(failed, Ok(Some(Reply::Failed(_)))), "{failed:?}");
+        assert_eq!(
+            take(&mut intake, Message::FileData(b"x")).await.err(),
+            Some("FileData")
+        );
+        assert_eq!(
+            take(&mut intake, Message::Exec { line: "ls" }).await.err(),
+            Some("Exec")
+        );
+    }
+}

@@ -567,16 +567,18 @@ impl<'c> FileTransfer<'c> {
         }
     }
 
-    /// The server answered in the middle of an upload: it failed. End the file we owe it.
+    /// The server answered in the middle of an upload: it failed. End the file we owe it
+    /// (the reply is dropped first: it may hold a [`Lend`] the reader task waits for).
     async fn stopped_by_server(&mut self, reply: Reply) -> TransferError {
         self.saw(&reply);
+        let failure = match reply {
+            Reply::Failed(reason) => self.remote(reason),
+            other => unexpected(&other),
+        };
         if let Err(err) = self.recover("stopped after the server's failure").await {
             return err.into();
         }
-        match reply {
-            Reply::Failed(reason) => self.remote(reason),
-            other => unexpected(&other),
-        }
+        failure
     }
 
     async fn get_file(&mut self, source: &str, target: &Path) -> Result<(), TransferError> {

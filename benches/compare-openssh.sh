@@ -33,7 +33,8 @@
 # `ssh -S SOCKET` over a ControlMaster started beforehand, so ssh's handshake is not timed and
 # seashell's is); e) N concurrent sessions of `sleep 1`: wall time, failures, peak server
 # memory; f) seashell cp vs scp of a SIZE-byte file, both directions
-# (`seashell cp -i KEY --known-hosts FILE -P PORT SRC host:DST` and back).
+# (`seashell cp -i KEY --known-hosts FILE -P PORT SRC host:DST` and back), and, for
+# reference, one `openssl dgst -sha256` of the same file: the hash cp computes on each end.
 #
 # ssh runs as: ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=FILE
 #   -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes256-gcm@openssh.com
@@ -507,6 +508,13 @@ if want f; then
     head -c "$SIZE" /dev/zero >"$F_SRC"
     bench_copy f-up "$RUNS_BULK" f_up_ssh f_up_sea "$F_REMOTE"
     bench_copy f-down "$RUNS_BULK" f_down_ssh f_down_sea "$F_LOCAL"
+    # The SHA-256 that cp computes on each end, alone: one read-and-hash pass of the source.
+    if command -v openssl >/dev/null; then
+        for ((i = 1; i <= RUNS_BULK; i++)); do
+            run_timed openssl dgst -sha256 "$F_SRC" >/dev/null
+            record f-sha256 openssl
+        done
+    fi
     rm -f "$F_SRC"
 fi
 
@@ -574,4 +582,10 @@ fi
 if want f; then
     row_line f-up "cp vs scp, upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
     row_line f-down "cp vs scp, download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
+    sha=$(median "${TIMES[f-sha256.openssl]:-}")
+    if [[ -n $sha ]]; then
+        echo
+        echo "f, for reference: reading and hashing the $SIZE_LABEL source once (\`openssl dgst -sha256\`, median of $RUNS_BULK) took $(fmt_s "$sha");"
+        echo "\`seashell cp\` hashes every byte on both ends (issue 5's end-to-end SHA-256 check), on the same $(nproc) CPUs as scp."
+    fi
 fi

@@ -6,7 +6,9 @@
 //! terminal slows the reader, and so the server, down (backpressure), nothing grows without
 //! bound, and no byte is copied on its way from the socket to the terminal.
 //! [`RemoteConsole::run`] sends one command line and waits for its exit status. File
-//! transfer messages pass through the same two tasks for [`super::transfer`].
+//! transfer messages pass through the same two tasks for [`super::transfer`], except a
+//! downloaded file's data, which the reader task writes into the file the transfer lends it
+//! ([`super::intake`]).
 
 use std::fs::File;
 use std::io::{Read, Write};

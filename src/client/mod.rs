@@ -1,6 +1,7 @@
 //! The client: connect and check the host key ([`connect`]), then drive a remote console
 //! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]), or move files
-//! ([`transfer`], for [`cp`] and the REPL's `put`/`get`). Every failure of
+//! ([`transfer`], for [`cp`] and the REPL's `put`/`get`; downloaded data is written by the
+//! console's reader task through [`intake`]). Every failure of
 //! seashell itself is a [`ClientError`], which the binary reports in one line and maps to
 //! exit code 255; the remote command's own status is returned as its exit code.
 

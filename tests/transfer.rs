@@ -473,6 +473,32 @@ fn a_signalled_client_cleans_up_both_ends() {
 }
 
 #[test]
+fn a_source_that_shrinks_mid_download_fails_alone_and_the_next_one_arrives() {
+    let c = Client::new("shrinks");
+    let big = c.on_server("big");
+    sparse(&big);
+    fs::write(c.on_server("small"), b"small").unwrap();
+    let down = c.local("down");
+    fs::create_dir(&down).unwrap();
+    let child = c.cp_spawn(&[&c.remote("big"), &c.remote("small"), s(&down)]);
+    wait_for("the download to start", Duration::from_secs(60), || {
+        len_of(&partial_of(&down.join("big"))) > 0
+    });
+    fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("shrank"), "{stderr}");
+    assert!(!down.join("big").exists() && partials_in(&down).is_empty());
+    assert_eq!(fs::read(down.join("small")).unwrap(), b"small");
+}
+
+#[test]
 fn resume_completes_a_cut_transfer_with_the_right_hash() {
     let c = Client::new("resume");
     let original = c.local("data");

@@ -47,10 +47,11 @@ impl std::fmt::Debug for Lend {
 /// Where the reader task puts the data of the file being downloaded.
 #[derive(Default)]
 pub enum Intake {
-    /// Between files: FileData is a protocol error.
+    /// Between files: FileData and FileEnd are protocol errors.
     #[default]
     Idle,
-    /// FileInfo was passed on; the transfer's answer comes with the first data.
+    /// FileInfo was passed on; the transfer's answer is awaited when the file's first data,
+    /// or its end, arrives.
     Asked(oneshot::Receiver<Incoming>),
     /// Writing into the file the transfer lent.
     Writing(Incoming),
@@ -86,8 +87,9 @@ impl Intake {
             Message::FileEnd { sha256 } => {
                 self.answered().await;
                 let file = match std::mem::take(self) {
+                    Self::Idle | Self::Asked(_) => return Err("FileEnd"),
                     Self::Writing(incoming) => Some(incoming),
-                    _ => None,
+                    Self::Dropping => None,
                 };
                 Ok(Some(Reply::End { sha256, file }))
             }
@@ -238,13 +240,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn data_outside_a_file_is_a_protocol_error() {
+    async fn data_or_an_end_outside_a_file_is_a_protocol_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut intake = Intake::default();
         assert_eq!(
             take(&mut intake, Message::FileData(b"x")).await.err(),
             Some("FileData")
         );
+        let end = take(&mut intake, Message::FileEnd { sha256: [0; 32] }).await;
+        assert_eq!(end.err(), Some("FileEnd"));
 
         let _partial = lend(&mut intake, &dir.path().join("f"), 3).await;
         let failed = take(&mut intake, Message::TransferFailed { reason: "gone" }).await;

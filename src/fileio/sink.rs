@@ -1,11 +1,12 @@
 //! How received bytes reach the disk. A [`FileSink`] copies each chunk from the network into
 //! a [`BLOCK`]-sized buffer aligned for direct I/O; full blocks go in order through bounded
 //! channels to a hashing thread and then to a writer thread, so that receiving, hashing and
-//! the disk work at the same time. The writer uses `O_DIRECT` where the file system allows
-//! it: a block goes from our buffer to the disk without a second copy into the page cache,
-//! a large transfer does not flood the cache, and the sync before the rename finds little
-//! left to do. Where direct I/O is refused (some file systems, and a start or an end off a
-//! 4 KiB boundary) the writer uses ordinary writes for that stretch. Emptied blocks come
+//! the disk work at the same time. On a local disk file system (ext4, XFS, Btrfs, F2FS) the
+//! writer uses `O_DIRECT`: a block goes from our buffer to the disk without a second copy
+//! into the page cache, a large transfer does not flood the cache, and the sync before the
+//! rename finds little left to do. Elsewhere (NFS, SMB, FUSE, tmpfs: a direct write to a
+//! file server is a synchronous round trip), where direct I/O is refused, and for a start or
+//! an end off a 4 KiB boundary, the writer uses ordinary writes. Emptied blocks come
 //! back to the sink, so a transfer allocates a handful of them whatever its size.
 
 use std::fs::File;
@@ -205,18 +206,20 @@ struct Writer {
     at: u64,
     /// Whether `O_DIRECT` is set on the file now.
     direct: bool,
-    /// The file system refused direct I/O: never ask again.
+    /// Direct I/O is not for this file: its file system is not a local disk one
+    /// ([`direct_io_suits`]), or it refused direct I/O. Never ask again.
     refused: bool,
 }
 
 impl Writer {
     fn new(mut file: File, at: u64) -> std::io::Result<Self> {
         file.seek(SeekFrom::Start(at))?;
+        let refused = !on_a_local_disk(&file);
         Ok(Self {
             file,
             at,
             direct: false,
-            refused: false,
+            refused,
         })
     }
 
@@ -274,6 +277,35 @@ impl Writer {
     }
 }
 
+/// Whether `file` is on a file system that [`direct_io_suits`].
+#[cfg(target_os = "linux")]
+fn on_a_local_disk(file: &File) -> bool {
+    nix::sys::statfs::fstatfs(file).is_ok_and(|fs| direct_io_suits(fs.filesystem_type()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn on_a_local_disk(_file: &File) -> bool {
+    false
+}
+
+/// Whether direct I/O is worth it on a file system of this type: the local disk file systems
+/// of Linux servers (ext2/3/4, XFS, Btrfs, F2FS). Elsewhere the page cache serves better: on
+/// NFS or SMB each direct write is a synchronous round trip to the file server, and FUSE or
+/// tmpfs gain nothing from it.
+#[cfg(target_os = "linux")]
+fn direct_io_suits(fs: nix::sys::statfs::FsType) -> bool {
+    use nix::sys::statfs::{
+        BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, F2FS_SUPER_MAGIC, XFS_SUPER_MAGIC,
+    };
+    [
+        EXT4_SUPER_MAGIC,
+        XFS_SUPER_MAGIC,
+        BTRFS_SUPER_MAGIC,
+        F2FS_SUPER_MAGIC,
+    ]
+    .contains(&fs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +319,26 @@ mod tests {
         assert_eq!(block.fill(&vec![3; BLOCK * 2], usize::MAX), BLOCK - 4);
         assert_eq!(block.data().len(), BLOCK);
         assert_eq!(&block.data()[..5], &[1, 1, 1, 1, 3]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn direct_io_only_on_local_disk_file_systems() {
+        use nix::sys::statfs::{
+            BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, FUSE_SUPER_MAGIC, NFS_SUPER_MAGIC,
+            SMB_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC,
+        };
+        for local in [EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC] {
+            assert!(direct_io_suits(local), "{local:?}");
+        }
+        for other in [
+            NFS_SUPER_MAGIC,
+            SMB_SUPER_MAGIC,
+            FUSE_SUPER_MAGIC,
+            TMPFS_MAGIC,
+        ] {
+            assert!(!direct_io_suits(other), "{other:?}");
+        }
     }
 
     #[test]

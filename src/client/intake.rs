@@ -165,6 +165,19 @@ mod tests {
         partial
     }
 
+    /// More data is dropped without a reply, and the end comes without a file.
+    async fn the_rest_is_dropped(intake: &mut Intake) {
+        assert!(matches!(
+            take(intake, Message::FileData(b"abc")).await,
+            Ok(None)
+        ));
+        let end = take(intake, Message::FileEnd { sha256: [0; 32] }).await;
+        assert!(
+            matches!(end, Ok(Some(Reply::End { file: None, .. }))),
+            "{end:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_lent_file_gets_the_data_and_comes_back_with_the_end() {
         let dir = tempfile::tempdir().unwrap();
@@ -204,15 +217,7 @@ mod tests {
             panic!("no FileInfo reply")
         };
         drop(lend);
-        assert!(matches!(
-            take(&mut intake, Message::FileData(b"abc")).await,
-            Ok(None)
-        ));
-        let end = take(&mut intake, Message::FileEnd { sha256: [0; 32] }).await;
-        assert!(
-            matches!(end, Ok(Some(Reply::End { file: None, .. }))),
-            "{end:?}"
-        );
+        the_rest_is_dropped(&mut intake).await;
     }
 
     #[tokio::test]
@@ -228,15 +233,7 @@ mod tests {
             ),
             "{failed:?}"
         );
-        assert!(matches!(
-            take(&mut intake, Message::FileData(b"x")).await,
-            Ok(None)
-        ));
-        let end = take(&mut intake, Message::FileEnd { sha256: [0; 32] }).await;
-        assert!(
-            matches!(end, Ok(Some(Reply::End { file: None, .. }))),
-            "{end:?}"
-        );
+        the_rest_is_dropped(&mut intake).await;
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::ClientError;
 use super::intake::Intake;
-use super::transfer::{Reply, Request};
+use super::transfer_msg::{Reply, Request};
 use crate::framepool::{FrameChunk, FramePool};
 use crate::proto::message::MAX_TEXT;
 use crate::proto::{DataKind, ExitStatus, Message};

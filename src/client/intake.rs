@@ -8,7 +8,7 @@
 use tokio::sync::oneshot;
 
 use super::progress::FileBar;
-use super::transfer::{FileInfo, Reply};
+use super::transfer_msg::{FileInfo, Reply};
 use crate::fileio::sink::FileSink;
 use crate::proto::Message;
 

@@ -1,7 +1,8 @@
 //! The client: connect and check the host key ([`connect`]), then drive a remote console
 //! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]), or move files
-//! ([`transfer`], for [`cp`] and the REPL's `put`/`get`; downloaded data is written by the
-//! console's reader task through [`intake`]). Every failure of
+//! ([`transfer`], for [`cp`] and the REPL's `put`/`get` of [`repl_transfer`]; its messages
+//! pass through the console's tasks as [`transfer_msg`]s, and downloaded data is written by
+//! the console's reader task through [`intake`]). Every failure of
 //! seashell itself is a [`ClientError`], which the binary reports in one line and maps to
 //! exit code 255; the remote command's own status is returned as its exit code.
 
@@ -13,7 +14,9 @@ pub mod exec;
 pub mod intake;
 pub mod progress;
 pub mod repl;
+pub mod repl_transfer;
 pub mod transfer;
+pub mod transfer_msg;
 
 use crate::keys::KeyError;
 use crate::transport::TransportError;

@@ -22,7 +22,8 @@ use super::ClientError;
 use super::connect::{ConnectOptions, connect};
 use super::console::{Outcome, RemoteConsole, Sink, StdinSource};
 use super::dest::Destination;
-use super::transfer::{Interrupts, ReplTransfer};
+use super::repl_transfer::ReplTransfer;
+use super::transfer::Interrupts;
 use crate::keys::home;
 
 /// The console's built-in commands and the client's transfer commands, for completion.

@@ -1,0 +1,214 @@
+//! The file-transfer messages of a session as the client's tasks pass them around, owned:
+//! a [`Request`] goes from the transfer to the console's writer task, which seals it (file
+//! data where it was read), and a [`Reply`] comes from the console's reader task to the
+//! transfer. The wire forms are [`Message`]s (docs/PROTOCOL.md §6.4).
+
+use tokio::io::AsyncWrite;
+
+use super::intake::{Incoming, Lend};
+use crate::fileio::FileError;
+use crate::framepool::FrameChunk;
+use crate::proto::{DataKind, Message, PathKind};
+use crate::transport::{SecureWriter, TransportError};
+
+/// A transfer message the client sends (owned, for the writer task).
+#[derive(Debug)]
+pub enum Request {
+    /// What does a server path name?
+    Stat(String),
+    /// Start an upload.
+    PutFile {
+        /// Destination on the server.
+        path: String,
+        /// Size in bytes.
+        size: u64,
+        /// Mode bits.
+        mode: u32,
+        /// Modification time to set.
+        mtime: Option<i64>,
+        /// Continue a partial upload.
+        resume: bool,
+    },
+    /// Where the upload's data starts.
+    PutStart(u64),
+    /// Download a file, holding `offset` bytes hashing to `prefix_sha256`.
+    GetFile {
+        /// Source on the server.
+        path: String,
+        /// Bytes already held.
+        offset: u64,
+        /// Their SHA-256.
+        prefix_sha256: [u8; 32],
+    },
+    /// Download a tree.
+    GetTree(String),
+    /// Create a server directory.
+    MakeDir {
+        /// The directory.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// Upload data (any length: sent as frames of at most `MAX_CHUNK`).
+    Data(FrameChunk),
+    /// End of an upload, with the SHA-256 of the whole file.
+    End([u8; 32]),
+    /// Stop the current transfer.
+    Cancel(String),
+}
+
+impl Request {
+    /// Sends it as one frame (data sealed where it was read).
+    pub async fn send<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut SecureWriter<W>,
+    ) -> Result<(), TransportError> {
+        match self {
+            Self::Data(chunk) => writer.send_chunk(DataKind::FileData, chunk).await,
+            other => writer.send(&other.message()).await,
+        }
+    }
+
+    /// The message it is.
+    fn message(&self) -> Message<'_> {
+        match self {
+            Self::Stat(path) => Message::Stat { path },
+            Self::PutFile {
+                path,
+                size,
+                mode,
+                mtime,
+                resume,
+            } => Message::PutFile {
+                path,
+                size: *size,
+                mode: *mode,
+                mtime: *mtime,
+                resume: *resume,
+            },
+            Self::PutStart(offset) => Message::PutStart { offset: *offset },
+            Self::GetFile {
+                path,
+                offset,
+                prefix_sha256,
+            } => Message::GetFile {
+                path,
+                offset: *offset,
+                prefix_sha256: *prefix_sha256,
+            },
+            Self::GetTree(path) => Message::GetTree { path },
+            Self::MakeDir { path, mode } => Message::MakeDir { path, mode: *mode },
+            Self::Data(chunk) => Message::FileData(chunk.data()),
+            Self::End(sha256) => Message::FileEnd { sha256: *sha256 },
+            Self::Cancel(reason) => Message::TransferFailed { reason },
+        }
+    }
+
+    /// Whether the server answers it with exactly one final reply.
+    pub(super) fn expects_final(&self) -> bool {
+        matches!(
+            self,
+            Self::Stat(_)
+                | Self::PutFile { .. }
+                | Self::GetFile { .. }
+                | Self::GetTree(_)
+                | Self::MakeDir { .. }
+        )
+    }
+}
+
+/// A file the server is about to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Relative path in a tree; empty for a single file.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Mode bits.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: i64,
+    /// Where its data starts.
+    pub offset: u64,
+}
+
+/// A transfer message from the server (owned, from the reader task).
+#[derive(Debug)]
+pub enum Reply {
+    /// The answer to Stat.
+    Stat(PathKind),
+    /// Ready for an upload's data.
+    PutReady {
+        /// Bytes the server already holds.
+        offset: u64,
+        /// Their SHA-256.
+        prefix_sha256: [u8; 32],
+    },
+    /// A file follows: lend the console's reader task its [`Incoming`], or drop the
+    /// [`Lend`] to have its data dropped.
+    FileInfo(FileInfo, Lend),
+    /// End of a downloaded file, with the file lent for it (`None` if it was not taken or
+    /// its write failed).
+    End {
+        /// SHA-256 of the whole file, as the server read it.
+        sha256: [u8; 32],
+        /// The file the data went into.
+        file: Option<Incoming>,
+    },
+    /// Writing the downloaded data failed; the rest of the file's data is dropped.
+    WriteFailed(FileError),
+    /// A directory of a downloaded tree.
+    MakeDir {
+        /// Relative path in the tree.
+        path: String,
+        /// Mode bits.
+        mode: u32,
+    },
+    /// The request succeeded.
+    Done,
+    /// The request failed, with the server's reason.
+    Failed(String),
+}
+
+impl Reply {
+    /// The reply a server message carries, if it is a transfer message other than a file's
+    /// FileInfo, FileData and FileEnd (which [`super::intake::Intake`] handles).
+    pub(super) fn from_message(msg: &Message<'_>) -> Option<Self> {
+        Some(match *msg {
+            Message::StatResult(kind) => Self::Stat(kind),
+            Message::PutReady {
+                offset,
+                prefix_sha256,
+            } => Self::PutReady {
+                offset,
+                prefix_sha256,
+            },
+            Message::MakeDir { path, mode } => Self::MakeDir {
+                path: path.to_owned(),
+                mode,
+            },
+            Message::TransferDone => Self::Done,
+            Message::TransferFailed { reason } => Self::Failed(reason.to_owned()),
+            _ => return None,
+        })
+    }
+
+    /// Whether it ends a request.
+    pub(super) fn is_final(&self) -> bool {
+        matches!(self, Self::Stat(_) | Self::Done | Self::Failed(_))
+    }
+
+    /// The name of the message it came from.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Stat(_) => "StatResult",
+            Self::PutReady { .. } => "PutReady",
+            Self::FileInfo(..) => "FileInfo",
+            Self::End { .. } => "FileEnd",
+            Self::WriteFailed(_) => "FileData",
+            Self::MakeDir { .. } => "MakeDir",
+            Self::Done => "TransferDone",
+            Self::Failed(_) => "TransferFailed",
+        }
+    }
+}

@@ -42,8 +42,8 @@ impl Default for FramePool {
     }
 }
 
-/// Up to [`MAX_CHUNK`](crate::proto::record::MAX_CHUNK) bytes of data in a frame buffer from a [`FramePool`], to which the
-/// buffer returns when this is dropped.
+/// Up to [`MAX_CHUNK`](crate::proto::record::MAX_CHUNK) bytes of data in a frame buffer
+/// from a [`FramePool`], to which the buffer returns when this is dropped.
 pub struct FrameChunk {
     frame: Option<Box<DataFrame>>,
     len: usize,

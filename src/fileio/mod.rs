@@ -4,8 +4,8 @@
 //! ([`partial`]) and written to disk in aligned blocks ([`sink`]), and walking a directory
 //! tree ([`tree`]). Every blocking call runs on a thread of its own or of `spawn_blocking`,
 //! and data moves through bounded channels (a sender's frames, a receiver's blocks of
-//! [`BLOCK`]), so memory stays constant (a few MiB per transfer) whatever the file size. This module knows files and hashes, not the
-//! protocol or the network.
+//! [`BLOCK`]), so memory stays constant (a few MiB per transfer) whatever the file size.
+//! This module knows files and hashes, not the protocol or the network.
 
 pub mod partial;
 pub mod sink;

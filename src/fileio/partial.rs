@@ -12,9 +12,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 use super::sink::FileSink;
 use super::{BLOCK, FileError, blocking};
-use sha2::{Digest, Sha256};
 
 /// The suffix of temporary files; the prefix is `.` and the destination's name.
 pub const PARTIAL_SUFFIX: &str = ".seashell-partial";

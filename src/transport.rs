@@ -18,7 +18,7 @@ use crate::proto::handshake::server::{self, ClientIdentity, ExpectClientAuth, Se
 use crate::proto::handshake::{Established, MAX_HANDSHAKE_LEN, record_len};
 use crate::proto::record::{HEADER_LEN, MAX_FRAME_LEN, frame_len};
 use crate::proto::{
-    DataFrame, DataKind, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits,
+    DataFrame, DataKind, DecodeError, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits,
 };
 
 /// Why a secure connection failed.
@@ -319,8 +319,11 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let mut inbox = Inbox::new(stream);
     let hello = inbox.handshake_record().await?.to_vec();
     let host = Arc::clone(&keys);
-    let (state, reply) =
-        off_the_runtime(move || server::accept(&host, &hello, &mut rand::rng())).await?;
+    let accepted = off_the_runtime(move || server::accept(&host, &hello, &mut rand::rng())).await;
+    if let Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(_)))) = &accepted {
+        inbox.inner.write_all(&server::version_refusal()).await?;
+    }
+    let (state, reply) = accepted?;
     inbox.inner.write_all(&reply).await?;
     let kt = inbox.handshake_record().await?.to_vec();
     let mut state =

@@ -612,6 +612,21 @@ fn handshake_failure_of(server: &Server, peer: SocketAddr) -> String {
 }
 
 #[test]
+fn a_client_of_another_version_is_told_which_versions_the_server_speaks() {
+    let server = Server::shared();
+    // A version-1 ClientHello record: header, type, magic, version 1, random, share.
+    let mut hello = vec![0, 0, 0, 75, 0x01];
+    hello.extend_from_slice(b"SEASHELL");
+    hello.extend_from_slice(&1u16.to_be_bytes());
+    hello.extend_from_slice(&[7u8; 64]);
+    let (peer, answer) = send_and_wait_for_hang_up(server, &hello);
+    // One clear VersionRefused record listing version 2, then the server hangs up.
+    assert_eq!(answer, [0, 0, 0, 4, 0x04, 1, 0, 2]);
+    assert!(handshake_failure_of(server, peer).contains("unsupported protocol version 1"));
+    assert_still_serves(server);
+}
+
+#[test]
 fn garbage_is_dropped_and_the_server_goes_on() {
     let server = Server::shared();
     let mut garbage = vec![0u8; 64 * 1024];

@@ -25,7 +25,7 @@ use seashell::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
 use seashell::proto::schedule;
 use seashell::proto::{
     DecodeError, EncodeError, ExitStatus, Message, ProtoError, RecordOpener, RecordSealer,
-    UpdateLimits,
+    UpdateLimits, WindowSize,
 };
 
 use crate::proto::{client_key, open_all, record_body, server_keys};
@@ -170,9 +170,9 @@ enum OwnedMessage {
     ConsoleState(String),
     Ping(u64),
     Pong(u64),
-    /// A file-transfer message, kept as its encoding (its fields are checked by the codec's
-    /// own round trip: decode gives it back).
-    Transfer(Vec<u8>),
+    /// A file-transfer or terminal message, kept as its encoding (its fields are checked by
+    /// the codec's own round trip: decode gives it back).
+    Encoded(Vec<u8>),
 }
 
 impl OwnedMessage {
@@ -196,7 +196,10 @@ impl OwnedMessage {
             Message::ConsoleState { cwd } => Self::ConsoleState(cwd.to_owned()),
             Message::Ping(n) => Self::Ping(n),
             Message::Pong(n) => Self::Pong(n),
-            Message::Stat { .. }
+            Message::ExecPty { .. }
+            | Message::WindowChange(_)
+            | Message::PtyRefused
+            | Message::Stat { .. }
             | Message::StatResult(_)
             | Message::PutFile { .. }
             | Message::PutReady { .. }
@@ -211,7 +214,7 @@ impl OwnedMessage {
             | Message::TransferFailed { .. } => {
                 let mut out = Vec::new();
                 msg.encode(&mut out).unwrap();
-                Self::Transfer(out)
+                Self::Encoded(out)
             }
         }
     }
@@ -238,7 +241,7 @@ impl OwnedMessage {
             Self::ConsoleState(cwd) => Message::ConsoleState { cwd },
             Self::Ping(n) => Message::Ping(*n),
             Self::Pong(n) => Message::Pong(*n),
-            Self::Transfer(bytes) => Message::decode(bytes).unwrap(),
+            Self::Encoded(bytes) => Message::decode(bytes).unwrap(),
         }
     }
 
@@ -302,6 +305,29 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
         any::<u64>().prop_map(OwnedMessage::Ping),
         any::<u64>().prop_map(OwnedMessage::Pong),
         arb_transfer(),
+        arb_terminal(),
+    ]
+}
+
+/// Terminal messages with arbitrary in-range fields.
+fn arb_terminal() -> impl Strategy<Value = OwnedMessage> {
+    let of = |m: Message<'_>| OwnedMessage::of(&m);
+    let size = any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
+        rows,
+        cols,
+        xpixel,
+        ypixel,
+    });
+    prop_oneof![
+        (text(), "[!-~]{1,64}", size.clone()).prop_map(move |(line, term, size)| of(
+            Message::ExecPty {
+                line: &line,
+                term: &term,
+                size
+            }
+        )),
+        size.prop_map(move |size| of(Message::WindowChange(size))),
+        Just(of(Message::PtyRefused)),
     ]
 }
 

@@ -147,6 +147,31 @@ fn flip(unit: usize, offset: usize) -> impl Fn(usize, &mut Vec<u8>) {
 }
 
 #[test]
+fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let (state, _) = client::start(&mut rng);
+    let refusal = server::version_refusal();
+    let newer = [0x04, 1, 0, 9];
+    let Err(err) = state.handle(record_body(&refusal)) else {
+        panic!("a refusal accepted");
+    };
+    // Our own version in a refusal cannot happen; the advice names both sides' versions.
+    assert!(
+        matches!(err, ProtoError::VersionRefused { ours: 2, .. }),
+        "{err:?}"
+    );
+    let (state, _) = client::start(&mut rng);
+    let err = state.handle(&newer).err().unwrap().to_string();
+    assert_eq!(
+        err,
+        "protocol version mismatch: the server speaks version 9, this client speaks 2: upgrade this client"
+    );
+    let (state, _) = client::start(&mut rng);
+    let err = state.handle(&[0x04, 1, 0, 1]).err().unwrap().to_string();
+    assert!(err.ends_with("upgrade seashell on the server"), "{err}");
+}
+
+#[test]
 fn tampered_client_hello_fields_are_caught() {
     // header(4) type(1) magic(8) version(2) random(32) x25519(32)
     assert!(matches!(

@@ -40,6 +40,9 @@ pub enum EncodeError {
         /// The bound.
         max: usize,
     },
+    /// A terminal type that is empty, too long or not printable ASCII.
+    #[error("terminal type must be 1 to 64 printable ASCII characters")]
+    BadTerm,
     /// Mode bits above `0o7777`.
     #[error("mode {0:#o} has bits above 0o7777")]
     BadMode(u32),
@@ -90,7 +93,33 @@ pub enum ProtoError {
     /// The AuthOk session id is not the one both sides derived.
     #[error("server confirmed a different session id")]
     SessionMismatch,
+    /// The server does not speak our protocol version; it named the ones it does.
+    #[error("{}", version_advice(*ours, theirs))]
+    VersionRefused {
+        /// The version we speak.
+        ours: u16,
+        /// The versions the server speaks.
+        theirs: Vec<u16>,
+    },
     /// A local cryptographic operation failed (RNG, key too small for OAEP, ...).
     #[error("local cryptographic failure: {0}")]
     Crypto(&'static str),
+}
+
+/// One line for the user: both versions, and which side to upgrade.
+fn version_advice(ours: u16, theirs: &[u16]) -> String {
+    let list = theirs
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let newest = theirs.iter().copied().max().unwrap_or(0);
+    let upgrade = if newest < ours {
+        "upgrade seashell on the server"
+    } else {
+        "upgrade this client"
+    };
+    format!(
+        "protocol version mismatch: the server speaks version {list}, this client speaks {ours}: {upgrade}"
+    )
 }

@@ -8,14 +8,18 @@ use super::error::{DecodeError, EncodeError};
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
-/// The one protocol version this implementation speaks.
-pub const VERSION: u16 = 1;
+/// The one protocol version this implementation speaks (2: terminals, `ExecPty`).
+pub const VERSION: u16 = 2;
 /// Upper bound for an encoded public key (SPKI DER of RSA-4096 is 550 bytes).
 pub const MAX_SPKI: usize = 1024;
 /// Upper bound for an RSA signature or ciphertext (RSA-4096: 512 bytes).
 pub const MAX_RSA_BLOCK: usize = 512;
 /// Upper bound for a text field (command line, cwd, reasons, paths).
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Upper bound for a terminal type (`TERM`) in [`Message::ExecPty`].
+pub const MAX_TERM: usize = 64;
+/// Upper bound for the number of versions a [`VersionRefused`] lists.
+pub const MAX_VERSIONS: usize = 8;
 /// The permission and mode bits a file transfer may carry (`0o7777`); anything above is
 /// `Invalid("mode")`.
 pub const MAX_MODE: u32 = 0o7777;
@@ -23,6 +27,7 @@ pub const MAX_MODE: u32 = 0o7777;
 const HS_CLIENT_HELLO: u8 = 0x01;
 const HS_SERVER_HELLO: u8 = 0x02;
 const HS_KEY_TRANSPORT: u8 = 0x03;
+const HS_VERSION_REFUSED: u8 = 0x04;
 
 /// First handshake message, client to server, in clear.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +141,53 @@ impl KeyTransport {
     }
 }
 
+/// The server's answer, in clear and instead of a ServerHello, to a ClientHello whose version
+/// it does not speak: the versions it does. The only clear-text refusal in the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRefused {
+    /// The versions the server speaks (1 to [`MAX_VERSIONS`]).
+    pub versions: Vec<u16>,
+}
+
+impl VersionRefused {
+    /// Appends the encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let count = match u8::try_from(self.versions.len()) {
+            Ok(n) if (1..=MAX_VERSIONS).contains(&usize::from(n)) => n,
+            _ => {
+                return Err(EncodeError::FieldTooLong {
+                    len: self.versions.len(),
+                    max: MAX_VERSIONS,
+                });
+            }
+        };
+        out.push(HS_VERSION_REFUSED);
+        out.push(count);
+        for version in &self.versions {
+            out.extend_from_slice(&version.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    /// Whether a handshake body is a VersionRefused (its type byte).
+    pub fn is_refusal(body: &[u8]) -> bool {
+        body.first() == Some(&HS_VERSION_REFUSED)
+    }
+
+    /// Parses a VersionRefused body.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        expect_type(&mut r, HS_VERSION_REFUSED)?;
+        let count = usize::from(r.u8()?);
+        if !(1..=MAX_VERSIONS).contains(&count) {
+            return Err(DecodeError::Invalid("version count"));
+        }
+        let versions = (0..count).map(|_| r.u16()).collect::<Result<_, _>>()?;
+        r.finish()?;
+        Ok(Self { versions })
+    }
+}
+
 fn expect_type(r: &mut Reader<'_>, want: u8) -> Result<(), DecodeError> {
     match r.u8()? {
         t if t == want => Ok(()),
@@ -166,6 +218,36 @@ impl ExitStatus {
             Self::Code(code) => u8::try_from(code & 0xff).unwrap_or(1),
             Self::Signal(sig) => 128u8.saturating_add(sig),
         }
+    }
+}
+
+/// A terminal's size, as `TIOCGWINSZ` reports it (0 where unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowSize {
+    /// Rows (lines).
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+    /// Width in pixels.
+    pub xpixel: u16,
+    /// Height in pixels.
+    pub ypixel: u16,
+}
+
+impl WindowSize {
+    fn encode(self, out: &mut Vec<u8>) {
+        for v in [self.rows, self.cols, self.xpixel, self.ypixel] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            rows: r.u16()?,
+            cols: r.u16()?,
+            xpixel: r.u16()?,
+            ypixel: r.u16()?,
+        })
     }
 }
 
@@ -237,6 +319,20 @@ pub enum Message<'a> {
         /// The line, as typed.
         line: &'a str,
     },
+    /// Run a command line on a new pseudo-terminal of this type and size (the server may
+    /// answer [`Message::PtyRefused`] and run it on pipes).
+    ExecPty {
+        /// The line, as typed.
+        line: &'a str,
+        /// The client's `TERM` (1 to [`MAX_TERM`] printable ASCII characters).
+        term: &'a str,
+        /// The client terminal's size.
+        size: WindowSize,
+    },
+    /// The client's terminal changed size (for the running command's pseudo-terminal).
+    WindowChange(WindowSize),
+    /// The server runs the command of an ExecPty on pipes: the key may not have a terminal.
+    PtyRefused,
     /// Bytes for the running command's stdin.
     Stdin(&'a [u8]),
     /// End of stdin for the running command.
@@ -358,6 +454,9 @@ const M_EXIT: u8 = 0x16;
 const M_CONSOLE_STATE: u8 = 0x17;
 const M_PING: u8 = 0x18;
 const M_PONG: u8 = 0x19;
+const M_EXEC_PTY: u8 = 0x1A;
+const M_WINDOW_CHANGE: u8 = 0x1B;
+const M_PTY_REFUSED: u8 = 0x1C;
 const M_STAT: u8 = 0x20;
 const M_STAT_RESULT: u8 = 0x21;
 const M_PUT_FILE: u8 = 0x22;
@@ -388,6 +487,9 @@ impl<'a> Message<'a> {
             Self::KeyUpdate => "KeyUpdate",
             Self::Close { .. } => "Close",
             Self::Exec { .. } => "Exec",
+            Self::ExecPty { .. } => "ExecPty",
+            Self::WindowChange(_) => "WindowChange",
+            Self::PtyRefused => "PtyRefused",
             Self::Stdin(_) => "Stdin",
             Self::StdinEof => "StdinEof",
             Self::Interrupt => "Interrupt",
@@ -438,6 +540,17 @@ impl<'a> Message<'a> {
                 out.push(M_EXEC);
                 put_bytes16(out, line.as_bytes(), MAX_TEXT)?;
             }
+            Self::ExecPty { line, term, size } => {
+                out.push(M_EXEC_PTY);
+                put_bytes16(out, line.as_bytes(), MAX_TEXT)?;
+                put_bytes16(out, term_name(term.as_bytes())?.as_bytes(), MAX_TERM)?;
+                size.encode(out);
+            }
+            Self::WindowChange(size) => {
+                out.push(M_WINDOW_CHANGE);
+                size.encode(out);
+            }
+            Self::PtyRefused => out.push(M_PTY_REFUSED),
             Self::Stdin(data) => put_data(out, M_STDIN, data),
             Self::StdinEof => out.push(M_STDIN_EOF),
             Self::Interrupt => out.push(M_INTERRUPT),
@@ -570,6 +683,13 @@ impl<'a> Message<'a> {
             M_EXEC => Self::Exec {
                 line: text(r.bytes16(MAX_TEXT)?)?,
             },
+            M_EXEC_PTY => Self::ExecPty {
+                line: text(r.bytes16(MAX_TEXT)?)?,
+                term: term_name(r.bytes16(MAX_TERM)?).map_err(|_| DecodeError::Invalid("TERM"))?,
+                size: WindowSize::decode(&mut r)?,
+            },
+            M_WINDOW_CHANGE => Self::WindowChange(WindowSize::decode(&mut r)?),
+            M_PTY_REFUSED => Self::PtyRefused,
             M_STDIN => Self::Stdin(r.rest()),
             M_STDIN_EOF => Self::StdinEof,
             M_INTERRUPT => Self::Interrupt,
@@ -710,6 +830,16 @@ fn mode(value: u32) -> Result<u32, DecodeError> {
     Ok(value)
 }
 
+/// A terminal type: 1 to [`MAX_TERM`] printable ASCII characters, no space (it becomes
+/// `TERM` in a command's environment and names a terminfo file).
+fn term_name(bytes: &[u8]) -> Result<&str, EncodeError> {
+    let printable = !bytes.is_empty() && bytes.iter().all(u8::is_ascii_graphic);
+    match std::str::from_utf8(bytes) {
+        Ok(term) if printable && term.len() <= MAX_TERM => Ok(term),
+        _ => Err(EncodeError::BadTerm),
+    }
+}
+
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(bytes).map_err(|_| DecodeError::Invalid("UTF-8 text"))
 }
@@ -790,6 +920,78 @@ mod tests {
         for msg in messages {
             round_trip(msg);
         }
+    }
+
+    #[test]
+    fn terminal_messages_round_trip() {
+        let size = WindowSize {
+            rows: 24,
+            cols: 80,
+            xpixel: 640,
+            ypixel: 480,
+        };
+        let exec = round_trip(Message::ExecPty {
+            line: "vi",
+            term: "xterm-256color",
+            size,
+        });
+        let mut want = vec![0x1a, 0, 2, b'v', b'i', 0, 14];
+        want.extend_from_slice(b"xterm-256color");
+        want.extend_from_slice(&[0, 24, 0, 80, 2, 128, 1, 224]);
+        assert_eq!(exec, want);
+        assert_eq!(
+            round_trip(Message::WindowChange(size)),
+            [0x1b, 0, 24, 0, 80, 2, 128, 1, 224]
+        );
+        assert_eq!(round_trip(Message::PtyRefused), [0x1c]);
+    }
+
+    #[test]
+    fn a_terminal_type_is_printable_ascii_without_spaces() {
+        let exec = |term: &[u8]| {
+            let mut wire = vec![M_EXEC_PTY, 0, 1, b'x', 0];
+            wire.push(u8::try_from(term.len()).unwrap());
+            wire.extend_from_slice(term);
+            wire.extend_from_slice(&[0; 8]);
+            Message::decode(&wire).map(|_| ())
+        };
+        assert!(exec(b"xterm").is_ok());
+        for bad in [&b""[..], b"x term", b"x\x1b[2J", b"\xc3\xa9"] {
+            assert_eq!(exec(bad), Err(DecodeError::Invalid("TERM")), "{bad:?}");
+        }
+        assert_eq!(exec(&[b'x'; MAX_TERM + 1]), Err(DecodeError::TooLong));
+        let mut out = Vec::new();
+        let bad = Message::ExecPty {
+            line: "x",
+            term: "a b",
+            size: WindowSize::default(),
+        };
+        assert_eq!(bad.encode(&mut out), Err(EncodeError::BadTerm));
+    }
+
+    #[test]
+    fn a_version_refusal_lists_one_to_eight_versions() {
+        let mut wire = Vec::new();
+        VersionRefused {
+            versions: vec![1, 2],
+        }
+        .encode(&mut wire)
+        .unwrap();
+        assert_eq!(wire, [0x04, 2, 0, 1, 0, 2]);
+        assert!(VersionRefused::is_refusal(&wire));
+        assert_eq!(VersionRefused::decode(&wire).unwrap().versions, [1, 2]);
+        assert_eq!(
+            VersionRefused::decode(&[0x04, 0]),
+            Err(DecodeError::Invalid("version count"))
+        );
+        assert_eq!(
+            VersionRefused::decode(&[0x04, 1, 0, 1, 0]),
+            Err(DecodeError::TrailingBytes)
+        );
+        let too_many = VersionRefused {
+            versions: vec![1; MAX_VERSIONS + 1],
+        };
+        assert!(too_many.encode(&mut Vec::new()).is_err());
     }
 
     #[test]

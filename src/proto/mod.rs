@@ -13,5 +13,5 @@ pub mod record;
 pub mod schedule;
 
 pub use error::{DecodeError, EncodeError, ProtoError};
-pub use message::{DataKind, ExitStatus, Message, PathKind};
+pub use message::{DataKind, ExitStatus, Message, PathKind, WindowSize};
 pub use record::{DataFrame, RecordOpener, RecordSealer, UpdateLimits};

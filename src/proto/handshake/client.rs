@@ -16,7 +16,9 @@ use super::{
 };
 use crate::keys::public::{from_spki_der, to_spki_der};
 use crate::proto::error::{DecodeError, ProtoError};
-use crate::proto::message::{ClientHello, KeyTransport, Message, ServerHello};
+use crate::proto::message::{
+    ClientHello, KeyTransport, Message, ServerHello, VERSION, VersionRefused,
+};
 use crate::proto::record::UpdateLimits;
 use crate::proto::schedule;
 
@@ -55,6 +57,13 @@ impl ExpectServerHello {
     /// Parses ServerHello and checks its signature under the host key it carries. Whether
     /// that host key is the right one is the caller's decision, made on [`VerifyHostKey`].
     pub fn handle(mut self, body: &[u8]) -> Result<VerifyHostKey, ProtoError> {
+        if VersionRefused::is_refusal(body) {
+            let refused = VersionRefused::decode(body)?;
+            return Err(ProtoError::VersionRefused {
+                ours: VERSION,
+                theirs: refused.versions,
+            });
+        }
         let hello = ServerHello::decode(body)?;
         let host_key =
             from_spki_der(&hello.host_key).map_err(|_| DecodeError::Invalid("host key"))?;

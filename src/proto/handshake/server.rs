@@ -22,7 +22,9 @@ use super::{
 };
 use crate::keys::public::{from_spki_der, to_spki_der};
 use crate::proto::error::{DecodeError, ProtoError};
-use crate::proto::message::{ClientHello, KeyTransport, Message, ServerHello};
+use crate::proto::message::{
+    ClientHello, KeyTransport, Message, ServerHello, VERSION, VersionRefused,
+};
 use crate::proto::record::UpdateLimits;
 use crate::proto::schedule;
 
@@ -50,6 +52,24 @@ impl ServerKeys {
     pub fn host_public(&self) -> &PublicKey {
         self.host.as_public_key()
     }
+}
+
+/// The record that answers a ClientHello of a version we do not speak (its error is
+/// `Decode(BadVersion)`): the versions we do, in clear, so that the client can tell its user
+/// which side to upgrade. The one exception to the silence of PROTOCOL.md §7.3: it says
+/// nothing about keys and comes before any.
+pub fn version_refusal() -> Vec<u8> {
+    let mut body = Vec::new();
+    let refusal = VersionRefused {
+        versions: vec![VERSION],
+    };
+    // One version always fits.
+    if refusal.encode(&mut body).is_err() {
+        body.clear();
+    }
+    let mut wire = Vec::new();
+    put_record(&mut wire, &body);
+    wire
 }
 
 /// Takes a ClientHello body; returns the state awaiting KeyTransport and the ServerHello

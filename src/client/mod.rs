@@ -10,6 +10,7 @@ pub mod connect;
 pub mod console;
 pub mod cp;
 pub mod dest;
+pub mod escape;
 pub mod exec;
 pub mod intake;
 pub mod progress;

@@ -19,8 +19,9 @@ use crate::keys::private::{
 };
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
-use crate::proto::UpdateLimits;
-use crate::transport::{self, SecureChannel};
+use crate::proto::message::VERSION;
+use crate::proto::{ProtoError, UpdateLimits};
+use crate::transport::{self, SecureChannel, TransportError};
 
 /// Deadline for TCP connect plus handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +72,9 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
                 target: target.clone(),
                 source,
             })?;
-        let pending = transport::client_hello(stream).await?;
+        let pending = transport::client_hello(stream)
+            .await
+            .map_err(|err| before_server_hello(err, &target))?;
         check_host_key(&dest, pending.host_key(), opts)?;
         Ok::<_, ClientError>(
             pending
@@ -86,6 +89,25 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
         key_name,
         destination: dest,
     })
+}
+
+/// A failure before the ServerHello. A server that closes the connection there without a
+/// word is most likely one of an older protocol version (version 1 servers close silently
+/// on a ClientHello of another version; later ones answer VersionRefused).
+fn before_server_hello(err: TransportError, target: &str) -> ClientError {
+    match err {
+        TransportError::Proto(ProtoError::Truncated) => ClientError::ClosedInHandshake {
+            target: target.to_owned(),
+            ours: VERSION,
+        },
+        TransportError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionReset => {
+            ClientError::ClosedInHandshake {
+                target: target.to_owned(),
+                ours: VERSION,
+            }
+        }
+        other => ClientError::Transport(other),
+    }
 }
 
 /// How long a silent connection waits before the OS probes the server, how often it probes,
@@ -208,6 +230,23 @@ fn ask_to_trust(host_port: &str, offered: &str) -> Result<bool, ClientError> {
 mod tests {
     use super::*;
     use nix::sys::socket::{getsockopt, sockopt};
+
+    #[test]
+    fn a_server_that_hangs_up_before_its_hello_may_be_older() {
+        let cut = before_server_hello(TransportError::Proto(ProtoError::Truncated), "box:7022");
+        let text = cut.to_string();
+        assert!(text.starts_with("box:7022 closed the connection"), "{text}");
+        assert!(text.contains("older protocol version"), "{text}");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let cut = before_server_hello(TransportError::Io(reset), "box:7022");
+        assert!(matches!(
+            cut,
+            ClientError::ClosedInHandshake { ours: VERSION, .. }
+        ));
+        // Anything else keeps its own message.
+        let bad = before_server_hello(TransportError::Proto(ProtoError::BadServerSignature), "b");
+        assert!(matches!(bad, ClientError::Transport(_)), "{bad}");
+    }
 
     #[tokio::test]
     async fn client_sockets_probe_a_silent_server() {

@@ -87,6 +87,18 @@ pub enum ClientError {
     /// The connection failed, was refused, tampered with or cut.
     #[error("{0}")]
     Transport(#[from] TransportError),
+    /// The server closed the connection before its ServerHello.
+    #[error(
+        "{target} closed the connection during the handshake, before its ServerHello: the \
+         server may speak an older protocol version than this client's version {ours} \
+         (upgrade seashell on the server), or it is not a seashell server"
+    )]
+    ClosedInHandshake {
+        /// host:port.
+        target: String,
+        /// The protocol version we speak.
+        ours: u16,
+    },
     /// The handshake did not finish in time.
     #[error("no answer from {0} within the handshake deadline")]
     Timeout(String),

@@ -8,7 +8,8 @@
 //! [`RemoteConsole::run`] sends one command line and waits for its exit status. File
 //! transfer messages pass through the same two tasks for [`super::transfer`], except a
 //! downloaded file's data, which the reader task writes into the file the transfer lends it
-//! ([`super::intake`]).
+//! ([`super::intake`]). It never prints the server's text but a command's own output: a
+//! Close reason is shown with its control characters escaped.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -25,8 +26,12 @@ use super::intake::Intake;
 use super::transfer_msg::{Reply, Request};
 use crate::framepool::{FrameChunk, FramePool};
 use crate::proto::message::MAX_TEXT;
-use crate::proto::{DataKind, ExitStatus, Message};
+use crate::proto::{DataKind, ExitStatus, Message, ProtoError};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
+
+/// How long the server may take to open the console (its first ConsoleState) once the
+/// handshake is done.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the server sent, owned.
 #[derive(Debug)]
@@ -60,6 +65,21 @@ impl Route {
             0 => Self::Terminal,
             1 => Self::Queue,
             _ => Self::Discard,
+        }
+    }
+}
+
+impl Event {
+    /// The name of the server's message behind the event, for errors.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Stdout(_) => "Stdout",
+            Self::Stderr(_) => "Stderr",
+            Self::Exit(_) => "Exit",
+            Self::State(_) => "ConsoleState",
+            Self::Transfer(reply) => reply.name(),
+            Self::Closed(_) => "Close",
+            Self::Failed(_) | Self::Local(_) => "failure",
         }
     }
 }
@@ -120,7 +140,8 @@ pub struct RemoteConsole {
 }
 
 impl RemoteConsole {
-    /// Starts the reader and writer tasks and waits for the first console state.
+    /// Starts the reader and writer tasks and waits (up to 30 s) for the first console
+    /// state.
     pub async fn start<S>(channel: SecureChannel<S>) -> Result<Self, ClientError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
@@ -143,9 +164,12 @@ impl RemoteConsole {
             cwd: String::new(),
             abandoned: 0,
         };
-        match console.next().await? {
+        let first = tokio::time::timeout(START_TIMEOUT, console.next())
+            .await
+            .map_err(|_| ClientError::ConsoleTimeout(START_TIMEOUT.as_secs()))?;
+        match first? {
             Event::State(cwd) => console.cwd = cwd,
-            other => return Err(unexpected(other)),
+            other => return Err(unexpected(&other)),
         }
         Ok(console)
     }
@@ -213,7 +237,7 @@ impl RemoteConsole {
                     }
                     return Ok(Outcome::Exited(status));
                 }
-                other => return Err(unexpected(other)),
+                other => return Err(unexpected(&other)),
             }
         }
     }
@@ -227,7 +251,7 @@ impl RemoteConsole {
                     self.abandoned -= 1;
                 }
                 Event::Stdout(_) | Event::Stderr(_) | Event::Exit(_) => {}
-                other => return Err(unexpected(other)),
+                other => return Err(unexpected(&other)),
             }
         }
         Ok(())
@@ -250,7 +274,7 @@ impl RemoteConsole {
     pub(super) async fn transfer_reply(&mut self) -> Result<Reply, ClientError> {
         match self.next().await? {
             Event::Transfer(reply) => Ok(reply),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -261,7 +285,7 @@ impl RemoteConsole {
             Ok(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
             Ok(Event::Failed(err)) => Err(ClientError::Transport(err)),
             Ok(Event::Local(err)) => Err(ClientError::Local(err)),
-            Ok(other) => Err(unexpected(other)),
+            Ok(other) => Err(unexpected(&other)),
             Err(mpsc::error::TryRecvError::Empty) => Ok(None),
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 Err(ClientError::Closed("connection lost".into()))
@@ -287,8 +311,9 @@ impl RemoteConsole {
     }
 }
 
-fn unexpected(event: Event) -> ClientError {
-    ClientError::Closed(format!("protocol error: unexpected {event:?}"))
+/// A server message at the wrong time: a protocol error, named by the message alone.
+fn unexpected(event: &Event) -> ClientError {
+    ClientError::Transport(TransportError::Proto(ProtoError::Unexpected(event.name())))
 }
 
 impl Sink {
@@ -419,12 +444,27 @@ async fn reader_task<R: AsyncRead>(
     }
 }
 
+/// The server's reason for a Close, to show: its control characters escaped, so that it
+/// can never drive our terminal.
 fn close_reason(reason: &str) -> String {
     if reason.is_empty() {
         "session ended".to_owned()
     } else {
-        reason.to_owned()
+        shown(reason)
     }
+}
+
+/// Text from the server made safe to print: control characters as escapes (`\u{1b}`).
+pub(super) fn shown(text: &str) -> String {
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            safe.extend(c.escape_debug());
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 async fn writer_task<W: AsyncWrite>(
@@ -447,5 +487,19 @@ async fn writer_task<W: AsyncWrite>(
         if result.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_the_server_is_shown_with_its_control_characters_escaped() {
+        assert_eq!(shown("protocol error"), "protocol error");
+        assert_eq!(shown("bad\u{1b}[2Jthing\r\n"), "bad\\u{1b}[2Jthing\\r\\n");
+        assert_eq!(shown("répertoire"), "répertoire");
+        assert_eq!(close_reason(""), "session ended");
+        assert_eq!(close_reason("\u{7}"), "\\u{7}");
     }
 }

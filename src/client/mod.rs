@@ -105,6 +105,9 @@ pub enum ClientError {
     /// The server closed the session with a reason.
     #[error("server closed the session: {0}")]
     Closed(String),
+    /// The server did not open the console (its first ConsoleState) in time.
+    #[error("the server did not open the console within {0} s")]
+    ConsoleTimeout(u64),
     /// A local terminal or stream failed.
     #[error("local I/O error: {0}")]
     Local(std::io::Error),

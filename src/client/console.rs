@@ -2,17 +2,18 @@
 //! server's frames, answers keepalive pings, writes a command's output straight to our
 //! stdout and stderr (or queues it, for `--json`), and queues the rest as events (a
 //! bounded queue). A writer task seals what we send; a thread reads our stdin straight into
-//! frame buffers for it. Output is written with blocking writes from the reader task: a slow
-//! terminal slows the reader, and so the server, down (backpressure), nothing grows without
-//! bound, and no byte is copied on its way from the socket to the terminal.
-//! [`RemoteConsole::run`] sends one command line and waits for its exit status. File
-//! transfer messages pass through the same two tasks for [`super::transfer`], except a
-//! downloaded file's data, which the reader task writes into the file the transfer lends it
-//! ([`super::intake`]). It never prints the server's text but a command's own output: a
-//! Close reason is shown with its control characters escaped.
+//! frame buffers for it, and is stopped when the command ends ([`super::stdin`]). Output is
+//! written with blocking writes from the reader task: a slow terminal slows the reader, and
+//! so the server, down (backpressure), nothing grows without bound, and no byte is copied on
+//! its way from the socket to the terminal. [`RemoteConsole::run`] sends one command line
+//! and waits for its exit status. File transfer messages pass through the same two tasks
+//! for [`super::transfer`], except a downloaded file's data, which the reader task writes
+//! into the file the transfer lends it ([`super::intake`]). It never prints the server's
+//! text but a command's own output: a Close reason is shown with its control characters
+//! escaped.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -23,8 +24,9 @@ use tokio::sync::mpsc;
 
 use super::ClientError;
 use super::intake::Intake;
+use super::stdin::{StdinForwarder, StdinKind};
 use super::transfer_msg::{Reply, Request};
-use crate::framepool::{FrameChunk, FramePool};
+use crate::framepool::FrameChunk;
 use crate::proto::message::MAX_TEXT;
 use crate::proto::{DataKind, ExitStatus, Message, ProtoError};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
@@ -86,7 +88,7 @@ impl Event {
 
 /// What we send.
 #[derive(Debug)]
-enum Outgoing {
+pub(super) enum Outgoing {
     Exec(String),
     /// Read by the stdin thread straight into a frame.
     Stdin(FrameChunk),
@@ -197,11 +199,22 @@ impl RemoteConsole {
             Sink::Collect { .. } => Route::Queue,
         });
         self.send(Outgoing::Exec(line.to_owned())).await?;
-        match stdin {
-            StdinSource::Forward => forward_stdin(self.out.clone())?,
-            StdinSource::Closed => self.send(Outgoing::StdinEof).await?,
+        let stdin = match stdin {
+            StdinSource::Forward => Some(
+                StdinForwarder::start(self.out.clone(), StdinKind::Data)
+                    .map_err(ClientError::Local)?,
+            ),
+            StdinSource::Closed => {
+                self.send(Outgoing::StdinEof).await?;
+                None
+            }
+        };
+        let outcome = self.collect(sink, interruptible).await;
+        // Before the caller reads our stdin again (the REPL's next line): the thread stops.
+        if let Some(stdin) = stdin {
+            stdin.stop().await;
         }
-        self.collect(sink, interruptible).await
+        outcome
     }
 
     fn set_route(&self, route: Route) {
@@ -328,35 +341,6 @@ impl Sink {
             stderr.extend_from_slice(data);
         }
     }
-}
-
-/// Starts a thread that reads our stdin straight into frame buffers and queues them for the
-/// writer task, then StdinEof. A blocking read cannot be cancelled: when the command ends
-/// first, the thread stays blocked until input or EOF comes, and is dropped with the process.
-fn forward_stdin(out: mpsc::Sender<Outgoing>) -> Result<(), ClientError> {
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(ClientError::Local)?;
-    let mut stdin = File::from(stdin);
-    std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || {
-            let pool = FramePool::new();
-            loop {
-                let mut frame = pool.take();
-                let msg = match stdin.read(frame.payload_mut()) {
-                    Ok(0) | Err(_) => Outgoing::StdinEof,
-                    Ok(n) => Outgoing::Stdin(pool.chunk(frame, n)),
-                };
-                let eof = matches!(msg, Outgoing::StdinEof);
-                if out.blocking_send(msg).is_err() || eof {
-                    return;
-                }
-            }
-        })
-        .map(drop)
-        .map_err(ClientError::Local)
 }
 
 /// Our stdout and stderr, written without buffering (each write is one `write(2)`).

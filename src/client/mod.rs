@@ -16,6 +16,7 @@ pub mod intake;
 pub mod progress;
 pub mod repl;
 pub mod repl_transfer;
+pub mod stdin;
 pub mod transfer;
 pub mod transfer_msg;
 

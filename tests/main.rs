@@ -15,5 +15,6 @@ mod fuzz;
 mod keys;
 mod policy;
 mod proto;
+mod session;
 mod transfer;
 mod vectors;

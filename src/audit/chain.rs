@@ -83,6 +83,10 @@ pub struct Record {
     /// The command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// On `command`: whether it runs on a pseudo-terminal (what is typed into it is never
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<bool>,
     /// Exit status: the code, or 128 + N after signal N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
@@ -119,6 +123,7 @@ impl Record {
             key: None,
             name: None,
             command: None,
+            pty: None,
             exit: None,
             duration_ms: None,
             bytes_in: None,

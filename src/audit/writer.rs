@@ -195,9 +195,10 @@ pub struct SessionAudit {
 impl SessionAudit {
     /// Records a command line, returning once it is on disk: the command may start only after
     /// this returned `Ok`.
-    pub async fn command(&self, line: &str) -> Result<(), AuditError> {
+    pub async fn command(&self, line: &str, pty: bool) -> Result<(), AuditError> {
         let mut record = self.who.record(EventKind::Command);
         record.command = Some(line.to_owned());
+        record.pty = Some(pty);
         self.log.record_durable(record).await
     }
 
@@ -646,7 +647,7 @@ mod tests {
             .unwrap();
         log.connect("127.0.0.1:5000").await;
         let session = log.session(who()).await;
-        session.command("echo hi").await.unwrap();
+        session.command("echo hi", false).await.unwrap();
         // The command is on disk before `command` returns.
         assert_eq!(kinds(&path).last(), Some(&"command"));
         session.exit(0, Duration::from_millis(5), 2, 3).await;
@@ -677,7 +678,7 @@ mod tests {
         ));
         // After close nothing more is accepted.
         assert!(matches!(
-            session.command("late").await,
+            session.command("late", false).await,
             Err(AuditError::Closed)
         ));
     }
@@ -774,7 +775,7 @@ mod tests {
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
         let session = log.session(who()).await;
         for n in 0..20 {
-            session.command(&format!("echo {n}")).await.unwrap();
+            session.command(&format!("echo {n}"), false).await.unwrap();
         }
         log.close().await.unwrap();
         let files = rotated_set(&path);
@@ -852,7 +853,7 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_log_accepts_everything() {
         let log = AuditLog::disabled();
-        log.session(who()).await.command("x").await.unwrap();
+        log.session(who()).await.command("x", false).await.unwrap();
         log.close().await.unwrap();
     }
 }

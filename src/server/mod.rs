@@ -10,6 +10,7 @@ pub mod keepalive;
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod setsid;
 pub mod transfer;
 pub mod trust;
 

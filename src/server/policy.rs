@@ -6,7 +6,8 @@
 //! entries from the config's `[commands]`. `;`, `|`, `&&`, `$(...)`, backticks, redirections
 //! and newlines are then just characters in argv. `no-files` refuses file transfer, and so
 //! does any restriction (writing files would get round it, e.g. by replacing a script an
-//! allowed command runs; OpenSSH's forced commands stop scp the same way). Pure:
+//! allowed command runs; OpenSSH's forced commands stop scp the same way). `no-pty` runs the
+//! key's commands on pipes, never on a pseudo-terminal (as OpenSSH's option does). Pure:
 //! the caller passes the address, the date and the named commands in.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub struct Policy {
     allow: Vec<String>,
     commands: Vec<String>,
     no_files: bool,
+    no_pty: bool,
 }
 
 /// A refusal, naming the rule that refused.
@@ -74,6 +76,7 @@ impl Policy {
                 KeyOption::Allow(pattern) => policy.allow.push(pattern.clone()),
                 KeyOption::Command(name) => policy.commands.push(name.clone()),
                 KeyOption::NoFiles => policy.no_files = true,
+                KeyOption::NoPty => policy.no_pty = true,
             }
         }
         policy
@@ -94,6 +97,12 @@ impl Policy {
             (Some(last), _) => Err(Denied::Expired(last)),
             (None, _) => Ok(()),
         }
+    }
+
+    /// May this key's commands run on a pseudo-terminal? Not with `no-pty`. (A restricted
+    /// key's line gets one only once it is allowed: refused lines run nowhere.)
+    pub fn may_have_pty(&self) -> bool {
+        !self.no_pty
     }
 
     /// May this key transfer files? Not with `no-files`, nor when it is restricted.
@@ -289,6 +298,8 @@ mod tests {
         assert!(p.check_date(None).is_err());
         assert!(Policy::default().check_date(None).is_ok());
         assert!(policy("no-files").check_files().is_err());
+        assert!(!policy("no-pty").may_have_pty());
+        assert!(policy("no-files").may_have_pty());
         assert!(Policy::default().check_files().is_ok());
         assert_eq!(
             policy(r#"allow="uptime""#).check_files(),

@@ -23,22 +23,6 @@ use crate::fileio::{FileError, sha256_of_nothing};
 use crate::proto::{DataKind, Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
-/// Whether `msg` belongs to file transfer (and so to [`Transfers::handle`]).
-pub fn is_transfer(msg: &Message<'_>) -> bool {
-    matches!(
-        msg,
-        Message::Stat { .. }
-            | Message::PutFile { .. }
-            | Message::PutStart { .. }
-            | Message::GetFile { .. }
-            | Message::GetTree { .. }
-            | Message::FileData(_)
-            | Message::FileEnd { .. }
-            | Message::MakeDir { .. }
-            | Message::TransferFailed { .. }
-    )
-}
-
 /// A transfer message that breaks the protocol's order: the session closes.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} at the wrong time in a file transfer")]

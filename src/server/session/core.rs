@@ -226,7 +226,7 @@ impl Core {
         if self.ending == Ending::Finished {
             return None;
         }
-        let silence = Some(self.heard + self.limits.keepalive.saturating_mul(3));
+        let silence = self.silence_deadline();
         let kill = match self.command {
             Command::Running { kill_at, .. } => kill_at,
             _ => None,
@@ -246,7 +246,7 @@ impl Core {
             Ending::HangingUp(_) => return Vec::new(),
             Ending::Open => {}
         }
-        if now >= self.heard + self.limits.keepalive.saturating_mul(3) {
+        if self.silence_deadline().is_some_and(|at| now >= at) {
             tracing::info!(
                 "client silent for {:?}: closing",
                 self.limits.keepalive.saturating_mul(3)
@@ -274,7 +274,18 @@ impl Core {
 
     fn idle_deadline(&self) -> Option<Instant> {
         let idle = self.limits.idle_timeout?;
-        (self.command == Command::Idle && !self.transfer_busy).then(|| self.active + idle)
+        if self.command == Command::Idle && !self.transfer_busy {
+            // A timeout past what a clock can hold is no timeout.
+            self.active.checked_add(idle)
+        } else {
+            None
+        }
+    }
+
+    /// When a client that sends nothing (not even a Pong) is taken for gone.
+    fn silence_deadline(&self) -> Option<Instant> {
+        self.heard
+            .checked_add(self.limits.keepalive.saturating_mul(3))
     }
 
     fn message<'a>(&mut self, msg: Message<'a>, now: Instant) -> Vec<Action<'a>> {
@@ -806,6 +817,18 @@ mod tests {
             core.handle(Input::Audited(Ok(())), t0),
             [Action::SendClose(""), Action::Finish]
         );
+    }
+
+    #[test]
+    fn timeouts_too_long_for_the_clock_never_fire_and_never_panic() {
+        let t0 = Instant::now();
+        let limits = SessionLimits {
+            idle_timeout: Some(Duration::MAX),
+            keepalive: Duration::MAX,
+        };
+        let mut core = Core::new(limits, Policy::default(), Default::default(), t0);
+        assert_eq!(core.next_deadline(), None);
+        assert!(core.on_timer(after(t0, 1_000_000)).is_empty());
     }
 
     #[test]

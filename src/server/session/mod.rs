@@ -16,7 +16,7 @@ pub mod output;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -94,6 +94,8 @@ pub async fn run<S>(
         audit.clone(),
     ));
     let transfers = Transfers::new(&console.peer, &console.home);
+    let running = Arc::new(AtomicI32::new(0));
+    let closer = out.clone();
     let mut shell = Shell {
         core,
         console,
@@ -106,15 +108,35 @@ pub async fn run<S>(
         started: 0,
         writer_gone: false,
         stopping: false,
+        running: Arc::clone(&running),
     };
-    shell.run(channel.reader).await;
-    shell.transfers.end_session();
-    // Dropping the sender lets the output task finish what it has (a command being reaped
-    // and recorded, say) and end.
-    drop(shell);
+    let shell = tokio::spawn(async move {
+        shell.run(channel.reader).await;
+        shell.transfers.end_session();
+    });
+    if let Err(err) = shell.await {
+        // Supervision: a session that failed still says so and hangs its command up.
+        tracing::error!("a session failed: {err}");
+        let _ = closer.send(Output::Close("internal error")).await;
+        hang_up_after_failure(running.load(Ordering::Acquire)).await;
+    }
+    // Dropping the last sender lets the output task finish what it has (a command being
+    // reaped and recorded, say) and end.
+    drop(closer);
     if let Err(err) = writer.await {
         tracing::error!("a session's output task failed: {err}");
     }
+}
+
+/// SIGHUP to the group a failed session left running, SIGKILL [`core::KILL_AFTER`] later.
+async fn hang_up_after_failure(pgid: i32) {
+    if pgid <= 0 {
+        return;
+    }
+    let pgid = Pid::from_raw(pgid);
+    signal_group(pgid, nix::sys::signal::Signal::SIGHUP);
+    tokio::time::sleep(core::KILL_AFTER).await;
+    signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
 }
 
 struct Console {
@@ -250,6 +272,8 @@ struct Shell {
     started: u64,
     writer_gone: bool,
     stopping: bool,
+    /// The running command's group (0: none), for supervision if this shell fails.
+    running: Arc<AtomicI32>,
 }
 
 /// What woke the shell.
@@ -271,6 +295,7 @@ impl Shell {
                     if ended.is_some_and(|g| *self.done.borrow_and_update() >= g) {
                         // Its stdin task ends, and with it a terminal's last holder here.
                         self.current = None;
+                        self.running.store(0, Ordering::Release);
                         Wake::Input(Input::Ended)
                     } else {
                         continue;
@@ -299,10 +324,6 @@ impl Shell {
                 Wake::Timer => self.core.on_timer(now),
             };
             self.carry_out(actions).await;
-        }
-        if let Some(current) = self.current.take() {
-            // Killed by the core's hang-up; the output task reaps and records it.
-            tracing::debug!(pgid = current.pgid.as_raw(), "session over");
         }
     }
 
@@ -438,6 +459,7 @@ impl Shell {
             pgid,
             stdin,
         });
+        self.running.store(pgid.as_raw(), Ordering::Release);
         let command = Box::new(Streamed {
             child,
             output,

@@ -487,17 +487,25 @@ impl Sink {
 
 /// The current time as the log writes it: RFC 3339 UTC with milliseconds.
 fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    )
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// `at` as the log writes it: `YYYY-MM-DDTHH:MM:SS.mmmZ`, milliseconds truncated (not
+/// rounded), four-digit year, `Z` for UTC. A year outside 0000-9999 has no such form; it
+/// falls back to `time`'s own display rather than failing the write.
+fn timestamp(at: time::OffsetDateTime) -> String {
+    use time::format_description::well_known::Iso8601;
+    use time::format_description::well_known::iso8601::{Config, EncodedConfig, TimePrecision};
+
+    const LOG_TIME: EncodedConfig = Config::DEFAULT
+        .set_year_is_six_digits(false)
+        .set_time_precision(TimePrecision::Second {
+            decimal_digits: std::num::NonZeroU8::new(3),
+        })
+        .encode();
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    utc.format(&Iso8601::<LOG_TIME>)
+        .unwrap_or_else(|_| utc.to_string())
 }
 
 /// Opens `path` for appending, creating it with mode 0600.
@@ -626,6 +634,21 @@ mod tests {
 
     fn verdict(files: &[PathBuf]) -> Verdict {
         verify_files(files, host_key().as_public_key()).unwrap()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_truncated_milliseconds() {
+        let at = time::Date::from_calendar_date(2026, time::Month::March, 7)
+            .unwrap()
+            .with_hms_nano(4, 5, 6, 123_999_999)
+            .unwrap()
+            .assume_utc();
+        assert_eq!(timestamp(at), "2026-03-07T04:05:06.123Z");
+        let midnight = time::OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(timestamp(midnight), "1970-01-01T00:00:00.000Z");
+        let east = at.to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
+        assert_eq!(timestamp(east), "2026-03-07T04:05:06.123Z");
+        assert!(now().ends_with('Z') && now().len() == 24);
     }
 
     fn who() -> Who {

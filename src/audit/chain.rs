@@ -200,12 +200,7 @@ pub enum SignatureProblem {
 
 /// Lower-case hex of SHA-256 over `line` (the bytes without the newline).
 pub fn line_hash(line: &[u8]) -> String {
-    hex(&Sha256::digest(line))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(line))
 }
 
 /// The message a checkpoint signature covers: [`CHECKPOINT_LABEL`] || SHA-256(unsigned line).
@@ -255,7 +250,7 @@ impl AuditChain {
     /// A new chain anchored on `genesis` (32 random bytes): its first line is sealed with
     /// `seq` 1 and `prev` = `genesis` = the hex of those bytes.
     pub fn new(genesis: [u8; 32]) -> Self {
-        let genesis = hex(&genesis);
+        let genesis = hex::encode(genesis);
         Self {
             next_seq: 1,
             head: genesis.clone(),

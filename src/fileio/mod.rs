@@ -149,12 +149,8 @@ mod tests {
     #[test]
     fn empty_hash() {
         assert_eq!(
-            hex(&sha256_of_nothing()),
+            hex::encode(sha256_of_nothing()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

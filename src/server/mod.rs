@@ -381,7 +381,7 @@ async fn authenticate(
     let who = Peer {
         name: entry.comment.clone(),
         fingerprint: key_fingerprint,
-        session_id: hex_id(&channel.session_id),
+        session_id: hex::encode(channel.session_id),
         address: peer.to_string(),
         policy,
         audit: None,
@@ -421,9 +421,4 @@ fn audit_who(who: &Peer) -> Who {
         key: who.fingerprint.clone(),
         name: who.name.clone(),
     }
-}
-
-/// Lower-case hex of a session id.
-pub fn hex_id(id: &[u8; 32]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }

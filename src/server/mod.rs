@@ -33,8 +33,7 @@ use policy::Policy;
 use session::{Peer, SessionLimits};
 use trust::TrustStore;
 
-/// Default TCP port.
-pub const DEFAULT_PORT: u16 = 7022;
+pub use crate::proto::DEFAULT_PORT;
 
 /// How often the transport key is replaced while the server runs.
 const TRANSPORT_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);

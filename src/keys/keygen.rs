@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::keys::authorized::AuthorizedKeys;
 use crate::keys::known_hosts::{self, KnownHosts};
 use crate::keys::private::{self, Passphrase, PassphraseSource};
-use crate::keys::{KeyError, LineWarning, home, public};
+use crate::keys::{KeyError, LineWarning, home, public, trust_file};
 
 /// A key pair about to be made: where it goes and its comment settled, and (unless
 /// overwriting) both files checked not to exist yet.
@@ -192,7 +192,7 @@ impl FileKind {
         }
         let meaningful: Vec<&str> = text
             .lines()
-            .filter(|line| !private::is_blank_or_comment(line))
+            .filter(|line| !trust_file::is_blank_or_comment(line))
             .collect();
         let first_fields: Vec<&str> = meaningful
             .first()

@@ -1,7 +1,8 @@
 //! Protocol errors, split the rustls way: bytes that do not parse ([`DecodeError`]), and a
 //! peer or channel that misbehaves ([`ProtoError`]), plus [`EncodeError`] for our own
-//! oversized messages. These are precise for the local user and logs; the peer learns nothing
-//! from them (at most a generic Close reason).
+//! oversized messages and [`ProtoError::Misuse`] for our own misuse of the record layer.
+//! These are precise for the local user and logs; the peer learns nothing from them (at most
+//! a generic Close reason).
 
 /// Bytes from the peer that are not a well-formed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -93,4 +94,8 @@ pub enum ProtoError {
     /// A local cryptographic operation failed (RNG, key too small for OAEP, ...).
     #[error("local cryptographic failure: {0}")]
     Crypto(&'static str),
+    /// Our own code asked the record layer for something it cannot do (a message larger than
+    /// a frame, a frame buffer too small): a bug on this side, never the peer's doing.
+    #[error("local misuse of the record layer: {0}")]
+    Misuse(&'static str),
 }

@@ -172,6 +172,7 @@ impl Event {
 
 /// Why a line could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// JSON encoding failed.
     #[error("cannot encode an audit event: {0}")]
@@ -186,6 +187,7 @@ pub enum ChainError {
 
 /// Why a checkpoint's signature does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureProblem {
     /// No `sig`, or `sig` not the last member.
     #[error("the checkpoint has no signature as its last member")]

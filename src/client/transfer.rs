@@ -22,6 +22,7 @@ use crate::transport::TransportError;
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransferError {
     /// The session broke (exit 255).
     #[error(transparent)]

@@ -28,6 +28,7 @@ pub const CHANNEL_DEPTH: usize = 4;
 /// A file-level failure, naming the path: sent to the peer as a TransferFailed reason or
 /// shown to the local user (exit code 1).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// A system call failed.
     #[error("{}: cannot {action}: {}", path.display(), describe(source))]

@@ -6,6 +6,7 @@
 
 /// Bytes from the peer that are not a well-formed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The message ended before a field did.
     #[error("message truncated")]
@@ -32,6 +33,7 @@ pub enum DecodeError {
 
 /// A message we were asked to send that does not fit the protocol's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// A field longer than its bound (e.g. a command line over 16 KiB).
     #[error("field of {len} bytes is longer than the {max} bytes allowed")]
@@ -56,6 +58,7 @@ pub enum EncodeError {
 
 /// Everything that can end a seashell connection from the protocol's side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtoError {
     /// The peer sent bytes that do not parse.
     #[error("malformed message from peer: {0}")]

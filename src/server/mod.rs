@@ -104,6 +104,7 @@ impl ServerSettings {
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// A key file problem.
     #[error(transparent)]

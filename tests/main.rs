@@ -14,6 +14,7 @@ mod common;
 mod console;
 mod fuzz;
 mod keys;
+mod layers;
 mod policy;
 mod proto;
 mod transfer;

@@ -12,8 +12,8 @@ use std::path::Path;
 use rsa::PublicKey;
 
 use crate::keys::cidr::Cidr;
-use crate::keys::private::parse_trust_lines;
 use crate::keys::public::{self, KEY_TYPE};
+use crate::keys::trust_file::parse_trust_lines;
 use crate::keys::{KeyError, LineProblem, LineWarning};
 
 /// The parsed authorized_keys file.

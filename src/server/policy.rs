@@ -178,25 +178,16 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// Today's date in UTC, for `expires=`.
 pub fn today_utc() -> Option<ExpiryDate> {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    civil_from_days(i64::try_from(days).ok()?)
+    let seconds = time::OffsetDateTime::now_utc().unix_timestamp();
+    civil_from_days(seconds.div_euclid(86_400))
 }
 
-/// Days since 1970-01-01 to a calendar date (H. Hinnant's `civil_from_days`).
+/// Days since 1970-01-01 to a calendar date. The date reaches [`ExpiryDate`] (years 1 to
+/// 9999) through the `YYYY-MM-DD` form both write, its only constructor.
 fn civil_from_days(days: i64) -> Option<ExpiryDate> {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    ExpiryDate::parse(&format!("{year:04}-{month:02}-{day:02}"))
+    let epoch = time::OffsetDateTime::UNIX_EPOCH.date();
+    let date = epoch.checked_add(time::Duration::days(days))?;
+    ExpiryDate::parse(&date.to_string())
 }
 
 #[cfg(test)]

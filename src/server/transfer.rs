@@ -476,7 +476,7 @@ pub fn log_transfer(
     if let Some(audit) = peer.audit.clone() {
         let (path, outcome) = (
             path.display().to_string(),
-            outcome.map(super::hex_id).map_err(str::to_owned),
+            outcome.map(hex::encode).map_err(str::to_owned),
         );
         tokio::spawn(async move {
             audit
@@ -493,7 +493,7 @@ pub fn log_transfer(
             direction = direction.as_str(),
             path = %path.display(),
             size = %size,
-            sha256 = %super::hex_id(sha256),
+            sha256 = %hex::encode(sha256),
             "file transfer"
         ),
         Err(reason) => tracing::warn!(

@@ -57,7 +57,7 @@ fn open_frames(opener: &mut RecordOpener, wire: &mut [u8], now: Instant) -> usiz
         let header: [u8; HEADER_LEN] = (&*header).try_into().unwrap();
         let (body, tail) = tail.split_at_mut(frame_len(header).unwrap());
         if let Some(n) = opener.open(header, body, now).unwrap() {
-            match Message::decode(&body[..n]).unwrap() {
+            match Message::decode(body.get(..n).unwrap()).unwrap() {
                 Message::Stdout(data) => received += data.len(),
                 other => panic!("unexpected {}", other.name()),
             }
@@ -202,8 +202,8 @@ fn fixture_key(name: &str) -> PrivateKey {
 
 /// Splits one `len || body` unit off the front of `wire`.
 fn split_unit(wire: &[u8]) -> (&[u8], &[u8]) {
-    let len = u32::from_be_bytes(wire[..HEADER_LEN].try_into().unwrap()) as usize;
-    wire[HEADER_LEN..].split_at(len)
+    let (header, rest) = wire.split_first_chunk::<HEADER_LEN>().unwrap();
+    rest.split_at(u32::from_be_bytes(*header) as usize)
 }
 
 /// Opens the one message frame in `wire`; returns its plaintext.
@@ -212,7 +212,7 @@ fn open_one(opener: &mut RecordOpener, wire: &[u8]) -> Vec<u8> {
     let (header, body) = wire.split_at_mut(HEADER_LEN);
     let header: [u8; HEADER_LEN] = (&*header).try_into().unwrap();
     let n = opener.open(header, body, Instant::now()).unwrap().unwrap();
-    body[..n].to_vec()
+    body.get(..n).unwrap().to_vec()
 }
 
 /// Both sides of a handshake, in memory, up to the client holding AuthOk.

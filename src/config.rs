@@ -53,6 +53,7 @@ pub struct ConfigFile {
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read {}: {source}", path.display())]

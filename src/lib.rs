@@ -21,7 +21,14 @@
 //! - [`fileio`]: the file side of transfers, shared by both ends: hashed chunked reads,
 //!   partial files renamed into place after the hash check, tree walks.
 //! - [`config`]: the server's TOML configuration file.
-//! - [`cli`]: the command-line interface; `main.rs` only dispatches.
+//! - [`cli`]: the command-line interface; `main.rs` and its `cmd` modules parse, call the
+//!   library, print and map errors to exit codes.
+//!
+//! The layers point one way: `keys` at the bottom, then `proto`, the shared I/O (`transport`,
+//! `framepool`, `fileio`), `audit`, the two ends (which never import each other) and the
+//! commands. `docs/ARCHITECTURE.md` gives each module's job and what it must never import,
+//! and follows a frame from the socket to a process and back; `tests/layers.rs` enforces the
+//! rule.
 
 pub mod audit;
 pub mod cli;

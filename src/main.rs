@@ -17,8 +17,9 @@ use seashell::client::dest::Destination;
 use seashell::client::transfer::TransferOptions;
 use seashell::client::{ClientError, exec, repl};
 use seashell::config::{ConfigError, ConfigFile};
-use seashell::keys::{home, known_hosts};
 use seashell::server::{self, ServeError, ServerSettings};
+
+mod cmd;
 
 /// seashell's own failure.
 const FAILURE: u8 = 255;
@@ -35,12 +36,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Keygen(args) => report(seashell::keys::keygen::run(&args), USAGE),
-        Command::Fingerprint(args) => report(seashell::keys::keygen::fingerprint(&args), USAGE),
+        Command::Keygen(args) => report(cmd::keys::keygen(&args), USAGE),
+        Command::Fingerprint(args) => report(cmd::keys::fingerprint(&args), USAGE),
         Command::KnownHosts(KnownHostsCommand::Forget {
             host_port,
             known_hosts,
-        }) => report(forget(&host_port, known_hosts), USAGE),
+        }) => report(cmd::keys::forget(&host_port, known_hosts), USAGE),
         Command::Audit(AuditCommand::Verify { host_key, files }) => {
             match audit::verify::run(&host_key, &files) {
                 Ok(verdict) => {
@@ -229,22 +230,4 @@ fn connect_options(args: &TrustArgs) -> ConnectOptions {
         accept_new: args.accept_new,
         host_fingerprint: args.host_fingerprint.clone(),
     }
-}
-
-fn forget(
-    host_port: &str,
-    file: Option<std::path::PathBuf>,
-) -> Result<(), seashell::keys::KeyError> {
-    let path = match file {
-        Some(path) => path,
-        None => home::seashell_home()?.join("known_hosts"),
-    };
-    let canonical = known_hosts::canonical_host_port(host_port)
-        .ok_or_else(|| seashell::keys::KeyError::BadHostPort(host_port.to_owned()))?;
-    let removed = known_hosts::forget(&path, &canonical)?;
-    println!(
-        "removed {removed} key(s) for {canonical} from {}",
-        path.display()
-    );
-    Ok(())
 }

@@ -19,6 +19,7 @@ use crate::server::{self, ServeError, ServerSettings};
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QuickstartError {
     /// Making or reading the demo keys.
     #[error(transparent)]

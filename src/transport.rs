@@ -23,6 +23,7 @@ use crate::proto::{
 
 /// Why a secure connection failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
     /// The socket failed.
     #[error("network error: {0}")]

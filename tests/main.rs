@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "test helpers and tests: a failed expectation is a failed test, reported with its message"
+    clippy::indexing_slicing,
+    reason = "test helpers and tests: a failed expectation (or an index past what a test built) is a failed test, reported with its message"
 )]
 
 mod audit;
@@ -13,7 +14,9 @@ mod common;
 mod console;
 mod fuzz;
 mod keys;
+mod layers;
 mod policy;
 mod proto;
+mod session;
 mod transfer;
 mod vectors;

@@ -83,6 +83,10 @@ pub struct Record {
     /// The command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// On `command`: whether it runs on a pseudo-terminal (what is typed into it is never
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<bool>,
     /// Exit status: the code, or 128 + N after signal N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
@@ -119,6 +123,7 @@ impl Record {
             key: None,
             name: None,
             command: None,
+            pty: None,
             exit: None,
             duration_ms: None,
             bytes_in: None,
@@ -172,6 +177,7 @@ impl Event {
 
 /// Why a line could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// JSON encoding failed.
     #[error("cannot encode an audit event: {0}")]
@@ -186,6 +192,7 @@ pub enum ChainError {
 
 /// Why a checkpoint's signature does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureProblem {
     /// No `sig`, or `sig` not the last member.
     #[error("the checkpoint has no signature as its last member")]
@@ -200,12 +207,7 @@ pub enum SignatureProblem {
 
 /// Lower-case hex of SHA-256 over `line` (the bytes without the newline).
 pub fn line_hash(line: &[u8]) -> String {
-    hex(&Sha256::digest(line))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(line))
 }
 
 /// The message a checkpoint signature covers: [`CHECKPOINT_LABEL`] || SHA-256(unsigned line).
@@ -255,7 +257,7 @@ impl AuditChain {
     /// A new chain anchored on `genesis` (32 random bytes): its first line is sealed with
     /// `seq` 1 and `prev` = `genesis` = the hex of those bytes.
     pub fn new(genesis: [u8; 32]) -> Self {
-        let genesis = hex(&genesis);
+        let genesis = hex::encode(genesis);
         Self {
             next_seq: 1,
             head: genesis.clone(),

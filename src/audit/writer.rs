@@ -1,61 +1,29 @@
-//! The server's audit writer: one task owns the log file and the chain; the server hands it
-//! records through a bounded channel. "Log, then act": [`AuditLog::record_durable`] returns
-//! only once the line is written and fsynced, and the server awaits it before a command
-//! starts. Records that arrive together are written as one group and fsynced once (group
-//! commit); every acknowledgement waits for that fsync. The writer also seals the chain with
-//! signed checkpoints (every N events, at least every interval while events flow, before each
-//! rotation, and after `stop`), rotates the file by size (`PATH` → `PATH.1` → `PATH.2` ...,
-//! the chain continuing in the new file), and on start continues the chain from the last line
-//! already on disk. After any write error it refuses everything: a log with a hole in it is
-//! worse than a server that runs no commands.
+//! The server's handle on the audit log: [`AuditLog`] (cheap to clone, shared by every
+//! connection) and [`SessionAudit`] (one session's events, each carrying who it is about).
+//! "Log, then act": [`AuditLog::record_durable`] returns only once the line is written and
+//! fsynced, and the server awaits it before a command starts. The handle only builds records
+//! and queues them, through a bounded channel, to the one writer task in `sink`, which owns
+//! the file; on start the log continues the chain from the last line already on disk
+//! (`resume`). The handle never touches the file itself, and after any write error the
+//! writer refuses everything: a log with a hole in it is worse than a server that runs no
+//! commands.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod resume;
+mod sink;
 
-use rand::RngExt as _;
+use std::path::Path;
+use std::time::Duration;
+
 use rsa::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::{AuditChain, EventKind, Record};
-use super::syslog::{SyslogSender, SyslogTarget};
-use super::{AuditError, numbered};
-use crate::keys::public::fingerprint;
-
-/// Largest tail read when continuing a log: a last line longer than this is refused.
-const TAIL_MAX: u64 = 4 * 1024 * 1024;
-
-/// Most records written as one group.
-const MAX_GROUP: usize = 256;
+pub use self::sink::AuditOptions;
+use self::sink::{Job, Sink, write_jobs};
+use super::AuditError;
+use super::chain::{EventKind, Record};
 
 /// Records waiting for the writer before senders wait.
 const QUEUE: usize = 1024;
-
-/// Audit log knobs, with defaults from [`AuditOptions::default`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditOptions {
-    /// Rotate when the file reaches this size (default 64 MiB).
-    pub max_bytes: u64,
-    /// Checkpoint after this many events (default 100).
-    pub checkpoint_every: u64,
-    /// Checkpoint at least this often while events flow (default one minute).
-    pub checkpoint_interval: Duration,
-    /// Also send every line to syslog.
-    pub syslog: Option<SyslogTarget>,
-}
-
-impl Default for AuditOptions {
-    fn default() -> Self {
-        Self {
-            max_bytes: 64 * 1024 * 1024,
-            checkpoint_every: 100,
-            checkpoint_interval: Duration::from_secs(60),
-            syslog: None,
-        }
-    }
-}
 
 /// Who a session's events are about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +47,6 @@ impl Who {
         record.name = Some(self.name.clone());
         record
     }
-}
-
-enum Job {
-    Append(Record),
-    Durable(Record, oneshot::Sender<Result<(), AuditError>>),
-    Close(oneshot::Sender<Result<(), AuditError>>),
 }
 
 /// The server's handle on the audit log (cheap to clone). A disabled log accepts everything
@@ -195,9 +157,10 @@ pub struct SessionAudit {
 impl SessionAudit {
     /// Records a command line, returning once it is on disk: the command may start only after
     /// this returned `Ok`.
-    pub async fn command(&self, line: &str) -> Result<(), AuditError> {
+    pub async fn command(&self, line: &str, pty: bool) -> Result<(), AuditError> {
         let mut record = self.who.record(EventKind::Command);
         record.command = Some(line.to_owned());
+        record.pty = Some(pty);
         self.log.record_durable(record).await
     }
 
@@ -260,350 +223,19 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The writer task: takes whatever records are waiting (up to [`MAX_GROUP`]), writes them as
-/// one group off the runtime, and wakes up on its own when a checkpoint falls due.
-async fn write_jobs(mut sink: Sink, mut jobs: mpsc::Receiver<Job>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    loop {
-        let due = sink.checkpoint_due().map(tokio::time::Instant::from_std);
-        let closed = tokio::select! {
-            received = jobs.recv_many(&mut group, MAX_GROUP) => received == 0,
-            () = sleep_until(due), if due.is_some() => false,
-        };
-        if closed {
-            return;
-        }
-        let work = std::mem::take(&mut group);
-        let written = tokio::task::spawn_blocking(move || {
-            let closing = sink.write_group(work);
-            (sink, closing)
-        })
-        .await;
-        match written {
-            Ok((back, false)) => sink = back,
-            Ok((_, true)) => return,
-            Err(err) => {
-                tracing::error!("audit writer stopped: {err}");
-                return;
-            }
-        }
-    }
-}
-
-async fn sleep_until(due: Option<tokio::time::Instant>) {
-    if let Some(due) = due {
-        tokio::time::sleep_until(due).await;
-    }
-}
-
-/// The file, the chain and the checkpoint state; all blocking I/O happens here.
-struct Sink {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    chain: AuditChain,
-    host: PrivateKey,
-    host_fingerprint: String,
-    options: AuditOptions,
-    syslog: Option<SyslogSender>,
-    /// Events since the last checkpoint, and when the first of them was written.
-    unsealed: u64,
-    unsealed_since: Option<Instant>,
-    /// Set by the first failed write; everything is refused afterwards.
-    broken: Option<String>,
-}
-
-impl Sink {
-    fn open(path: PathBuf, options: AuditOptions, host: PrivateKey) -> Result<Self, AuditError> {
-        let chain = match resume_point(&path)? {
-            Some(chain) => chain,
-            None => AuditChain::new(rand::rng().random()),
-        };
-        let file = open_append(&path)?;
-        let size = file.metadata().map_err(AuditError::io(&path))?.len();
-        let syslog = options
-            .syslog
-            .as_ref()
-            .map(SyslogSender::open)
-            .transpose()?;
-        let host_fingerprint = fingerprint(host.as_public_key());
-        let mut sink = Self {
-            path,
-            file,
-            size,
-            chain,
-            host,
-            host_fingerprint,
-            options,
-            syslog,
-            unsealed: 0,
-            unsealed_since: None,
-            broken: None,
-        };
-        let mut start = Record::new(EventKind::Start);
-        start.key = Some(sink.host_fingerprint.clone());
-        sink.append(start)?;
-        sink.sync()?;
-        Ok(sink)
-    }
-
-    /// When the oldest unsealed event has waited the checkpoint interval.
-    fn checkpoint_due(&self) -> Option<Instant> {
-        self.unsealed_since
-            .filter(|_| self.broken.is_none())
-            .map(|since| since + self.options.checkpoint_interval)
-    }
-
-    /// Writes a group, fsyncs once, then answers every waiting sender. True after a Close.
-    fn write_group(&mut self, jobs: Vec<Job>) -> bool {
-        let mut acks = Vec::new();
-        let mut closing = false;
-        for job in jobs {
-            match job {
-                Job::Append(record) => self.guard(|sink| sink.append(record)),
-                Job::Durable(record, ack) => {
-                    self.guard(|sink| sink.append(record));
-                    acks.push(ack);
-                }
-                Job::Close(ack) => {
-                    self.guard(|sink| {
-                        sink.append(Record::new(EventKind::Stop))?;
-                        sink.checkpoint()
-                    });
-                    acks.push(ack);
-                    closing = true;
-                }
-            }
-        }
-        if self
-            .checkpoint_due()
-            .is_some_and(|due| due <= Instant::now())
-        {
-            self.guard(Self::checkpoint);
-        }
-        self.guard(Self::sync);
-        for ack in acks {
-            let _ = ack.send(self.refusal().map_or(Ok(()), Err));
-        }
-        closing
-    }
-
-    /// Runs `step` unless the log is broken; a failure breaks it (and is logged once).
-    fn guard(&mut self, step: impl FnOnce(&mut Self) -> Result<(), AuditError>) {
-        if self.broken.is_some() {
-            return;
-        }
-        if let Err(err) = step(self) {
-            tracing::error!("audit log: {err}; refusing commands until the server restarts");
-            self.broken = Some(err.to_string());
-        }
-    }
-
-    fn refusal(&self) -> Option<AuditError> {
-        self.broken.as_ref().map(|reason| AuditError::Broken {
-            path: self.path.clone(),
-            reason: reason.clone(),
-        })
-    }
-
-    fn append(&mut self, record: Record) -> Result<(), AuditError> {
-        let kind = record.event;
-        let time = now();
-        let line = self
-            .chain
-            .seal(record, time.clone())
-            .map_err(|source| self.chain_error(source))?;
-        self.write_line(kind, &time, &line)?;
-        self.unsealed += 1;
-        self.unsealed_since.get_or_insert_with(Instant::now);
-        if self.unsealed >= self.options.checkpoint_every || self.size >= self.options.max_bytes {
-            self.checkpoint()?;
-        }
-        Ok(())
-    }
-
-    /// Seals everything so far with a signed checkpoint; rotates if the file is full.
-    fn checkpoint(&mut self) -> Result<(), AuditError> {
-        let time = now();
-        let line = self
-            .chain
-            .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint)
-            .map_err(|source| self.chain_error(source))?;
-        self.write_line(EventKind::Checkpoint, &time, &line)?;
-        self.unsealed = 0;
-        self.unsealed_since = None;
-        if self.size >= self.options.max_bytes {
-            self.rotate()?;
-        }
-        Ok(())
-    }
-
-    fn write_line(&mut self, kind: EventKind, time: &str, line: &str) -> Result<(), AuditError> {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        self.file
-            .write_all(&bytes)
-            .map_err(AuditError::io(&self.path))?;
-        self.size += bytes.len() as u64;
-        if let Some(syslog) = &mut self.syslog {
-            syslog.send(kind, time, line);
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), AuditError> {
-        self.file.sync_data().map_err(AuditError::io(&self.path))
-    }
-
-    /// `PATH.n` → `PATH.n+1` for every n (oldest first), `PATH` → `PATH.1`, then a new `PATH`.
-    /// The old file is fsynced first and ends with a checkpoint; the directory is fsynced after.
-    fn rotate(&mut self) -> Result<(), AuditError> {
-        self.sync()?;
-        let count = (1u32..)
-            .take_while(|n| numbered(&self.path, *n).exists())
-            .count();
-        let count = u32::try_from(count).unwrap_or(u32::MAX);
-        for n in (1..=count).rev() {
-            let from = numbered(&self.path, n);
-            std::fs::rename(&from, numbered(&self.path, n.saturating_add(1)))
-                .map_err(AuditError::io(&from))?;
-        }
-        std::fs::rename(&self.path, numbered(&self.path, 1)).map_err(AuditError::io(&self.path))?;
-        self.file = open_append(&self.path)?;
-        self.size = 0;
-        sync_parent(&self.path)?;
-        tracing::info!(path = %self.path.display(), "audit log rotated");
-        Ok(())
-    }
-
-    fn chain_error(&self, source: super::chain::ChainError) -> AuditError {
-        AuditError::Chain {
-            path: self.path.clone(),
-            source,
-        }
-    }
-}
-
-/// The current time as the log writes it: RFC 3339 UTC with milliseconds.
-fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    )
-}
-
-/// Opens `path` for appending, creating it with mode 0600.
-fn open_append(path: &Path) -> Result<File, AuditError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(AuditError::io(path))
-}
-
-fn sync_parent(path: &Path) -> Result<(), AuditError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(AuditError::io(dir))
-}
-
-/// Where an existing log leaves off: its last line, or, when `PATH` is missing or empty (a
-/// crash between rotation's rename and the first new line), the last line of `PATH.1`.
-/// `None` for a new log.
-fn resume_point(path: &Path) -> Result<Option<AuditChain>, AuditError> {
-    if let Some(chain) = resume_from(path)? {
-        return Ok(Some(chain));
-    }
-    let older = numbered(path, 1);
-    if older.exists() {
-        return resume_from(&older);
-    }
-    Ok(None)
-}
-
-/// The chain after the last complete line of `path`. A last line without its newline was never
-/// acknowledged (the crash came before its fsync, so what it records never happened): it is
-/// cut off, with a warning.
-fn resume_from(path: &Path) -> Result<Option<AuditChain>, AuditError> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(AuditError::io(path)(err)),
-    };
-    let len = file.metadata().map_err(AuditError::io(path))?.len();
-    let start = len.saturating_sub(TAIL_MAX);
-    let mut tail = Vec::new();
-    file.seek(SeekFrom::Start(start))
-        .and_then(|_| file.read_to_end(&mut tail))
-        .map_err(AuditError::io(path))?;
-    let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let too_long = || AuditError::BadLine {
-        path: path.to_owned(),
-        line: count_lines(path),
-        detail: format!(
-            "the last line is longer than {TAIL_MAX} bytes: cannot continue the audit chain"
-        ),
-    };
-    if complete < tail.len() {
-        if start > 0 && complete == 0 {
-            return Err(too_long());
-        }
-        let torn = (tail.len() - complete) as u64;
-        tracing::warn!(
-            path = %path.display(),
-            "the last line of the audit log is incomplete ({torn} bytes, written during a \
-             crash before it was synced): removing it"
-        );
-        file.set_len(len - torn)
-            .and_then(|()| file.sync_all())
-            .map_err(AuditError::io(path))?;
-        tail.truncate(complete);
-    }
-    let Some(body) = tail.strip_suffix(b"\n") else {
-        return Ok(None);
-    };
-    let last = match body.iter().rposition(|&b| b == b'\n') {
-        Some(newline) => body.get(newline + 1..).unwrap_or_default(),
-        None if start == 0 => body,
-        None => return Err(too_long()),
-    };
-    AuditChain::resume(last)
-        .map(Some)
-        .map_err(|err| AuditError::BadLine {
-            path: path.to_owned(),
-            line: count_lines(path),
-            detail: format!("cannot continue the audit chain from the last line: {err}"),
-        })
-}
-
-/// The number of lines in `path` (for error messages; 0 if unreadable).
-fn count_lines(path: &Path) -> u64 {
-    std::fs::read(path)
-        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write as _;
+    use std::path::PathBuf;
+    use std::time::Instant;
+
     use rsa::pkcs8::DecodePrivateKey as _;
 
     use super::*;
     use crate::audit::chain::Event;
-    use crate::audit::rotated_set;
     use crate::audit::verify::{Verdict, verify_files};
+    use crate::audit::{numbered, rotated_set};
 
     fn host_key() -> PrivateKey {
         PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
@@ -646,7 +278,7 @@ mod tests {
             .unwrap();
         log.connect("127.0.0.1:5000").await;
         let session = log.session(who()).await;
-        session.command("echo hi").await.unwrap();
+        session.command("echo hi", false).await.unwrap();
         // The command is on disk before `command` returns.
         assert_eq!(kinds(&path).last(), Some(&"command"));
         session.exit(0, Duration::from_millis(5), 2, 3).await;
@@ -677,7 +309,7 @@ mod tests {
         ));
         // After close nothing more is accepted.
         assert!(matches!(
-            session.command("late").await,
+            session.command("late", false).await,
             Err(AuditError::Closed)
         ));
     }
@@ -774,7 +406,7 @@ mod tests {
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
         let session = log.session(who()).await;
         for n in 0..20 {
-            session.command(&format!("echo {n}")).await.unwrap();
+            session.command(&format!("echo {n}"), false).await.unwrap();
         }
         log.close().await.unwrap();
         let files = rotated_set(&path);
@@ -852,7 +484,7 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_log_accepts_everything() {
         let log = AuditLog::disabled();
-        log.session(who()).await.command("x").await.unwrap();
+        log.session(who()).await.command("x", false).await.unwrap();
         log.close().await.unwrap();
     }
 }

@@ -75,6 +75,7 @@ pub enum Plan {
 
 /// Why `cp` did not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CpError {
     /// A bad command line (exit 1).
     #[error("{0}")]

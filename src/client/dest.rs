@@ -1,7 +1,7 @@
 //! Where to connect: `host`, `host:port`, `[v6]` or `[v6]:port` (default port 7022), and the
 //! canonical `host:port` known_hosts records it under.
 
-use crate::server::DEFAULT_PORT;
+use crate::proto::DEFAULT_PORT;
 
 /// A parsed destination.
 #[derive(Debug, Clone, PartialEq, Eq)]

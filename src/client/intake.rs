@@ -7,42 +7,8 @@
 
 use tokio::sync::oneshot;
 
-use super::progress::FileBar;
-use super::transfer_msg::{FileInfo, Reply};
-use crate::fileio::sink::FileSink;
+use super::transfer_msg::{FileInfo, Incoming, Lend, Reply};
 use crate::proto::Message;
-
-/// A file being downloaded: where its data goes and the bar that shows it.
-pub struct Incoming {
-    /// The sink the data is written into.
-    pub sink: FileSink,
-    /// The file's progress bar.
-    pub bar: FileBar,
-}
-
-impl std::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Incoming")
-    }
-}
-
-/// The transfer's answer to a FileInfo: [`Lend::lend`] the file, or drop this to have its
-/// data dropped. The reader task reads nothing more from the server until it is answered.
-pub struct Lend(oneshot::Sender<Incoming>);
-
-impl Lend {
-    /// Has the reader task write the file's data into `incoming`.
-    pub fn lend(self, incoming: Incoming) {
-        // A reader task that is gone has ended the session; the next reply says so.
-        let _ = self.0.send(incoming);
-    }
-}
-
-impl std::fmt::Debug for Lend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Lend")
-    }
-}
 
 /// Where the reader task puts the data of the file being downloaded.
 #[derive(Default)]
@@ -72,7 +38,7 @@ impl Intake {
                 mtime,
                 offset,
             } => {
-                let (lend, answer) = oneshot::channel();
+                let (lend, answer) = Lend::channel();
                 *self = Self::Asked(answer);
                 let info = FileInfo {
                     path: path.to_owned(),
@@ -81,7 +47,7 @@ impl Intake {
                     mtime,
                     offset,
                 };
-                Ok(Some(Reply::FileInfo(info, Lend(lend))))
+                Ok(Some(Reply::FileInfo(info, lend)))
             }
             Message::FileData(data) => self.write(data).await,
             Message::FileEnd { sha256 } => {

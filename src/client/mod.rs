@@ -25,6 +25,7 @@ use crate::transport::TransportError;
 
 /// seashell's own failures on the client side (exit 255).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Bad DEST.
     #[error(transparent)]

@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::ClientError;
 use super::console::RemoteConsole;
-use super::intake::{Incoming, Lend};
 use super::progress::Progress;
-use super::transfer_msg::{FileInfo, Reply, Request};
+use super::transfer_msg::{FileInfo, Incoming, Lend, Reply, Request};
 use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
@@ -23,6 +22,7 @@ use crate::transport::TransportError;
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransferError {
     /// The session broke (exit 255).
     #[error(transparent)]

@@ -1,12 +1,17 @@
 //! The file-transfer messages of a session as the client's tasks pass them around, owned:
 //! a [`Request`] goes from the transfer to the console's writer task, which seals it (file
 //! data where it was read), and a [`Reply`] comes from the console's reader task to the
-//! transfer. The wire forms are [`Message`]s (docs/PROTOCOL.md §6.4).
+//! transfer. A download's FileInfo carries a [`Lend`], through which the transfer hands the
+//! reader task the file's [`Incoming`] (sink and bar) and gets it back with the FileEnd. The
+//! wire forms are [`Message`]s (docs/PROTOCOL.md §6.4). These are the types both tasks
+//! share; neither task's logic lives here.
 
 use tokio::io::AsyncWrite;
+use tokio::sync::oneshot;
 
-use super::intake::{Incoming, Lend};
+use super::progress::FileBar;
 use crate::fileio::FileError;
+use crate::fileio::sink::FileSink;
 use crate::framepool::FrameChunk;
 use crate::proto::{DataKind, Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
@@ -130,6 +135,44 @@ pub struct FileInfo {
     pub mtime: i64,
     /// Where its data starts.
     pub offset: u64,
+}
+
+/// A file being downloaded: where its data goes and the bar that shows it.
+pub struct Incoming {
+    /// The sink the data is written into.
+    pub sink: FileSink,
+    /// The file's progress bar.
+    pub bar: FileBar,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Incoming")
+    }
+}
+
+/// The transfer's answer to a FileInfo: [`Lend::lend`] the file, or drop this to have its
+/// data dropped. The reader task reads nothing more from the server until it is answered.
+pub struct Lend(oneshot::Sender<Incoming>);
+
+impl Lend {
+    /// A lend and the receiver on which the reader task awaits the answer.
+    pub(super) fn channel() -> (Self, oneshot::Receiver<Incoming>) {
+        let (sender, answer) = oneshot::channel();
+        (Self(sender), answer)
+    }
+
+    /// Has the reader task write the file's data into `incoming`.
+    pub fn lend(self, incoming: Incoming) {
+        // A reader task that is gone has ended the session; the next reply says so.
+        let _ = self.0.send(incoming);
+    }
+}
+
+impl std::fmt::Debug for Lend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lend")
+    }
 }
 
 /// A transfer message from the server (owned, from the reader task).

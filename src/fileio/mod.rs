@@ -28,6 +28,7 @@ pub const CHANNEL_DEPTH: usize = 4;
 /// A file-level failure, naming the path: sent to the peer as a TransferFailed reason or
 /// shown to the local user (exit code 1).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// A system call failed.
     #[error("{}: cannot {action}: {}", path.display(), describe(source))]
@@ -149,12 +150,8 @@ mod tests {
     #[test]
     fn empty_hash() {
         assert_eq!(
-            hex(&sha256_of_nothing()),
+            hex::encode(sha256_of_nothing()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

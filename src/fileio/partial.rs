@@ -12,9 +12,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
 use super::sink::FileSink;
+pub use super::sink::Received;
 use super::{BLOCK, FileError, blocking};
 
 /// The suffix of temporary files; the prefix is `.` and the destination's name.
@@ -29,43 +28,6 @@ pub fn temp_path(target: &Path) -> Result<PathBuf, FileError> {
     temp.push(name);
     temp.push(PARTIAL_SUFFIX);
     Ok(target.with_file_name(temp))
-}
-
-/// The bytes already in a partial file: how many, and their running SHA-256.
-#[derive(Clone)]
-pub struct Received {
-    len: u64,
-    hasher: Sha256,
-}
-
-impl Received {
-    fn empty() -> Self {
-        Self {
-            len: 0,
-            hasher: Sha256::new(),
-        }
-    }
-
-    /// How many bytes the partial file holds.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether it holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// SHA-256 of those bytes.
-    pub fn prefix_sha256(&self) -> [u8; 32] {
-        self.hasher.clone().finalize().into()
-    }
-
-    /// Counts and hashes bytes just written after these.
-    pub(super) fn add(&mut self, data: &[u8]) {
-        self.hasher.update(data);
-        self.len = self.len.saturating_add(data.len() as u64);
-    }
 }
 
 /// A destination being received: its locked temporary file.
@@ -116,14 +78,14 @@ impl PartialFile {
     /// given, the mtime, syncs, and renames the file into place.
     pub async fn commit(mut self, sink: FileSink, expected: Expected) -> Result<(), FileError> {
         let received = sink.finish().await?;
-        if received.len != expected.size {
+        if received.len() != expected.size {
             return Err(FileError::Incomplete {
                 path: self.target.clone(),
-                got: received.len,
+                got: received.len(),
                 want: expected.size,
             });
         }
-        if <[u8; 32]>::from(received.hasher.finalize()) != expected.sha256 {
+        if received.prefix_sha256() != expected.sha256 {
             self.keep = false;
             return Err(FileError::HashMismatch(self.target.clone()));
         }
@@ -262,6 +224,8 @@ fn system_time(secs: i64) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     fn sha(data: &[u8]) -> [u8; 32] {

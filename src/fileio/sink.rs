@@ -7,7 +7,10 @@
 //! rename finds little left to do. Elsewhere (NFS, SMB, FUSE, tmpfs: a direct write to a
 //! file server is a synchronous round trip), where direct I/O is refused, and for a start or
 //! an end off a 4 KiB boundary, the writer uses ordinary writes. Emptied blocks come
-//! back to the sink, so a transfer allocates a handful of them whatever its size.
+//! back to the sink, so a transfer allocates a handful of them whatever its size. The
+//! hashing thread carries a [`Received`] (how many bytes the file holds and their running
+//! SHA-256) from the bytes already there to the end. This module writes only to the file it is
+//! given: naming, locking and renaming it into place are `partial`'s.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -16,8 +19,47 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::partial::Received;
+use sha2::{Digest, Sha256};
+
 use super::{BLOCK, FileError};
+
+/// The bytes already in a partial file: how many, and their running SHA-256.
+#[derive(Clone)]
+pub struct Received {
+    len: u64,
+    hasher: Sha256,
+}
+
+impl Received {
+    /// No bytes yet.
+    pub(super) fn empty() -> Self {
+        Self {
+            len: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// How many bytes the partial file holds.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// SHA-256 of those bytes.
+    pub fn prefix_sha256(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
+    }
+
+    /// Counts and hashes bytes just written after these.
+    pub(super) fn add(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.len = self.len.saturating_add(data.len() as u64);
+    }
+}
 
 /// Alignment direct I/O asks of buffer addresses, file offsets and lengths: the largest
 /// logical block size of common disks.

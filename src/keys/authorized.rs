@@ -1,6 +1,6 @@
 //! The server's authorized_keys file: one client key per line, `[options] seashell-rsa <base64>
 //! [comment]`, with OpenSSH-style options before the key (`from="CIDR,..."`,
-//! `expires="YYYY-MM-DD"`, `allow="GLOB"` (repeatable), `command="NAME"`, `no-files`). This
+//! `expires="YYYY-MM-DD"`, `allow="GLOB"` (repeatable), `command="NAME"`, `no-files`, `no-pty`). This
 //! module parses and looks keys up; it enforces no option (the server's policy does). A bad
 //! line never makes the file unusable: it is skipped and reported as a [`LineWarning`] while
 //! every good line still counts. Parsing is total: any text gives entries and warnings, never a
@@ -12,8 +12,8 @@ use std::path::Path;
 use rsa::PublicKey;
 
 use crate::keys::cidr::Cidr;
-use crate::keys::private::parse_trust_lines;
 use crate::keys::public::{self, KEY_TYPE};
+use crate::keys::trust_file::parse_trust_lines;
 use crate::keys::{KeyError, LineProblem, LineWarning};
 
 /// The parsed authorized_keys file.
@@ -41,7 +41,7 @@ pub struct AuthorizedKey {
 }
 
 /// The option names seashell knows, as they are written (matched case-insensitively).
-const KNOWN_OPTIONS: [&str; 5] = ["from", "expires", "allow", "command", "no-files"];
+const KNOWN_OPTIONS: [&str; 6] = ["from", "expires", "allow", "command", "no-files", "no-pty"];
 
 /// An option restricting what a key may do. Stored here, enforced by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub enum KeyOption {
     Command(String),
     /// `no-files`: no file transfer.
     NoFiles,
+    /// `no-pty`: commands run on pipes, never on a pseudo-terminal.
+    NoPty,
 }
 
 /// A calendar date as written in `expires=`, checked to exist (leap years included). Ordered
@@ -272,6 +274,7 @@ fn interpret(name: &str, value: Option<String>) -> Result<KeyOption, LineProblem
         ("allow", Some(glob)) => non_empty(name, glob).map(KeyOption::Allow),
         ("command", Some(command)) => non_empty(name, command).map(KeyOption::Command),
         ("no-files", None) => Ok(KeyOption::NoFiles),
+        ("no-pty", None) => Ok(KeyOption::NoPty),
         ("no-files", Some(_)) => Err(bad_option(name, "takes no value")),
         (_, None) => Err(bad_option(name, format!("needs a value: {name}=\"...\""))),
         (_, Some(_)) => Err(LineProblem::UnknownOption(name.to_owned())),
@@ -308,6 +311,7 @@ fn option_name(option: &KeyOption) -> &'static str {
         KeyOption::Allow(_) => "allow",
         KeyOption::Command(_) => "command",
         KeyOption::NoFiles => "no-files",
+        KeyOption::NoPty => "no-pty",
     }
 }
 

@@ -16,6 +16,7 @@ pub struct Cidr {
 
 /// Why a `from=` network did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CidrError {
     /// The part before `/` is not an IP address.
     #[error("`{0}` is not an IP address or network such as 192.168.1.0/24 or fd00::/8")]

@@ -1,100 +1,175 @@
-//! The `keygen` and `fingerprint` subcommands: turn their parsed flags into calls on the key
-//! modules and print what a person needs to see (paths, `SHA256:` fingerprints, skipped lines).
-//! All file formats and checks live in the other `keys` modules; this one only decides defaults
-//! (path, comment, where the passphrase comes from) and talks to the terminal.
+//! Key generation and fingerprint listing as values: what `seashell keygen` and `seashell
+//! fingerprint` compute. This module settles defaults (path, comment, where a new key's
+//! passphrase comes from) and judges what a file holds; file formats and checks live in the
+//! other `keys` modules. It never prints and knows nothing of the command line: the command
+//! layer (`src/cmd/`) turns flags into these calls and shows what they return.
 
 use std::io::IsTerminal as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::cli::{FingerprintArgs, KeygenArgs};
 use crate::keys::authorized::AuthorizedKeys;
 use crate::keys::known_hosts::{self, KnownHosts};
 use crate::keys::private::{self, Passphrase, PassphraseSource};
-use crate::keys::{KeyError, LineWarning, home, public};
+use crate::keys::{KeyError, LineWarning, home, public, trust_file};
 
-/// Runs `seashell keygen`: makes a key pair and prints where it went and its fingerprint.
-pub fn run(args: &KeygenArgs) -> Result<(), KeyError> {
-    let path = match &args.file {
-        Some(path) => path.clone(),
-        None => {
-            home::ensure_home()?;
-            home::default_identity()?
-        }
-    };
-    if !args.force {
-        refuse_existing(&path)?;
-    }
-    let comment = args.comment.clone().unwrap_or_else(default_comment);
-    let passphrase = keygen_passphrase(args)?;
-
-    eprintln!("Generating a {}-bit RSA key pair...", args.bits);
-    let key = private::generate(args.bits)?;
-    private::write_key_pair(
-        &path,
-        &key,
-        &comment,
-        passphrase.as_ref().map(|p| p.as_slice()),
-        args.force,
-    )?;
-    println!("Your identification has been saved in {}", path.display());
-    println!(
-        "Your public key has been saved in {}",
-        private::public_key_path(&path).display()
-    );
-    println!(
-        "The key fingerprint is {} {comment}",
-        public::fingerprint(key.as_public_key())
-    );
-    Ok(())
+/// A key pair about to be made: where it goes and its comment settled, and (unless
+/// overwriting) both files checked not to exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPairPlan {
+    /// The private key's path; the public key goes beside it (see
+    /// [`private::public_key_path`]).
+    pub path: PathBuf,
+    /// Modulus size in bits.
+    pub bits: usize,
+    /// The comment stored in the `.pub` line.
+    pub comment: String,
+    /// Whether existing key files are replaced.
+    pub force: bool,
 }
 
-/// Runs `seashell fingerprint FILE`: one `SHA256:... label` line per key in the file.
-pub fn fingerprint(args: &FingerprintArgs) -> Result<(), KeyError> {
-    let path = args.file.as_path();
+/// A key pair just written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKeyPair {
+    /// The private key file.
+    pub private_path: PathBuf,
+    /// The public key file.
+    pub public_path: PathBuf,
+    /// The key's `SHA256:` fingerprint.
+    pub fingerprint: String,
+    /// The comment stored in the `.pub` line.
+    pub comment: String,
+}
+
+impl KeyPairPlan {
+    /// Settles the path (`file`, else `$SEASHELL_HOME/id_rsa`, the directory made if missing)
+    /// and the comment (`comment`, else `user@hostname`). Without `force`, fails here, before
+    /// the slow key generation, if either file of the pair exists.
+    pub fn new(
+        file: Option<PathBuf>,
+        bits: usize,
+        comment: Option<String>,
+        force: bool,
+    ) -> Result<Self, KeyError> {
+        let path = match file {
+            Some(path) => path,
+            None => {
+                home::ensure_home()?;
+                home::default_identity()?
+            }
+        };
+        if !force {
+            refuse_existing(&path)?;
+        }
+        Ok(Self {
+            path,
+            bits,
+            comment: comment.unwrap_or_else(default_comment),
+            force,
+        })
+    }
+
+    /// Generates the key and writes the pair, the private key encrypted under `passphrase`
+    /// when there is one.
+    pub fn make(&self, passphrase: Option<&[u8]>) -> Result<NewKeyPair, KeyError> {
+        let key = private::generate(self.bits)?;
+        private::write_key_pair(&self.path, &key, &self.comment, passphrase, self.force)?;
+        Ok(NewKeyPair {
+            private_path: self.path.clone(),
+            public_path: private::public_key_path(&self.path),
+            fingerprint: public::fingerprint(key.as_public_key()),
+            comment: self.comment.clone(),
+        })
+    }
+}
+
+/// Where a new key's passphrase comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewPassphrase {
+    /// The first line of this file.
+    File(PathBuf),
+    /// None: the private key is written unencrypted.
+    None,
+    /// Typed twice on the terminal (empty means none); none when stdin is not a terminal.
+    AskTwice,
+}
+
+/// The passphrase for a new key, as `choice` says; `None` for an unencrypted key.
+pub fn new_passphrase(choice: &NewPassphrase) -> Result<Option<Passphrase>, KeyError> {
+    match choice {
+        NewPassphrase::File(file) => private::read_passphrase_file(file).map(Some),
+        NewPassphrase::None => Ok(None),
+        NewPassphrase::AskTwice if !std::io::stdin().is_terminal() => Ok(None),
+        NewPassphrase::AskTwice => ask_twice(),
+    }
+}
+
+/// The fingerprints in one key file, and what was wrong with the lines that held none.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileFingerprints {
+    path: PathBuf,
+    /// One `SHA256:... label` line per key, in file order (the label left out when empty).
+    pub lines: Vec<String>,
+    /// The lines of a trust file that were skipped, and why.
+    pub warnings: Vec<LineWarning>,
+}
+
+impl FileFingerprints {
+    /// The lines, or [`KeyError::NoKey`] when the file held no key at all.
+    pub fn into_lines(self) -> Result<Vec<String>, KeyError> {
+        if self.lines.is_empty() {
+            return Err(KeyError::NoKey { path: self.path });
+        }
+        Ok(self.lines)
+    }
+}
+
+/// The fingerprint of every key in `path`: a private key (opened with `passphrase` if it is
+/// encrypted), a `.pub` file, an authorized_keys or a known_hosts file, told apart by content.
+pub fn fingerprints(
+    path: &Path,
+    passphrase: &PassphraseSource,
+) -> Result<FileFingerprints, KeyError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|source| KeyError::Read {
             path: path.to_owned(),
             source,
         })?,
     );
-    let lines = match FileKind::of(&text) {
-        FileKind::PrivateKey => {
-            let source = PassphraseSource::from_flag(args.passphrase_file.as_deref());
-            vec![private_key_line(path, &source)?]
-        }
+    let (lines, warnings) = match FileKind::of(&text) {
+        FileKind::PrivateKey => (vec![private_key_line(path, passphrase)?], Vec::new()),
         FileKind::PublicKey => {
             let (key, comment) = private::load_public_key_file(path)?;
-            vec![labelled(&public::fingerprint(&key), &comment)]
+            (
+                vec![labelled(&public::fingerprint(&key), &comment)],
+                Vec::new(),
+            )
         }
         FileKind::KnownHosts => {
             let (hosts, warnings) = KnownHosts::parse(&text);
-            report(path, &warnings);
-            hosts
+            let lines = hosts
                 .entries
                 .iter()
                 .map(|entry| labelled(&entry.fingerprint, &entry.host_port))
-                .collect()
+                .collect();
+            (lines, warnings)
         }
         FileKind::AuthorizedKeys => {
             let (keys, warnings) = AuthorizedKeys::parse(&text);
-            report(path, &warnings);
-            keys.entries
+            let lines = keys
+                .entries
                 .iter()
                 .map(|entry| labelled(&entry.fingerprint, &entry.comment))
-                .collect()
+                .collect();
+            (lines, warnings)
         }
     };
-    if lines.is_empty() {
-        return Err(KeyError::NoKey {
-            path: path.to_owned(),
-        });
-    }
-    for line in lines {
-        println!("{line}");
-    }
-    Ok(())
+    Ok(FileFingerprints {
+        path: path.to_owned(),
+        lines,
+        warnings,
+    })
 }
 
 /// What a file given to `fingerprint` holds, judged from its content.
@@ -117,7 +192,7 @@ impl FileKind {
         }
         let meaningful: Vec<&str> = text
             .lines()
-            .filter(|line| !private::is_blank_or_comment(line))
+            .filter(|line| !trust_file::is_blank_or_comment(line))
             .collect();
         let first_fields: Vec<&str> = meaningful
             .first()
@@ -153,12 +228,6 @@ fn labelled(fingerprint: &str, label: &str) -> String {
     }
 }
 
-fn report(path: &Path, warnings: &[LineWarning]) {
-    for warning in warnings {
-        eprintln!("seashell: warning: {}: {warning}", path.display());
-    }
-}
-
 /// Fails before the slow key generation if either file of the pair already exists (the write
 /// checks again, atomically).
 fn refuse_existing(path: &Path) -> Result<(), KeyError> {
@@ -170,15 +239,8 @@ fn refuse_existing(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The passphrase for a new key: from `--passphrase-file`, none with `--no-passphrase`, typed
-/// twice on a terminal (empty means none), and none when there is no terminal to ask.
-fn keygen_passphrase(args: &KeygenArgs) -> Result<Option<Passphrase>, KeyError> {
-    if let Some(file) = &args.passphrase_file {
-        return private::read_passphrase_file(file).map(Some);
-    }
-    if args.no_passphrase || !std::io::stdin().is_terminal() {
-        return Ok(None);
-    }
+/// A new passphrase typed twice on the terminal; an empty one means none.
+fn ask_twice() -> Result<Option<Passphrase>, KeyError> {
     let ask = |prompt: &str| {
         rpassword::prompt_password(prompt)
             .map(Zeroizing::new)

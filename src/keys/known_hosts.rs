@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rsa::PublicKey;
 
-use crate::keys::private::{is_blank_or_comment, parse_trust_lines};
+use crate::keys::trust_file::{is_blank_or_comment, parse_trust_lines};
 use crate::keys::{KeyError, LineProblem, LineWarning, files, public};
 
 /// The parsed known_hosts file.

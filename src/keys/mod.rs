@@ -12,5 +12,6 @@ pub mod keygen;
 pub mod known_hosts;
 pub mod private;
 pub mod public;
+mod trust_file;
 
 pub use error::{KeyError, LineProblem, LineWarning};

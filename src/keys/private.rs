@@ -19,9 +19,10 @@ use rsa::traits::PublicKeyParts as _;
 use rsa::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
+use crate::keys::KeyError;
 use crate::keys::files;
 use crate::keys::public::{self, MAX_RSA_BITS, MIN_RSA_BITS};
-use crate::keys::{KeyError, LineProblem, LineWarning};
+use crate::keys::trust_file::is_blank_or_comment;
 
 /// Environment variable that may carry a key passphrase for non-interactive use. Anything that
 /// can read the process environment can read it: prefer a passphrase file or the prompt.
@@ -282,33 +283,6 @@ pub fn load_public_key_file(path: &Path) -> Result<(PublicKey, String), KeyError
         source,
     })?;
     Ok((parsed.key, parsed.comment))
-}
-
-/// True for lines that trust and key files skip: empty, whitespace or `#` comments.
-pub(crate) fn is_blank_or_comment(line: &str) -> bool {
-    let line = line.trim_start();
-    line.is_empty() || line.starts_with('#')
-}
-
-/// Parses a trust file line by line (1-based numbers), skipping blanks and comments: the good
-/// entries, and a warning for each bad line.
-pub(crate) fn parse_trust_lines<T>(
-    text: &str,
-    parse_entry: impl Fn(&str, usize) -> Result<T, LineProblem>,
-) -> (Vec<T>, Vec<LineWarning>) {
-    let mut entries = Vec::new();
-    let mut warnings = Vec::new();
-    for (index, content) in text.lines().enumerate() {
-        let line = index + 1;
-        if is_blank_or_comment(content) {
-            continue;
-        }
-        match parse_entry(content, line) {
-            Ok(entry) => entries.push(entry),
-            Err(problem) => warnings.push(LineWarning { line, problem }),
-        }
-    }
-    (entries, warnings)
 }
 
 #[cfg(test)]

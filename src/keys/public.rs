@@ -21,6 +21,7 @@ pub const MAX_RSA_BITS: usize = 4096;
 
 /// Why a public key could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PublicKeyError {
     /// Not a well-formed RSA SubjectPublicKeyInfo.
     #[error("not a valid RSA public key (SubjectPublicKeyInfo DER)")]

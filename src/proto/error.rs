@@ -1,10 +1,12 @@
 //! Protocol errors, split the rustls way: bytes that do not parse ([`DecodeError`]), and a
 //! peer or channel that misbehaves ([`ProtoError`]), plus [`EncodeError`] for our own
-//! oversized messages. These are precise for the local user and logs; the peer learns nothing
-//! from them (at most a generic Close reason).
+//! oversized messages and [`ProtoError::Misuse`] for our own misuse of the record layer.
+//! These are precise for the local user and logs; the peer learns nothing from them (at most
+//! a generic Close reason).
 
 /// Bytes from the peer that are not a well-formed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The message ended before a field did.
     #[error("message truncated")]
@@ -31,6 +33,7 @@ pub enum DecodeError {
 
 /// A message we were asked to send that does not fit the protocol's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// A field longer than its bound (e.g. a command line over 16 KiB).
     #[error("field of {len} bytes is longer than the {max} bytes allowed")]
@@ -58,6 +61,7 @@ pub enum EncodeError {
 
 /// Everything that can end a seashell connection from the protocol's side.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProtoError {
     /// The peer sent bytes that do not parse.
     #[error("malformed message from peer: {0}")]
@@ -104,6 +108,10 @@ pub enum ProtoError {
     /// A local cryptographic operation failed (RNG, key too small for OAEP, ...).
     #[error("local cryptographic failure: {0}")]
     Crypto(&'static str),
+    /// Our own code asked the record layer for something it cannot do (a message larger than
+    /// a frame, a frame buffer too small): a bug on this side, never the peer's doing.
+    #[error("local misuse of the record layer: {0}")]
+    Misuse(&'static str),
 }
 
 /// One line for the user: both versions, and which side to upgrade.

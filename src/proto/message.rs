@@ -515,6 +515,26 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// Whether this is a file-transfer message (§6.4 of docs/PROTOCOL.md), either way.
+    pub fn is_transfer(&self) -> bool {
+        matches!(
+            self,
+            Self::Stat { .. }
+                | Self::StatResult(_)
+                | Self::PutFile { .. }
+                | Self::PutReady { .. }
+                | Self::PutStart { .. }
+                | Self::GetFile { .. }
+                | Self::GetTree { .. }
+                | Self::FileInfo { .. }
+                | Self::FileData(_)
+                | Self::FileEnd { .. }
+                | Self::MakeDir { .. }
+                | Self::TransferDone
+                | Self::TransferFailed { .. }
+        )
+    }
+
     /// Appends the plaintext encoding: a type byte, then the fields.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match *self {

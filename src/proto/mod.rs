@@ -15,3 +15,6 @@ pub mod schedule;
 pub use error::{DecodeError, EncodeError, ProtoError};
 pub use message::{DataKind, ExitStatus, Message, PathKind, WindowSize};
 pub use record::{DataFrame, RecordOpener, RecordSealer, UpdateLimits};
+
+/// The TCP port seashell listens on and connects to unless told otherwise (PROTOCOL.md §2).
+pub const DEFAULT_PORT: u16 = 7022;

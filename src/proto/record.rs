@@ -139,7 +139,7 @@ impl RecordSealer {
         out: &mut Vec<u8>,
     ) -> Result<&'f [u8], ProtoError> {
         if len > MAX_CHUNK {
-            return Err(ProtoError::Crypto("message larger than a frame"));
+            return Err(ProtoError::Misuse("message larger than a frame"));
         }
         self.update_if_due(now, out)?;
         let end = HEADER_LEN + 1 + len;
@@ -152,10 +152,10 @@ impl RecordSealer {
         let (header, tag) = self.seal_in_place(plain)?;
         head.copy_from_slice(&header);
         tail.get_mut(..TAG_LEN)
-            .ok_or(ProtoError::Crypto("frame buffer too small"))?
+            .ok_or(ProtoError::Misuse("frame buffer too small"))?
             .copy_from_slice(tag.as_ref());
         buf.get(..end + TAG_LEN)
-            .ok_or(ProtoError::Crypto("frame buffer too small"))
+            .ok_or(ProtoError::Misuse("frame buffer too small"))
     }
 
     fn update_if_due(&mut self, now: Instant, out: &mut Vec<u8>) -> Result<(), ProtoError> {
@@ -193,10 +193,10 @@ impl RecordSealer {
     /// header and tag.
     fn seal_in_place(&mut self, plain: &mut [u8]) -> Result<([u8; HEADER_LEN], Tag), ProtoError> {
         if plain.len() > MAX_PLAINTEXT {
-            return Err(ProtoError::Crypto("message larger than a frame"));
+            return Err(ProtoError::Misuse("message larger than a frame"));
         }
         let len =
-            u32::try_from(plain.len() + TAG_LEN).map_err(|_| ProtoError::Crypto("frame length"))?;
+            u32::try_from(plain.len() + TAG_LEN).map_err(|_| ProtoError::Misuse("frame length"))?;
         let header = len.to_be_bytes();
         let nonce = self.epoch.next_nonce()?;
         let tag = self

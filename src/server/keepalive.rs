@@ -23,7 +23,7 @@ impl Keepalive {
     pub fn new(period: Duration) -> Self {
         Self {
             period,
-            next: Instant::now() + period,
+            next: after(period),
             sent: 0,
         }
     }
@@ -46,8 +46,15 @@ impl Keepalive {
     }
 
     fn ping(&mut self) -> Message<'static> {
-        self.next = Instant::now() + self.period;
+        self.next = after(self.period);
         self.sent += 1;
         Message::Ping(self.sent)
     }
+}
+
+/// `period` from now, or as far as the clock goes: a huge interval is no keepalive.
+fn after(period: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(period)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

@@ -10,6 +10,7 @@ pub mod keepalive;
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod setsid;
 pub mod transfer;
 pub mod trust;
 
@@ -33,8 +34,7 @@ use policy::Policy;
 use session::{Peer, SessionLimits};
 use trust::TrustStore;
 
-/// Default TCP port.
-pub const DEFAULT_PORT: u16 = 7022;
+pub use crate::proto::DEFAULT_PORT;
 
 /// How often the transport key is replaced while the server runs.
 const TRANSPORT_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -105,6 +105,7 @@ impl ServerSettings {
 
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// A key file problem.
     #[error(transparent)]
@@ -381,7 +382,7 @@ async fn authenticate(
     let who = Peer {
         name: entry.comment.clone(),
         fingerprint: key_fingerprint,
-        session_id: hex_id(&channel.session_id),
+        session_id: hex::encode(channel.session_id),
         address: peer.to_string(),
         policy,
         audit: None,
@@ -421,9 +422,4 @@ fn audit_who(who: &Peer) -> Who {
         key: who.fingerprint.clone(),
         name: who.name.clone(),
     }
-}
-
-/// Lower-case hex of a session id.
-pub fn hex_id(id: &[u8; 32]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,7 +6,8 @@
 //! entries from the config's `[commands]`. `;`, `|`, `&&`, `$(...)`, backticks, redirections
 //! and newlines are then just characters in argv. `no-files` refuses file transfer, and so
 //! does any restriction (writing files would get round it, e.g. by replacing a script an
-//! allowed command runs; OpenSSH's forced commands stop scp the same way). Pure:
+//! allowed command runs; OpenSSH's forced commands stop scp the same way). `no-pty` runs the
+//! key's commands on pipes, never on a pseudo-terminal (as OpenSSH's option does). Pure:
 //! the caller passes the address, the date and the named commands in.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub struct Policy {
     allow: Vec<String>,
     commands: Vec<String>,
     no_files: bool,
+    no_pty: bool,
 }
 
 /// A refusal, naming the rule that refused.
@@ -74,6 +76,7 @@ impl Policy {
                 KeyOption::Allow(pattern) => policy.allow.push(pattern.clone()),
                 KeyOption::Command(name) => policy.commands.push(name.clone()),
                 KeyOption::NoFiles => policy.no_files = true,
+                KeyOption::NoPty => policy.no_pty = true,
             }
         }
         policy
@@ -94,6 +97,12 @@ impl Policy {
             (Some(last), _) => Err(Denied::Expired(last)),
             (None, _) => Ok(()),
         }
+    }
+
+    /// May this key's commands run on a pseudo-terminal? Not with `no-pty`. (A restricted
+    /// key's line gets one only once it is allowed: refused lines run nowhere.)
+    pub fn may_have_pty(&self) -> bool {
+        !self.no_pty
     }
 
     /// May this key transfer files? Not with `no-files`, nor when it is restricted.
@@ -169,25 +178,16 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 /// Today's date in UTC, for `expires=`.
 pub fn today_utc() -> Option<ExpiryDate> {
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
-    civil_from_days(i64::try_from(days).ok()?)
+    let seconds = time::OffsetDateTime::now_utc().unix_timestamp();
+    civil_from_days(seconds.div_euclid(86_400))
 }
 
-/// Days since 1970-01-01 to a calendar date (H. Hinnant's `civil_from_days`).
+/// Days since 1970-01-01 to a calendar date. The date reaches [`ExpiryDate`] (years 1 to
+/// 9999) through the `YYYY-MM-DD` form both write, its only constructor.
 fn civil_from_days(days: i64) -> Option<ExpiryDate> {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    ExpiryDate::parse(&format!("{year:04}-{month:02}-{day:02}"))
+    let epoch = time::OffsetDateTime::UNIX_EPOCH.date();
+    let date = epoch.checked_add(time::Duration::days(days))?;
+    ExpiryDate::parse(&date.to_string())
 }
 
 #[cfg(test)]
@@ -289,6 +289,8 @@ mod tests {
         assert!(p.check_date(None).is_err());
         assert!(Policy::default().check_date(None).is_ok());
         assert!(policy("no-files").check_files().is_err());
+        assert!(!policy("no-pty").may_have_pty());
+        assert!(policy("no-files").may_have_pty());
         assert!(Policy::default().check_files().is_ok());
         assert_eq!(
             policy(r#"allow="uptime""#).check_files(),

@@ -1,61 +1,157 @@
 //! Running one command line for a session: `sh -c LINE` (or, for a restricted key, an argv
-//! directly) in the session's cwd and environment, in its own process group (so an interrupt or a disconnect reaches every
-//! process it started), with stdin, stdout and stderr as pipes; and the signals sent to a
-//! group.
+//! directly) in the session's cwd and environment, always as the leader of a session of its
+//! own (so it never has the server's controlling terminal, and a signal to its process group
+//! reaches every process it started). Either on pipes (stdin, stdout and stderr apart) or on
+//! a new pseudo-terminal that is its controlling terminal, of the client's size and `TERM`.
+//! Also the signals sent to a group. Never reads what the command is given or prints.
 
 use std::path::Path;
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use pty_process::{OwnedReadPty, OwnedWritePty, Size};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
-/// A running command and the process group it leads.
+use super::policy::Run;
+use super::setsid;
+use crate::proto::WindowSize;
+
+/// What to run and where.
+pub struct Spawn<'a> {
+    /// The line as typed (for [`Run::Shell`]).
+    pub line: &'a str,
+    /// How the key's policy lets it run.
+    pub run: &'a Run,
+    /// The working directory.
+    pub cwd: &'a Path,
+    /// Exactly the environment the command gets.
+    pub env: &'a [(String, String)],
+}
+
+/// A running command, the process group it leads, and its side of the I/O.
 pub struct Running {
-    /// The child (its pipes are taken by the caller).
+    /// The process seashell started.
     pub child: Child,
-    /// Its process group id (= its pid).
+    /// Its process group id (= its pid: it leads its own session).
     pub pgid: Pid,
+    /// How to talk to it.
+    pub io: Io,
 }
 
-/// Starts `sh -c line` in `cwd` with exactly `env`.
-pub fn spawn_shell(line: &str, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Running> {
-    spawn(Command::new("/bin/sh").arg("-c").arg(line), cwd, env)
+/// A command's I/O: pipes, or the master side of its pseudo-terminal.
+pub enum Io {
+    /// stdin, stdout and stderr apart.
+    Pipes {
+        /// Its stdin.
+        stdin: ChildStdin,
+        /// Its stdout.
+        stdout: ChildStdout,
+        /// Its stderr.
+        stderr: ChildStderr,
+    },
+    /// One terminal: what it reads and writes, merged as a terminal shows it.
+    Pty {
+        /// Keystrokes go here.
+        input: OwnedWritePty,
+        /// Everything it prints comes from here.
+        output: OwnedReadPty,
+    },
 }
 
-/// Starts `argv` directly, no shell (restricted keys): `argv[0]` is looked up in the
-/// session's PATH.
-pub fn spawn_direct(
-    argv: &[String],
-    cwd: &Path,
-    env: &[(String, String)],
-) -> std::io::Result<Running> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command"))?;
-    spawn(Command::new(program).args(args), cwd, env)
+impl Spawn<'_> {
+    fn command(&self) -> std::io::Result<(String, Vec<String>)> {
+        match self.run {
+            Run::Shell => Ok((
+                "/bin/sh".to_owned(),
+                vec!["-c".to_owned(), self.line.to_owned()],
+            )),
+            Run::Direct(argv) => {
+                let (program, args) = argv
+                    .split_first()
+                    .ok_or_else(|| std::io::Error::other("empty command"))?;
+                Ok((program.clone(), args.to_vec()))
+            }
+        }
+    }
+
+    /// Starts the command on pipes.
+    pub fn on_pipes(&self) -> std::io::Result<Running> {
+        let (program, args) = self.command()?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(self.cwd)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        setsid::new_session(&mut command);
+        let mut child = command.spawn()?;
+        widen_pipes(&child);
+        let pgid = pid_of(&child)?;
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(stdin), Some(stdout), Some(stderr)) => Ok(Running {
+                child,
+                pgid,
+                io: Io::Pipes {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+            }),
+            _ => Err(std::io::Error::other("pipes missing")),
+        }
+    }
+
+    /// Starts the command on a new pseudo-terminal of `size`, with `TERM=term`.
+    pub fn on_pty(&self, term: &str, size: WindowSize) -> std::io::Result<Running> {
+        let (program, args) = self.command()?;
+        let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+        pty.resize(pty_size(size)).map_err(std::io::Error::other)?;
+        let child = pty_process::Command::new(program)
+            .args(args)
+            .current_dir(self.cwd)
+            .env_clear()
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| k != "TERM")
+                    .map(|(k, v)| (k, v)),
+            )
+            .env("TERM", term)
+            .kill_on_drop(true)
+            .spawn(pts)
+            .map_err(std::io::Error::other)?;
+        let pgid = pid_of(&child)?;
+        let (output, input) = pty.into_split();
+        Ok(Running {
+            child,
+            pgid,
+            io: Io::Pty { input, output },
+        })
+    }
 }
 
-fn spawn(command: &mut Command, cwd: &Path, env: &[(String, String)]) -> std::io::Result<Running> {
-    command
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = command.spawn()?;
-    widen_pipes(&child);
-    let pid = child
+/// Sets a pseudo-terminal's size (the kernel sends SIGWINCH to its foreground group).
+pub fn resize(input: &OwnedWritePty, size: WindowSize) {
+    if let Err(err) = input.resize(pty_size(size)) {
+        tracing::debug!("cannot resize a command's terminal: {err}");
+    }
+}
+
+fn pty_size(size: WindowSize) -> Size {
+    Size::new_with_pixel(size.rows, size.cols, size.xpixel, size.ypixel)
+}
+
+fn pid_of(child: &Child) -> std::io::Result<Pid> {
+    child
         .id()
         .and_then(|id| i32::try_from(id).ok())
-        .ok_or_else(|| std::io::Error::other("child exited before it could be tracked"))?;
-    Ok(Running {
-        child,
-        pgid: Pid::from_raw(pid),
-    })
+        .map(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other("child exited before it could be tracked"))
 }
 
 /// How much a command may write ahead of us (and we ahead of it): the default 64 KiB pipe

@@ -23,22 +23,6 @@ use crate::fileio::{FileError, sha256_of_nothing};
 use crate::proto::{DataKind, Message, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
-/// Whether `msg` belongs to file transfer (and so to [`Transfers::handle`]).
-pub fn is_transfer(msg: &Message<'_>) -> bool {
-    matches!(
-        msg,
-        Message::Stat { .. }
-            | Message::PutFile { .. }
-            | Message::PutStart { .. }
-            | Message::GetFile { .. }
-            | Message::GetTree { .. }
-            | Message::FileData(_)
-            | Message::FileEnd { .. }
-            | Message::MakeDir { .. }
-            | Message::TransferFailed { .. }
-    )
-}
-
 /// A transfer message that breaks the protocol's order: the session closes.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} at the wrong time in a file transfer")]
@@ -492,7 +476,7 @@ pub fn log_transfer(
     if let Some(audit) = peer.audit.clone() {
         let (path, outcome) = (
             path.display().to_string(),
-            outcome.map(super::hex_id).map_err(str::to_owned),
+            outcome.map(hex::encode).map_err(str::to_owned),
         );
         tokio::spawn(async move {
             audit
@@ -509,7 +493,7 @@ pub fn log_transfer(
             direction = direction.as_str(),
             path = %path.display(),
             size = %size,
-            sha256 = %super::hex_id(sha256),
+            sha256 = %hex::encode(sha256),
             "file transfer"
         ),
         Err(reason) => tracing::warn!(

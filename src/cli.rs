@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::audit::syslog::SyslogTarget;
 
@@ -107,6 +107,9 @@ pub struct ConnectArgs {
     /// Where and how to connect.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Run each line on pipes, never on a pseudo-terminal (stdin closed, Ctrl-C interrupts).
+    #[arg(short = 'T')]
+    pub no_pty: bool,
 }
 
 /// `seashell exec`.
@@ -116,8 +119,15 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Print one JSON object at the end (stdout, stderr, exit, signal, duration_ms).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tty")]
     pub json: bool,
+    /// Run the command on a pseudo-terminal if stdin is a terminal (like ssh -t); twice
+    /// (-tt), even when it is not.
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub tty: u8,
+    /// Never a pseudo-terminal (the default for exec).
+    #[arg(short = 'T', conflicts_with = "tty")]
+    pub no_pty: bool,
     /// The command; its words are joined with spaces and run by the remote console.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,

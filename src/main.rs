@@ -14,6 +14,7 @@ use seashell::cli::{
 use seashell::client::connect::ConnectOptions;
 use seashell::client::cp::{self, Plan};
 use seashell::client::dest::Destination;
+use seashell::client::terminal::PtyRequest;
 use seashell::client::transfer::TransferOptions;
 use seashell::client::{ClientError, exec, repl};
 use seashell::config::{ConfigError, ConfigFile};
@@ -73,11 +74,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Connect(args) => client(|rt| {
             let (dest, opts) = target(&args.target)?;
-            repl::run(rt, dest, &opts)
+            let pty = if args.no_pty {
+                PtyRequest::Never
+            } else {
+                PtyRequest::IfTerminal
+            };
+            repl::run(rt, dest, &opts, pty)
         }),
         Command::Exec(args) => client(|rt| {
             let (dest, opts) = target(&args.target)?;
-            rt.block_on(exec::exec(dest, &opts, &args.command, args.json))
+            let pty = PtyRequest::from_flags(args.tty, args.no_pty);
+            rt.block_on(exec::exec(dest, &opts, &args.command, args.json, pty))
         }),
         Command::Cp(args) => copy(&args),
         Command::Quickstart => match runtime() {

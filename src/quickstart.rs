@@ -12,6 +12,7 @@ use crate::client::ClientError;
 use crate::client::connect::ConnectOptions;
 use crate::client::dest::Destination;
 use crate::client::repl;
+use crate::client::terminal::PtyRequest;
 use crate::keys::KeyError;
 use crate::keys::private::{generate, load_public_key_file, public_key_path, write_key_pair};
 use crate::keys::public::{fingerprint, to_line};
@@ -73,7 +74,7 @@ pub fn run(runtime: &Runtime) -> Result<u8, QuickstartError> {
         host: addr.ip().to_string(),
         port: addr.port(),
     };
-    Ok(repl::run(runtime, dest, &opts)?)
+    Ok(repl::run(runtime, dest, &opts, PtyRequest::IfTerminal)?)
 }
 
 fn ensure_key(path: &Path, comment: &str) -> Result<(), KeyError> {

@@ -6,34 +6,41 @@
 //! written with blocking writes from the reader task: a slow terminal slows the reader, and
 //! so the server, down (backpressure), nothing grows without bound, and no byte is copied on
 //! its way from the socket to the terminal. [`RemoteConsole::run`] sends one command line
-//! and waits for its exit status. File transfer messages pass through the same two tasks
-//! for [`super::transfer`], except a downloaded file's data, which the reader task writes
-//! into the file the transfer lends it ([`super::intake`]). It never prints the server's
-//! text but a command's own output: a Close reason is shown with its control characters
-//! escaped.
+//! and waits for its exit status; [`RemoteConsole::run_pty`] does the same on a remote
+//! pseudo-terminal, with our terminal in raw mode ([`super::terminal`]), typed keys passed
+//! through ssh's escapes and resizes passed on. File transfer messages pass through the same
+//! two tasks for [`super::transfer`], except a downloaded file's data, which the reader task
+//! writes into the file the transfer lends it ([`super::intake`]). It never prints the
+//! server's text but a command's own output: a Close reason is shown with its control
+//! characters escaped.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::ClientError;
 use super::intake::Intake;
 use super::stdin::{StdinForwarder, StdinKind};
+use super::terminal::{RawMode, window_size};
 use super::transfer_msg::{Reply, Request};
 use crate::framepool::FrameChunk;
 use crate::proto::message::MAX_TEXT;
-use crate::proto::{DataKind, ExitStatus, Message, ProtoError};
+use crate::proto::{DataKind, ExitStatus, Message, ProtoError, WindowSize};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// How long the server may take to open the console (its first ConsoleState) once the
 /// handshake is done.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What we tell the user, once per session, when the server runs a pty command on pipes.
+const PTY_REFUSED: &str = "seashell: PTY allocation request failed: the server runs this key's commands without a terminal";
 
 /// What the server sent, owned.
 #[derive(Debug)]
@@ -42,6 +49,8 @@ enum Event {
     Stderr(Vec<u8>),
     Exit(ExitStatus),
     State(String),
+    /// The command of our ExecPty runs on pipes.
+    PtyRefused,
     Transfer(Reply),
     Closed(String),
     Failed(TransportError),
@@ -79,6 +88,7 @@ impl Event {
             Self::Stderr(_) => "Stderr",
             Self::Exit(_) => "Exit",
             Self::State(_) => "ConsoleState",
+            Self::PtyRefused => "PtyRefused",
             Self::Transfer(reply) => reply.name(),
             Self::Closed(_) => "Close",
             Self::Failed(_) | Self::Local(_) => "failure",
@@ -90,6 +100,12 @@ impl Event {
 #[derive(Debug)]
 pub(super) enum Outgoing {
     Exec(String),
+    ExecPty {
+        line: String,
+        term: String,
+        size: WindowSize,
+    },
+    WindowChange(WindowSize),
     /// Read by the stdin thread straight into a frame.
     Stdin(FrameChunk),
     StdinEof,
@@ -128,6 +144,66 @@ pub enum Outcome {
     Exited(ExitStatus),
     /// Interrupted twice: we stopped waiting for it (the server kills it).
     GaveUp,
+    /// `~.` was typed: the user dropped the connection.
+    Disconnected,
+}
+
+/// Our side of a command on a remote pseudo-terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyboard {
+    /// Our stdin is a terminal: raw mode while the command runs, keys through the escapes.
+    Terminal,
+    /// Our stdin is not a terminal (`-tt`): its bytes are forwarded as they come.
+    Stream,
+}
+
+/// A command line for a remote pseudo-terminal.
+#[derive(Debug, Clone)]
+pub struct PtyCommand<'a> {
+    /// The line.
+    pub line: &'a str,
+    /// The terminal type (checked by [`super::terminal::term_type`]).
+    pub term: String,
+    /// Our keyboard.
+    pub keyboard: Keyboard,
+    /// If the server runs it on pipes after all: whether Ctrl-C then interrupts it (the
+    /// REPL) or keeps its default of ending us (`exec`).
+    pub interrupt_on_pipes: bool,
+}
+
+/// What a running command holds on our side, released when it ends.
+struct Running {
+    stdin: Option<StdinForwarder>,
+    raw: Option<RawMode>,
+    winch: Option<Signal>,
+    /// Ctrl-C sends Interrupt (a second one within 2 s gives up).
+    interruptible: bool,
+    /// Sent as ExecPty, and no PtyRefused yet: one may come.
+    may_be_refused: bool,
+    /// What `interruptible` becomes if the server runs the command on pipes.
+    interrupt_on_pipes: bool,
+}
+
+impl Running {
+    /// A command on pipes.
+    fn pipes(stdin: Option<StdinForwarder>, interruptible: bool) -> Self {
+        Self {
+            stdin,
+            raw: None,
+            winch: None,
+            interruptible,
+            may_be_refused: false,
+            interrupt_on_pipes: interruptible,
+        }
+    }
+
+    /// Stops the stdin thread (it reads nothing more), then restores the terminal.
+    async fn release(mut self) {
+        if let Some(stdin) = self.stdin.take() {
+            stdin.stop().await;
+        }
+        drop(self.raw.take());
+    }
 }
 
 /// A live session with the remote console.
@@ -136,9 +212,13 @@ pub struct RemoteConsole {
     out: mpsc::Sender<Outgoing>,
     writer: tokio::task::JoinHandle<()>,
     route: Arc<AtomicU8>,
+    /// The last byte written to our stdout or stderr was not a newline.
+    mid_line: Arc<AtomicBool>,
     cwd: String,
     /// Commands we gave up on whose remaining output must be skipped.
     abandoned: usize,
+    /// The user was told that this server runs pty commands on pipes.
+    told_pty_refused: bool,
 }
 
 impl RemoteConsole {
@@ -151,11 +231,15 @@ impl RemoteConsole {
         let (event_tx, events) = mpsc::channel(16);
         let (out, out_rx) = mpsc::channel(16);
         let route = Arc::new(AtomicU8::new(Route::Queue as u8));
+        let mid_line = Arc::new(AtomicBool::new(false));
         tokio::spawn(reader_task(
             channel.reader,
             event_tx,
             out.clone(),
-            Arc::clone(&route),
+            Output {
+                route: Arc::clone(&route),
+                mid_line: Arc::clone(&mid_line),
+            },
         ));
         let writer = tokio::spawn(writer_task(channel.writer, out_rx));
         let mut console = Self {
@@ -163,8 +247,10 @@ impl RemoteConsole {
             out,
             writer,
             route,
+            mid_line,
             cwd: String::new(),
             abandoned: 0,
+            told_pty_refused: false,
         };
         let first = tokio::time::timeout(START_TIMEOUT, console.next())
             .await
@@ -209,12 +295,87 @@ impl RemoteConsole {
                 None
             }
         };
-        let outcome = self.collect(sink, interruptible).await;
-        // Before the caller reads our stdin again (the REPL's next line): the thread stops.
-        if let Some(stdin) = stdin {
-            stdin.stop().await;
-        }
+        let mut running = Running::pipes(stdin, interruptible);
+        let outcome = self.collect(sink, &mut running).await;
+        running.release().await;
         outcome
+    }
+
+    /// Runs one line on a remote pseudo-terminal of our `TERM` and size: its output (one
+    /// stream) goes to our stdout as it is, our stdin is forwarded, and a resize of our
+    /// terminal is passed on. With [`Keyboard::Terminal`], our terminal is in raw mode until
+    /// the command ends (every key goes to the command; Ctrl-C is a byte for the remote
+    /// terminal), and `~.` drops the connection ([`Outcome::Disconnected`]). If the server
+    /// runs it on pipes instead, the user is told once per session, raw mode ends, and the
+    /// command goes on as [`Self::run`] would run it, stdin still forwarded.
+    pub async fn run_pty(&mut self, command: &PtyCommand<'_>) -> Result<Outcome, ClientError> {
+        if command.line.len() > MAX_TEXT {
+            return Err(ClientError::LineTooLong(command.line.len()));
+        }
+        self.skip_abandoned().await?;
+        self.set_route(Route::Terminal);
+        self.mid_line.store(false, Ordering::Release);
+        let (raw, kind) = match command.keyboard {
+            Keyboard::Terminal => (
+                Some(RawMode::enter().map_err(ClientError::Local)?),
+                StdinKind::Keys,
+            ),
+            Keyboard::Stream => (None, StdinKind::Data),
+        };
+        let mut running = Running {
+            stdin: None,
+            raw,
+            // Before the size is read: a resize from now on is sent after the ExecPty.
+            winch: signal(SignalKind::window_change()).ok(),
+            interruptible: false,
+            may_be_refused: true,
+            interrupt_on_pipes: command.interrupt_on_pipes,
+        };
+        let outcome = match self.start_pty(command, kind, &mut running).await {
+            Ok(()) => self.collect(&mut Sink::Terminal, &mut running).await,
+            Err(err) => Err(err),
+        };
+        running.release().await;
+        outcome
+    }
+
+    /// Sends the ExecPty and starts forwarding our stdin.
+    async fn start_pty(
+        &mut self,
+        command: &PtyCommand<'_>,
+        kind: StdinKind,
+        running: &mut Running,
+    ) -> Result<(), ClientError> {
+        self.send(Outgoing::ExecPty {
+            line: command.line.to_owned(),
+            term: command.term.clone(),
+            size: window_size(),
+        })
+        .await?;
+        running.stdin =
+            Some(StdinForwarder::start(self.out.clone(), kind).map_err(ClientError::Local)?);
+        Ok(())
+    }
+
+    /// The server runs the pty command on pipes: say so once, leave raw mode (as ssh does),
+    /// and go on as for a command on pipes, stdin still forwarded (now line by line, as the
+    /// terminal's cooked mode hands it over).
+    fn pty_refused(&mut self, running: &mut Running) {
+        running.may_be_refused = false;
+        running.winch = None;
+        drop(running.raw.take());
+        running.interruptible = running.interrupt_on_pipes;
+        if !self.told_pty_refused {
+            self.told_pty_refused = true;
+            eprintln!("{PTY_REFUSED}");
+        }
+    }
+
+    /// Whether the last output written to our terminal since this was last asked left the
+    /// cursor after text (not after a newline): then the REPL starts its prompt on a fresh
+    /// line.
+    pub fn output_ends_mid_line(&self) -> bool {
+        self.mid_line.swap(false, Ordering::AcqRel)
     }
 
     fn set_route(&self, route: Route) {
@@ -224,13 +385,13 @@ impl RemoteConsole {
     async fn collect(
         &mut self,
         sink: &mut Sink,
-        interruptible: bool,
+        running: &mut Running,
     ) -> Result<Outcome, ClientError> {
         let mut interrupted_at: Option<Instant> = None;
         loop {
             let event = tokio::select! {
                 event = self.next() => event?,
-                _ = tokio::signal::ctrl_c(), if interruptible => {
+                _ = tokio::signal::ctrl_c(), if running.interruptible => {
                     if interrupted_at.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
                         self.abandoned += 1;
                         self.set_route(Route::Discard);
@@ -240,10 +401,16 @@ impl RemoteConsole {
                     self.send(Outgoing::Interrupt).await?;
                     continue;
                 }
+                Some(()) = resized(&mut running.winch) => {
+                    self.send(Outgoing::WindowChange(window_size())).await?;
+                    continue;
+                }
+                () = disconnect_typed(&mut running.stdin) => return Ok(Outcome::Disconnected),
             };
             match event {
                 Event::Stdout(data) => sink.stdout(&data),
                 Event::Stderr(data) => sink.stderr(&data),
+                Event::PtyRefused if running.may_be_refused => self.pty_refused(running),
                 Event::Exit(status) => {
                     if let Event::State(cwd) = self.next().await? {
                         self.cwd = cwd;
@@ -329,6 +496,22 @@ fn unexpected(event: &Event) -> ClientError {
     ClientError::Transport(TransportError::Proto(ProtoError::Unexpected(event.name())))
 }
 
+/// Resolves when our terminal changed size; never, without a SIGWINCH listener.
+async fn resized(winch: &mut Option<Signal>) -> Option<()> {
+    match winch {
+        Some(winch) => winch.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when `~.` was typed; never, without a keyboard.
+async fn disconnect_typed(stdin: &mut Option<StdinForwarder>) {
+    match stdin {
+        Some(stdin) => stdin.disconnect_typed().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Sink {
     fn stdout(&mut self, data: &[u8]) {
         if let Self::Collect { stdout, .. } = self {
@@ -358,18 +541,28 @@ impl Terminal {
     }
 }
 
-/// Delivers a command's output as the console's [`Route`] says: written to `fd` here (an
-/// event only if that fails), queued as `queued(data)`, or dropped.
-fn route_output(
-    route: &AtomicU8,
-    fd: &mut File,
-    data: &[u8],
-    queued: fn(Vec<u8>) -> Event,
-) -> Option<Event> {
-    match Route::load(route) {
-        Route::Terminal => fd.write_all(data).err().map(Event::Local),
-        Route::Queue => Some(queued(data.to_vec())),
-        Route::Discard => None,
+/// What the reader task shares with the console about a command's output.
+struct Output {
+    /// Where it goes.
+    route: Arc<AtomicU8>,
+    /// Set after each write to our terminal: whether it ended after text, not a newline.
+    mid_line: Arc<AtomicBool>,
+}
+
+impl Output {
+    /// Delivers a command's output as the console's [`Route`] says: written to `fd` here
+    /// (an event only if that fails), queued as `queued(data)`, or dropped.
+    fn deliver(&self, fd: &mut File, data: &[u8], queued: fn(Vec<u8>) -> Event) -> Option<Event> {
+        match Route::load(&self.route) {
+            Route::Terminal => {
+                if let Some(last) = data.last() {
+                    self.mid_line.store(*last != b'\n', Ordering::Release);
+                }
+                fd.write_all(data).err().map(Event::Local)
+            }
+            Route::Queue => Some(queued(data.to_vec())),
+            Route::Discard => None,
+        }
     }
 }
 
@@ -377,7 +570,7 @@ async fn reader_task<R: AsyncRead>(
     mut reader: SecureReader<ReadHalf<R>>,
     events: mpsc::Sender<Event>,
     out: mpsc::Sender<Outgoing>,
-    route: Arc<AtomicU8>,
+    output: Output,
 ) {
     let mut terminal = match Terminal::open() {
         Ok(terminal) => terminal,
@@ -390,19 +583,20 @@ async fn reader_task<R: AsyncRead>(
     loop {
         let event = match reader.recv().await {
             Ok(Message::Stdout(data)) => {
-                match route_output(&route, &mut terminal.stdout, data, Event::Stdout) {
+                match output.deliver(&mut terminal.stdout, data, Event::Stdout) {
                     Some(event) => event,
                     None => continue,
                 }
             }
             Ok(Message::Stderr(data)) => {
-                match route_output(&route, &mut terminal.stderr, data, Event::Stderr) {
+                match output.deliver(&mut terminal.stderr, data, Event::Stderr) {
                     Some(event) => event,
                     None => continue,
                 }
             }
             Ok(Message::Exit(status)) => Event::Exit(status),
             Ok(Message::ConsoleState { cwd }) => Event::State(cwd.to_owned()),
+            Ok(Message::PtyRefused) => Event::PtyRefused,
             Ok(Message::Ping(n)) => {
                 let _ = out.send(Outgoing::Pong(n)).await;
                 continue;
@@ -458,6 +652,15 @@ async fn writer_task<W: AsyncWrite>(
     while let Some(msg) = out.recv().await {
         let result = match msg {
             Outgoing::Exec(line) => writer.send(&Message::Exec { line: &line }).await,
+            Outgoing::ExecPty { line, term, size } => {
+                let msg = Message::ExecPty {
+                    line: &line,
+                    term: &term,
+                    size,
+                };
+                writer.send(&msg).await
+            }
+            Outgoing::WindowChange(size) => writer.send(&Message::WindowChange(size)).await,
             Outgoing::Stdin(mut chunk) => writer.send_chunk(DataKind::Stdin, &mut chunk).await,
             Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
             Outgoing::Interrupt => writer.send(&Message::Interrupt).await,

@@ -3,19 +3,26 @@
 //! and stderr as it arrives, or, with `--json`, into one JSON object at the end. Returns the
 //! remote status as a local exit code (128+N for signal N). When whoever reads our output
 //! goes away (`seashell exec host -- cat log | head`), it ends quietly with 141, as a local
-//! command killed by SIGPIPE would.
+//! command killed by SIGPIPE would. With `-t` (and a terminal on our stdin) or `-tt`, the
+//! command runs on a remote pseudo-terminal, as with `ssh -t`; `-t` without a terminal says
+//! so and runs it on pipes.
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use super::ClientError;
 use super::connect::{ConnectOptions, connect};
-use super::console::{Outcome, RemoteConsole, Sink, StdinSource};
+use super::console::{Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource};
 use super::dest::Destination;
+use super::terminal::{NO_TERMINAL_WARNING, PtyPlan, PtyRequest, local_term_type};
 use crate::proto::ExitStatus;
 
 /// The exit code when our stdout is a pipe whose reader has gone: 128 + SIGPIPE, what a
 /// shell reports for a local command in the same place.
 const SIGPIPE_STATUS: u8 = 141;
+
+/// The exit code after `~.`, as ssh's.
+pub const DISCONNECTED_STATUS: u8 = 255;
 
 /// Runs one command remotely; returns the exit code seashell should exit with.
 pub async fn exec(
@@ -23,8 +30,14 @@ pub async fn exec(
     opts: &ConnectOptions,
     words: &[String],
     json: bool,
+    pty: PtyRequest,
 ) -> Result<u8, ClientError> {
     let started = Instant::now();
+    let plan = PtyPlan::new(pty, std::io::stdin().is_terminal());
+    if plan == PtyPlan::PipesNoTerminal {
+        eprintln!("{NO_TERMINAL_WARNING}");
+    }
+    let host = dest.host.clone();
     let connection = connect(dest, opts).await?;
     let mut console = RemoteConsole::start(connection.channel).await?;
     let line = words.join(" ");
@@ -36,10 +49,28 @@ pub async fn exec(
     } else {
         Sink::Terminal
     };
-    let outcome = match console
-        .run(&line, StdinSource::Forward, &mut sink, false)
-        .await
-    {
+    let keyboard = match plan {
+        PtyPlan::Pipes | PtyPlan::PipesNoTerminal => None,
+        PtyPlan::Interactive => Some(Keyboard::Terminal),
+        PtyPlan::Forced => Some(Keyboard::Stream),
+    };
+    let ran = match keyboard {
+        None => {
+            console
+                .run(&line, StdinSource::Forward, &mut sink, false)
+                .await
+        }
+        Some(keyboard) => {
+            let command = PtyCommand {
+                line: &line,
+                term: local_term_type(),
+                keyboard,
+                interrupt_on_pipes: false,
+            };
+            console.run_pty(&command).await
+        }
+    };
+    let outcome = match ran {
         Ok(outcome) => outcome,
         // Whoever reads our output stopped (`... | head`): end quietly, like a local command
         // killed by SIGPIPE; closing the session ends the remote command.
@@ -53,6 +84,10 @@ pub async fn exec(
     let status = match outcome {
         Outcome::Exited(status) => status,
         Outcome::GaveUp => ExitStatus::Signal(2),
+        Outcome::Disconnected => {
+            eprintln!("Connection to {host} closed.");
+            return Ok(DISCONNECTED_STATUS);
+        }
     };
     if let Sink::Collect { stdout, stderr } = sink {
         let signal = match status {

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod repl;
 pub mod repl_transfer;
 pub mod stdin;
+pub mod terminal;
 pub mod transfer;
 pub mod transfer_msg;
 

@@ -4,10 +4,15 @@
 //! Ctrl-C interrupts the running remote command (a second one within 2 s stops waiting for
 //! it) or transfer, or clears the line at the prompt; Ctrl-D or `exit` ends the session.
 //! `put LOCAL [REMOTE]` and `get REMOTE [LOCAL]` (with `-r`, `-p`, `--resume`) move files,
-//! remote paths relative to the session's cwd. When stdin is not a terminal, each line of
-//! stdin runs in order (script mode) and the last command's status is the exit code.
+//! remote paths relative to the session's cwd. When stdin and stdout are terminals (and no
+//! `-T`), each line runs on a remote pseudo-terminal: full-screen programs work, every key
+//! goes to the command while it runs (Ctrl-C too, for its terminal), `~.` drops the
+//! connection (exit 255), and the prompt comes back on a fresh line. With `-T`, or stdout
+//! not a terminal, lines run on pipes with stdin closed. When stdin is not a terminal, each
+//! line of stdin runs in order on pipes (script mode) and the last command's status is the
+//! exit code.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::error::ReadlineError;
@@ -20,23 +25,41 @@ use tokio::runtime::Runtime;
 
 use super::ClientError;
 use super::connect::{ConnectOptions, connect};
-use super::console::{Outcome, RemoteConsole, Sink, StdinSource};
+use super::console::{Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource, shown};
 use super::dest::Destination;
+use super::exec::DISCONNECTED_STATUS;
 use super::repl_transfer::ReplTransfer;
+use super::terminal::{PtyRequest, local_term_type};
 use super::transfer::Interrupts;
 use crate::keys::home;
 
 /// The console's built-in commands and the client's transfer commands, for completion.
 const BUILTINS: [&str; 7] = ["cd", "pwd", "whoami", "help", "exit", "put", "get"];
 
-/// Connects and runs the REPL (or script mode); returns the exit code.
-pub fn run(runtime: &Runtime, dest: Destination, opts: &ConnectOptions) -> Result<u8, ClientError> {
+/// Connects and runs the REPL (or script mode); returns the exit code. `pty` is
+/// [`PtyRequest::Never`] for `-T`.
+pub fn run(
+    runtime: &Runtime,
+    dest: Destination,
+    opts: &ConnectOptions,
+    pty: PtyRequest,
+) -> Result<u8, ClientError> {
     let connection = runtime.block_on(connect(dest, opts))?;
     let key_name = connection.key_name;
     let host = connection.destination.host.clone();
     let mut console = runtime.block_on(RemoteConsole::start(connection.channel))?;
     let result = if std::io::stdin().is_terminal() {
-        interactive(runtime, &mut console, &key_name, &host)
+        let lines = if pty != PtyRequest::Never && std::io::stdout().is_terminal() {
+            Lines::Pty(local_term_type())
+        } else {
+            Lines::Pipes
+        };
+        let session = Session {
+            key_name: &key_name,
+            host: &host,
+            lines,
+        };
+        interactive(runtime, &mut console, &session)
     } else {
         script(runtime, &mut console, &host)
     };
@@ -69,12 +92,60 @@ fn script(runtime: &Runtime, console: &mut RemoteConsole, host: &str) -> Result<
     Ok(last)
 }
 
+/// How the interactive REPL runs its lines.
+enum Lines {
+    /// On a remote pseudo-terminal of this `TERM`.
+    Pty(String),
+    /// On pipes, stdin closed.
+    Pipes,
+}
+
+/// What the interactive REPL needs to know about its session.
+struct Session<'a> {
+    key_name: &'a str,
+    host: &'a str,
+    lines: Lines,
+}
+
+impl Session<'_> {
+    /// Runs one command line as `lines` says.
+    fn run_line(
+        &self,
+        runtime: &Runtime,
+        console: &mut RemoteConsole,
+        line: &str,
+    ) -> Result<Outcome, ClientError> {
+        match &self.lines {
+            Lines::Pty(term) => {
+                let command = PtyCommand {
+                    line,
+                    term: term.clone(),
+                    keyboard: Keyboard::Terminal,
+                    interrupt_on_pipes: true,
+                };
+                let outcome = runtime.block_on(console.run_pty(&command))?;
+                if console.output_ends_mid_line() {
+                    let mut stdout = std::io::stdout();
+                    stdout
+                        .write_all(b"\r\n")
+                        .and_then(|()| stdout.flush())
+                        .map_err(ClientError::Local)?;
+                }
+                Ok(outcome)
+            }
+            Lines::Pipes => {
+                runtime.block_on(console.run(line, StdinSource::Closed, &mut Sink::Terminal, true))
+            }
+        }
+    }
+}
+
 fn interactive(
     runtime: &Runtime,
     console: &mut RemoteConsole,
-    key_name: &str,
-    host: &str,
+    session: &Session<'_>,
 ) -> Result<u8, ClientError> {
+    let (key_name, host) = (session.key_name, session.host);
     let mut editor: Editor<ConsoleCompleter, DefaultHistory> =
         Editor::new().map_err(|err| ClientError::Local(std::io::Error::other(err)))?;
     editor.set_helper(Some(ConsoleCompleter {
@@ -86,7 +157,7 @@ fn interactive(
     }
     let mut last = 0;
     loop {
-        let prompt = format!("{key_name}@{host}:{}$ ", console.cwd());
+        let prompt = format!("{key_name}@{host}:{}$ ", shown(console.cwd()));
         let line = match editor.readline(&prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -108,7 +179,7 @@ fn interactive(
             last = run_transfer(runtime, console, host, transfer, Interrupts::Interrupt)?;
             continue;
         }
-        match runtime.block_on(console.run(line, StdinSource::Closed, &mut Sink::Terminal, true))? {
+        match session.run_line(runtime, console, line)? {
             Outcome::Exited(status) => {
                 last = status.shell_code();
                 if line == "help" {
@@ -118,6 +189,10 @@ fn interactive(
             Outcome::GaveUp => {
                 eprintln!("\nseashell: stopped waiting; the server will kill the command");
                 last = 130;
+            }
+            Outcome::Disconnected => {
+                eprintln!("Connection to {host} closed.");
+                return Ok(DISCONNECTED_STATUS);
             }
         }
     }

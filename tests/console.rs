@@ -285,9 +285,10 @@ fn fifty_concurrent_exec_sessions_are_all_correct() {
 // ---------------------------------------------------------------------------------------------
 // The REPL, through a pseudo-terminal
 
-/// `seashell connect` in a pty, with a prompt to wait for.
-fn spawn_repl(client: &Sandbox, server: &Server) -> PtySession {
-    let mut command = client.command(["connect", &server.dest()]);
+/// `seashell connect FLAGS` in a pty, with a prompt to wait for.
+fn spawn_repl(client: &Sandbox, server: &Server, flags: &[&str]) -> PtySession {
+    let mut command = client.command(["connect"]);
+    command.args(flags).arg(server.dest());
     command.env("TERM", "xterm");
     let options = Options::new()
         .timeout_ms(Some(RUN_DEADLINE.as_millis() as u64 / 2))
@@ -298,9 +299,14 @@ fn spawn_repl(client: &Sandbox, server: &Server) -> PtySession {
 /// A fresh client's REPL on the shared server, at its first prompt: the client's sandbox
 /// (keep it while the REPL runs), the session, and that prompt.
 fn repl_at_home() -> (Sandbox, PtySession, String) {
+    repl_at_home_with(&[])
+}
+
+/// [`repl_at_home`] with `connect FLAGS` (`-T`: lines on pipes, not on a pseudo-terminal).
+fn repl_at_home_with(flags: &[&str]) -> (Sandbox, PtySession, String) {
     let server = Server::shared();
     let client = client_of(server, "client_rsa");
-    let mut repl = spawn_repl(&client, server);
+    let mut repl = spawn_repl(&client, server, flags);
     let home_prompt = prompt(server, &remote_home());
     repl.exp_string(&home_prompt).unwrap();
     (client, repl, home_prompt)
@@ -390,7 +396,8 @@ fn repl_ctrl_c_stops_a_running_command_and_returns_to_the_prompt() {
 
 #[test]
 fn repl_second_ctrl_c_gives_up_and_hides_the_rest_of_that_output() {
-    let (_client, mut repl, home_prompt) = repl_at_home();
+    // On pipes: on a pseudo-terminal, Ctrl-C is the remote terminal's, and `~.` gives up.
+    let (_client, mut repl, home_prompt) = repl_at_home_with(&["-T"]);
 
     // A command that ignores SIGINT and keeps talking until the server's SIGKILL (3 s).
     repl.send_line("trap '' INT; while true; do echo tick; sleep 0.1; done")

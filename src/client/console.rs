@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::ClientError;
 use super::intake::Intake;
@@ -49,8 +49,10 @@ enum Event {
     Stderr(Vec<u8>),
     Exit(ExitStatus),
     State(String),
-    /// The command of our ExecPty runs on pipes.
-    PtyRefused,
+    /// The command of our ExecPty runs on pipes. The reader task writes none of that
+    /// command's output until the console has handled this (left raw mode) and said so
+    /// through the sender.
+    PtyRefused(oneshot::Sender<()>),
     Transfer(Reply),
     Closed(String),
     Failed(TransportError),
@@ -88,7 +90,7 @@ impl Event {
             Self::Stderr(_) => "Stderr",
             Self::Exit(_) => "Exit",
             Self::State(_) => "ConsoleState",
-            Self::PtyRefused => "PtyRefused",
+            Self::PtyRefused(_) => "PtyRefused",
             Self::Transfer(reply) => reply.name(),
             Self::Closed(_) => "Close",
             Self::Failed(_) | Self::Local(_) => "failure",
@@ -120,6 +122,8 @@ pub(super) enum Outgoing {
 pub enum StdinSource {
     /// Our own stdin, forwarded until EOF.
     Forward,
+    /// The keys typed on our terminal (in its own mode), forwarded through ssh's escapes.
+    Keys,
     /// Nothing: EOF at once.
     Closed,
 }
@@ -290,6 +294,10 @@ impl RemoteConsole {
                 StdinForwarder::start(self.out.clone(), StdinKind::Data)
                     .map_err(ClientError::Local)?,
             ),
+            StdinSource::Keys => Some(
+                StdinForwarder::start(self.out.clone(), StdinKind::Keys)
+                    .map_err(ClientError::Local)?,
+            ),
             StdinSource::Closed => {
                 self.send(Outgoing::StdinEof).await?;
                 None
@@ -307,10 +315,22 @@ impl RemoteConsole {
     /// the command ends (every key goes to the command; Ctrl-C is a byte for the remote
     /// terminal), and `~.` drops the connection ([`Outcome::Disconnected`]). If the server
     /// runs it on pipes instead, the user is told once per session, raw mode ends, and the
-    /// command goes on as [`Self::run`] would run it, stdin still forwarded.
+    /// command goes on as [`Self::run`] would run it, stdin still forwarded. Once told, the
+    /// session's later lines go as plain Exec: the server gives this key no terminal, and a
+    /// line is better not typed in raw mode only to be read on pipes.
     pub async fn run_pty(&mut self, command: &PtyCommand<'_>) -> Result<Outcome, ClientError> {
         if command.line.len() > MAX_TEXT {
             return Err(ClientError::LineTooLong(command.line.len()));
+        }
+        if self.told_pty_refused {
+            let stdin = match command.keyboard {
+                Keyboard::Terminal => StdinSource::Keys,
+                Keyboard::Stream => StdinSource::Forward,
+            };
+            let interrupts = command.interrupt_on_pipes;
+            return self
+                .run(command.line, stdin, &mut Sink::Terminal, interrupts)
+                .await;
         }
         self.skip_abandoned().await?;
         self.set_route(Route::Terminal);
@@ -410,7 +430,11 @@ impl RemoteConsole {
             match event {
                 Event::Stdout(data) => sink.stdout(&data),
                 Event::Stderr(data) => sink.stderr(&data),
-                Event::PtyRefused if running.may_be_refused => self.pty_refused(running),
+                Event::PtyRefused(handled) if running.may_be_refused => {
+                    self.pty_refused(running);
+                    // The reader task may now write the command's output.
+                    let _ = handled.send(());
+                }
                 Event::Exit(status) => {
                     if let Event::State(cwd) = self.next().await? {
                         self.cwd = cwd;
@@ -596,7 +620,15 @@ async fn reader_task<R: AsyncRead>(
             }
             Ok(Message::Exit(status)) => Event::Exit(status),
             Ok(Message::ConsoleState { cwd }) => Event::State(cwd.to_owned()),
-            Ok(Message::PtyRefused) => Event::PtyRefused,
+            Ok(Message::PtyRefused) => {
+                let (handled, done) = oneshot::channel();
+                if events.send(Event::PtyRefused(handled)).await.is_err() {
+                    return;
+                }
+                // Dropped unhandled (at the wrong time) is a protocol error, reported there.
+                let _ = done.await;
+                continue;
+            }
             Ok(Message::Ping(n)) => {
                 let _ = out.send(Outgoing::Pong(n)).await;
                 continue;

@@ -39,6 +39,9 @@ use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError
 /// handshake is done.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long ending a session waits for the server's side to end.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What we tell the user, once per session, when the server runs a pty command on pipes.
 const PTY_REFUSED: &str = "seashell: PTY allocation request failed: the server runs this key's commands without a terminal";
 
@@ -468,6 +471,30 @@ impl RemoteConsole {
         }
     }
 
+    /// Ends the session with an authenticated Close, then waits (up to 2 s) for the
+    /// server's side to end, for the last word on the session: a server that ended it
+    /// itself, with a reason (a protocol error after a tampered frame, a shutdown), sends
+    /// the hung-up command's status first and its Close after, and that Close, not the
+    /// status, is how the session ended.
+    pub async fn finish(mut self) -> Result<(), ClientError> {
+        let _ = self.out.send(Outgoing::Close).await;
+        let last_word = tokio::time::timeout(FINISH_TIMEOUT, async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Closed(reason)) => return Some(reason),
+                    Some(Event::Failed(_) | Event::Local(_)) | None => return None,
+                    Some(_) => {}
+                }
+            }
+        })
+        .await;
+        let _ = tokio::time::timeout(FINISH_TIMEOUT, self.writer).await;
+        match last_word {
+            Ok(Some(reason)) if !reason.is_empty() => Err(closed(reason)),
+            _ => Ok(()),
+        }
+    }
+
     /// Sends one file-transfer message (after the output of abandoned commands).
     pub(super) async fn send_transfer(&mut self, request: Request) -> Result<(), ClientError> {
         self.skip_abandoned().await?;
@@ -486,7 +513,7 @@ impl RemoteConsole {
     pub(super) fn try_transfer_reply(&mut self) -> Result<Option<Reply>, ClientError> {
         match self.events.try_recv() {
             Ok(Event::Transfer(reply)) => Ok(Some(reply)),
-            Ok(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
+            Ok(Event::Closed(reason)) => Err(closed(reason)),
             Ok(Event::Failed(err)) => Err(ClientError::Transport(err)),
             Ok(Event::Local(err)) => Err(ClientError::Local(err)),
             Ok(other) => Err(unexpected(&other)),
@@ -499,7 +526,7 @@ impl RemoteConsole {
 
     async fn next(&mut self) -> Result<Event, ClientError> {
         match self.events.recv().await {
-            Some(Event::Closed(reason)) => Err(ClientError::Closed(reason)),
+            Some(Event::Closed(reason)) => Err(closed(reason)),
             Some(Event::Failed(err)) => Err(ClientError::Transport(err)),
             Some(Event::Local(err)) => Err(ClientError::Local(err)),
             Some(event) => Ok(event),
@@ -512,6 +539,15 @@ impl RemoteConsole {
             .send(msg)
             .await
             .map_err(|_| ClientError::Closed("connection lost".into()))
+    }
+}
+
+/// The error for a Close from the server (`reason` as [`close_reason`] made it).
+fn closed(reason: String) -> ClientError {
+    if reason.is_empty() {
+        ClientError::Closed("session ended".to_owned())
+    } else {
+        ClientError::Closed(reason)
     }
 }
 
@@ -655,13 +691,9 @@ async fn reader_task<R: AsyncRead>(
 }
 
 /// The server's reason for a Close, to show: its control characters escaped, so that it
-/// can never drive our terminal.
+/// can never drive our terminal (empty for a normal end).
 fn close_reason(reason: &str) -> String {
-    if reason.is_empty() {
-        "session ended".to_owned()
-    } else {
-        shown(reason)
-    }
+    shown(reason)
 }
 
 /// Text from the server made safe to print: control characters as escapes (`\u{1b}`).
@@ -718,7 +750,10 @@ mod tests {
         assert_eq!(shown("protocol error"), "protocol error");
         assert_eq!(shown("bad\u{1b}[2Jthing\r\n"), "bad\\u{1b}[2Jthing\\r\\n");
         assert_eq!(shown("répertoire"), "répertoire");
-        assert_eq!(close_reason(""), "session ended");
         assert_eq!(close_reason("\u{7}"), "\\u{7}");
+        assert_eq!(
+            closed(String::new()).to_string(),
+            "server closed the session: session ended"
+        );
     }
 }

@@ -80,11 +80,18 @@ pub async fn exec(
         }
         Err(err) => return Err(err),
     };
-    console.close().await;
     let status = match outcome {
-        Outcome::Exited(status) => status,
-        Outcome::GaveUp => ExitStatus::Signal(2),
+        Outcome::Exited(status) => {
+            // A server that ended the session itself says so after the status.
+            console.finish().await?;
+            status
+        }
+        Outcome::GaveUp => {
+            console.close().await;
+            ExitStatus::Signal(2)
+        }
         Outcome::Disconnected => {
+            console.close().await;
             eprintln!("Connection to {host} closed.");
             return Ok(DISCONNECTED_STATUS);
         }

@@ -61,10 +61,32 @@ pub fn run(
         };
         interactive(runtime, &mut console, &session)
     } else {
-        script(runtime, &mut console, &host)
+        script(runtime, &mut console, &host).map(Ending::Status)
     };
-    runtime.block_on(console.close());
-    result
+    match result {
+        Ok(Ending::Status(code)) => {
+            // A server that ended the session itself says so after the last status.
+            runtime.block_on(console.finish())?;
+            Ok(code)
+        }
+        Ok(Ending::Dropped) => {
+            runtime.block_on(console.close());
+            eprintln!("Connection to {host} closed.");
+            Ok(DISCONNECTED_STATUS)
+        }
+        Err(err) => {
+            runtime.block_on(console.close());
+            Err(err)
+        }
+    }
+}
+
+/// How the REPL ended.
+enum Ending {
+    /// `exit`, Ctrl-D or the end of the script, with the last command's status.
+    Status(u8),
+    /// `~.`: the user dropped the connection.
+    Dropped,
 }
 
 /// Reads lines from stdin and runs each; stops at EOF or `exit`.
@@ -144,7 +166,7 @@ fn interactive(
     runtime: &Runtime,
     console: &mut RemoteConsole,
     session: &Session<'_>,
-) -> Result<u8, ClientError> {
+) -> Result<Ending, ClientError> {
     let (key_name, host) = (session.key_name, session.host);
     let mut editor: Editor<ConsoleCompleter, DefaultHistory> =
         Editor::new().map_err(|err| ClientError::Local(std::io::Error::other(err)))?;
@@ -190,13 +212,10 @@ fn interactive(
                 eprintln!("\nseashell: stopped waiting; the server will kill the command");
                 last = 130;
             }
-            Outcome::Disconnected => {
-                eprintln!("Connection to {host} closed.");
-                return Ok(DISCONNECTED_STATUS);
-            }
+            Outcome::Disconnected => return Ok(Ending::Dropped),
         }
     }
-    Ok(last)
+    Ok(Ending::Status(last))
 }
 
 /// What the client adds to the server's `help`.

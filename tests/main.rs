@@ -18,5 +18,6 @@ mod layers;
 mod policy;
 mod proto;
 mod session;
+mod terminal;
 mod transfer;
 mod vectors;

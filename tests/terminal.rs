@@ -18,11 +18,16 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::termios::{LocalFlags, OutputFlags, tcgetattr};
 use nix::unistd::Pid;
 use rexpect::session::{Options, PtySession, spawn_with_options};
+use seashell::client::ClientError;
+use seashell::client::console::RemoteConsole;
+use seashell::proto::{Message, UpdateLimits};
+use seashell::transport::{self, SecureChannel};
 
 use crate::common::{
     HOST_FP, RUN_DEADLINE, SEASHELL, Sandbox, Server, TEST_USER, client_of, pub_line, run_to_end,
     wait_for,
 };
+use crate::proto::{client_key, server_keys};
 
 /// The size the client's terminal has when a test starts.
 const ROWS: u16 = 33;
@@ -331,6 +336,19 @@ fn tilde_dot_ends_a_session_stuck_in_cat_with_255_and_our_terminal_as_it_was() {
     let after = stty_g(&mut shell);
     assert_eq!(after, before, "the terminal's mode after ~.");
     shell.exp_eof().unwrap();
+}
+
+#[test]
+fn ctrl_backslash_is_the_remote_terminals_quit_not_ours() {
+    let (_client, mut repl, home) = repl();
+    type_line(&mut repl, "cat");
+    wait_until_raw(&repl);
+    // SIGQUIT for cat, from the remote terminal; we, the client, go on.
+    type_keys(&mut repl, "\x1c");
+    repl.exp_string(&home).unwrap();
+    type_line(&mut repl, "echo st\"\"ill-here");
+    repl.exp_string("still-here\r\n").unwrap();
+    exit_repl(repl);
 }
 
 #[test]
@@ -668,6 +686,56 @@ fn a_cut_connection_mid_command_restores_our_terminal_and_exits_255() {
     shell.exp_string("status=255").unwrap();
     assert_eq!(stty_g(&mut shell), before);
     shell.exp_eof().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The console's start, against a server made of the library
+
+/// A client and a server channel over memory, authenticated.
+async fn channel_pair() -> (
+    SecureChannel<tokio::io::DuplexStream>,
+    SecureChannel<tokio::io::DuplexStream>,
+) {
+    let (client, server) = tokio::io::duplex(256 * 1024);
+    let server = tokio::spawn(async move {
+        let pending =
+            transport::server_handshake(server, Arc::clone(server_keys()), UpdateLimits::default())
+                .await
+                .unwrap();
+        pending.accept().await.unwrap().1
+    });
+    let client = transport::client_hello(client)
+        .await
+        .unwrap()
+        .authenticate(client_key(), UpdateLimits::default())
+        .await
+        .unwrap();
+    (client, server.await.unwrap())
+}
+
+#[tokio::test]
+async fn a_server_that_never_opens_the_console_is_given_up_on_after_30_s() {
+    let (client, _silent) = channel_pair().await;
+    // The clock runs only when nothing else can: the 30 s pass at once, and exactly.
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let err = RemoteConsole::start(client).await.err().unwrap();
+    assert!(matches!(err, ClientError::ConsoleTimeout(30)), "{err}");
+    assert_eq!(started.elapsed().as_secs(), 30);
+    assert_eq!(
+        err.to_string(),
+        "the server did not open the console within 30 s"
+    );
+}
+
+#[tokio::test]
+async fn a_message_at_the_wrong_time_is_named_not_dumped() {
+    let (client, mut server) = channel_pair().await;
+    // 64 KiB of output where the console's state belongs.
+    let big = vec![b'x'; 64 * 1024];
+    server.writer.send(&Message::Stdout(&big)).await.unwrap();
+    let err = RemoteConsole::start(client).await.err().unwrap();
+    assert_eq!(err.to_string(), "unexpected Stdout message from peer");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 //! ([`console`]) for one command ([`exec`]) or line by line ([`repl`]), or move files
 //! ([`transfer`], for [`cp`] and the REPL's `put`/`get` of [`repl_transfer`]; its messages
 //! pass through the console's tasks as [`transfer_msg`]s, and downloaded data is written by
-//! the console's reader task through [`intake`]). Every failure of
-//! seashell itself is a [`ClientError`], which the binary reports in one line and maps to
-//! exit code 255; the remote command's own status is returned as its exit code.
+//! the console's reader task through [`intake`]). Our stdin reaches a command through a
+//! thread that stops when the command ends ([`stdin`]); on a remote pseudo-terminal our own
+//! terminal is raw and restored after ([`terminal`]), and typed keys pass ssh's escapes
+//! ([`escape`]). Every failure of seashell itself is a [`ClientError`], which the binary
+//! reports in one line and maps to exit code 255; the remote command's own status is
+//! returned as its exit code.
 
 pub mod connect;
 pub mod console;

@@ -209,6 +209,10 @@ impl Core {
                 self.after_command()
             }
             Input::TransferBusy(busy) => {
+                if self.transfer_busy && !busy {
+                    // The idle time counts from the end of a transfer.
+                    self.active = now;
+                }
                 self.transfer_busy = busy;
                 Vec::new()
             }
@@ -337,7 +341,7 @@ impl Core {
         now: Instant,
     ) -> Vec<Action<'a>> {
         self.active = now;
-        if self.command != Command::Idle || self.transfer_busy {
+        if self.command != Command::Idle {
             // One command at a time: the client waits for Exit before its next line.
             return self.protocol_error("Exec while a command runs", now);
         }
@@ -552,6 +556,19 @@ mod tests {
         core.handle(Input::TransferBusy(true), after(t0, 201));
         core.handle(Input::Message(Message::Pong(0)), after(t0, 250));
         assert!(core.on_timer(after(t0, 270)).is_empty());
+    }
+
+    #[test]
+    fn the_idle_time_counts_from_the_end_of_a_transfer() {
+        let t0 = Instant::now();
+        let mut core = core_with("", Some(60), t0);
+        core.handle(Input::TransferBusy(true), t0);
+        core.handle(Input::Message(Message::Pong(1)), after(t0, 80));
+        assert!(core.on_timer(after(t0, 80)).is_empty());
+        core.handle(Input::TransferBusy(false), after(t0, 90));
+        assert_eq!(core.next_deadline(), Some(after(t0, 150)));
+        // A command may follow a transfer at once.
+        start(&mut core, Message::Exec { line: "ls" }, after(t0, 91));
     }
 
     #[test]

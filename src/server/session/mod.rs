@@ -285,6 +285,10 @@ enum Wake<'a> {
 impl Shell {
     async fn run<R: AsyncRead>(&mut self, mut reader: SecureReader<ReadHalf<R>>) {
         while !self.core.finished() {
+            // A download ends on the output side: its end is seen here, at the next wake.
+            let busy = self.transfers.busy();
+            let now = Instant::now().into_std();
+            self.core.handle(Input::TransferBusy(busy), now);
             let deadline = self.core.next_deadline().map(Instant::from_std);
             let ended = self.current.as_ref().map(|c| c.generation);
             let reading = self.core.reading();

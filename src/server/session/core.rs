@@ -38,6 +38,9 @@ pub enum Input<'a> {
     StartFailed,
     /// The process the session started has ended; its Exit is on its way to the client.
     Ended,
+    /// The running command took stdin that had to wait for it: the client was sending all
+    /// along, while the shell did not read.
+    StdinTaken,
     /// A file transfer is under way (true) or not (false) after the last transfer message.
     TransferBusy(bool),
     /// The client broke the protocol: a frame that does not open (tampered, replayed), a
@@ -207,6 +210,10 @@ impl Core {
                 self.command = Command::Idle;
                 self.active = now;
                 self.after_command()
+            }
+            Input::StdinTaken => {
+                self.heard = now;
+                Vec::new()
             }
             Input::TransferBusy(busy) => {
                 if self.transfer_busy && !busy {
@@ -582,6 +589,24 @@ mod tests {
             core.on_timer(after(t0, 100)),
             [Action::SendClose("client silent"), Action::Finish]
         );
+    }
+
+    #[test]
+    fn a_client_whose_input_waited_for_its_command_is_not_silent() {
+        let t0 = Instant::now();
+        let mut core = core(t0);
+        start(
+            &mut core,
+            Message::Exec {
+                line: "sleep 100; cat",
+            },
+            t0,
+        );
+        core.handle(Input::Message(Message::Stdin(b"x")), t0);
+        // The shell waited 100 s for the command to take it, reading nothing meanwhile.
+        core.handle(Input::StdinTaken, after(t0, 100));
+        assert!(core.on_timer(after(t0, 100)).is_empty());
+        assert_eq!(core.next_deadline(), Some(after(t0, 190)));
     }
 
     #[test]

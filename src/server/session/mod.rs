@@ -478,9 +478,22 @@ impl Shell {
     /// this waits (backpressure), but a vanished client or a shutdown still ends it.
     async fn queue_stdin<'a>(&mut self, op: StdinOp) -> Option<Input<'a>> {
         let current = self.current.as_ref()?;
-        tokio::select! {
+        let permit = match current.stdin.try_reserve() {
+            Ok(permit) => {
+                permit.send(op);
+                return None;
+            }
             // The command closed its stdin: later input is dropped.
-            _ = current.stdin.send(op) => None,
+            Err(mpsc::error::TrySendError::Closed(())) => return None,
+            Err(mpsc::error::TrySendError::Full(())) => current.stdin.reserve(),
+        };
+        tokio::select! {
+            permit = permit => {
+                if let Ok(permit) = permit {
+                    permit.send(op);
+                }
+                Some(Input::StdinTaken)
+            }
             () = self.out.closed(), if !self.writer_gone => {
                 self.writer_gone = true;
                 Some(Input::WriterGone)

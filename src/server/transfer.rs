@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::AsyncWrite;
 
 use super::keepalive::Keepalive;
-use super::session::Peer;
+use super::peer::Peer;
+use crate::audit::SessionAudit;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::sink::FileSink;
 use crate::fileio::source::{Piece, SourceFile};
@@ -49,6 +50,7 @@ impl Direction {
 /// The session's transfer state.
 pub struct Transfers {
     peer: Arc<Peer>,
+    audit: SessionAudit,
     home: PathBuf,
     upload: Upload,
     download: Option<Arc<DownloadState>>,
@@ -102,11 +104,13 @@ enum JobKind {
         prefix_sha256: [u8; 32],
         state: Arc<DownloadState>,
         peer: Arc<Peer>,
+        audit: SessionAudit,
     },
     SendTree {
         root: PathBuf,
         state: Arc<DownloadState>,
         peer: Arc<Peer>,
+        audit: SessionAudit,
     },
 }
 
@@ -130,9 +134,11 @@ fn failed(reason: impl std::fmt::Display) -> Option<Job> {
 
 impl Transfers {
     /// No transfer yet; relative paths resolve against the session's cwd, `~` against `home`.
-    pub fn new(peer: &Peer, home: &Path) -> Self {
+    /// Every transfer is recorded in `audit`, the session's audit events.
+    pub fn new(peer: &Peer, audit: &SessionAudit, home: &Path) -> Self {
         Self {
             peer: Arc::new(peer.clone()),
+            audit: audit.clone(),
             home: home.to_owned(),
             upload: Upload::Idle,
             download: None,
@@ -166,7 +172,14 @@ impl Transfers {
                 if let Err(denied) = self.peer.policy.check_files() {
                     let (direction, path) = request_summary(&msg);
                     let path = PathBuf::from(path);
-                    log_transfer(&self.peer, direction, &path, None, Err(&denied.to_string()));
+                    log_transfer(
+                        &self.peer,
+                        &self.audit,
+                        direction,
+                        &path,
+                        None,
+                        Err(&denied.to_string()),
+                    );
                     return Ok(failed(denied));
                 }
                 Ok(self.request(msg, cwd).await)
@@ -186,6 +199,7 @@ impl Transfers {
             Err(err) => {
                 log_transfer(
                     &self.peer,
+                    &self.audit,
                     direction,
                     Path::new(path),
                     None,
@@ -214,6 +228,7 @@ impl Transfers {
                     root: target,
                     state,
                     peer: Arc::clone(&self.peer),
+                    audit: self.audit.clone(),
                 }))
             }
             Message::MakeDir { mode, .. } => match make_dir(target, mode).await {
@@ -259,6 +274,7 @@ impl Transfers {
                     prefix_sha256,
                     state,
                     peer: Arc::clone(&self.peer),
+                    audit: self.audit.clone(),
                 }))
             }
             Err(err) => self.fail(Direction::Download, &target, None, err.to_string()),
@@ -336,6 +352,7 @@ impl Transfers {
                     Ok(()) => {
                         log_transfer(
                             &self.peer,
+                            &self.audit,
                             Direction::Upload,
                             &target,
                             Some(plan.size),
@@ -383,6 +400,7 @@ impl Transfers {
         };
         log_transfer(
             &self.peer,
+            &self.audit,
             Direction::Upload,
             &target,
             Some(plan.size),
@@ -398,7 +416,14 @@ impl Transfers {
         size: Option<u64>,
         reason: String,
     ) -> Option<Job> {
-        log_transfer(&self.peer, direction, target, size, Err(&reason));
+        log_transfer(
+            &self.peer,
+            &self.audit,
+            direction,
+            target,
+            size,
+            Err(&reason),
+        );
         failed(reason)
     }
 
@@ -468,22 +493,22 @@ const SESSION_ENDED: &str = "the session ended before the transfer did";
 /// failed. The single place where transfers are logged (and audited).
 pub fn log_transfer(
     peer: &Peer,
+    audit: &SessionAudit,
     direction: Direction,
     path: &Path,
     size: Option<u64>,
     outcome: Result<&[u8; 32], &str>,
 ) {
-    if let Some(audit) = peer.audit.clone() {
-        let (path, outcome) = (
-            path.display().to_string(),
-            outcome.map(super::hex_id).map_err(str::to_owned),
-        );
-        tokio::spawn(async move {
-            audit
-                .transfer(direction.as_str(), &path, size, outcome)
-                .await;
-        });
-    }
+    let (audit, audit_path, audit_outcome) = (
+        audit.clone(),
+        path.display().to_string(),
+        outcome.map(super::hex_id).map_err(str::to_owned),
+    );
+    tokio::spawn(async move {
+        audit
+            .transfer(direction.as_str(), &audit_path, size, audit_outcome)
+            .await;
+    });
     let size = size.map_or_else(|| "-".to_owned(), |s| s.to_string());
     match outcome {
         Ok(sha256) => tracing::info!(
@@ -524,6 +549,7 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
             prefix_sha256,
             state,
             peer,
+            audit,
         } => {
             let path = source.path().to_owned();
             let size = source.size();
@@ -531,13 +557,18 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
                 send_file(writer, source, offset, prefix_sha256, "", &state, keepalive).await;
             state.running.store(false, Ordering::Release);
             let sent = sent.map(|outcome| outcome.map(Some));
-            finish_download(writer, &peer, &path, Some(size), sent).await
+            finish_download(writer, &peer, &audit, &path, Some(size), sent).await
         }
-        JobKind::SendTree { root, state, peer } => {
-            let sent = send_tree(writer, &root, &state, &peer, keepalive).await;
+        JobKind::SendTree {
+            root,
+            state,
+            peer,
+            audit,
+        } => {
+            let sent = send_tree(writer, &root, &state, &peer, &audit, keepalive).await;
             state.running.store(false, Ordering::Release);
             let sent = sent.map(|outcome| outcome.map(|()| None));
-            finish_download(writer, &peer, &root, None, sent).await
+            finish_download(writer, &peer, &audit, &root, None, sent).await
         }
     }
 }
@@ -548,22 +579,30 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
 async fn finish_download<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     peer: &Peer,
+    audit: &SessionAudit,
     path: &Path,
     size: Option<u64>,
     sent: Result<Result<Option<[u8; 32]>, String>, TransportError>,
 ) -> Result<(), TransportError> {
     let outcome = sent.inspect_err(|_| {
-        log_transfer(peer, Direction::Download, path, size, Err(SESSION_ENDED));
+        log_transfer(
+            peer,
+            audit,
+            Direction::Download,
+            path,
+            size,
+            Err(SESSION_ENDED),
+        );
     })?;
     let answer = match outcome {
         Ok(sha256) => {
             if let Some(sha256) = &sha256 {
-                log_transfer(peer, Direction::Download, path, size, Ok(sha256));
+                log_transfer(peer, audit, Direction::Download, path, size, Ok(sha256));
             }
             Reply::Done
         }
         Err(reason) => {
-            log_transfer(peer, Direction::Download, path, size, Err(&reason));
+            log_transfer(peer, audit, Direction::Download, path, size, Err(&reason));
             Reply::Failed(reason)
         }
     };
@@ -646,6 +685,7 @@ async fn send_tree<W: AsyncWrite + Unpin>(
     root: &Path,
     state: &DownloadState,
     peer: &Peer,
+    audit: &SessionAudit,
     keepalive: &mut Keepalive,
 ) -> Result<Result<(), String>, TransportError> {
     let mut walk = TreeWalk::start(root.to_owned());
@@ -666,7 +706,14 @@ async fn send_tree<W: AsyncWrite + Unpin>(
                 let nothing = sha256_of_nothing();
                 match send_file(writer, source, 0, nothing, &rel, state, keepalive).await? {
                     Ok(sha256) => {
-                        log_transfer(peer, Direction::Download, &path, Some(size), Ok(&sha256));
+                        log_transfer(
+                            peer,
+                            audit,
+                            Direction::Download,
+                            &path,
+                            Some(size),
+                            Ok(&sha256),
+                        );
                     }
                     Err(reason) => return Ok(Err(reason)),
                 }
@@ -683,19 +730,26 @@ async fn send_tree<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{AuditLog, Who};
     use crate::server::policy::Policy;
     use sha2::{Digest, Sha256};
 
-    fn transfers(policy: Policy) -> Transfers {
+    async fn transfers(policy: Policy) -> Transfers {
         let peer = Peer {
             name: "test".into(),
             fingerprint: "SHA256:test".into(),
             session_id: "00".into(),
             address: "127.0.0.1:1".into(),
             policy,
-            audit: None,
         };
-        Transfers::new(&peer, Path::new("/nonexistent-home"))
+        let who = Who {
+            session: peer.session_id.clone(),
+            peer: peer.address.clone(),
+            key: peer.fingerprint.clone(),
+            name: peer.name.clone(),
+        };
+        let audit = AuditLog::disabled().session(who).await;
+        Transfers::new(&peer, &audit, Path::new("/nonexistent-home"))
     }
 
     /// What a job would send, for the replies a test looks at.
@@ -724,7 +778,7 @@ mod tests {
     #[tokio::test]
     async fn an_upload_is_renamed_only_after_its_hash_checks_out() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = transfers(Policy::default());
+        let mut t = transfers(Policy::default()).await;
         let cwd = dir.path();
         assert_eq!(answer(t.handle(put("f", 5), cwd).await.unwrap()), "ready 0");
         assert!(t.busy());
@@ -760,7 +814,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_upload_is_answered_once_and_its_data_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = transfers(Policy::default());
+        let mut t = transfers(Policy::default()).await;
         let cwd = dir.path();
         t.handle(put("f", 2), cwd).await.unwrap();
         t.handle(Message::PutStart { offset: 0 }, cwd)
@@ -784,7 +838,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_upload_is_removed_and_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = transfers(Policy::default());
+        let mut t = transfers(Policy::default()).await;
         let cwd = dir.path();
         t.handle(put("f", 10), cwd).await.unwrap();
         assert!(cwd.join(".f.seashell-partial").exists());
@@ -803,7 +857,7 @@ mod tests {
     async fn messages_out_of_order_are_protocol_errors() {
         let dir = tempfile::tempdir().unwrap();
         let cwd = dir.path();
-        let mut t = transfers(Policy::default());
+        let mut t = transfers(Policy::default()).await;
         assert!(t.handle(Message::FileData(b"x"), cwd).await.is_err());
         assert!(
             t.handle(Message::FileEnd { sha256: [0; 32] }, cwd)
@@ -821,7 +875,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        let mut t = transfers(Policy::default());
+        let mut t = transfers(Policy::default()).await;
         assert!(t.handle(Message::Exec { line: "ls" }, cwd).await.is_err());
     }
 
@@ -833,7 +887,7 @@ mod tests {
             "no-files {}",
             include_str!("../../tests/fixtures/client_rsa.pub")
         ));
-        let mut t = transfers(Policy::from_options(&keys.entries[0].options));
+        let mut t = transfers(Policy::from_options(&keys.entries[0].options)).await;
         for request in [
             Message::Stat { path: "." },
             put("f", 1),

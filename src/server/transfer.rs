@@ -556,7 +556,6 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
             let sent =
                 send_file(writer, source, offset, prefix_sha256, "", &state, keepalive).await;
             state.running.store(false, Ordering::Release);
-            let sent = sent.map(|outcome| outcome.map(Some));
             finish_download(writer, &peer, &audit, &path, Some(size), sent).await
         }
         JobKind::SendTree {
@@ -567,24 +566,35 @@ pub async fn deliver<W: AsyncWrite + Unpin>(
         } => {
             let sent = send_tree(writer, &root, &state, &peer, &audit, keepalive).await;
             state.running.store(false, Ordering::Release);
-            let sent = sent.map(|outcome| outcome.map(|()| None));
             finish_download(writer, &peer, &audit, &root, None, sent).await
         }
     }
 }
 
+/// How a download ended, when the connection outlived it (a dead connection is the
+/// [`TransportError`] beside it).
+enum Sent {
+    /// The whole file went out, and this was its SHA-256.
+    File([u8; 32]),
+    /// The whole tree went out (each of its files was logged as it went).
+    Tree,
+    /// It stopped short, on a file error or the client's cancel: the reason for
+    /// TransferFailed.
+    Failed(String),
+}
+
 /// Ends a download: logs it (a file's SHA-256; a failure's reason; or that the session ended
-/// under it, the outer `Err`) and answers TransferDone or TransferFailed. A tree's files were
-/// logged one by one as they went, so its success (`Ok(None)`) adds no event.
+/// under it, the `Err`) and answers TransferDone or TransferFailed. A tree's files were
+/// logged one by one as they went, so its success ([`Sent::Tree`]) adds no event.
 async fn finish_download<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     peer: &Peer,
     audit: &SessionAudit,
     path: &Path,
     size: Option<u64>,
-    sent: Result<Result<Option<[u8; 32]>, String>, TransportError>,
+    sent: Result<Sent, TransportError>,
 ) -> Result<(), TransportError> {
-    let outcome = sent.inspect_err(|_| {
+    let sent = sent.inspect_err(|_| {
         log_transfer(
             peer,
             audit,
@@ -594,14 +604,13 @@ async fn finish_download<W: AsyncWrite + Unpin>(
             Err(SESSION_ENDED),
         );
     })?;
-    let answer = match outcome {
-        Ok(sha256) => {
-            if let Some(sha256) = &sha256 {
-                log_transfer(peer, audit, Direction::Download, path, size, Ok(sha256));
-            }
+    let answer = match sent {
+        Sent::File(sha256) => {
+            log_transfer(peer, audit, Direction::Download, path, size, Ok(&sha256));
             Reply::Done
         }
-        Err(reason) => {
+        Sent::Tree => Reply::Done,
+        Sent::Failed(reason) => {
             log_transfer(peer, audit, Direction::Download, path, size, Err(&reason));
             Reply::Failed(reason)
         }
@@ -635,8 +644,8 @@ async fn send_reply<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Streams one file: FileInfo, FileData…, FileEnd. The inner `Err` is a reason for
-/// TransferFailed (a file error or a cancel); the outer one, a dead connection.
+/// Streams one file: FileInfo, FileData…, FileEnd. Ends in [`Sent::File`], or in
+/// [`Sent::Failed`] on a file error or a cancel; the `Err` is a dead connection.
 async fn send_file<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     source: SourceFile,
@@ -645,12 +654,12 @@ async fn send_file<W: AsyncWrite + Unpin>(
     rel: &str,
     state: &DownloadState,
     keepalive: &mut Keepalive,
-) -> Result<Result<[u8; 32], String>, TransportError> {
+) -> Result<Sent, TransportError> {
     let (size, mode, mtime) = (source.size(), source.mode(), source.mtime());
     let mut stream = source.stream(offset, prefix_sha256);
     loop {
         if state.cancelled.load(Ordering::Acquire) {
-            return Ok(Err("cancelled by the client".to_owned()));
+            return Ok(Sent::Failed("cancelled by the client".to_owned()));
         }
         match stream.next().await {
             Some(Ok(Piece::Start(start))) => {
@@ -670,16 +679,16 @@ async fn send_file<W: AsyncWrite + Unpin>(
             }
             Some(Ok(Piece::End(sha256))) => {
                 writer.send(&Message::FileEnd { sha256 }).await?;
-                return Ok(Ok(sha256));
+                return Ok(Sent::File(sha256));
             }
-            Some(Err(err)) => return Ok(Err(err.to_string())),
-            None => return Ok(Err("the file reader stopped".to_owned())),
+            Some(Err(err)) => return Ok(Sent::Failed(err.to_string())),
+            None => return Ok(Sent::Failed("the file reader stopped".to_owned())),
         }
     }
 }
 
 /// Streams a tree: MakeDir for each directory (the root as `""`), then each file with its
-/// path relative to the root. The first error ends the tree.
+/// path relative to the root. The first error ends the tree; [`Sent::Tree`] if there was none.
 async fn send_tree<W: AsyncWrite + Unpin>(
     writer: &mut SecureWriter<W>,
     root: &Path,
@@ -687,11 +696,11 @@ async fn send_tree<W: AsyncWrite + Unpin>(
     peer: &Peer,
     audit: &SessionAudit,
     keepalive: &mut Keepalive,
-) -> Result<Result<(), String>, TransportError> {
+) -> Result<Sent, TransportError> {
     let mut walk = TreeWalk::start(root.to_owned());
     while let Some(entry) = walk.next().await {
         if state.cancelled.load(Ordering::Acquire) {
-            return Ok(Err("cancelled by the client".to_owned()));
+            return Ok(Sent::Failed("cancelled by the client".to_owned()));
         }
         match entry {
             Ok(TreeEntry::Dir { rel, mode }) => {
@@ -700,12 +709,12 @@ async fn send_tree<W: AsyncWrite + Unpin>(
             Ok(TreeEntry::File { rel, path }) => {
                 let source = match SourceFile::open(path).await {
                     Ok(source) => source,
-                    Err(err) => return Ok(Err(err.to_string())),
+                    Err(err) => return Ok(Sent::Failed(err.to_string())),
                 };
                 let (path, size) = (source.path().to_owned(), source.size());
                 let nothing = sha256_of_nothing();
                 match send_file(writer, source, 0, nothing, &rel, state, keepalive).await? {
-                    Ok(sha256) => {
+                    Sent::File(sha256) => {
                         log_transfer(
                             peer,
                             audit,
@@ -715,16 +724,16 @@ async fn send_tree<W: AsyncWrite + Unpin>(
                             Ok(&sha256),
                         );
                     }
-                    Err(reason) => return Ok(Err(reason)),
+                    failed => return Ok(failed),
                 }
             }
             Ok(TreeEntry::Skipped { rel, kind }) => {
                 tracing::debug!(root = %root.display(), %rel, "tree download skips a {kind}");
             }
-            Err(err) => return Ok(Err(err.to_string())),
+            Err(err) => return Ok(Sent::Failed(err.to_string())),
         }
     }
-    Ok(Ok(()))
+    Ok(Sent::Tree)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
 
 pub mod keepalive;
+pub mod peer;
 pub mod policy;
 pub mod process;
 pub mod session;
@@ -30,8 +31,9 @@ use crate::keys::{KeyError, home};
 use crate::proto::UpdateLimits;
 use crate::proto::handshake::server::ServerKeys;
 use crate::transport::{self, TransportError};
+use peer::Peer;
 use policy::Policy;
-use session::{Peer, SessionLimits};
+use session::SessionLimits;
 use trust::TrustStore;
 
 pub use crate::proto::DEFAULT_PORT;
@@ -385,16 +387,14 @@ async fn authenticate(
         session_id: hex::encode(channel.session_id),
         address: peer.to_string(),
         policy,
-        audit: None,
     };
     tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
     Ok(Some((channel, who)))
 }
 
-async fn run_session(mut channel: Channel, mut who: Peer, shared: &Shared) {
+async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
     let began = std::time::Instant::now();
     let audit = shared.audit.session(audit_who(&who)).await;
-    who.audit = Some(audit.clone());
     let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
         tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
         let _ = channel.writer.close("server busy: too many sessions").await;

@@ -26,29 +26,13 @@ use tokio::time::Instant;
 
 use self::core::{Action, Core, Input, PtyRequest};
 use self::output::{CommandOutput, Output, Streamed};
-use super::policy::{Policy, Run};
+use super::peer::Peer;
+use super::policy::Run;
 use super::process::{self, Io, Running, Spawn, signal_group};
 use super::transfer::Transfers;
 use crate::audit::SessionAudit;
 use crate::proto::{Message, ProtoError, WindowSize};
 use crate::transport::{SecureChannel, SecureReader, TransportError};
-
-/// Who is on the other end, for `whoami` and the logs.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The key's comment in authorized_keys.
-    pub name: String,
-    /// The key's fingerprint.
-    pub fingerprint: String,
-    /// The session id, hex.
-    pub session_id: String,
-    /// The client's address.
-    pub address: String,
-    /// What the key may do (authorized_keys options).
-    pub policy: Policy,
-    /// The session's audit events (set once the session starts).
-    pub audit: Option<SessionAudit>,
-}
 
 /// Session timing knobs.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +77,7 @@ pub async fn run<S>(
         console.cwd_text(),
         audit.clone(),
     ));
-    let transfers = Transfers::new(&console.peer, &console.home);
+    let transfers = Transfers::new(&console.peer, &audit, &console.home);
     let running = Arc::new(AtomicI32::new(0));
     let closer = out.clone();
     let mut shell = Shell {

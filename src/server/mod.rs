@@ -28,8 +28,9 @@ use crate::audit::{AuditError, AuditLog, AuditOptions, Who};
 use crate::keys::private::{PassphraseSource, generate, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
-use crate::proto::UpdateLimits;
 use crate::proto::handshake::server::ServerKeys;
+use crate::proto::message::VERSION;
+use crate::proto::{DecodeError, ProtoError, UpdateLimits};
 use crate::transport::{self, TransportError};
 use peer::Peer;
 use policy::Policy;
@@ -325,6 +326,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
         .await;
         match outcome {
             Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
+            Ok(Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(theirs))))) => {
+                let side = if theirs < VERSION { "the client" } else { "this server" };
+                tracing::warn!(%peer, "handshake failed: the client speaks protocol version {theirs}, this server speaks {VERSION}: upgrade {side}");
+            }
             Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),
             Ok(Ok(None)) => {}
             Ok(Ok(Some((channel, who)))) => run_session(channel, who, &shared).await,

@@ -629,7 +629,9 @@ fn a_client_of_another_version_is_told_which_versions_the_server_speaks() {
     let (peer, answer) = send_and_wait_for_hang_up(server, &hello);
     // One clear VersionRefused record listing version 2, then the server hangs up.
     assert_eq!(answer, [0, 0, 0, 4, 0x04, 1, 0, 2]);
-    assert!(handshake_failure_of(server, peer).contains("unsupported protocol version 1"));
+    assert!(handshake_failure_of(server, peer).contains(
+        "the client speaks protocol version 1, this server speaks 2: upgrade the client"
+    ));
     assert_still_serves(server);
 }
 

@@ -24,8 +24,8 @@ use seashell::proto::message::{
 use seashell::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
 use seashell::proto::schedule;
 use seashell::proto::{
-    DecodeError, EncodeError, ExitStatus, Message, ProtoError, RecordOpener, RecordSealer,
-    UpdateLimits, WindowSize,
+    DecodeError, EncodeError, ExitStatus, Message, OwnedMessage, ProtoError, RecordOpener,
+    RecordSealer, UpdateLimits, WindowSize,
 };
 
 use crate::proto::{client_key, open_all, record_body, server_keys};
@@ -151,120 +151,32 @@ fn rewrite_length(out: &mut [u8], field: LenField, value: &NewLength) {
 // Messages as owned values, so strategies can produce them
 // ---------------------------------------------------------------------------------------
 
-/// An owned [`Message`]. [`OwnedMessage::of`] matches every variant without a wildcard, so
-/// a new message type does not compile until these tests generate it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum OwnedMessage {
-    ClientAuth(Vec<u8>, Vec<u8>),
-    AuthOk([u8; 32]),
-    AuthFailed,
-    KeyUpdate,
-    Close(String),
-    Exec(String),
-    Stdin(Vec<u8>),
-    StdinEof,
-    Interrupt,
-    Stdout(Vec<u8>),
-    Stderr(Vec<u8>),
-    Exit(ExitStatus),
-    ConsoleState(String),
-    Ping(u64),
-    Pong(u64),
-    /// A file-transfer or terminal message, kept as its encoding (its fields are checked by
-    /// the codec's own round trip: decode gives it back).
-    Encoded(Vec<u8>),
+fn encode(msg: &OwnedMessage) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg.as_message().encode(&mut out).unwrap();
+    out
 }
 
-impl OwnedMessage {
-    fn of(msg: &Message<'_>) -> Self {
-        match *msg {
-            Message::ClientAuth {
-                public_key,
-                signature,
-            } => Self::ClientAuth(public_key.to_vec(), signature.to_vec()),
-            Message::AuthOk { session_id } => Self::AuthOk(session_id),
-            Message::AuthFailed => Self::AuthFailed,
-            Message::KeyUpdate => Self::KeyUpdate,
-            Message::Close { reason } => Self::Close(reason.to_owned()),
-            Message::Exec { line } => Self::Exec(line.to_owned()),
-            Message::Stdin(data) => Self::Stdin(data.to_vec()),
-            Message::StdinEof => Self::StdinEof,
-            Message::Interrupt => Self::Interrupt,
-            Message::Stdout(data) => Self::Stdout(data.to_vec()),
-            Message::Stderr(data) => Self::Stderr(data.to_vec()),
-            Message::Exit(status) => Self::Exit(status),
-            Message::ConsoleState { cwd } => Self::ConsoleState(cwd.to_owned()),
-            Message::Ping(n) => Self::Ping(n),
-            Message::Pong(n) => Self::Pong(n),
-            Message::ExecPty { .. }
-            | Message::WindowChange(_)
-            | Message::PtyRefused
-            | Message::Stat { .. }
-            | Message::StatResult(_)
-            | Message::PutFile { .. }
-            | Message::PutReady { .. }
-            | Message::PutStart { .. }
-            | Message::GetFile { .. }
-            | Message::GetTree { .. }
-            | Message::FileInfo { .. }
-            | Message::FileData(_)
-            | Message::FileEnd { .. }
-            | Message::MakeDir { .. }
-            | Message::TransferDone
-            | Message::TransferFailed { .. } => {
-                let mut out = Vec::new();
-                msg.encode(&mut out).unwrap();
-                Self::Encoded(out)
-            }
+/// The encoding, or the encoder's refusal of an over-long field.
+fn try_encode(msg: &OwnedMessage) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    msg.as_message().encode(&mut out)?;
+    Ok(out)
+}
+
+/// The length prefixes in a message's encoding (after the type byte) that the mutations
+/// below aim at.
+fn length_fields(msg: &OwnedMessage) -> Vec<LenField> {
+    match msg {
+        OwnedMessage::ClientAuth { public_key, .. } => {
+            vec![u16_field(1), u16_field(3 + public_key.len())]
         }
-    }
-
-    fn borrow(&self) -> Message<'_> {
-        match self {
-            Self::ClientAuth(public_key, signature) => Message::ClientAuth {
-                public_key,
-                signature,
-            },
-            Self::AuthOk(session_id) => Message::AuthOk {
-                session_id: *session_id,
-            },
-            Self::AuthFailed => Message::AuthFailed,
-            Self::KeyUpdate => Message::KeyUpdate,
-            Self::Close(reason) => Message::Close { reason },
-            Self::Exec(line) => Message::Exec { line },
-            Self::Stdin(data) => Message::Stdin(data),
-            Self::StdinEof => Message::StdinEof,
-            Self::Interrupt => Message::Interrupt,
-            Self::Stdout(data) => Message::Stdout(data),
-            Self::Stderr(data) => Message::Stderr(data),
-            Self::Exit(status) => Message::Exit(*status),
-            Self::ConsoleState(cwd) => Message::ConsoleState { cwd },
-            Self::Ping(n) => Message::Ping(*n),
-            Self::Pong(n) => Message::Pong(*n),
-            Self::Encoded(bytes) => Message::decode(bytes).unwrap(),
+        OwnedMessage::Close { .. }
+        | OwnedMessage::Exec { .. }
+        | OwnedMessage::ConsoleState { .. } => {
+            vec![u16_field(1)]
         }
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.borrow().encode(&mut out).unwrap();
-        out
-    }
-
-    /// The encoding, or the encoder's refusal of an over-long field.
-    fn try_encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
-        self.borrow().encode(&mut out)?;
-        Ok(out)
-    }
-
-    /// The length prefixes in this message's encoding (after the type byte).
-    fn length_fields(&self) -> Vec<LenField> {
-        match self {
-            Self::ClientAuth(public_key, _) => vec![u16_field(1), u16_field(3 + public_key.len())],
-            Self::Close(_) | Self::Exec(_) | Self::ConsoleState(_) => vec![u16_field(1)],
-            _ => Vec::new(),
-        }
+        _ => Vec::new(),
     }
 }
 
@@ -287,13 +199,17 @@ fn data() -> impl Strategy<Value = Vec<u8>> {
 /// Any message with every field within the bounds the decoder enforces.
 fn arb_message() -> impl Strategy<Value = OwnedMessage> {
     prop_oneof![
-        (bytes_up_to(MAX_SPKI), bytes_up_to(MAX_RSA_BLOCK))
-            .prop_map(|(k, s)| OwnedMessage::ClientAuth(k, s)),
-        any::<[u8; 32]>().prop_map(OwnedMessage::AuthOk),
+        (bytes_up_to(MAX_SPKI), bytes_up_to(MAX_RSA_BLOCK)).prop_map(|(public_key, signature)| {
+            OwnedMessage::ClientAuth {
+                public_key,
+                signature,
+            }
+        }),
+        any::<[u8; 32]>().prop_map(|session_id| OwnedMessage::AuthOk { session_id }),
         Just(OwnedMessage::AuthFailed),
         Just(OwnedMessage::KeyUpdate),
-        text().prop_map(OwnedMessage::Close),
-        text().prop_map(OwnedMessage::Exec),
+        text().prop_map(|reason| OwnedMessage::Close { reason }),
+        text().prop_map(|line| OwnedMessage::Exec { line }),
         data().prop_map(OwnedMessage::Stdin),
         Just(OwnedMessage::StdinEof),
         Just(OwnedMessage::Interrupt),
@@ -301,7 +217,7 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
         data().prop_map(OwnedMessage::Stderr),
         any::<i32>().prop_map(|c| OwnedMessage::Exit(ExitStatus::Code(c))),
         any::<u8>().prop_map(|s| OwnedMessage::Exit(ExitStatus::Signal(s))),
-        text().prop_map(OwnedMessage::ConsoleState),
+        text().prop_map(|cwd| OwnedMessage::ConsoleState { cwd }),
         any::<u64>().prop_map(OwnedMessage::Ping),
         any::<u64>().prop_map(OwnedMessage::Pong),
         arb_transfer(),
@@ -311,7 +227,7 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
 
 /// Terminal messages with arbitrary in-range fields.
 fn arb_terminal() -> impl Strategy<Value = OwnedMessage> {
-    let of = |m: Message<'_>| OwnedMessage::of(&m);
+    let of = |m: Message<'_>| m.to_owned_message();
     let size = any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
         rows,
         cols,
@@ -333,7 +249,7 @@ fn arb_terminal() -> impl Strategy<Value = OwnedMessage> {
 
 /// File-transfer messages with arbitrary in-range fields.
 fn arb_transfer() -> impl Strategy<Value = OwnedMessage> {
-    let of = |m: Message<'_>| OwnedMessage::of(&m);
+    let of = |m: Message<'_>| m.to_owned_message();
     prop_oneof![
         text().prop_map(move |path| of(Message::Stat { path: &path })),
         (
@@ -476,14 +392,14 @@ fn check_canonical<T: std::fmt::Debug>(
 proptest! {
     #[test]
     fn message_round_trips(msg in arb_message()) {
-        let bytes = msg.encode();
-        let decoded = Message::decode(&bytes).map(|m| OwnedMessage::of(&m));
+        let bytes = encode(&msg);
+        let decoded = Message::decode(&bytes).map(|m| m.to_owned_message());
         prop_assert_eq!(decoded, Ok(msg));
     }
 
     #[test]
     fn mutated_message_is_rejected_or_canonical(msg in arb_message(), edits in mutations()) {
-        let bytes = mutate(&msg.encode(), &edits, &msg.length_fields());
+        let bytes = mutate(&encode(&msg), &edits, &length_fields(&msg));
         check_canonical(&bytes, Message::decode(&bytes), |m, out| m.encode(out))?;
     }
 
@@ -500,7 +416,7 @@ proptest! {
         // Past MAX_TEXT with characters of 1 to 4 bytes: the encoder refuses the field
         // instead of running a shortened command line.
         let line = format!("{prefix}{}", unit.repeat(MAX_TEXT / unit.len() + 2));
-        let refused = OwnedMessage::Exec(line).try_encode();
+        let refused = try_encode(&OwnedMessage::Exec { line });
         prop_assert!(
             matches!(refused, Err(EncodeError::FieldTooLong { max: MAX_TEXT, .. })),
             "an over-long Exec was not refused: {:?}",
@@ -600,8 +516,11 @@ proptest! {
 fn over_long_client_auth_fields_are_refused_both_ways() {
     // The encoder refuses fields above their bound; a hand-made one is refused on receipt.
     for (key_len, sig_len) in [(MAX_SPKI + 1, 0), (0, MAX_RSA_BLOCK + 1)] {
-        let msg = OwnedMessage::ClientAuth(vec![0; key_len], vec![0; sig_len]);
-        assert!(msg.try_encode().is_err());
+        let msg = OwnedMessage::ClientAuth {
+            public_key: vec![0; key_len],
+            signature: vec![0; sig_len],
+        };
+        assert!(try_encode(&msg).is_err());
         // type 0x01, then key and signature as u16-length-prefixed fields.
         let mut bytes = vec![0x01];
         for len in [key_len, sig_len] {
@@ -658,7 +577,7 @@ proptest! {
     fn mutated_frame_opens_only_when_unchanged(msg in arb_message(), edits in mutations()) {
         let (mut sealer, mut opener) = record_pair();
         let mut wire = Vec::new();
-        sealer.seal(&msg.borrow(), Instant::now(), &mut wire).unwrap();
+        sealer.seal(&msg.as_message(), Instant::now(), &mut wire).unwrap();
         let original = frame_parts(&wire).unwrap();
         let mutated = mutate(&wire, &edits, &[u32_field(0)]);
         let Some((header, mut body)) = frame_parts(&mutated) else {
@@ -672,7 +591,7 @@ proptest! {
             let plain = opened.map_or(&[][..], |n| &body[..n]);
             match msg {
                 OwnedMessage::KeyUpdate => prop_assert_eq!(opened, None),
-                _ => prop_assert_eq!(OwnedMessage::of(&Message::decode(plain).unwrap()), msg),
+                _ => prop_assert_eq!(Message::decode(plain).unwrap().to_owned_message(), msg),
             }
         } else {
             prop_assert!(
@@ -857,8 +776,8 @@ proptest! {
     #[test]
     fn mutated_client_auth_is_refused(edits in mutations()) {
         let h = honest();
-        let Ok(OwnedMessage::ClientAuth(key, _)) =
-            Message::decode(&h.client_auth).map(|m| OwnedMessage::of(&m))
+        let Ok(OwnedMessage::ClientAuth { public_key: key, .. }) =
+            Message::decode(&h.client_auth).map(|m| m.to_owned_message())
         else {
             return Err(TestCaseError::fail("the honest first frame is not ClientAuth"));
         };
@@ -888,9 +807,9 @@ proptest! {
 
     #[test]
     fn anything_but_a_valid_client_auth_is_refused(msg in arb_message()) {
-        let result = replay_expect_client_auth().handle(&msg.borrow());
+        let result = replay_expect_client_auth().handle(&msg.as_message());
         match msg {
-            OwnedMessage::ClientAuth(..) => prop_assert!(
+            OwnedMessage::ClientAuth { .. } => prop_assert!(
                 matches!(
                     result,
                     Err(ProtoError::Decode(DecodeError::Invalid("client key"))
@@ -900,7 +819,7 @@ proptest! {
             ),
             _ => prop_assert_eq!(
                 result.err(),
-                Some(ProtoError::Unexpected(msg.borrow().name()))
+                Some(ProtoError::Unexpected(msg.as_message().name()))
             ),
         }
     }

@@ -359,3 +359,32 @@ async fn a_no_pty_key_is_told_and_runs_on_pipes_and_the_audit_log_says_which() {
         "keystrokes in the server log"
     );
 }
+
+#[tokio::test]
+async fn a_command_may_follow_a_download_in_the_same_session() {
+    let server = Server::shared();
+    let source = server.home().join("session-download.txt");
+    fs::write(&source, "downloaded\n").unwrap();
+    let mut channel = open(server).await;
+    let get = Message::GetFile {
+        path: "session-download.txt",
+        offset: 0,
+        prefix_sha256: seashell::fileio::sha256_of_nothing(),
+    };
+    channel.writer.send(&get).await.unwrap();
+    loop {
+        match next(&mut channel).await {
+            Message::TransferDone => break,
+            Message::FileInfo { .. } | Message::FileData(_) | Message::FileEnd { .. } => {}
+            other => panic!("unexpected {}", other.name()),
+        }
+    }
+    let exec = Message::Exec {
+        line: "echo after the download",
+    };
+    channel.writer.send(&exec).await.unwrap();
+    channel.writer.send(&Message::StdinEof).await.unwrap();
+    let (answer, status) = finish(&mut channel).await;
+    assert_eq!(answer.stdout, "after the download\n");
+    assert_eq!(status, ExitStatus::Code(0));
+}

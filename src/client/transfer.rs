@@ -17,7 +17,7 @@ use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
 use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
-use crate::proto::{PathKind, ProtoError};
+use crate::proto::{OwnedMessage, PathKind, ProtoError};
 use crate::transport::TransportError;
 
 /// Why a transfer failed.
@@ -247,7 +247,10 @@ impl<'c> FileTransfer<'c> {
     }
 
     async fn stat(&mut self, path: &str) -> Result<PathKind, TransferError> {
-        self.send(Request::Stat(path.to_owned())).await?;
+        self.send(Request::Message(OwnedMessage::Stat {
+            path: path.to_owned(),
+        }))
+        .await?;
         match self.reply().await? {
             Reply::Stat(kind) => Ok(kind),
             Reply::Failed(reason) => Err(self.remote(reason)),
@@ -297,7 +300,8 @@ impl<'c> FileTransfer<'c> {
     }
 
     async fn make_remote_dir(&mut self, path: String, mode: u32) -> Result<(), TransferError> {
-        self.send(Request::MakeDir { path, mode }).await?;
+        self.send(Request::Message(OwnedMessage::MakeDir { path, mode }))
+            .await?;
         match self.reply().await? {
             Reply::Done => Ok(()),
             Reply::Failed(reason) => Err(self.remote(reason)),
@@ -307,13 +311,13 @@ impl<'c> FileTransfer<'c> {
 
     async fn put_file(&mut self, file: SourceFile, target: &str) -> Result<(), TransferError> {
         let size = file.size();
-        self.send(Request::PutFile {
+        self.send(Request::Message(OwnedMessage::PutFile {
             path: target.to_owned(),
             size,
             mode: file.mode(),
             mtime: self.options.preserve_times.then(|| file.mtime()),
             resume: self.options.resume,
-        })
+        }))
         .await?;
         let (offset, prefix_sha256) = match self.reply().await? {
             Reply::PutReady {
@@ -328,7 +332,8 @@ impl<'c> FileTransfer<'c> {
         loop {
             match stream.next().await {
                 Some(Ok(Piece::Start(start))) => {
-                    self.send(Request::PutStart(start)).await?;
+                    self.send(Request::Message(OwnedMessage::PutStart { offset: start }))
+                        .await?;
                     self.note_resume(target, start, size);
                     bar = Some(self.progress.file(target, size, start));
                 }
@@ -342,7 +347,8 @@ impl<'c> FileTransfer<'c> {
                     self.send(Request::Data(chunk)).await?;
                 }
                 Some(Ok(Piece::End(sha256))) => {
-                    self.send(Request::End(sha256)).await?;
+                    self.send(Request::Message(OwnedMessage::FileEnd { sha256 }))
+                        .await?;
                     break;
                 }
                 Some(Err(err)) => return Err(self.local_failure(err).await),
@@ -381,11 +387,11 @@ impl<'c> FileTransfer<'c> {
     async fn get_file(&mut self, source: &str, target: &Path) -> Result<(), TransferError> {
         let (mut partial, mut received) =
             PartialFile::open(target.to_owned(), self.options.resume).await?;
-        self.send(Request::GetFile {
+        self.send(Request::Message(OwnedMessage::GetFile {
             path: source.to_owned(),
             offset: received.len(),
             prefix_sha256: received.prefix_sha256(),
-        })
+        }))
         .await?;
         let (info, lend) = match self.reply().await? {
             Reply::FileInfo(info, lend) if info.path.is_empty() => (info, lend),
@@ -416,7 +422,10 @@ impl<'c> FileTransfer<'c> {
     }
 
     async fn get_tree(&mut self, source: &str, root: &Path) -> Result<(), TransferError> {
-        self.send(Request::GetTree(source.to_owned())).await?;
+        self.send(Request::Message(OwnedMessage::GetTree {
+            path: source.to_owned(),
+        }))
+        .await?;
         self.progress.start_total(None);
         loop {
             match self.reply().await? {
@@ -526,7 +535,10 @@ impl<'c> FileTransfer<'c> {
     /// are read (and dropped) up to the final one.
     async fn recover(&mut self, reason: &str) -> Result<(), ClientError> {
         if self.owes_terminator || self.awaiting_final {
-            self.send(Request::Cancel(reason.to_owned())).await?;
+            self.send(Request::Message(OwnedMessage::TransferFailed {
+                reason: reason.to_owned(),
+            }))
+            .await?;
         }
         while self.awaiting_final {
             self.reply().await?;
@@ -538,7 +550,10 @@ impl<'c> FileTransfer<'c> {
         if request.expects_final() {
             self.awaiting_final = true;
         }
-        if matches!(request, Request::End(_) | Request::Cancel(_)) {
+        if matches!(
+            request,
+            Request::Message(OwnedMessage::FileEnd { .. } | OwnedMessage::TransferFailed { .. })
+        ) {
             self.owes_terminator = false;
         }
         self.console.send_transfer(request).await

@@ -13,53 +13,17 @@ use super::progress::FileBar;
 use crate::fileio::FileError;
 use crate::fileio::sink::FileSink;
 use crate::framepool::FrameChunk;
-use crate::proto::{DataKind, Message, PathKind};
+use crate::proto::{DataKind, Message, OwnedMessage, PathKind};
 use crate::transport::{SecureWriter, TransportError};
 
 /// A transfer message the client sends (owned, for the writer task).
 #[derive(Debug)]
 pub enum Request {
-    /// What does a server path name?
-    Stat(String),
-    /// Start an upload.
-    PutFile {
-        /// Destination on the server.
-        path: String,
-        /// Size in bytes.
-        size: u64,
-        /// Mode bits.
-        mode: u32,
-        /// Modification time to set.
-        mtime: Option<i64>,
-        /// Continue a partial upload.
-        resume: bool,
-    },
-    /// Where the upload's data starts.
-    PutStart(u64),
-    /// Download a file, holding `offset` bytes hashing to `prefix_sha256`.
-    GetFile {
-        /// Source on the server.
-        path: String,
-        /// Bytes already held.
-        offset: u64,
-        /// Their SHA-256.
-        prefix_sha256: [u8; 32],
-    },
-    /// Download a tree.
-    GetTree(String),
-    /// Create a server directory.
-    MakeDir {
-        /// The directory.
-        path: String,
-        /// Mode bits.
-        mode: u32,
-    },
-    /// Upload data (any length: sent as frames of at most `MAX_CHUNK`).
+    /// Any transfer message but an upload's data, as it goes on the wire.
+    Message(OwnedMessage),
+    /// Upload data (any length: sent as frames of at most `MAX_CHUNK`), sealed where it was
+    /// read.
     Data(FrameChunk),
-    /// End of an upload, with the SHA-256 of the whole file.
-    End([u8; 32]),
-    /// Stop the current transfer.
-    Cancel(String),
 }
 
 impl Request {
@@ -70,42 +34,7 @@ impl Request {
     ) -> Result<(), TransportError> {
         match self {
             Self::Data(chunk) => writer.send_chunk(DataKind::FileData, chunk).await,
-            other => writer.send(&other.message()).await,
-        }
-    }
-
-    /// The message it is.
-    fn message(&self) -> Message<'_> {
-        match self {
-            Self::Stat(path) => Message::Stat { path },
-            Self::PutFile {
-                path,
-                size,
-                mode,
-                mtime,
-                resume,
-            } => Message::PutFile {
-                path,
-                size: *size,
-                mode: *mode,
-                mtime: *mtime,
-                resume: *resume,
-            },
-            Self::PutStart(offset) => Message::PutStart { offset: *offset },
-            Self::GetFile {
-                path,
-                offset,
-                prefix_sha256,
-            } => Message::GetFile {
-                path,
-                offset: *offset,
-                prefix_sha256: *prefix_sha256,
-            },
-            Self::GetTree(path) => Message::GetTree { path },
-            Self::MakeDir { path, mode } => Message::MakeDir { path, mode: *mode },
-            Self::Data(chunk) => Message::FileData(chunk.data()),
-            Self::End(sha256) => Message::FileEnd { sha256: *sha256 },
-            Self::Cancel(reason) => Message::TransferFailed { reason },
+            Self::Message(msg) => writer.send(&msg.as_message()).await,
         }
     }
 
@@ -113,11 +42,13 @@ impl Request {
     pub(super) fn expects_final(&self) -> bool {
         matches!(
             self,
-            Self::Stat(_)
-                | Self::PutFile { .. }
-                | Self::GetFile { .. }
-                | Self::GetTree(_)
-                | Self::MakeDir { .. }
+            Self::Message(
+                OwnedMessage::Stat { .. }
+                    | OwnedMessage::PutFile { .. }
+                    | OwnedMessage::GetFile { .. }
+                    | OwnedMessage::GetTree { .. }
+                    | OwnedMessage::MakeDir { .. }
+            )
         )
     }
 }

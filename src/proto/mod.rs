@@ -9,11 +9,13 @@ pub mod codec;
 pub mod error;
 pub mod handshake;
 pub mod message;
+pub mod owned;
 pub mod record;
 pub mod schedule;
 
 pub use error::{DecodeError, EncodeError, ProtoError};
 pub use message::{DataKind, ExitStatus, Message, PathKind, WindowSize};
+pub use owned::OwnedMessage;
 pub use record::{DataFrame, RecordOpener, RecordSealer, UpdateLimits};
 
 /// The TCP port seashell listens on and connects to unless told otherwise (PROTOCOL.md §2).

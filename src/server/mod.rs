@@ -7,6 +7,7 @@
 //! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
 
 pub mod keepalive;
+pub mod peer;
 pub mod policy;
 pub mod process;
 pub mod session;
@@ -27,11 +28,13 @@ use crate::audit::{AuditError, AuditLog, AuditOptions, Who};
 use crate::keys::private::{PassphraseSource, generate, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
-use crate::proto::UpdateLimits;
 use crate::proto::handshake::server::ServerKeys;
+use crate::proto::message::VERSION;
+use crate::proto::{DecodeError, ProtoError, UpdateLimits};
 use crate::transport::{self, TransportError};
+use peer::Peer;
 use policy::Policy;
-use session::{Peer, SessionLimits};
+use session::SessionLimits;
 use trust::TrustStore;
 
 pub use crate::proto::DEFAULT_PORT;
@@ -323,6 +326,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections:
         .await;
         match outcome {
             Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
+            Ok(Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(theirs))))) => {
+                let side = if theirs < VERSION { "the client" } else { "this server" };
+                tracing::warn!(%peer, "handshake failed: the client speaks protocol version {theirs}, this server speaks {VERSION}: upgrade {side}");
+            }
             Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),
             Ok(Ok(None)) => {}
             Ok(Ok(Some((channel, who)))) => run_session(channel, who, &shared).await,
@@ -385,16 +392,14 @@ async fn authenticate(
         session_id: hex::encode(channel.session_id),
         address: peer.to_string(),
         policy,
-        audit: None,
     };
     tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
     Ok(Some((channel, who)))
 }
 
-async fn run_session(mut channel: Channel, mut who: Peer, shared: &Shared) {
+async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
     let began = std::time::Instant::now();
     let audit = shared.audit.session(audit_who(&who)).await;
-    who.audit = Some(audit.clone());
     let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
         tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
         let _ = channel.writer.close("server busy: too many sessions").await;

@@ -38,6 +38,9 @@ pub enum Input<'a> {
     StartFailed,
     /// The process the session started has ended; its Exit is on its way to the client.
     Ended,
+    /// The running command took stdin that had to wait for it: the client was sending all
+    /// along, while the shell did not read.
+    StdinTaken,
     /// A file transfer is under way (true) or not (false) after the last transfer message.
     TransferBusy(bool),
     /// The client broke the protocol: a frame that does not open (tampered, replayed), a
@@ -208,7 +211,15 @@ impl Core {
                 self.active = now;
                 self.after_command()
             }
+            Input::StdinTaken => {
+                self.heard = now;
+                Vec::new()
+            }
             Input::TransferBusy(busy) => {
+                if self.transfer_busy && !busy {
+                    // The idle time counts from the end of a transfer.
+                    self.active = now;
+                }
                 self.transfer_busy = busy;
                 Vec::new()
             }
@@ -337,7 +348,7 @@ impl Core {
         now: Instant,
     ) -> Vec<Action<'a>> {
         self.active = now;
-        if self.command != Command::Idle || self.transfer_busy {
+        if self.command != Command::Idle {
             // One command at a time: the client waits for Exit before its next line.
             return self.protocol_error("Exec while a command runs", now);
         }
@@ -555,6 +566,19 @@ mod tests {
     }
 
     #[test]
+    fn the_idle_time_counts_from_the_end_of_a_transfer() {
+        let t0 = Instant::now();
+        let mut core = core_with("", Some(60), t0);
+        core.handle(Input::TransferBusy(true), t0);
+        core.handle(Input::Message(Message::Pong(1)), after(t0, 80));
+        assert!(core.on_timer(after(t0, 80)).is_empty());
+        core.handle(Input::TransferBusy(false), after(t0, 90));
+        assert_eq!(core.next_deadline(), Some(after(t0, 150)));
+        // A command may follow a transfer at once.
+        start(&mut core, Message::Exec { line: "ls" }, after(t0, 91));
+    }
+
+    #[test]
     fn a_silent_client_is_dropped_after_three_keepalive_intervals() {
         let t0 = Instant::now();
         let mut core = core(t0);
@@ -565,6 +589,24 @@ mod tests {
             core.on_timer(after(t0, 100)),
             [Action::SendClose("client silent"), Action::Finish]
         );
+    }
+
+    #[test]
+    fn a_client_whose_input_waited_for_its_command_is_not_silent() {
+        let t0 = Instant::now();
+        let mut core = core(t0);
+        start(
+            &mut core,
+            Message::Exec {
+                line: "sleep 100; cat",
+            },
+            t0,
+        );
+        core.handle(Input::Message(Message::Stdin(b"x")), t0);
+        // The shell waited 100 s for the command to take it, reading nothing meanwhile.
+        core.handle(Input::StdinTaken, after(t0, 100));
+        assert!(core.on_timer(after(t0, 100)).is_empty());
+        assert_eq!(core.next_deadline(), Some(after(t0, 190)));
     }
 
     #[test]

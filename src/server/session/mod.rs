@@ -26,29 +26,13 @@ use tokio::time::Instant;
 
 use self::core::{Action, Core, Input, PtyRequest};
 use self::output::{CommandOutput, Output, Streamed};
-use super::policy::{Policy, Run};
+use super::peer::Peer;
+use super::policy::Run;
 use super::process::{self, Io, Running, Spawn, signal_group};
 use super::transfer::Transfers;
 use crate::audit::SessionAudit;
 use crate::proto::{Message, ProtoError, WindowSize};
 use crate::transport::{SecureChannel, SecureReader, TransportError};
-
-/// Who is on the other end, for `whoami` and the logs.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The key's comment in authorized_keys.
-    pub name: String,
-    /// The key's fingerprint.
-    pub fingerprint: String,
-    /// The session id, hex.
-    pub session_id: String,
-    /// The client's address.
-    pub address: String,
-    /// What the key may do (authorized_keys options).
-    pub policy: Policy,
-    /// The session's audit events (set once the session starts).
-    pub audit: Option<SessionAudit>,
-}
 
 /// Session timing knobs.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +77,7 @@ pub async fn run<S>(
         console.cwd_text(),
         audit.clone(),
     ));
-    let transfers = Transfers::new(&console.peer, &console.home);
+    let transfers = Transfers::new(&console.peer, &audit, &console.home);
     let running = Arc::new(AtomicI32::new(0));
     let closer = out.clone();
     let mut shell = Shell {
@@ -285,6 +269,10 @@ enum Wake<'a> {
 impl Shell {
     async fn run<R: AsyncRead>(&mut self, mut reader: SecureReader<ReadHalf<R>>) {
         while !self.core.finished() {
+            // A download ends on the output side: its end is seen here, at the next wake.
+            let busy = self.transfers.busy();
+            let now = Instant::now().into_std();
+            self.core.handle(Input::TransferBusy(busy), now);
             let deadline = self.core.next_deadline().map(Instant::from_std);
             let ended = self.current.as_ref().map(|c| c.generation);
             let reading = self.core.reading();
@@ -474,9 +462,22 @@ impl Shell {
     /// this waits (backpressure), but a vanished client or a shutdown still ends it.
     async fn queue_stdin<'a>(&mut self, op: StdinOp) -> Option<Input<'a>> {
         let current = self.current.as_ref()?;
-        tokio::select! {
+        let permit = match current.stdin.try_reserve() {
+            Ok(permit) => {
+                permit.send(op);
+                return None;
+            }
             // The command closed its stdin: later input is dropped.
-            _ = current.stdin.send(op) => None,
+            Err(mpsc::error::TrySendError::Closed(())) => return None,
+            Err(mpsc::error::TrySendError::Full(())) => current.stdin.reserve(),
+        };
+        tokio::select! {
+            permit = permit => {
+                if let Ok(permit) = permit {
+                    permit.send(op);
+                }
+                Some(Input::StdinTaken)
+            }
             () = self.out.closed(), if !self.writer_gone => {
                 self.writer_gone = true;
                 Some(Input::WriterGone)

@@ -17,7 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::termios::{LocalFlags, OutputFlags, tcgetattr};
 use nix::unistd::Pid;
-use rexpect::session::{Options, PtySession, spawn_with_options};
+use rexpect::session::{Options, PtySession, ReadUntil, spawn_with_options};
 use seashell::client::ClientError;
 use seashell::client::console::RemoteConsole;
 use seashell::proto::{Message, UpdateLimits};
@@ -662,6 +662,43 @@ fn a_close_with_a_reason_mid_command_ends_the_client_with_255_and_that_reason() 
         );
         assert!(!run.stdout_text().contains("NOT-AN-EXIT"), "{run:?}");
     }
+}
+
+#[test]
+fn a_close_with_a_reason_mid_command_ends_the_repl_with_255_and_that_reason() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    // Records 0-3: ClientHello, KeyTransport, ClientAuth, the first line's ExecPty; 4 is the
+    // first key typed into it.
+    let proxy = Proxy::start(server.addr(), Some(4));
+    let mut command = client.command(["connect", "--host-fingerprint", HOST_FP]);
+    command.arg(proxy.addr.to_string()).env("TERM", "xterm");
+    let mut repl = in_pty(command);
+    let home = prompt(server, &server.home().display().to_string());
+    repl.exp_string(&home).unwrap();
+    type_line(&mut repl, "cat");
+    wait_until_raw(&repl);
+    type_keys(&mut repl, "x");
+    // Said at once, or at the latest when the next line would be sent: never a prompt that
+    // takes the hung-up cat's status for an ordinary end.
+    let reason = "server closed the session: protocol error";
+    let (_, seen) = repl
+        .exp_any(vec![
+            ReadUntil::String(reason.to_owned()),
+            ReadUntil::String(home.clone()),
+        ])
+        .unwrap();
+    if seen == home {
+        type_line(&mut repl, "echo NOT-RUN");
+        repl.exp_string(reason).unwrap();
+    }
+    let rest = repl.exp_eof().unwrap();
+    assert!(!rest.contains("NOT-RUN\r\n"), "{rest:?}");
+    let status = repl.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 255)),
+        "{status:?}"
+    );
 }
 
 #[test]

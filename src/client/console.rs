@@ -509,6 +509,26 @@ impl RemoteConsole {
         }
     }
 
+    /// Between commands: fails if the server has already ended the session (a Close with a
+    /// reason that came after the last command's status), so the REPL ends now rather than
+    /// at the next line. Nothing else may come between commands, except the rest of a
+    /// command we gave up on, which is left alone.
+    pub fn ended_by_server(&mut self) -> Result<(), ClientError> {
+        if self.abandoned > 0 {
+            return Ok(());
+        }
+        match self.events.try_recv() {
+            Ok(Event::Closed(reason)) => Err(closed(reason)),
+            Ok(Event::Failed(err)) => Err(ClientError::Transport(err)),
+            Ok(Event::Local(err)) => Err(ClientError::Local(err)),
+            Ok(other) => Err(unexpected(&other)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(()),
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                Err(ClientError::Closed("connection lost".into()))
+            }
+        }
+    }
+
     /// A file-transfer message from the server if one has already arrived.
     pub(super) fn try_transfer_reply(&mut self) -> Result<Option<Reply>, ClientError> {
         match self.events.try_recv() {

@@ -203,6 +203,7 @@ fn interactive(
         }
         match session.run_line(runtime, console, line)? {
             Outcome::Exited(status) => {
+                console.ended_by_server()?;
                 last = status.shell_code();
                 if line == "help" {
                     println!("{CLIENT_HELP}");

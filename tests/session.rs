@@ -388,3 +388,17 @@ async fn a_command_may_follow_a_download_in_the_same_session() {
     assert_eq!(answer.stdout, "after the download\n");
     assert_eq!(status, ExitStatus::Code(0));
 }
+
+#[tokio::test]
+async fn the_consoles_own_answers_on_a_terminal_end_lines_as_a_terminal_does() {
+    let mut channel = open(Server::shared()).await;
+    exec_pty(&mut channel, "help").await;
+    let (answer, status) = finish(&mut channel).await;
+    assert_eq!(status, ExitStatus::Code(0));
+    assert!(answer.stdout.contains("\r\n  pwd"), "{answer:?}");
+    assert_eq!(
+        answer.stdout.matches('\n').count(),
+        answer.stdout.matches("\r\n").count(),
+        "a bare newline staircases on a raw terminal: {answer:?}"
+    );
+}

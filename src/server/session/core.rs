@@ -91,9 +91,16 @@ pub enum Action<'a> {
         stderr: String,
         /// The exit status.
         status: i32,
+        /// The client's terminal is raw for this line (ExecPty granted): end lines with CRLF.
+        terminal: bool,
     },
     /// Run one of the console's own words ([`BUILTINS`]); nothing is started.
-    Builtin(String),
+    Builtin {
+        /// The line.
+        line: String,
+        /// The client's terminal is raw for this line (ExecPty granted): end lines with CRLF.
+        terminal: bool,
+    },
     /// Start the line (its audit record is durable); on failure feed [`Input::StartFailed`].
     Start {
         /// The line.
@@ -368,6 +375,7 @@ impl Core {
                 actions.push(Action::Refuse {
                     stderr: format!("seashell: denied: {denied}\n"),
                     status: DENIED_STATUS,
+                    terminal: pty.is_some(),
                 });
                 return actions;
             }
@@ -406,10 +414,12 @@ impl Core {
         if refused_pty {
             actions.push(Action::PtyRefused);
         }
+        let terminal = pty.is_some();
         if let Err(err) = result {
             actions.push(Action::Refuse {
                 stderr: format!("seashell: command refused: {err}\n"),
                 status: 255,
+                terminal,
             });
             return actions;
         }
@@ -418,7 +428,7 @@ impl Core {
                 self.ending = Ending::Finished;
                 actions.extend([Action::SendClose(""), Action::Finish]);
             }
-            None => actions.push(Action::Builtin(line)),
+            None => actions.push(Action::Builtin { line, terminal }),
             Some(run) => {
                 self.command = Command::Running {
                     on_pty: pty.is_some(),
@@ -751,7 +761,8 @@ mod tests {
             actions,
             [Action::Refuse {
                 stderr: "seashell: command refused: disk full\n".into(),
-                status: 255
+                status: 255,
+                terminal: false,
             }]
         );
         // Nothing runs: the next line is welcome.

@@ -348,22 +348,26 @@ impl Shell {
                 }
                 Some(Input::Audited(result.map_err(|err| err.to_string())))
             }
-            Action::Refuse { stderr, status } => {
+            Action::Refuse {
+                stderr,
+                status,
+                terminal,
+            } => {
                 let cwd = self.console.cwd_text();
                 let refusal = Output::Builtin {
                     stdout: Vec::new(),
-                    stderr: stderr.into_bytes(),
+                    stderr: line_ends(stderr.into_bytes(), terminal),
                     status,
                     cwd,
                 };
                 self.send(refusal).await
             }
-            Action::Builtin(line) => {
+            Action::Builtin { line, terminal } => {
                 let (stdout, stderr, status) = self.console.builtin(&line);
                 let cwd = self.console.cwd_text();
                 self.send(Output::Builtin {
-                    stdout,
-                    stderr,
+                    stdout: line_ends(stdout, terminal),
+                    stderr: line_ends(stderr, terminal),
                     status,
                     cwd,
                 })
@@ -504,6 +508,22 @@ impl Shell {
         }
         Some(Input::TransferBusy(self.transfers.busy()))
     }
+}
+
+/// Text the console writes itself, with line ends as a terminal's output processing
+/// (`onlcr`) would make them when the client's terminal is raw for the line.
+fn line_ends(text: Vec<u8>, terminal: bool) -> Vec<u8> {
+    if !terminal {
+        return text;
+    }
+    let mut out = Vec::with_capacity(text.len() + text.len() / 16);
+    for byte in text {
+        if byte == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    out
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

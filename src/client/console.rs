@@ -32,7 +32,7 @@ use super::terminal::{RawMode, window_size};
 use super::transfer_msg::{Reply, Request};
 use crate::framepool::FrameChunk;
 use crate::proto::message::MAX_TEXT;
-use crate::proto::{DataKind, ExitStatus, Message, ProtoError, WindowSize};
+use crate::proto::{DataKind, ExitStatus, Message, OwnedMessage, ProtoError};
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// How long the server may take to open the console (its first ConsoleState) once the
@@ -104,18 +104,11 @@ impl Event {
 /// What we send.
 #[derive(Debug)]
 pub(super) enum Outgoing {
-    Exec(String),
-    ExecPty {
-        line: String,
-        term: String,
-        size: WindowSize,
-    },
-    WindowChange(WindowSize),
+    /// A message as it goes on the wire (Exec, ExecPty, WindowChange, StdinEof, Interrupt,
+    /// Pong).
+    Message(OwnedMessage),
     /// Read by the stdin thread straight into a frame.
     Stdin(FrameChunk),
-    StdinEof,
-    Interrupt,
-    Pong(u64),
     Transfer(Request),
     Close,
 }
@@ -291,7 +284,10 @@ impl RemoteConsole {
             Sink::Terminal => Route::Terminal,
             Sink::Collect { .. } => Route::Queue,
         });
-        self.send(Outgoing::Exec(line.to_owned())).await?;
+        self.send(Outgoing::Message(OwnedMessage::Exec {
+            line: line.to_owned(),
+        }))
+        .await?;
         let stdin = match stdin {
             StdinSource::Forward => Some(
                 StdinForwarder::start(self.out.clone(), StdinKind::Data)
@@ -302,7 +298,7 @@ impl RemoteConsole {
                     .map_err(ClientError::Local)?,
             ),
             StdinSource::Closed => {
-                self.send(Outgoing::StdinEof).await?;
+                self.send(Outgoing::Message(OwnedMessage::StdinEof)).await?;
                 None
             }
         };
@@ -369,11 +365,11 @@ impl RemoteConsole {
         kind: StdinKind,
         running: &mut Running,
     ) -> Result<(), ClientError> {
-        self.send(Outgoing::ExecPty {
+        self.send(Outgoing::Message(OwnedMessage::ExecPty {
             line: command.line.to_owned(),
             term: command.term.clone(),
             size: window_size(),
-        })
+        }))
         .await?;
         running.stdin =
             Some(StdinForwarder::start(self.out.clone(), kind).map_err(ClientError::Local)?);
@@ -421,11 +417,12 @@ impl RemoteConsole {
                         return Ok(Outcome::GaveUp);
                     }
                     interrupted_at = Some(Instant::now());
-                    self.send(Outgoing::Interrupt).await?;
+                    self.send(Outgoing::Message(OwnedMessage::Interrupt)).await?;
                     continue;
                 }
                 Some(()) = resized(&mut running.winch) => {
-                    self.send(Outgoing::WindowChange(window_size())).await?;
+                    self.send(Outgoing::Message(OwnedMessage::WindowChange(window_size())))
+                        .await?;
                     continue;
                 }
                 () = disconnect_typed(&mut running.stdin) => return Ok(Outcome::Disconnected),
@@ -686,7 +683,7 @@ async fn reader_task<R: AsyncRead>(
                 continue;
             }
             Ok(Message::Ping(n)) => {
-                let _ = out.send(Outgoing::Pong(n)).await;
+                let _ = out.send(Outgoing::Message(OwnedMessage::Pong(n))).await;
                 continue;
             }
             Ok(Message::Pong(_)) => continue,
@@ -735,20 +732,8 @@ async fn writer_task<W: AsyncWrite>(
 ) {
     while let Some(msg) = out.recv().await {
         let result = match msg {
-            Outgoing::Exec(line) => writer.send(&Message::Exec { line: &line }).await,
-            Outgoing::ExecPty { line, term, size } => {
-                let msg = Message::ExecPty {
-                    line: &line,
-                    term: &term,
-                    size,
-                };
-                writer.send(&msg).await
-            }
-            Outgoing::WindowChange(size) => writer.send(&Message::WindowChange(size)).await,
+            Outgoing::Message(msg) => writer.send(&msg.as_message()).await,
             Outgoing::Stdin(mut chunk) => writer.send_chunk(DataKind::Stdin, &mut chunk).await,
-            Outgoing::StdinEof => writer.send(&Message::StdinEof).await,
-            Outgoing::Interrupt => writer.send(&Message::Interrupt).await,
-            Outgoing::Pong(n) => writer.send(&Message::Pong(n)).await,
             Outgoing::Transfer(mut request) => request.send(&mut writer).await,
             Outgoing::Close => {
                 let _ = writer.close("").await;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::console::Outgoing;
 use super::escape::{ESCAPE_CHAR, Escape, EscapeScanner, HELP, Step};
 use crate::framepool::FramePool;
+use crate::proto::OwnedMessage;
 use crate::proto::record::MAX_CHUNK;
 
 /// How the bytes of our stdin are treated on their way.
@@ -127,10 +128,10 @@ impl Pump {
             let mut frame = self.pool.take();
             let msg = match self.stdin.read(frame.payload_mut()) {
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(0) | Err(_) => Outgoing::StdinEof,
+                Ok(0) | Err(_) => Outgoing::Message(OwnedMessage::StdinEof),
                 Ok(n) => Outgoing::Stdin(self.pool.chunk(frame, n)),
             };
-            let eof = matches!(msg, Outgoing::StdinEof);
+            let eof = matches!(msg, Outgoing::Message(OwnedMessage::StdinEof));
             if self.out.blocking_send(msg).is_err() || eof {
                 return;
             }
@@ -149,7 +150,9 @@ impl Pump {
             let n = match self.stdin.read(&mut keys) {
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => {
-                    let _ = self.out.blocking_send(Outgoing::StdinEof);
+                    let _ = self
+                        .out
+                        .blocking_send(Outgoing::Message(OwnedMessage::StdinEof));
                     return None;
                 }
                 Ok(n) => n,
@@ -244,7 +247,10 @@ mod tests {
         input.write_all(b"abc").unwrap();
         assert_eq!(data(sent.recv().await), b"abc");
         drop(input);
-        assert!(matches!(sent.recv().await, Some(Outgoing::StdinEof)));
+        assert!(matches!(
+            sent.recv().await,
+            Some(Outgoing::Message(OwnedMessage::StdinEof))
+        ));
         forwarder.stop().await;
     }
 

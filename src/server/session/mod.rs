@@ -4,8 +4,8 @@
 //! it events — the client's messages, the audit log's answers, a command's end, a shutdown,
 //! tokio's clock — and carries out its actions: it runs the console's built-ins (`cd`,
 //! `pwd`, `whoami`, `help`), starts commands on pipes or a pseudo-terminal
-//! ([`super::process`]), writes their stdin from a task of their own (so the connection is
-//! read, and a vanished client noticed, even while a command does not read its input),
+//! ([`super::process`]), writes their stdin straight from the receive buffer (while it
+//! waits for a command that does not read, a vanished client or a shutdown still ends it),
 //! signals their group, and hands everything the client is to receive to the
 //! [`output`] task, which owns the write side. What is typed into a command is never
 //! logged. File transfer messages go to [`super::transfer`].
@@ -31,7 +31,7 @@ use super::policy::Run;
 use super::process::{self, Io, Running, Spawn, signal_group};
 use super::transfer::Transfers;
 use crate::audit::SessionAudit;
-use crate::proto::{Message, ProtoError, WindowSize};
+use crate::proto::{Message, ProtoError};
 use crate::transport::{SecureChannel, SecureReader, TransportError};
 
 /// Session timing knobs.
@@ -228,19 +228,26 @@ fn session_env(home: &Path, peer: &Peer) -> Vec<(String, String)> {
     env
 }
 
-/// What the stdin task of a command is asked to do, in order.
-enum StdinOp {
-    Data(Vec<u8>),
-    Eof,
-    Resize(WindowSize),
+/// Where a running command's input goes.
+enum CommandInput {
+    /// Its stdin pipe.
+    Pipe(tokio::process::ChildStdin),
+    /// Its terminal's master side (keys, and resizes).
+    Pty(pty_process::OwnedWritePty),
 }
 
 /// The running command, as the shell sees it.
 struct Current {
     generation: u64,
     pgid: Pid,
-    stdin: mpsc::Sender<StdinOp>,
+    /// None once its stdin is closed (StdinEof on pipes, or the command closed it).
+    input: Option<CommandInput>,
+    /// Bytes written to it, for its `exit` event.
+    written: Arc<AtomicU64>,
 }
+
+/// The terminal's EOF character (Ctrl-D), written for StdinEof.
+const VEOF: u8 = 0x04;
 
 /// Everything the shell carries out actions on (the connection's read side stays apart:
 /// a message borrows it while its actions run).
@@ -281,7 +288,7 @@ impl Shell {
                 // A command's end before the client's next message: it is sent first.
                 Ok(()) = self.done.changed(), if ended.is_some() => {
                     if ended.is_some_and(|g| *self.done.borrow_and_update() >= g) {
-                        // Its stdin task ends, and with it a terminal's last holder here.
+                        // Its input goes, and with it a terminal's last holder here.
                         self.current = None;
                         self.running.store(0, Ordering::Release);
                         Wake::Input(Input::Ended)
@@ -374,9 +381,16 @@ impl Shell {
                 .await
             }
             Action::Start { line, run, pty } => self.start(&line, &run, pty.as_ref()).await,
-            Action::Stdin(data) => self.queue_stdin(StdinOp::Data(data.to_vec())).await,
-            Action::StdinEof => self.queue_stdin(StdinOp::Eof).await,
-            Action::Resize(size) => self.queue_stdin(StdinOp::Resize(size)).await,
+            Action::Stdin(data) => self.write_input(data).await,
+            Action::StdinEof => self.end_input().await,
+            Action::Resize(size) => {
+                if let Some(CommandInput::Pty(pty)) =
+                    self.current.as_ref().and_then(|c| c.input.as_ref())
+                {
+                    process::resize(pty, size);
+                }
+                None
+            }
             Action::Signal(signal) => {
                 if let Some(current) = &self.current {
                     signal_group(current.pgid, signal);
@@ -431,25 +445,22 @@ impl Shell {
         };
         self.started += 1;
         let stdin_bytes = Arc::new(AtomicU64::new(0));
-        let (stdin, ops) = mpsc::channel(2);
-        let output = match io {
+        let (input, output) = match io {
             Io::Pipes {
-                stdin: pipe,
+                stdin,
                 stdout,
                 stderr,
-            } => {
-                tokio::spawn(feed_stdin(pipe, ops, Arc::clone(&stdin_bytes)));
-                CommandOutput::Pipes(stdout, stderr)
-            }
-            Io::Pty { input, output } => {
-                tokio::spawn(feed_pty(input, ops, Arc::clone(&stdin_bytes)));
-                CommandOutput::Pty(output)
-            }
+            } => (
+                CommandInput::Pipe(stdin),
+                CommandOutput::Pipes(stdout, stderr),
+            ),
+            Io::Pty { input, output } => (CommandInput::Pty(input), CommandOutput::Pty(output)),
         };
         self.current = Some(Current {
             generation: self.started,
             pgid,
-            stdin,
+            input: Some(input),
+            written: Arc::clone(&stdin_bytes),
         });
         self.running.store(pgid.as_raw(), Ordering::Release);
         let command = Box::new(Streamed {
@@ -462,35 +473,47 @@ impl Shell {
         self.send(Output::Command { command, cwd }).await
     }
 
-    /// Queues `op` for the running command's stdin task. While the command does not read,
-    /// this waits (backpressure), but a vanished client or a shutdown still ends it.
-    async fn queue_stdin<'a>(&mut self, op: StdinOp) -> Option<Input<'a>> {
-        let current = self.current.as_ref()?;
-        let permit = match current.stdin.try_reserve() {
-            Ok(permit) => {
-                permit.send(op);
-                return None;
-            }
-            // The command closed its stdin: later input is dropped.
-            Err(mpsc::error::TrySendError::Closed(())) => return None,
-            Err(mpsc::error::TrySendError::Full(())) => current.stdin.reserve(),
-        };
-        tokio::select! {
-            permit = permit => {
-                if let Ok(permit) = permit {
-                    permit.send(op);
-                }
-                Some(Input::StdinTaken)
-            }
+    /// Writes `data` to the running command's input, from where it was decrypted. While the
+    /// command does not read, this waits (backpressure), but a vanished client or a shutdown
+    /// still ends it.
+    async fn write_input<'a>(&mut self, data: &[u8]) -> Option<Input<'a>> {
+        let current = self.current.as_mut()?;
+        let input = current.input.as_mut()?;
+        let written = tokio::select! {
+            written = input.write_all(data) => written,
             () = self.out.closed(), if !self.writer_gone => {
                 self.writer_gone = true;
-                Some(Input::WriterGone)
+                return Some(Input::WriterGone);
             }
             Ok(()) = self.stop.changed(), if !self.stopping => {
                 self.stopping = true;
-                Some(Input::Shutdown)
+                return Some(Input::Shutdown);
+            }
+        };
+        match written {
+            Ok(()) => {
+                current
+                    .written
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                // It may have waited for the command: the client was sending all along.
+                Some(Input::StdinTaken)
+            }
+            Err(_) => {
+                // The command closed its stdin: later input is dropped.
+                current.input = None;
+                None
             }
         }
+    }
+
+    /// StdinEof: closes a pipe; on a terminal, types its EOF character.
+    async fn end_input<'a>(&mut self) -> Option<Input<'a>> {
+        let current = self.current.as_mut()?;
+        if matches!(current.input, Some(CommandInput::Pty(_))) {
+            return self.write_input(&[VEOF]).await;
+        }
+        current.input = None;
+        None
     }
 
     async fn transfer<'a>(&mut self, msg: Message<'a>) -> Option<Input<'a>> {
@@ -533,48 +556,12 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Writes a command's stdin as the shell queues it; EOF closes the pipe.
-async fn feed_stdin(
-    mut pipe: tokio::process::ChildStdin,
-    mut ops: mpsc::Receiver<StdinOp>,
-    written: Arc<AtomicU64>,
-) {
-    while let Some(op) = ops.recv().await {
-        match op {
-            StdinOp::Data(data) => {
-                if pipe.write_all(&data).await.is_err() {
-                    return;
-                }
-                written.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-            StdinOp::Eof => return,
-            StdinOp::Resize(_) => {}
+impl CommandInput {
+    async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Pipe(pipe) => pipe.write_all(data).await,
+            Self::Pty(pty) => pty.write_all(data).await,
         }
-    }
-}
-
-/// The terminal's EOF character (Ctrl-D), written for StdinEof.
-const VEOF: u8 = 0x04;
-
-/// Writes what is typed into a command's terminal, and its resizes.
-async fn feed_pty(
-    mut input: pty_process::OwnedWritePty,
-    mut ops: mpsc::Receiver<StdinOp>,
-    written: Arc<AtomicU64>,
-) {
-    while let Some(op) = ops.recv().await {
-        let data = match op {
-            StdinOp::Data(data) => data,
-            StdinOp::Eof => vec![VEOF],
-            StdinOp::Resize(size) => {
-                process::resize(&input, size);
-                continue;
-            }
-        };
-        if input.write_all(&data).await.is_err() {
-            return;
-        }
-        written.fetch_add(data.len() as u64, Ordering::Relaxed);
     }
 }
 

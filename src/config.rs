@@ -45,6 +45,9 @@ pub struct ConfigFile {
     pub audit_checkpoint_every: Option<u64>,
     /// Also send each audit event to syslog: `"unix:/dev/log"` or `"udp:HOST:514"`.
     pub syslog: Option<String>,
+    /// The shell console lines and `exec` run in (default: the server user's passwd entry's,
+    /// unless that is a nologin one; else /bin/sh).
+    pub shell: Option<PathBuf>,
     /// Named commands a restricted key may run with `command="NAME"`:
     /// `[commands] restart-web = ["systemctl", "restart", "nginx"]`.
     #[serde(default)]
@@ -147,6 +150,16 @@ impl ConfigFile {
         }
         if let Some(v) = self.audit_log {
             settings.audit_log = Some(v);
+        }
+        if let Some(v) = self.shell {
+            if !v.is_absolute() {
+                return Err(ConfigError::Value {
+                    path: path.to_owned(),
+                    key: "shell",
+                    reason: "must be an absolute path, like \"/bin/bash\"".to_owned(),
+                });
+            }
+            settings.shell = Some(v);
         }
         if let Some(v) = self.audit_max_bytes {
             if v < 1024 {

@@ -314,7 +314,7 @@ fn repl_at_home_with(flags: &[&str]) -> (Sandbox, PtySession, String) {
 
 /// The REPL's prompt for the test client on `server` in `cwd`.
 fn prompt(server: &Server, cwd: &str) -> String {
-    format!("test-client@{}:{cwd}$ ", server.addr().ip())
+    server.prompt(cwd)
 }
 
 #[test]

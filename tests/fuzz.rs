@@ -19,7 +19,8 @@ use seashell::proto::handshake::client::{self, ExpectServerHello};
 use seashell::proto::handshake::server::{self, ExpectClientAuth, ExpectKeyTransport};
 use seashell::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
 use seashell::proto::message::{
-    ClientHello, KeyTransport, MAGIC, MAX_RSA_BLOCK, MAX_SPKI, MAX_TEXT, ServerHello, VERSION,
+    ClientHello, KeyTransport, MAGIC, MAX_BANNER, MAX_RSA_BLOCK, MAX_SPKI, MAX_TEXT, ServerHello,
+    VERSION,
 };
 use seashell::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
 use seashell::proto::schedule;
@@ -222,6 +223,52 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
         any::<u64>().prop_map(OwnedMessage::Pong),
         arb_transfer(),
         arb_terminal(),
+        arb_console(),
+    ]
+}
+
+/// Console messages (opening it, completion) with arbitrary in-range fields.
+fn arb_console() -> impl Strategy<Value = OwnedMessage> {
+    let of = |m: Message<'_>| m.to_owned_message();
+    let size = any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
+        rows,
+        cols,
+        xpixel,
+        ypixel,
+    });
+    let names = prop::collection::vec("[^\\x00]{1,20}", 0..20)
+        .prop_map(|names| names.iter().map(|n| format!("{n}\0")).collect::<String>());
+    prop_oneof![
+        ("([!-~]{1,64})?", size).prop_map(move |(term, size)| of(Message::OpenConsole {
+            term: &term,
+            size
+        })),
+        (
+            (text(), text(), text()),
+            any::<(bool, bool)>(),
+            text(),
+            bytes_up_to(MAX_BANNER),
+            text()
+        )
+            .prop_map(
+                move |((user, host, home), (superuser, restricted), key_name, banner, warning)| {
+                    of(Message::ConsoleOpened {
+                        user: &user,
+                        host: &host,
+                        home: &home,
+                        superuser,
+                        restricted,
+                        key_name: &key_name,
+                        banner: &banner,
+                        warning: &warning,
+                    })
+                }
+            ),
+        (text(), any::<bool>()).prop_map(move |(word, command)| of(Message::Complete {
+            word: &word,
+            command
+        })),
+        names.prop_map(move |names| of(Message::Completions { names: &names })),
     ]
 }
 

@@ -512,9 +512,9 @@ fn every_module_imports_only_downwards() {
 }
 
 /// `unsafe` code lives in one module (SECURITY.md): the crate denies it and only
-/// `src/server/setsid.rs` allows it.
+/// `src/server/child_setup.rs` allows it.
 #[test]
-fn only_the_setsid_module_has_unsafe_code() {
+fn only_the_child_setup_module_has_unsafe_code() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
     for file in rust_files(&src) {
@@ -528,7 +528,7 @@ fn only_the_setsid_module_has_unsafe_code() {
     }
     assert_eq!(
         found,
-        ["server/setsid.rs"],
+        ["server/child_setup.rs"],
         "unsafe code outside its module"
     );
 }

@@ -18,6 +18,7 @@ mod layers;
 mod policy;
 mod proto;
 mod session;
+mod shell;
 mod terminal;
 mod transfer;
 mod vectors;

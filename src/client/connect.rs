@@ -14,9 +14,7 @@ use tokio::net::TcpStream;
 use super::ClientError;
 use super::dest::Destination;
 use crate::keys::known_hosts::{self, HostKeyStatus, KnownHosts};
-use crate::keys::private::{
-    PassphraseSource, load_private_key, load_public_key_file, public_key_path,
-};
+use crate::keys::private::{PassphraseSource, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
 use crate::proto::message::VERSION;
@@ -43,8 +41,10 @@ pub struct ConnectOptions {
 pub struct Connection {
     /// The secure channel.
     pub channel: SecureChannel<TcpStream>,
-    /// The name to show in the prompt: the identity's comment, or its file name.
-    pub key_name: String,
+    /// Our identity's fingerprint.
+    pub fingerprint: String,
+    /// The session id, hex.
+    pub session_id: String,
     /// Where we are connected.
     pub destination: Destination,
 }
@@ -56,7 +56,7 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
         None => home::default_identity()?,
     };
     let identity = load_private_key(&identity_path, &PassphraseSource::from_flag(None))?;
-    let key_name = key_name(&identity_path);
+    let fingerprint = fingerprint(&identity.to_public_key());
     let target = dest.host_port();
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let stream = TcpStream::connect((dest.host.as_str(), dest.port))
@@ -85,8 +85,9 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
     .await
     .map_err(|_| ClientError::Timeout(target.clone()))??;
     Ok(Connection {
+        session_id: hex::encode(channel.session_id),
         channel,
-        key_name,
+        fingerprint,
         destination: dest,
     })
 }
@@ -130,19 +131,6 @@ fn watch_for_dead_server(stream: &TcpStream) -> std::io::Result<()> {
         setsockopt(stream, sockopt::TcpKeepCount, &KEEPALIVE_PROBES)?;
     }
     Ok(())
-}
-
-fn key_name(identity: &std::path::Path) -> String {
-    load_public_key_file(&public_key_path(identity))
-        .ok()
-        .map(|(_, comment)| comment)
-        .filter(|c| !c.is_empty())
-        .or_else(|| {
-            identity
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "seashell".to_owned())
 }
 
 fn known_hosts_path(opts: &ConnectOptions) -> Result<PathBuf, KeyError> {

@@ -52,6 +52,7 @@ enum Event {
     Stderr(Vec<u8>),
     Exit(ExitStatus),
     State(String),
+    Opened(ConsoleInfo),
     /// The command of our ExecPty runs on pipes. The reader task writes none of that
     /// command's output until the console has handled this (left raw mode) and said so
     /// through the sender.
@@ -93,6 +94,7 @@ impl Event {
             Self::Stderr(_) => "Stderr",
             Self::Exit(_) => "Exit",
             Self::State(_) => "ConsoleState",
+            Self::Opened(_) => "ConsoleOpened",
             Self::PtyRefused(_) => "PtyRefused",
             Self::Transfer(reply) => reply.name(),
             Self::Closed(_) => "Close",
@@ -135,6 +137,64 @@ pub enum Sink {
         /// Everything on stderr.
         stderr: Vec<u8>,
     },
+}
+
+/// What the server says of the console it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleInfo {
+    /// The server's Unix user.
+    pub user: String,
+    /// Its short hostname.
+    pub host: String,
+    /// The user's home directory.
+    pub home: String,
+    /// uid 0.
+    pub superuser: bool,
+    /// The key is restricted: no shell, only its allowed lines.
+    pub restricted: bool,
+    /// The key's name in the server's authorized_keys.
+    pub key_name: String,
+    /// What the login shell printed.
+    pub banner: Vec<u8>,
+    /// Why the console starts from a plain state, if it does.
+    pub warning: String,
+}
+
+/// Asks the server which names complete a word, from the line editor's thread.
+pub struct RemoteCompleter {
+    out: mpsc::Sender<Outgoing>,
+    replies: std::sync::Mutex<mpsc::Receiver<Vec<String>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// How long Tab waits for the server's names.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl RemoteCompleter {
+    /// The names the server offers for `word` (none if it does not answer in time).
+    pub fn complete(&self, word: &str, command: bool) -> Vec<String> {
+        if word.len() > MAX_TEXT {
+            return Vec::new();
+        }
+        let Ok(mut replies) = self.replies.lock() else {
+            return Vec::new();
+        };
+        // An answer that came too late for an earlier Tab is not this one's.
+        while replies.try_recv().is_ok() {}
+        let request = Outgoing::Message(OwnedMessage::Complete {
+            word: word.to_owned(),
+            command,
+        });
+        self.runtime
+            .block_on(async {
+                self.out.send(request).await.ok()?;
+                tokio::time::timeout(COMPLETION_TIMEOUT, replies.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// How a command ended for us.
@@ -219,6 +279,11 @@ pub struct RemoteConsole {
     abandoned: usize,
     /// The user was told that this server runs pty commands on pipes.
     told_pty_refused: bool,
+    /// Completion answers, until [`RemoteConsole::completer`] takes them.
+    completions: Option<mpsc::Receiver<Vec<String>>>,
+    /// The server ended the session after the last command's status (its shell did not
+    /// come back: `exit`, `exec`).
+    over: bool,
 }
 
 impl RemoteConsole {
@@ -230,6 +295,7 @@ impl RemoteConsole {
     {
         let (event_tx, events) = mpsc::channel(16);
         let (out, out_rx) = mpsc::channel(16);
+        let (completions_tx, completions) = mpsc::channel(2);
         let route = Arc::new(AtomicU8::new(Route::Queue as u8));
         let mid_line = Arc::new(AtomicBool::new(false));
         tokio::spawn(reader_task(
@@ -240,6 +306,7 @@ impl RemoteConsole {
                 route: Arc::clone(&route),
                 mid_line: Arc::clone(&mid_line),
             },
+            completions_tx,
         ));
         let writer = tokio::spawn(writer_task(channel.writer, out_rx));
         let mut console = Self {
@@ -251,6 +318,8 @@ impl RemoteConsole {
             cwd: String::new(),
             abandoned: 0,
             told_pty_refused: false,
+            completions: Some(completions),
+            over: false,
         };
         let first = tokio::time::timeout(START_TIMEOUT, console.next())
             .await
@@ -265,6 +334,45 @@ impl RemoteConsole {
     /// The server's current directory.
     pub fn cwd(&self) -> &str {
         &self.cwd
+    }
+
+    /// Opens the console: the server's login shell sets the session up (on a terminal of
+    /// `terminal`'s type and size, or on pipes), and the server says who and where it is.
+    pub async fn open(
+        &mut self,
+        terminal: Option<(String, crate::proto::WindowSize)>,
+    ) -> Result<ConsoleInfo, ClientError> {
+        let (term, size) = terminal.unwrap_or_default();
+        self.send(Outgoing::Message(OwnedMessage::OpenConsole { term, size }))
+            .await?;
+        let opened = tokio::time::timeout(START_TIMEOUT, async {
+            let info = match self.next().await? {
+                Event::Opened(info) => info,
+                other => return Err(unexpected(&other)),
+            };
+            match self.next().await? {
+                Event::State(cwd) => self.cwd = cwd,
+                other => return Err(unexpected(&other)),
+            }
+            Ok(info)
+        })
+        .await
+        .map_err(|_| ClientError::ConsoleTimeout(START_TIMEOUT.as_secs()))?;
+        opened
+    }
+
+    /// What completes words at the prompt (once: the first call takes it).
+    pub fn completer(&mut self, runtime: tokio::runtime::Handle) -> Option<RemoteCompleter> {
+        Some(RemoteCompleter {
+            out: self.out.clone(),
+            replies: std::sync::Mutex::new(self.completions.take()?),
+            runtime,
+        })
+    }
+
+    /// Whether the server ended the session after the last command's status.
+    pub fn is_over(&self) -> bool {
+        self.over
     }
 
     /// Runs one line; with `interruptible`, Ctrl-C sends an interrupt and a second Ctrl-C
@@ -436,8 +544,15 @@ impl RemoteConsole {
                     let _ = handled.send(());
                 }
                 Event::Exit(status) => {
-                    if let Event::State(cwd) = self.next().await? {
-                        self.cwd = cwd;
+                    match self.events.recv().await {
+                        Some(Event::State(cwd)) => self.cwd = cwd,
+                        // The line's shell did not come back: the session ends with it.
+                        Some(Event::Closed(reason)) if reason.is_empty() => self.over = true,
+                        Some(Event::Closed(reason)) => return Err(closed(reason)),
+                        Some(Event::Failed(err)) => return Err(ClientError::Transport(err)),
+                        Some(Event::Local(err)) => return Err(ClientError::Local(err)),
+                        Some(_) => {}
+                        None => self.over = true,
                     }
                     return Ok(Outcome::Exited(status));
                 }
@@ -648,6 +763,7 @@ async fn reader_task<R: AsyncRead>(
     events: mpsc::Sender<Event>,
     out: mpsc::Sender<Outgoing>,
     output: Output,
+    completions: mpsc::Sender<Vec<String>>,
 ) {
     let mut terminal = match Terminal::open() {
         Ok(terminal) => terminal,
@@ -673,6 +789,34 @@ async fn reader_task<R: AsyncRead>(
             }
             Ok(Message::Exit(status)) => Event::Exit(status),
             Ok(Message::ConsoleState { cwd }) => Event::State(cwd.to_owned()),
+            Ok(Message::ConsoleOpened {
+                user,
+                host,
+                home,
+                superuser,
+                restricted,
+                key_name,
+                banner,
+                warning,
+            }) => Event::Opened(ConsoleInfo {
+                user: user.to_owned(),
+                host: host.to_owned(),
+                home: home.to_owned(),
+                superuser,
+                restricted,
+                key_name: key_name.to_owned(),
+                banner: banner.to_vec(),
+                warning: warning.to_owned(),
+            }),
+            Ok(Message::Completions { names }) => {
+                let names = names
+                    .split_terminator('\0')
+                    .map(str::to_owned)
+                    .collect();
+                // No one waiting (a late answer) or a full queue: dropped.
+                let _ = completions.try_send(names);
+                continue;
+            }
             Ok(Message::PtyRefused) => {
                 let (handled, done) = oneshot::channel();
                 if events.send(Event::PtyRefused(handled)).await.is_err() {

@@ -9,6 +9,7 @@
 //! reports in one line and maps to exit code 255; the remote command's own status is
 //! returned as its exit code.
 
+pub mod complete;
 pub mod connect;
 pub mod console;
 pub mod cp;
@@ -16,6 +17,7 @@ pub mod dest;
 pub mod escape;
 pub mod exec;
 pub mod intake;
+pub mod multiline;
 pub mod progress;
 pub mod repl;
 pub mod repl_transfer;

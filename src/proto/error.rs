@@ -46,6 +46,9 @@ pub enum EncodeError {
     /// A terminal type that is empty, too long or not printable ASCII.
     #[error("terminal type must be 1 to 64 printable ASCII characters")]
     BadTerm,
+    /// A completion list with an empty name, a name not ended by NUL, or too many names.
+    #[error("a completion list holds 1 to 1000 names, each ended by a NUL byte")]
+    BadCompletions,
     /// Mode bits above `0o7777`.
     #[error("mode {0:#o} has bits above 0o7777")]
     BadMode(u32),

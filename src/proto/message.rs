@@ -8,8 +8,9 @@ use super::error::{DecodeError, EncodeError};
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
-/// The one protocol version this implementation speaks (2: terminals, `ExecPty`).
-pub const VERSION: u16 = 2;
+/// The one protocol version this implementation speaks (3: a console that is the server
+/// user's shell, `OpenConsole`, and remote completion).
+pub const VERSION: u16 = 3;
 /// Upper bound for an encoded public key (SPKI DER of RSA-4096 is 550 bytes).
 pub const MAX_SPKI: usize = 1024;
 /// Upper bound for an RSA signature or ciphertext (RSA-4096: 512 bytes).
@@ -18,6 +19,12 @@ pub const MAX_RSA_BLOCK: usize = 512;
 pub const MAX_TEXT: usize = 16 * 1024;
 /// Upper bound for a terminal type (`TERM`) in [`Message::ExecPty`].
 pub const MAX_TERM: usize = 64;
+/// Upper bound for what a login shell printed, in [`Message::ConsoleOpened`].
+pub const MAX_BANNER: usize = 32 * 1024;
+/// Upper bound for the names of one [`Message::Completions`].
+pub const MAX_COMPLETIONS: usize = 1000;
+/// Upper bound for the bytes of one [`Message::Completions`] list.
+pub const MAX_COMPLETION_BYTES: usize = 60 * 1024;
 /// Upper bound for the number of versions a [`VersionRefused`] lists.
 pub const MAX_VERSIONS: usize = 8;
 /// The permission and mode bits a file transfer may carry (`0o7777`); anything above is
@@ -333,6 +340,45 @@ pub enum Message<'a> {
     WindowChange(WindowSize),
     /// The server runs the command of an ExecPty on pipes: the key may not have a terminal.
     PtyRefused,
+    /// Open the console: the server user's login shell sets up the session's first state
+    /// (on a pseudo-terminal of this type and size, or on pipes when `term` is empty).
+    OpenConsole {
+        /// The client's `TERM`, or empty: no terminal.
+        term: &'a str,
+        /// The client terminal's size (zero without one).
+        size: WindowSize,
+    },
+    /// The console is open: who and where it is, and what the login shell printed.
+    ConsoleOpened {
+        /// The server's Unix user.
+        user: &'a str,
+        /// The server's short hostname.
+        host: &'a str,
+        /// The user's home directory (the prompt shows it as `~`).
+        home: &'a str,
+        /// The user is the superuser (uid 0): the prompt ends in `#`.
+        superuser: bool,
+        /// The key is restricted (`allow=`/`command=`): no shell, only its allowed lines.
+        restricted: bool,
+        /// The key's name in authorized_keys.
+        key_name: &'a str,
+        /// What the login shell printed (a motd, a banner), at most [`MAX_BANNER`] bytes.
+        banner: &'a [u8],
+        /// Why the session starts from a plain state instead (empty: it does not).
+        warning: &'a str,
+    },
+    /// Which names complete `word` (unquoted), in command position or not.
+    Complete {
+        /// The word under the cursor, as the shell would see it.
+        word: &'a str,
+        /// The word is a command name (the first of a command).
+        command: bool,
+    },
+    /// The answer to a Complete: names separated by NUL, at most [`MAX_COMPLETIONS`].
+    Completions {
+        /// The names, each followed by a NUL byte.
+        names: &'a str,
+    },
     /// Bytes for the running command's stdin.
     Stdin(&'a [u8]),
     /// End of stdin for the running command.
@@ -457,6 +503,10 @@ const M_PONG: u8 = 0x19;
 const M_EXEC_PTY: u8 = 0x1A;
 const M_WINDOW_CHANGE: u8 = 0x1B;
 const M_PTY_REFUSED: u8 = 0x1C;
+const M_OPEN_CONSOLE: u8 = 0x1D;
+const M_CONSOLE_OPENED: u8 = 0x1E;
+const M_COMPLETE: u8 = 0x1F;
+const M_COMPLETIONS: u8 = 0x30;
 const M_STAT: u8 = 0x20;
 const M_STAT_RESULT: u8 = 0x21;
 const M_PUT_FILE: u8 = 0x22;
@@ -490,6 +540,10 @@ impl<'a> Message<'a> {
             Self::ExecPty { .. } => "ExecPty",
             Self::WindowChange(_) => "WindowChange",
             Self::PtyRefused => "PtyRefused",
+            Self::OpenConsole { .. } => "OpenConsole",
+            Self::ConsoleOpened { .. } => "ConsoleOpened",
+            Self::Complete { .. } => "Complete",
+            Self::Completions { .. } => "Completions",
             Self::Stdin(_) => "Stdin",
             Self::StdinEof => "StdinEof",
             Self::Interrupt => "Interrupt",
@@ -571,6 +625,45 @@ impl<'a> Message<'a> {
                 size.encode(out);
             }
             Self::PtyRefused => out.push(M_PTY_REFUSED),
+            Self::OpenConsole { term, size } => {
+                out.push(M_OPEN_CONSOLE);
+                let term = if term.is_empty() {
+                    term
+                } else {
+                    term_name(term.as_bytes())?
+                };
+                put_bytes16(out, term.as_bytes(), MAX_TERM)?;
+                size.encode(out);
+            }
+            Self::ConsoleOpened {
+                user,
+                host,
+                home,
+                superuser,
+                restricted,
+                key_name,
+                banner,
+                warning,
+            } => {
+                out.push(M_CONSOLE_OPENED);
+                put_bytes16(out, user.as_bytes(), MAX_TEXT)?;
+                put_bytes16(out, host.as_bytes(), MAX_TEXT)?;
+                put_bytes16(out, home.as_bytes(), MAX_TEXT)?;
+                out.push(u8::from(superuser) | (u8::from(restricted) << 1));
+                put_bytes16(out, key_name.as_bytes(), MAX_TEXT)?;
+                put_bytes16(out, banner, MAX_BANNER)?;
+                put_bytes16(out, warning.as_bytes(), MAX_TEXT)?;
+            }
+            Self::Complete { word, command } => {
+                out.push(M_COMPLETE);
+                put_bytes16(out, word.as_bytes(), MAX_TEXT)?;
+                out.push(u8::from(command));
+            }
+            Self::Completions { names } => {
+                completion_list(names).map_err(|_| EncodeError::BadCompletions)?;
+                out.push(M_COMPLETIONS);
+                put_bytes16(out, names.as_bytes(), MAX_COMPLETION_BYTES)?;
+            }
             Self::Stdin(data) => put_data(out, M_STDIN, data),
             Self::StdinEof => out.push(M_STDIN_EOF),
             Self::Interrupt => out.push(M_INTERRUPT),
@@ -710,6 +803,50 @@ impl<'a> Message<'a> {
             },
             M_WINDOW_CHANGE => Self::WindowChange(WindowSize::decode(&mut r)?),
             M_PTY_REFUSED => Self::PtyRefused,
+            M_OPEN_CONSOLE => {
+                let term = r.bytes16(MAX_TERM)?;
+                let term = if term.is_empty() {
+                    ""
+                } else {
+                    term_name(term).map_err(|_| DecodeError::Invalid("TERM"))?
+                };
+                Self::OpenConsole {
+                    term,
+                    size: WindowSize::decode(&mut r)?,
+                }
+            }
+            M_CONSOLE_OPENED => {
+                let user = text(r.bytes16(MAX_TEXT)?)?;
+                let host = text(r.bytes16(MAX_TEXT)?)?;
+                let home = text(r.bytes16(MAX_TEXT)?)?;
+                let flags = r.u8()?;
+                if flags & !0b11 != 0 {
+                    return Err(DecodeError::Invalid("ConsoleOpened flags"));
+                }
+                Self::ConsoleOpened {
+                    user,
+                    host,
+                    home,
+                    superuser: flags & 1 != 0,
+                    restricted: flags & 2 != 0,
+                    key_name: text(r.bytes16(MAX_TEXT)?)?,
+                    banner: r.bytes16(MAX_BANNER)?,
+                    warning: text(r.bytes16(MAX_TEXT)?)?,
+                }
+            }
+            M_COMPLETE => Self::Complete {
+                word: text(r.bytes16(MAX_TEXT)?)?,
+                command: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Invalid("Complete flag")),
+                },
+            },
+            M_COMPLETIONS => {
+                let names = text(r.bytes16(MAX_COMPLETION_BYTES)?)?;
+                completion_list(names)?;
+                Self::Completions { names }
+            }
             M_STDIN => Self::Stdin(r.rest()),
             M_STDIN_EOF => Self::StdinEof,
             M_INTERRUPT => Self::Interrupt,
@@ -858,6 +995,25 @@ fn term_name(bytes: &[u8]) -> Result<&str, EncodeError> {
         Ok(term) if printable && term.len() <= MAX_TERM => Ok(term),
         _ => Err(EncodeError::BadTerm),
     }
+}
+
+/// Checks a [`Message::Completions`] list: empty, or names each ended by a NUL, none empty,
+/// at most [`MAX_COMPLETIONS`].
+fn completion_list(names: &str) -> Result<(), DecodeError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let Some(body) = names.strip_suffix('\0') else {
+        return Err(DecodeError::Invalid("completion list"));
+    };
+    let mut count = 0usize;
+    for name in body.split('\0') {
+        count += 1;
+        if name.is_empty() || count > MAX_COMPLETIONS {
+            return Err(DecodeError::Invalid("completion list"));
+        }
+    }
+    Ok(())
 }
 
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {

@@ -6,12 +6,14 @@
 //! grace period, then closes the rest and exits. With an audit log, every step is recorded
 //! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
 
+pub mod child_setup;
+pub mod complete;
 pub mod keepalive;
+pub mod shell;
 pub mod peer;
 pub mod policy;
 pub mod process;
 pub mod session;
-pub mod setsid;
 pub mod transfer;
 pub mod trust;
 
@@ -75,6 +77,8 @@ pub struct ServerSettings {
     pub audit: AuditOptions,
     /// Named commands for `command="NAME"` keys (the config's `[commands]`).
     pub commands: std::collections::BTreeMap<String, Vec<String>>,
+    /// The shell lines run in (None: the server user's own, see [`shell::LoginShell`]).
+    pub shell: Option<PathBuf>,
 }
 
 impl ServerSettings {
@@ -102,6 +106,7 @@ impl ServerSettings {
             audit_log: None,
             audit: AuditOptions::default(),
             commands: std::collections::BTreeMap::new(),
+            shell: None,
         }
     }
 }
@@ -140,6 +145,7 @@ struct Shared {
     stop: watch::Receiver<bool>,
     audit: AuditLog,
     commands: Arc<std::collections::BTreeMap<String, Vec<String>>>,
+    shell: Arc<shell::LoginShell>,
 }
 
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
@@ -174,6 +180,11 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
             })?;
     let keys = fresh_keys(host.clone()).await?;
     tracing::info!(host_key = %fingerprint(keys.host_public()), "host key");
+    if let Some(shell) = &settings.shell
+        && !shell.is_file()
+    {
+        tracing::warn!("the configured shell {} does not exist", shell.display());
+    }
     let audit = match &settings.audit_log {
         Some(path) => AuditLog::open(path, &settings.audit, &host).await?,
         None => AuditLog::disabled(),
@@ -186,6 +197,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         waiting: Arc::new(Semaphore::new(settings.max_waiting)),
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         commands: Arc::new(settings.commands.clone()),
+        shell: Arc::new(shell::LoginShell::from_passwd(settings.shell.as_deref())),
         settings,
         stop,
         audit,
@@ -414,6 +426,7 @@ async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
         shared.stop.clone(),
         audit.clone(),
         Arc::clone(&shared.commands),
+        Arc::clone(&shared.shell),
     )
     .await;
     audit.disconnect(began.elapsed()).await;

@@ -5,7 +5,7 @@
 
 use super::policy::Policy;
 
-/// Who is on the other end, for `whoami` and the logs.
+/// Who is on the other end, for `:session` and the logs.
 #[derive(Debug, Clone)]
 pub struct Peer {
     /// The key's comment in authorized_keys.

@@ -99,6 +99,22 @@ impl Policy {
         }
     }
 
+    /// The command words a restricted key may type first, for completion: each `allow=`
+    /// pattern's first word (when it has no glob character) and each `command=` name.
+    pub fn command_words(&self) -> Vec<String> {
+        let mut words: Vec<String> = self
+            .allow
+            .iter()
+            .filter_map(|pattern| pattern.split_whitespace().next())
+            .filter(|word| !word.contains(['*', '?', '[']))
+            .map(str::to_owned)
+            .chain(self.commands.iter().cloned())
+            .collect();
+        words.sort();
+        words.dedup();
+        words
+    }
+
     /// May this key's commands run on a pseudo-terminal? Not with `no-pty`. (A restricted
     /// key's line gets one only once it is allowed: refused lines run nowhere.)
     pub fn may_have_pty(&self) -> bool {

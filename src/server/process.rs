@@ -1,10 +1,14 @@
-//! Running one command line for a session: `sh -c LINE` (or, for a restricted key, an argv
-//! directly) in the session's cwd and environment, always as the leader of a session of its
+//! Running one process for a session: a program and its arguments (the session decides
+//! which: the user's shell for a console line or the login, or a restricted key's argv) in
+//! the session's cwd and exactly its environment, always as the leader of a session of its
 //! own (so it never has the server's controlling terminal, and a signal to its process group
 //! reaches every process it started). Either on pipes (stdin, stdout and stderr apart) or on
-//! a new pseudo-terminal that is its controlling terminal, of the client's size and `TERM`.
-//! Also the signals sent to a group. Never reads what the command is given or prints.
+//! a new pseudo-terminal that is its controlling terminal, of the client's size and `TERM`;
+//! optionally with the write end of a state pipe as one more descriptor. Also the signals
+//! sent to a group. Never reads what the command is given or prints.
 
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -13,20 +17,23 @@ use nix::unistd::Pid;
 use pty_process::{OwnedReadPty, OwnedWritePty, Size};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
-use super::policy::Run;
-use super::setsid;
+use super::child_setup;
 use crate::proto::WindowSize;
 
 /// What to run and where.
 pub struct Spawn<'a> {
-    /// The line as typed (for [`Run::Shell`]).
-    pub line: &'a str,
-    /// How the key's policy lets it run.
-    pub run: &'a Run,
+    /// The program.
+    pub program: &'a OsString,
+    /// Its arguments.
+    pub args: &'a [OsString],
     /// The working directory.
     pub cwd: &'a Path,
-    /// Exactly the environment the command gets.
+    /// Exactly the environment the command gets: these…
     pub env: &'a [(String, String)],
+    /// …and these (a console line's state, which the line's shell reads and unsets).
+    pub extra_env: &'a [(OsString, OsString)],
+    /// A descriptor the command gets as `descriptor.1` (a state pipe's write end).
+    pub descriptor: Option<(&'a OwnedFd, i32)>,
 }
 
 /// A running command, the process group it leads, and its side of the I/O.
@@ -60,35 +67,23 @@ pub enum Io {
 }
 
 impl Spawn<'_> {
-    fn command(&self) -> std::io::Result<(String, Vec<String>)> {
-        match self.run {
-            Run::Shell => Ok((
-                "/bin/sh".to_owned(),
-                vec!["-c".to_owned(), self.line.to_owned()],
-            )),
-            Run::Direct(argv) => {
-                let (program, args) = argv
-                    .split_first()
-                    .ok_or_else(|| std::io::Error::other("empty command"))?;
-                Ok((program.clone(), args.to_vec()))
-            }
-        }
-    }
-
     /// Starts the command on pipes.
     pub fn on_pipes(&self) -> std::io::Result<Running> {
-        let (program, args) = self.command()?;
-        let mut command = Command::new(program);
+        let mut command = Command::new(self.program);
         command
-            .args(args)
+            .args(self.args)
             .current_dir(self.cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        setsid::new_session(&mut command);
+        child_setup::new_session(&mut command);
+        if let Some((fd, target)) = self.descriptor {
+            child_setup::pass_fd(&mut command, fd.as_raw_fd(), target);
+        }
         let mut child = command.spawn()?;
         widen_pipes(&child);
         let pgid = pid_of(&child)?;
@@ -108,11 +103,10 @@ impl Spawn<'_> {
 
     /// Starts the command on a new pseudo-terminal of `size`, with `TERM=term`.
     pub fn on_pty(&self, term: &str, size: WindowSize) -> std::io::Result<Running> {
-        let (program, args) = self.command()?;
         let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
         pty.resize(pty_size(size)).map_err(std::io::Error::other)?;
-        let child = pty_process::Command::new(program)
-            .args(args)
+        let mut command = pty_process::Command::new(self.program)
+            .args(self.args)
             .current_dir(self.cwd)
             .env_clear()
             .envs(
@@ -121,10 +115,13 @@ impl Spawn<'_> {
                     .filter(|(k, _)| k != "TERM")
                     .map(|(k, v)| (k, v)),
             )
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("TERM", term)
-            .kill_on_drop(true)
-            .spawn(pts)
-            .map_err(std::io::Error::other)?;
+            .kill_on_drop(true);
+        if let Some((fd, target)) = self.descriptor {
+            command = child_setup::pass_fd_on_pty(command, fd.as_raw_fd(), target);
+        }
+        let child = command.spawn(pts).map_err(std::io::Error::other)?;
         let pgid = pid_of(&child)?;
         let (output, input) = pty.into_split();
         Ok(Running {

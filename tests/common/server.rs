@@ -129,6 +129,29 @@ impl Server {
         self.addr.to_string()
     }
 
+    /// The console's prompt on this server in `cwd` (an absolute path): `USER@HOST:CWD$ `
+    /// for the Unix user the tests run as (`#` for root), the home shown as `~`.
+    pub fn prompt(&self, cwd: &str) -> String {
+        let home = self.home().display().to_string();
+        let cwd = match cwd.strip_prefix(&home) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
+            _ => cwd.to_owned(),
+        };
+        let uid = nix::unistd::geteuid();
+        let user = nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string());
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        let host = host.split('.').next().unwrap_or_default();
+        let sign = if uid.is_root() { '#' } else { '$' };
+        format!("{user}@{host}:{cwd}{sign} ")
+    }
+
     /// The server's HOME (its sandbox): where each session starts.
     pub fn home(&self) -> &Path {
         self.sandbox.path()

@@ -4,7 +4,10 @@
 //! stdin, resize, signal its group, close); [`Core::on_timer`] and [`Core::next_deadline`]
 //! carry every timer: the idle timeout, the silent-client deadline, SIGKILL 3 s after an
 //! interrupt on pipes, SIGKILL 3 s after the hang-up of a session that ends while a command
-//! runs. It never imports tokio, never reads a clock, never touches a process or a file:
+//! runs, SIGKILL for a login shell that has not set the console up within 10 s. A session is
+//! plain (`exec`, `cp`: each line is `SHELL -c LINE`) until the client opens the console;
+//! then the server user's login shell runs once, and a line whose shell does not come back
+//! (`exit 3`, `exec prog`) ends the session with its status. It never imports tokio, never reads a clock, never touches a process or a file:
 //! the async shell in [`super`] carries out its actions and feeds it events, so every timer
 //! and ordering rule is unit-tested here with a fake clock.
 
@@ -23,9 +26,9 @@ pub const KILL_AFTER: Duration = Duration::from_secs(3);
 /// Exit status of a line the key's policy refused (like a shell's "cannot execute").
 pub const DENIED_STATUS: i32 = 126;
 
-/// Words the console runs itself, for every key (restricted ones included), besides `exit`
-/// alone, which ends the session (`exit N` is the shell's).
-pub const BUILTINS: [&str; 4] = ["cd", "pwd", "whoami", "help"];
+/// How long the login shell has to set the console up before it is killed and the session
+/// starts from a plain state.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What happened, for [`Core::handle`].
 #[derive(Debug)]
@@ -34,10 +37,17 @@ pub enum Input<'a> {
     Message(Message<'a>),
     /// The audit log's answer to [`Action::AuditCommand`]: durable, or why not.
     Audited(Result<(), String>),
-    /// The command of [`Action::Start`] could not start (the shell told the client, 127).
+    /// The command of [`Action::Start`] or [`Action::StartLogin`] could not start (for a
+    /// line, the shell told the client: 127).
     StartFailed,
-    /// The process the session started has ended; its Exit is on its way to the client.
-    Ended,
+    /// The process the session started has ended; for a line, its Exit is on its way to the
+    /// client.
+    Ended {
+        /// Its exit status, as a shell reports it.
+        status: i32,
+        /// Its shell came back with its state (always, for what runs without a state).
+        came_back: bool,
+    },
     /// The running command took stdin that had to wait for it: the client was sending all
     /// along, while the shell did not read.
     StdinTaken,
@@ -94,12 +104,33 @@ pub enum Action<'a> {
         /// The client's terminal is raw for this line (ExecPty granted): end lines with CRLF.
         terminal: bool,
     },
-    /// Run one of the console's own words ([`BUILTINS`]); nothing is started.
-    Builtin {
-        /// The line.
-        line: String,
-        /// The client's terminal is raw for this line (ExecPty granted): end lines with CRLF.
-        terminal: bool,
+    /// Send this exit status and no console state: the session ends after it (a restricted
+    /// key's `exit`).
+    Exit(i32),
+    /// Record the login shell's start in the audit log and wait until it is durable; then
+    /// feed [`Input::Audited`].
+    AuditLogin {
+        /// Whether it is to run on a pty.
+        pty: bool,
+    },
+    /// Start the login shell that sets the console's first state up; on failure feed
+    /// [`Input::StartFailed`].
+    StartLogin {
+        /// On a new pseudo-terminal, or (None) on pipes.
+        pty: Option<PtyRequest>,
+    },
+    /// Tell the client the console is open (then its state); `plain` says why the session
+    /// starts from a plain state instead of the login shell's, if it does.
+    ConsoleOpened {
+        /// Why the login shell's state is not used (None: it is, or the key has no shell).
+        plain: Option<Plain>,
+    },
+    /// Answer a completion request.
+    Complete {
+        /// The word, unquoted.
+        word: &'a str,
+        /// In command position.
+        command: bool,
     },
     /// Start the line (its audit record is durable); on failure feed [`Input::StartFailed`].
     Start {
@@ -126,6 +157,28 @@ pub enum Action<'a> {
     Finish,
 }
 
+/// Why a console starts from a plain state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plain {
+    /// The login shell did not finish within [`LOGIN_TIMEOUT`] (or waited for input).
+    Late,
+    /// The login shell ended without coming back (it exited, or replaced itself).
+    NotBack,
+    /// It could not start.
+    StartFailed,
+    /// The audit log refused to record it.
+    Refused(String),
+}
+
+/// What a line waiting for its audit record does once the record is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pending {
+    /// Runs as the policy says.
+    Run(Run),
+    /// Ends the session with this status (a restricted key's `exit`, `exit N`, `logout`).
+    Exit(i32),
+}
+
 /// Why the session is ending, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -145,16 +198,29 @@ enum Command {
     /// Its audit record is being written; it starts when that is durable.
     Auditing {
         line: String,
-        run: Option<Run>,
+        pending: Pending,
         pty: Option<PtyRequest>,
         /// The ExecPty's terminal was refused by policy.
         refused_pty: bool,
     },
+    /// The login shell's audit record is being written.
+    AuditingLogin { pty: Option<PtyRequest> },
     /// Running; `kill_at` is set after an interrupt on pipes.
     Running {
         on_pty: bool,
         kill_at: Option<Instant>,
     },
+    /// The login shell is running: killed at `deadline`; `late` once it was.
+    LoggingIn { deadline: Instant, late: bool },
+}
+
+/// What the session's lines run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Each line is `SHELL -c LINE` (or a restricted key's argv) in a fresh state.
+    Plain,
+    /// The console: lines carry the shell's state from one to the next.
+    Console,
 }
 
 /// One session's state: the rules, with no I/O.
@@ -163,8 +229,13 @@ pub struct Core {
     policy: Policy,
     commands: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     command: Command,
+    mode: Mode,
+    /// The status of the last line, for a restricted key's bare `exit`.
+    last_status: i32,
     ending: Ending,
     transfer_busy: bool,
+    /// The client has asked for the console (once per session).
+    opened_once: bool,
     /// When the client was last heard from (any message).
     heard: Instant,
     /// When the client last did something (a command, input, a transfer).
@@ -184,8 +255,11 @@ impl Core {
             policy,
             commands,
             command: Command::Idle,
+            mode: Mode::Plain,
+            last_status: 0,
             ending: Ending::Open,
             transfer_busy: false,
+            opened_once: false,
             heard: now,
             active: now,
         }
@@ -208,15 +282,37 @@ impl Core {
                 self.heard = now;
                 self.message(msg, now)
             }
-            Input::Audited(result) => self.audited(result),
+            Input::Audited(result) => self.audited(result, now),
             Input::StartFailed => {
-                self.command = Command::Idle;
+                let was = std::mem::replace(&mut self.command, Command::Idle);
+                if matches!(was, Command::LoggingIn { .. }) {
+                    return self.opened(Some(Plain::StartFailed));
+                }
                 self.after_command()
             }
-            Input::Ended => {
-                self.command = Command::Idle;
+            Input::Ended { status, came_back } => {
+                let was = std::mem::replace(&mut self.command, Command::Idle);
                 self.active = now;
-                self.after_command()
+                self.last_status = status;
+                match was {
+                    Command::LoggingIn { late, .. } => {
+                        let plain = match (late, came_back) {
+                            (true, _) => Some(Plain::Late),
+                            (false, false) => Some(Plain::NotBack),
+                            (false, true) => None,
+                        };
+                        self.opened(plain)
+                    }
+                    _ if self.mode == Mode::Console && !came_back => {
+                        // The line's shell ended the session, as it would end a shell.
+                        if self.ending == Ending::Open {
+                            self.ending = Ending::Finished;
+                            return vec![Action::SendClose(""), Action::Finish];
+                        }
+                        self.after_command()
+                    }
+                    _ => self.after_command(),
+                }
             }
             Input::StdinTaken => {
                 self.heard = now;
@@ -247,6 +343,10 @@ impl Core {
         let silence = self.silence_deadline();
         let kill = match self.command {
             Command::Running { kill_at, .. } => kill_at,
+            Command::LoggingIn {
+                deadline,
+                late: false,
+            } => Some(deadline),
             _ => None,
         };
         let idle = self.idle_deadline();
@@ -270,6 +370,19 @@ impl Core {
                 self.limits.keepalive.saturating_mul(3)
             );
             return self.close("client silent", now);
+        }
+        if let Command::LoggingIn {
+            deadline,
+            late: false,
+        } = self.command
+            && now >= deadline
+        {
+            tracing::info!("the login shell did not finish within {LOGIN_TIMEOUT:?}: killed");
+            self.command = Command::LoggingIn {
+                deadline,
+                late: true,
+            };
+            return vec![Action::Signal(Signal::SIGKILL)];
         }
         if let Command::Running {
             kill_at: Some(at), ..
@@ -316,6 +429,11 @@ impl Core {
                 };
                 self.exec(line, Some(pty), now)
             }
+            Message::OpenConsole { term, size } => self.open_console(term, size, now),
+            Message::Complete { word, command } => match (self.mode, &self.command) {
+                (Mode::Console, Command::Idle) => vec![Action::Complete { word, command }],
+                _ => self.protocol_error("Complete outside the console's prompt", now),
+            },
             Message::Stdin(data) => {
                 self.active = now;
                 match self.command {
@@ -361,8 +479,8 @@ impl Core {
         }
         let refused_pty = pty.is_some() && !self.policy.may_have_pty();
         let pty = pty.filter(|_| !refused_pty);
-        let run = match self.decide(line) {
-            Ok(run) => run,
+        let pending = match self.decide(line) {
+            Ok(pending) => pending,
             Err(denied) => {
                 let mut actions = Vec::new();
                 if refused_pty {
@@ -380,34 +498,92 @@ impl Core {
                 return actions;
             }
         };
-        let on_pty = pty.is_some() && run.is_some();
+        let on_pty = pty.is_some() && matches!(pending, Pending::Run(_));
         self.command = Command::Auditing {
             line: line.to_owned(),
-            run,
+            pending,
             pty,
             refused_pty,
         };
         vec![Action::AuditCommand { line, pty: on_pty }]
     }
 
-    /// How the key's policy lets `line` run: `None` for a built-in (always allowed, run by the
-    /// console itself), else as the policy says.
-    fn decide(&self, line: &str) -> Result<Option<Run>, Denied> {
-        let first = line.split_whitespace().next().unwrap_or_default();
-        if line.trim() == "exit" || BUILTINS.contains(&first) {
-            return Ok(None);
+    /// How the key's policy lets `line` run. A restricted key has no shell: of the console's
+    /// words it keeps `exit [N]` and `logout`, which end the session; every other line is
+    /// the policy's. An unrestricted key's every line is its shell's (`exit` included).
+    fn decide(&self, line: &str) -> Result<Pending, Denied> {
+        if self.policy.is_restricted() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["exit"] | ["logout"] => return Ok(Pending::Exit(self.last_status)),
+                ["exit", n] => {
+                    if let Ok(n) = n.parse::<i64>() {
+                        // As a shell does: the status is N modulo 256.
+                        return Ok(Pending::Exit(i32::try_from(n.rem_euclid(256)).unwrap_or(0)));
+                    }
+                }
+                _ => {}
+            }
         }
-        self.policy.authorize(line, &self.commands).map(Some)
+        self.policy.authorize(line, &self.commands).map(Pending::Run)
     }
 
-    fn audited<'a>(&mut self, result: Result<(), String>) -> Vec<Action<'a>> {
+    /// OpenConsole: only once, first, with nothing running.
+    fn open_console<'a>(
+        &mut self,
+        term: &str,
+        size: WindowSize,
+        now: Instant,
+    ) -> Vec<Action<'a>> {
+        self.active = now;
+        if self.mode != Mode::Plain || self.command != Command::Idle || self.opened_once {
+            return self.protocol_error("OpenConsole twice or while a command runs", now);
+        }
+        self.opened_once = true;
+        if self.policy.is_restricted() {
+            // No shell: nothing to set up.
+            return self.opened(None);
+        }
+        let pty = (!term.is_empty() && self.policy.may_have_pty()).then(|| PtyRequest {
+            term: term.to_owned(),
+            size,
+        });
+        let on_pty = pty.is_some();
+        self.command = Command::AuditingLogin { pty };
+        vec![Action::AuditLogin { pty: on_pty }]
+    }
+
+    /// The console is open (from the login shell's state, or a plain one).
+    fn opened<'a>(&mut self, plain: Option<Plain>) -> Vec<Action<'a>> {
+        self.mode = Mode::Console;
+        if matches!(self.ending, Ending::HangingUp(_)) {
+            return self.after_command();
+        }
+        vec![Action::ConsoleOpened { plain }]
+    }
+
+    fn audited<'a>(&mut self, result: Result<(), String>, now: Instant) -> Vec<Action<'a>> {
+        let command = std::mem::replace(&mut self.command, Command::Idle);
+        if let Command::AuditingLogin { pty } = command {
+            return match result {
+                Ok(()) => {
+                    self.command = Command::LoggingIn {
+                        deadline: now + LOGIN_TIMEOUT,
+                        late: false,
+                    };
+                    vec![Action::StartLogin { pty }]
+                }
+                Err(err) => self.opened(Some(Plain::Refused(err))),
+            };
+        }
         let Command::Auditing {
             line,
-            run,
+            pending,
             pty,
             refused_pty,
-        } = std::mem::replace(&mut self.command, Command::Idle)
+        } = command
         else {
+            self.command = command;
             return Vec::new();
         };
         let mut actions = Vec::new();
@@ -423,13 +599,12 @@ impl Core {
             });
             return actions;
         }
-        match run {
-            None if line.trim() == "exit" => {
+        match pending {
+            Pending::Exit(status) => {
                 self.ending = Ending::Finished;
-                actions.extend([Action::SendClose(""), Action::Finish]);
+                actions.extend([Action::Exit(status), Action::SendClose(""), Action::Finish]);
             }
-            None => actions.push(Action::Builtin { line, terminal }),
-            Some(run) => {
+            Pending::Run(run) => {
                 self.command = Command::Running {
                     on_pty: pty.is_some(),
                     kill_at: None,
@@ -484,7 +659,7 @@ impl Core {
             return Vec::new();
         }
         match self.command {
-            Command::Running { .. } => {
+            Command::Running { .. } | Command::LoggingIn { .. } => {
                 self.ending = Ending::HangingUp(now + KILL_AFTER);
                 vec![Action::Signal(Signal::SIGHUP)]
             }
@@ -520,6 +695,23 @@ mod tests {
 
     fn core(t0: Instant) -> Core {
         core_with("", None, t0)
+    }
+
+    /// A session whose console is open (the login shell came back).
+    fn console(t0: Instant) -> Core {
+        let mut core = core(t0);
+        let open = Message::OpenConsole {
+            term: "",
+            size: WindowSize::default(),
+        };
+        core.handle(Input::Message(open), t0);
+        core.handle(Input::Audited(Ok(())), t0);
+        let ended = Input::Ended {
+            status: 0,
+            came_back: true,
+        };
+        core.handle(ended, t0);
+        core
     }
 
     /// Runs `line` through the audit to its start; returns the Start action's pty.
@@ -568,7 +760,7 @@ mod tests {
             core.handle(Input::Message(Message::Pong(s)), after(t0, s));
             assert!(core.on_timer(after(t0, s)).is_empty());
         }
-        core.handle(Input::Ended, after(t0, 200));
+        core.handle(Input::Ended { status: 0, came_back: true }, after(t0, 200));
         assert_eq!(core.next_deadline(), Some(after(t0, 260)));
         core.handle(Input::TransferBusy(true), after(t0, 201));
         core.handle(Input::Message(Message::Pong(0)), after(t0, 250));
@@ -665,7 +857,7 @@ mod tests {
         let t0 = Instant::now();
         let mut core = core(t0);
         start(&mut core, Message::Exec { line: "true" }, t0);
-        core.handle(Input::Ended, t0);
+        core.handle(Input::Ended { status: 0, came_back: true }, t0);
         assert!(
             core.handle(Input::Message(Message::Interrupt), t0)
                 .is_empty()
@@ -719,7 +911,7 @@ mod tests {
         let mut core = core_with("", None, t0);
         start(&mut core, Message::Exec { line: "sleep 60" }, t0);
         core.handle(Input::Message(Message::Close { reason: "" }), t0);
-        assert_eq!(core.handle(Input::Ended, after(t0, 1)), [Action::Finish]);
+        assert_eq!(core.handle(Input::Ended { status: 0, came_back: true }, after(t0, 1)), [Action::Finish]);
         assert!(core.on_timer(after(t0, 3)).is_empty());
     }
 
@@ -738,7 +930,7 @@ mod tests {
         // Nothing more is read, and a second ending changes nothing.
         assert!(!core.reading());
         assert!(core.handle(Input::WriterGone, t0).is_empty());
-        assert_eq!(core.handle(Input::Ended, t0), [Action::Finish]);
+        assert_eq!(core.handle(Input::Ended { status: 0, came_back: true }, t0), [Action::Finish]);
     }
 
     #[test]
@@ -862,13 +1054,173 @@ mod tests {
     }
 
     #[test]
-    fn exit_is_audited_then_closes() {
+    fn exit_is_the_shells_and_a_line_that_does_not_come_back_ends_the_console() {
+        let t0 = Instant::now();
+        let mut core = console(t0);
+        start(&mut core, Message::Exec { line: "exit 3" }, t0);
+        assert_eq!(
+            core.handle(
+                Input::Ended {
+                    status: 3,
+                    came_back: false
+                },
+                t0
+            ),
+            [Action::SendClose(""), Action::Finish]
+        );
+        assert!(core.finished());
+    }
+
+    #[test]
+    fn a_plain_session_goes_on_after_a_line_without_state() {
         let t0 = Instant::now();
         let mut core = core(t0);
-        core.handle(Input::Message(Message::Exec { line: "exit" }), t0);
+        start(&mut core, Message::Exec { line: "exit 3" }, t0);
+        let ended = Input::Ended {
+            status: 3,
+            came_back: true,
+        };
+        assert!(core.handle(ended, t0).is_empty());
+        start(&mut core, Message::Exec { line: "ls" }, t0);
+    }
+
+    #[test]
+    fn a_restricted_keys_exit_ends_the_session_with_its_status() {
+        let t0 = Instant::now();
+        let mut core = core_with(r#"allow="ls""#, None, t0);
+        core.handle(Input::Message(Message::Exec { line: "exit 260" }), t0);
         assert_eq!(
             core.handle(Input::Audited(Ok(())), t0),
-            [Action::SendClose(""), Action::Finish]
+            [Action::Exit(4), Action::SendClose(""), Action::Finish]
+        );
+        // `cd` is no word of the console's: the policy refuses it.
+        let mut core = core_with(r#"allow="ls""#, None, t0);
+        let refused = core.handle(Input::Message(Message::Exec { line: "cd /tmp" }), t0);
+        assert!(matches!(
+            refused.as_slice(),
+            [Action::AuditDenied { .. }, Action::Refuse { .. }]
+        ));
+    }
+
+    #[test]
+    fn the_login_shell_is_audited_started_and_opens_the_console() {
+        let t0 = Instant::now();
+        let mut core = core(t0);
+        let open = Message::OpenConsole {
+            term: "xterm",
+            size: WindowSize::default(),
+        };
+        assert_eq!(
+            core.handle(Input::Message(open), t0),
+            [Action::AuditLogin { pty: true }]
+        );
+        let actions = core.handle(Input::Audited(Ok(())), t0);
+        assert!(matches!(
+            actions.as_slice(),
+            [Action::StartLogin { pty: Some(_) }]
+        ));
+        // Nothing else while it runs: a line would be a protocol error.
+        assert_eq!(core.next_deadline(), Some(after(t0, 10)));
+        let ended = Input::Ended {
+            status: 0,
+            came_back: true,
+        };
+        assert_eq!(
+            core.handle(ended, after(t0, 1)),
+            [Action::ConsoleOpened { plain: None }]
+        );
+        start(&mut core, Message::Exec { line: "ls" }, after(t0, 1));
+    }
+
+    #[test]
+    fn a_login_shell_that_takes_too_long_is_killed_and_the_console_starts_plain() {
+        let t0 = Instant::now();
+        let mut core = core(t0);
+        let open = Message::OpenConsole {
+            term: "",
+            size: WindowSize::default(),
+        };
+        assert_eq!(
+            core.handle(Input::Message(open), t0),
+            [Action::AuditLogin { pty: false }]
+        );
+        core.handle(Input::Audited(Ok(())), t0);
+        assert!(core.on_timer(after(t0, 10) - Duration::from_millis(1)).is_empty());
+        assert_eq!(
+            core.on_timer(after(t0, 10)),
+            [Action::Signal(Signal::SIGKILL)]
+        );
+        let killed = Input::Ended {
+            status: 137,
+            came_back: false,
+        };
+        assert_eq!(
+            core.handle(killed, after(t0, 10)),
+            [Action::ConsoleOpened {
+                plain: Some(Plain::Late)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_login_shell_that_does_not_come_back_leaves_a_plain_console() {
+        let t0 = Instant::now();
+        let mut core = core(t0);
+        let open = Message::OpenConsole {
+            term: "",
+            size: WindowSize::default(),
+        };
+        core.handle(Input::Message(open), t0);
+        core.handle(Input::Audited(Ok(())), t0);
+        let gone = Input::Ended {
+            status: 1,
+            came_back: false,
+        };
+        assert_eq!(
+            core.handle(gone, t0),
+            [Action::ConsoleOpened {
+                plain: Some(Plain::NotBack)
+            }]
+        );
+        // A second OpenConsole is a protocol error.
+        let again = Message::OpenConsole {
+            term: "",
+            size: WindowSize::default(),
+        };
+        assert_eq!(
+            core.handle(Input::Message(again), t0).first(),
+            Some(&Action::SendClose("protocol error"))
+        );
+    }
+
+    #[test]
+    fn a_restricted_key_opens_its_console_without_a_shell_and_completes_only_there() {
+        let t0 = Instant::now();
+        let mut core = core_with(r#"allow="ls""#, None, t0);
+        let complete = Message::Complete {
+            word: "l",
+            command: true,
+        };
+        // Not before the console is open.
+        let mut early = core_with(r#"allow="ls""#, None, t0);
+        assert_eq!(
+            early.handle(Input::Message(complete), t0).first(),
+            Some(&Action::SendClose("protocol error"))
+        );
+        let open = Message::OpenConsole {
+            term: "xterm",
+            size: WindowSize::default(),
+        };
+        assert_eq!(
+            core.handle(Input::Message(open), t0),
+            [Action::ConsoleOpened { plain: None }]
+        );
+        assert_eq!(
+            core.handle(Input::Message(complete), t0),
+            [Action::Complete {
+                word: "l",
+                command: true
+            }]
         );
     }
 

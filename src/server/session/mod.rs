@@ -1,19 +1,25 @@
-//! One authenticated session: a console with its own cwd and environment, as a thin async
-//! shell around the pure [`core::Core`], which decides everything (what a message means,
-//! which command runs and how, every timer, how the session ends). This shell only feeds
-//! it events — the client's messages, the audit log's answers, a command's end, a shutdown,
-//! tokio's clock — and carries out its actions: it runs the console's built-ins (`cd`,
-//! `pwd`, `whoami`, `help`), starts commands on pipes or a pseudo-terminal
+//! One authenticated session, as a thin async shell around the pure [`core::Core`], which
+//! decides everything (what a message means, which command runs and how, every timer, how
+//! the session ends). This shell only feeds it events — the client's messages, the audit
+//! log's answers, a command's end, a shutdown, tokio's clock — and carries out its actions:
+//! it runs the server user's login shell once when the client opens the console, then each
+//! line in that shell with the session's shell state ([`super::shell`]: restored before
+//! the line, read back after it from a pipe the line's own commands never inherit), or, in
+//! a plain session (`exec`, `cp`), as `SHELL -c LINE`; a restricted key's lines run as
+//! their argv, in its home. It starts them on pipes or a pseudo-terminal
 //! ([`super::process`]), writes their stdin straight from the receive buffer (while it
 //! waits for a command that does not read, a vanished client or a shutdown still ends it),
-//! signals their group, and hands everything the client is to receive to the
-//! [`output`] task, which owns the write side. What is typed into a command is never
-//! logged. File transfer messages go to [`super::transfer`].
+//! signals their group, answers completion requests ([`super::complete`], off the async
+//! workers), and hands everything the client is to receive to the [`output`] task, which
+//! owns the write side. What is typed into a command is never logged. File transfer
+//! messages go to [`super::transfer`].
 
 pub mod core;
 pub mod output;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -24,11 +30,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use self::core::{Action, Core, Input, PtyRequest};
-use self::output::{CommandOutput, Output, Streamed};
+use self::core::{Action, Core, Input, Plain, PtyRequest};
+use self::output::{CommandOutput, Ended, Opened, Output, StateIn, Streamed};
+use super::complete::{self, Words};
 use super::peer::Peer;
 use super::policy::Run;
 use super::process::{self, Io, Running, Spawn, signal_group};
+use super::shell::{Flavor, LoginShell, STATE_FD, State};
 use super::transfer::Transfers;
 use crate::audit::SessionAudit;
 use crate::proto::{Message, ProtoError};
@@ -51,10 +59,11 @@ pub async fn run<S>(
     stop: watch::Receiver<bool>,
     audit: SessionAudit,
     commands: Arc<BTreeMap<String, Vec<String>>>,
+    shell: Arc<LoginShell>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let home = home_dir();
+    let account = Account::of_server();
     let core = Core::new(
         limits,
         peer.policy.clone(),
@@ -62,29 +71,32 @@ pub async fn run<S>(
         Instant::now().into_std(),
     );
     let console = Console {
-        env: session_env(&home, &peer),
-        cwd: home.clone(),
-        home,
+        env: session_env(&account.home, &peer, &shell),
+        cwd: account.home.clone(),
+        account,
         peer,
+        shell,
+        state: None,
+        banner: Vec::new(),
     };
     let (out, out_rx) = mpsc::channel(4);
-    let (done_tx, done) = watch::channel(0u64);
+    let (ended_tx, ended) = mpsc::unbounded_channel();
     let writer = tokio::spawn(output::run(
         channel.writer,
         out_rx,
-        done_tx,
+        ended_tx,
         limits.keepalive,
         console.cwd_text(),
         audit.clone(),
     ));
-    let transfers = Transfers::new(&console.peer, &audit, &console.home);
+    let transfers = Transfers::new(&console.peer, &audit, &console.account.home);
     let running = Arc::new(AtomicI32::new(0));
     let closer = out.clone();
     let mut shell = Shell {
         core,
         console,
         out,
-        done,
+        ended,
         stop,
         audit,
         transfers,
@@ -123,11 +135,66 @@ async fn hang_up_after_failure(pgid: i32) {
     signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
 }
 
-struct Console {
-    cwd: PathBuf,
+/// The Unix account the server runs as, which every session uses.
+struct Account {
+    /// Its name.
+    user: String,
+    /// The host's short name.
+    host: String,
+    /// Where sessions start: the server's `HOME`, else the passwd entry's, else `/`.
     home: PathBuf,
+    /// uid 0.
+    superuser: bool,
+}
+
+impl Account {
+    fn of_server() -> Self {
+        let uid = nix::unistd::geteuid();
+        let entry = nix::unistd::User::from_uid(uid).ok().flatten();
+        let user = entry
+            .as_ref()
+            .map(|u| u.name.clone())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| uid.to_string());
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .or_else(|| entry.as_ref().map(|u| u.dir.clone()))
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .map(|h| h.split('.').next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        Self {
+            user,
+            host,
+            home,
+            superuser: uid.is_root(),
+        }
+    }
+}
+
+/// What [`Console::line`] decided.
+struct LinePlan {
+    program: OsString,
+    args: Vec<OsString>,
+    extra_env: Vec<(OsString, OsString)>,
+    cwd: PathBuf,
+    stateful: bool,
+}
+
+struct Console {
+    /// The shell's cwd after the last line (the home, in a plain session).
+    cwd: PathBuf,
+    account: Account,
     env: Vec<(String, String)>,
     peer: Peer,
+    shell: Arc<LoginShell>,
+    /// The console's shell state (None: a plain session, or a restricted key's console).
+    state: Option<State>,
+    /// What the login shell printed, until the console is opened.
+    banner: Vec<u8>,
 }
 
 impl Console {
@@ -135,97 +202,230 @@ impl Console {
         self.cwd.display().to_string()
     }
 
-    /// Runs a built-in (any line whose first word is one, whatever its arguments).
-    fn builtin(&mut self, line: &str) -> (Vec<u8>, Vec<u8>, i32) {
-        let mut words = line.split_whitespace();
-        let word = words.next().unwrap_or_default();
-        let rest: Vec<&str> = words.collect();
-        let ok = |text: String| (text.into_bytes(), Vec::new(), 0);
-        match (word, rest.as_slice()) {
-            ("cd", []) => self.cd(&self.home.clone()),
-            ("cd", [dir]) => self.cd(&self.cwd.join(dir)),
-            ("cd", _) => (Vec::new(), b"cd: too many arguments\n".to_vec(), 1),
-            ("pwd", []) => ok(format!("{}\n", self.cwd.display())),
-            ("whoami", []) => ok(format!(
-                "name: {}\nkey: {}\nsession: {}\n",
-                self.peer.name, self.peer.fingerprint, self.peer.session_id
-            )),
-            ("help", []) => ok(if self.peer.policy.is_restricted() {
-                format!("{HELP}{HELP_RESTRICTED}")
-            } else {
-                format!("{HELP}{HELP_SHELL}")
-            }),
-            _ => (
-                Vec::new(),
-                format!("{word}: takes no arguments\n").into_bytes(),
-                2,
-            ),
+    /// How a line runs as the policy lets it: a restricted key's argv in its home; else
+    /// the shell, with the console's state (and its state pipe) or, in a plain session,
+    /// `SHELL -c LINE` in the home.
+    fn line(&self, line: &str, run: &Run) -> std::io::Result<LinePlan> {
+        let home = self.account.home.clone();
+        match run {
+            Run::Direct(argv) => {
+                let (program, args) = argv
+                    .split_first()
+                    .ok_or_else(|| std::io::Error::other("empty command"))?;
+                Ok(LinePlan {
+                    program: program.into(),
+                    args: args.iter().map(OsString::from).collect(),
+                    extra_env: Vec::new(),
+                    cwd: home,
+                    stateful: false,
+                })
+            }
+            Run::Shell => {
+                let program = self.shell.program.clone().into_os_string();
+                match &self.state {
+                    Some(state) => {
+                        let cwd = Some(state.cwd().to_path_buf())
+                            .filter(|dir| dir.is_dir())
+                            .unwrap_or(home);
+                        let planned = self.shell.line_args(state, line);
+                        Ok(LinePlan {
+                            program,
+                            args: planned.args,
+                            extra_env: planned.env,
+                            cwd,
+                            stateful: true,
+                        })
+                    }
+                    None => Ok(LinePlan {
+                        program,
+                        args: self.shell.exec_args(line),
+                        extra_env: Vec::new(),
+                        cwd: home,
+                        stateful: false,
+                    }),
+                }
+            }
         }
     }
 
-    fn cd(&mut self, target: &Path) -> (Vec<u8>, Vec<u8>, i32) {
-        match target.canonicalize() {
-            Ok(dir) if dir.is_dir() => {
-                self.cwd = dir;
-                (Vec::new(), Vec::new(), 0)
-            }
-            Ok(_) => (
-                Vec::new(),
-                format!("cd: {}: not a directory\n", target.display()).into_bytes(),
-                1,
+    /// The names that complete `word`, off the async workers.
+    async fn complete(&self, word: &str, command: bool) -> String {
+        let word = word.to_owned();
+        let policy = &self.peer.policy;
+        let restricted = policy.is_restricted().then(|| policy.command_words());
+        let cwd = self.cwd.clone();
+        let home = self.account.home.clone();
+        let path = self
+            .state
+            .as_ref()
+            .and_then(|s| s.path().map(str::to_owned))
+            .or_else(|| {
+                self.env
+                    .iter()
+                    .find(|(k, _)| k == "PATH")
+                    .map(|(_, v)| v.clone())
+            });
+        let builtins = match self.shell.flavor {
+            Flavor::Bash => complete::BASH_BUILTINS,
+            Flavor::Posix => complete::POSIX_BUILTINS,
+        };
+        let names = tokio::task::spawn_blocking(move || {
+            let words = match &restricted {
+                Some(allowed) => Words::Restricted(allowed),
+                None => Words::Shell(complete::Context {
+                    cwd: &cwd,
+                    home: &home,
+                    path: path.as_deref(),
+                    builtins,
+                }),
+            };
+            complete::complete(&word, command, &words)
+        })
+        .await
+        .unwrap_or_default();
+        completion_list(&names)
+    }
+
+    /// The ConsoleOpened the client gets, with why the state is plain, if it is.
+    fn opened(&mut self, plain: Option<&Plain>) -> Opened {
+        let program = self.shell.program.display().to_string();
+        let warning = match plain {
+            None => String::new(),
+            Some(Plain::Late) => format!(
+                "the login shell ({program}) did not finish within {} s (does the profile wait for input?)",
+                core::LOGIN_TIMEOUT.as_secs()
             ),
-            Err(err) => (
-                Vec::new(),
-                format!("cd: {}: {err}\n", target.display()).into_bytes(),
-                1,
+            Some(Plain::NotBack) => format!(
+                "the login shell ({program}) ended without coming back (an `exit` or an `exec` in the profile?)"
             ),
+            Some(Plain::StartFailed) => format!("the login shell ({program}) could not start"),
+            Some(Plain::Refused(err)) => format!("the audit log refused the login shell: {err}"),
+        };
+        if plain.is_some() && !self.peer.policy.is_restricted() {
+            self.state = Some(State::plain(&self.account.home));
+            self.cwd = self.account.home.clone();
+        }
+        if !warning.is_empty() {
+            tracing::warn!(key = %self.peer.fingerprint, "console starts from a plain state: {warning}");
+        }
+        Opened {
+            user: self.account.user.clone(),
+            host: self.account.host.clone(),
+            home: self.account.home.display().to_string(),
+            superuser: self.account.superuser,
+            restricted: self.peer.policy.is_restricted(),
+            key_name: self.peer.name.clone(),
+            banner: std::mem::take(&mut self.banner),
+            warning: if warning.is_empty() {
+                warning
+            } else {
+                format!("seashell: {warning}; starting from a plain state (HOME, a default PATH)")
+            },
+            cwd: self.cwd_text(),
         }
     }
 }
 
-const HELP: &str = "\
-Built-ins:
-  cd [DIR]   change directory (no DIR: home)
-  pwd        print the current directory
-  whoami     your key's name and fingerprint, and the session id
-  help       this text
-  exit       end the session
-";
-
-/// The end of `help` for an unrestricted key.
-const HELP_SHELL: &str = "Any other line runs as `sh -c LINE` in the current directory.\n";
-
-/// The end of `help` for a restricted key (`allow=` / `command=`): no shell.
-const HELP_RESTRICTED: &str = "\
-This key is restricted: a line runs only if it matches one of its allow= patterns or is
-one of its command= names, split into words and run directly, never by a shell.
-";
-
-/// The server user's home directory, where each session starts.
-fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("/"))
+/// Names as a Completions message carries them: each ended by a NUL, as many as fit.
+fn completion_list(names: &[String]) -> String {
+    let mut list = String::new();
+    for name in names.iter().take(crate::proto::message::MAX_COMPLETIONS) {
+        if name.is_empty() || name.contains('\0') {
+            continue;
+        }
+        if list.len() + name.len() + 1 > crate::proto::message::MAX_COMPLETION_BYTES {
+            break;
+        }
+        list.push_str(name);
+        list.push('\0');
+    }
+    list
 }
 
 /// A clean environment for commands: the essentials from the server, plus who is connected.
 /// `TERM` is `dumb` on pipes; on a terminal it is the client's.
-fn session_env(home: &Path, peer: &Peer) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        ["PATH", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-            .collect();
+fn session_env(home: &Path, peer: &Peer, shell: &LoginShell) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ["PATH", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
     }
+    env.push(("SHELL".into(), shell.program.display().to_string()));
     env.push(("HOME".into(), home.display().to_string()));
     env.push(("TERM".into(), "dumb".into()));
     env.push(("SEASHELL_SESSION".into(), peer.session_id.clone()));
     env.push(("SEASHELL_KEY".into(), peer.fingerprint.clone()));
     env.push(("SEASHELL_CLIENT".into(), peer.address.clone()));
     env
+}
+
+/// A process to start, with or without the console's state pipe.
+struct Launch<'a> {
+    program: &'a OsString,
+    args: &'a [OsString],
+    extra_env: &'a [(OsString, OsString)],
+    cwd: &'a Path,
+    env: &'a [(String, String)],
+}
+
+impl Launch<'_> {
+    /// Starts it on a pty (`pty`) or pipes; with `stateful`, its shell gets the write end of
+    /// a new state pipe as [`STATE_FD`], and the read end is returned.
+    fn start(
+        &self,
+        pty: Option<&PtyRequest>,
+        stateful: bool,
+    ) -> std::io::Result<(Running, Option<StateIn>)> {
+        let pipe: Option<(OwnedFd, OwnedFd)> = if stateful {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?)
+        } else {
+            None
+        };
+        let spawn = Spawn {
+            program: self.program,
+            args: self.args,
+            cwd: self.cwd,
+            env: self.env,
+            extra_env: self.extra_env,
+            descriptor: pipe.as_ref().map(|(_, write)| (write, STATE_FD)),
+        };
+        let running = match pty {
+            Some(pty) => spawn.on_pty(&pty.term, pty.size)?,
+            None => spawn.on_pipes()?,
+        };
+        // Our copy of the write end closes here: the shell holds the only one.
+        let state = pipe.map(|(read, _)| StateIn::new(read)).transpose()?;
+        Ok((running, state))
+    }
+}
+
+impl Console {
+    /// Takes a command's end: the shell state it came back with, or what the login shell
+    /// printed.
+    fn ended<'a>(&mut self, end: Ended) -> Input<'a> {
+        let Ended {
+            status,
+            state,
+            banner,
+            ..
+        } = end;
+        let came_back = match state {
+            None => true,
+            Some(Ok(state)) => {
+                self.cwd = state.cwd().to_path_buf();
+                self.state = Some(state);
+                true
+            }
+            // Too large to keep: the session goes on in the state it had.
+            Some(Err(err)) => output::came_back(&err),
+        };
+        if let Some(banner) = banner {
+            self.banner = banner;
+        }
+        Input::Ended { status, came_back }
+    }
 }
 
 /// Where a running command's input goes.
@@ -255,7 +455,8 @@ struct Shell {
     core: Core,
     console: Console,
     out: mpsc::Sender<Output>,
-    done: watch::Receiver<u64>,
+    /// Each command's end, from the output task, before its Exit reaches the client.
+    ended: mpsc::UnboundedReceiver<Ended>,
     stop: watch::Receiver<bool>,
     audit: SessionAudit,
     transfers: Transfers,
@@ -286,12 +487,12 @@ impl Shell {
             let wake = tokio::select! {
                 biased;
                 // A command's end before the client's next message: it is sent first.
-                Ok(()) = self.done.changed(), if ended.is_some() => {
-                    if ended.is_some_and(|g| *self.done.borrow_and_update() >= g) {
+                Some(end) = self.ended.recv(), if ended.is_some() => {
+                    if ended == Some(end.generation) {
                         // Its input goes, and with it a terminal's last holder here.
                         self.current = None;
                         self.running.store(0, Ordering::Release);
-                        Wake::Input(Input::Ended)
+                        Wake::Input(self.console.ended(end))
                     } else {
                         continue;
                     }
@@ -361,24 +562,31 @@ impl Shell {
                 terminal,
             } => {
                 let cwd = self.console.cwd_text();
-                let refusal = Output::Builtin {
-                    stdout: Vec::new(),
+                let refusal = Output::Refusal {
                     stderr: line_ends(stderr.into_bytes(), terminal),
                     status,
                     cwd,
                 };
                 self.send(refusal).await
             }
-            Action::Builtin { line, terminal } => {
-                let (stdout, stderr, status) = self.console.builtin(&line);
-                let cwd = self.console.cwd_text();
-                self.send(Output::Builtin {
-                    stdout: line_ends(stdout, terminal),
-                    stderr: line_ends(stderr, terminal),
-                    status,
-                    cwd,
-                })
-                .await
+            Action::Exit(status) => self.send(Output::Exit(status)).await,
+            Action::AuditLogin { pty } => {
+                let program = self.console.shell.program.display();
+                tracing::info!(key = %peer.fingerprint, name = %peer.name, session = %peer.session_id, pty, "login shell");
+                let result = self
+                    .audit
+                    .command(&format!("(login shell) {program} -l"), pty)
+                    .await;
+                Some(Input::Audited(result.map_err(|err| err.to_string())))
+            }
+            Action::StartLogin { pty } => self.start_login(pty.as_ref()).await,
+            Action::ConsoleOpened { plain } => {
+                let opened = self.console.opened(plain.as_ref());
+                self.send(Output::Opened(Box::new(opened))).await
+            }
+            Action::Complete { word, command } => {
+                let names = self.console.complete(word, command).await;
+                self.send(Output::Completions(names)).await
             }
             Action::Start { line, run, pty } => self.start(&line, &run, pty.as_ref()).await,
             Action::Stdin(data) => self.write_input(data).await,
@@ -421,28 +629,60 @@ impl Shell {
         run: &Run,
         pty: Option<&PtyRequest>,
     ) -> Option<Input<'a>> {
-        let spawn = Spawn {
-            line,
-            run,
-            cwd: &self.console.cwd,
-            env: &self.console.env,
-        };
-        let spawned = match pty {
-            Some(pty) => spawn.on_pty(&pty.term, pty.size),
-            None => spawn.on_pipes(),
-        };
-        let Running { child, pgid, io } = match spawned {
-            Ok(running) => running,
+        let spawned = self.console.line(line, run).and_then(|plan| {
+            let launch = Launch {
+                program: &plan.program,
+                args: &plan.args,
+                extra_env: &plan.extra_env,
+                cwd: &plan.cwd,
+                env: &self.console.env,
+            };
+            launch.start(pty, plan.stateful)
+        });
+        match spawned {
+            Ok((running, state)) => self.started(running, state, false).await,
             Err(err) => {
-                let refusal = Output::Builtin {
-                    stdout: Vec::new(),
-                    stderr: format!("seashell: cannot start the command: {err}\n").into_bytes(),
+                let refusal = Output::Refusal {
+                    stderr: line_ends(
+                        format!("seashell: cannot start the command: {err}\n").into_bytes(),
+                        pty.is_some(),
+                    ),
                     status: 127,
                     cwd: self.console.cwd_text(),
                 };
-                return self.send(refusal).await.or(Some(Input::StartFailed));
+                self.send(refusal).await.or(Some(Input::StartFailed))
             }
+        }
+    }
+
+    /// Starts the login shell that sets the console's first state up, in the home.
+    async fn start_login<'a>(&mut self, pty: Option<&PtyRequest>) -> Option<Input<'a>> {
+        let program = self.console.shell.program.clone().into_os_string();
+        let args = self.console.shell.start_args(pty.is_some());
+        let launch = Launch {
+            program: &program,
+            args: &args,
+            extra_env: &[],
+            cwd: &self.console.account.home,
+            env: &self.console.env,
         };
+        match launch.start(pty, true) {
+            Ok((running, state)) => self.started(running, state, true).await,
+            Err(err) => {
+                tracing::warn!("the login shell could not start: {err}");
+                Some(Input::StartFailed)
+            }
+        }
+    }
+
+    /// Hands a started process to the output task and keeps its input.
+    async fn started<'a>(
+        &mut self,
+        running: Running,
+        state: Option<StateIn>,
+        login: bool,
+    ) -> Option<Input<'a>> {
+        let Running { child, pgid, io } = running;
         self.started += 1;
         let stdin_bytes = Arc::new(AtomicU64::new(0));
         let (input, output) = match io {
@@ -451,15 +691,18 @@ impl Shell {
                 stdout,
                 stderr,
             } => (
-                CommandInput::Pipe(stdin),
+                // The login shell reads nothing: its stdin ends at once.
+                (!login).then_some(CommandInput::Pipe(stdin)),
                 CommandOutput::Pipes(stdout, stderr),
             ),
-            Io::Pty { input, output } => (CommandInput::Pty(input), CommandOutput::Pty(output)),
+            Io::Pty { input, output } => {
+                (Some(CommandInput::Pty(input)), CommandOutput::Pty(output))
+            }
         };
         self.current = Some(Current {
             generation: self.started,
             pgid,
-            input: Some(input),
+            input,
             written: Arc::clone(&stdin_bytes),
         });
         self.running.store(pgid.as_raw(), Ordering::Release);
@@ -468,6 +711,8 @@ impl Shell {
             output,
             generation: self.started,
             stdin_bytes,
+            state,
+            login,
         });
         let cwd = self.console.cwd_text();
         self.send(Output::Command { command, cwd }).await

@@ -157,7 +157,7 @@ fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
     };
     // Our own version in a refusal cannot happen; the advice names both sides' versions.
     assert!(
-        matches!(err, ProtoError::VersionRefused { ours: 2, .. }),
+        matches!(err, ProtoError::VersionRefused { ours: 3, .. }),
         "{err:?}"
     );
     let (state, _) = client::start(&mut rng);

@@ -391,14 +391,18 @@ async fn a_command_may_follow_a_download_in_the_same_session() {
 
 #[tokio::test]
 async fn the_consoles_own_answers_on_a_terminal_end_lines_as_a_terminal_does() {
-    let mut channel = open(Server::shared()).await;
+    let sandbox = Sandbox::new();
+    let keys = format!(r#"allow="uptime" {}"#, pub_line("client_rsa"));
+    let server = Server::start(&sandbox, &[], &keys);
+    let mut channel = open(&server).await;
     exec_pty(&mut channel, "help").await;
     let (answer, status) = finish(&mut channel).await;
-    assert_eq!(status, ExitStatus::Code(0));
-    assert!(answer.stdout.contains("\r\n  pwd"), "{answer:?}");
+    assert_eq!(status, ExitStatus::Code(126));
+    assert!(answer.stderr.contains("denied"), "{answer:?}");
+    assert!(answer.stderr.ends_with("\r\n"), "{answer:?}");
     assert_eq!(
-        answer.stdout.matches('\n').count(),
-        answer.stdout.matches("\r\n").count(),
+        answer.stderr.matches('\n').count(),
+        answer.stderr.matches("\r\n").count(),
         "a bare newline staircases on a raw terminal: {answer:?}"
     );
 }

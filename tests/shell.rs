@@ -203,7 +203,8 @@ fn output_without_a_final_newline_is_shown_and_marked() {
     type_line(&mut repl, "printf x");
     repl.exp_string("printf x").unwrap();
     let out = repl.exp_string(&home).unwrap();
-    assert!(out.contains("x%\r\n"), "{out:?}");
+    // Marked as zsh marks it (a reverse-video `%`, its escapes stripped here), then a new line.
+    assert!(out.contains("x%\r"), "{out:?}");
     exit_repl(repl);
 }
 
@@ -278,7 +279,7 @@ fn a_program_that_prints_the_state_format_changes_nothing() {
     exit_repl(repl);
     server.terminate();
     let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
-    assert!(log.contains(r#""status":5"#), "{log}");
+    assert!(log.contains(r#""exit":5"#), "{log}");
 }
 
 #[test]

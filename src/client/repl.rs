@@ -91,7 +91,7 @@ pub fn run(
         lines,
     };
     let result = if interactive_stdin {
-        eprintln!("{}", session.describe());
+        eprintln!("{}", session.greeting());
         interactive(runtime, &mut console, &session)
     } else {
         script(runtime, &mut console, &session).map(Ending::Status)
@@ -229,16 +229,33 @@ impl Session {
         )
     }
 
+    /// One line, shown once after connecting: where we are, as whom, and where help is.
+    fn greeting(&self) -> String {
+        let restricted = if self.info.restricted {
+            " (restricted key: only its allowed commands)"
+        } else {
+            ""
+        };
+        format!(
+            "seashell: {}@{} with key {:?}{restricted}, session {}; :help lists the console's commands",
+            shown(&self.info.user),
+            shown(&self.info.host),
+            shown(&self.info.key_name),
+            self.session_id.get(..16).unwrap_or(&self.session_id),
+        )
+    }
+
     /// `:session`: who we are to the server, and how.
     fn describe(&self) -> String {
         let shell = if self.info.restricted {
-            "restricted key: only its allowed commands, no shell"
+            "none: a restricted key runs only its allowed commands, in its home"
         } else {
-            "the server user's shell"
+            "the server user's own, its state carried from line to line"
         };
         format!(
-            "seashell: connected to {} as {} with key {:?} ({}), session {}; lines run in {shell}. :help for the console's own commands.",
+            "server:   {} ({})\nuser:     {}\nkey:      {:?} {}\nsession:  {}\nshell:    {shell}",
             self.host,
+            shown(&self.info.host),
             shown(&self.info.user),
             shown(&self.info.key_name),
             self.fingerprint,

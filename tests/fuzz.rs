@@ -239,10 +239,8 @@ fn arb_console() -> impl Strategy<Value = OwnedMessage> {
     let names = prop::collection::vec("[^\\x00]{1,20}", 0..20)
         .prop_map(|names| names.iter().map(|n| format!("{n}\0")).collect::<String>());
     prop_oneof![
-        ("([!-~]{1,64})?", size).prop_map(move |(term, size)| of(Message::OpenConsole {
-            term: &term,
-            size
-        })),
+        ("([!-~]{1,64})?", size)
+            .prop_map(move |(term, size)| of(Message::OpenConsole { term: &term, size })),
         (
             (text(), text(), text()),
             any::<(bool, bool)>(),

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::{CLIENT_FP, RawRun, Sandbox, Server, client_of, pub_line};
+use crate::common::{RawRun, Sandbox, Server, client_of, pub_line};
 
 /// A config for quick refusals, with an audit log and named commands.
 const CONFIG: &str = r#"auth_failure_delay_ms = 0
@@ -160,10 +160,6 @@ fn restricted_keys_cannot_escape_into_a_shell() {
         client.exec(&server, &["greet"], b"").ok(),
         "named command; $(id)\n"
     );
-    // No console word shadows anything: `pwd`, `cd` and `help` are the policy's to refuse.
-    for line in ["pwd", "cd /tmp", "help", "whoami"] {
-        client.exec(&server, &[line], b"").failed_with(126);
-    }
     // `exit N` ends the session with N.
     client.exec(&server, &["exit 9"], b"").failed_with(9);
 

@@ -164,7 +164,7 @@ fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
     let err = state.handle(&newer).err().unwrap().to_string();
     assert_eq!(
         err,
-        "protocol version mismatch: the server speaks version 9, this client speaks 2: upgrade this client"
+        "protocol version mismatch: the server speaks version 9, this client speaks 3: upgrade this client"
     );
     let (state, _) = client::start(&mut rng);
     let err = state.handle(&[0x04, 1, 0, 1]).err().unwrap().to_string();

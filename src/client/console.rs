@@ -345,7 +345,7 @@ impl RemoteConsole {
         let (term, size) = terminal.unwrap_or_default();
         self.send(Outgoing::Message(OwnedMessage::OpenConsole { term, size }))
             .await?;
-        let opened = tokio::time::timeout(START_TIMEOUT, async {
+        tokio::time::timeout(START_TIMEOUT, async {
             let info = match self.next().await? {
                 Event::Opened(info) => info,
                 other => return Err(unexpected(&other)),
@@ -357,8 +357,7 @@ impl RemoteConsole {
             Ok(info)
         })
         .await
-        .map_err(|_| ClientError::ConsoleTimeout(START_TIMEOUT.as_secs()))?;
-        opened
+        .map_err(|_| ClientError::ConsoleTimeout(START_TIMEOUT.as_secs()))?
     }
 
     /// What completes words at the prompt (once: the first call takes it).
@@ -809,10 +808,7 @@ async fn reader_task<R: AsyncRead>(
                 warning: warning.to_owned(),
             }),
             Ok(Message::Completions { names }) => {
-                let names = names
-                    .split_terminator('\0')
-                    .map(str::to_owned)
-                    .collect();
+                let names = names.split_terminator('\0').map(str::to_owned).collect();
                 // No one waiting (a late answer) or a full queue: dropped.
                 let _ = completions.try_send(names);
                 continue;

@@ -34,8 +34,8 @@ use super::ClientError;
 use super::complete;
 use super::connect::{ConnectOptions, connect};
 use super::console::{
-    ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink,
-    StdinSource, shown,
+    ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink, StdinSource,
+    shown,
 };
 use super::dest::Destination;
 use super::exec::DISCONNECTED_STATUS;
@@ -486,7 +486,9 @@ impl Completer for ConsoleCompleter {
             return self.files.complete(line, pos, ctx);
         }
         let word = complete::word_at(line, pos);
-        let first = typed.get(..word.start).is_some_and(|before| before.trim().is_empty());
+        let first = typed
+            .get(..word.start)
+            .is_some_and(|before| before.trim().is_empty());
         let mut names: Vec<String> = Vec::new();
         if first {
             names.extend(

@@ -43,7 +43,11 @@ pub fn pass_fd(command: &mut tokio::process::Command, fd: RawFd, target: RawFd) 
 
 /// [`pass_fd`] for a command on a pseudo-terminal (after `pty-process`'s own set-up, which
 /// makes it a session leader with the terminal as its controlling terminal).
-pub fn pass_fd_on_pty(command: pty_process::Command, fd: RawFd, target: RawFd) -> pty_process::Command {
+pub fn pass_fd_on_pty(
+    command: pty_process::Command,
+    fd: RawFd,
+    target: RawFd,
+) -> pty_process::Command {
     // SAFETY: as in `pass_fd`: dup2(2) or fcntl(2) only, on integers owned by copy, in the
     // forked child before exec; errors fail the spawn.
     unsafe { command.pre_exec(move || place_fd(fd, target)) }

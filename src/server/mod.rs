@@ -9,11 +9,11 @@
 pub mod child_setup;
 pub mod complete;
 pub mod keepalive;
-pub mod shell;
 pub mod peer;
 pub mod policy;
 pub mod process;
 pub mod session;
+pub mod shell;
 pub mod transfer;
 pub mod trust;
 

@@ -525,16 +525,13 @@ impl Core {
                 _ => {}
             }
         }
-        self.policy.authorize(line, &self.commands).map(Pending::Run)
+        self.policy
+            .authorize(line, &self.commands)
+            .map(Pending::Run)
     }
 
     /// OpenConsole: only once, first, with nothing running.
-    fn open_console<'a>(
-        &mut self,
-        term: &str,
-        size: WindowSize,
-        now: Instant,
-    ) -> Vec<Action<'a>> {
+    fn open_console<'a>(&mut self, term: &str, size: WindowSize, now: Instant) -> Vec<Action<'a>> {
         self.active = now;
         if self.mode != Mode::Plain || self.command != Command::Idle || self.opened_once {
             return self.protocol_error("OpenConsole twice or while a command runs", now);
@@ -760,7 +757,13 @@ mod tests {
             core.handle(Input::Message(Message::Pong(s)), after(t0, s));
             assert!(core.on_timer(after(t0, s)).is_empty());
         }
-        core.handle(Input::Ended { status: 0, came_back: true }, after(t0, 200));
+        core.handle(
+            Input::Ended {
+                status: 0,
+                came_back: true,
+            },
+            after(t0, 200),
+        );
         assert_eq!(core.next_deadline(), Some(after(t0, 260)));
         core.handle(Input::TransferBusy(true), after(t0, 201));
         core.handle(Input::Message(Message::Pong(0)), after(t0, 250));
@@ -857,7 +860,13 @@ mod tests {
         let t0 = Instant::now();
         let mut core = core(t0);
         start(&mut core, Message::Exec { line: "true" }, t0);
-        core.handle(Input::Ended { status: 0, came_back: true }, t0);
+        core.handle(
+            Input::Ended {
+                status: 0,
+                came_back: true,
+            },
+            t0,
+        );
         assert!(
             core.handle(Input::Message(Message::Interrupt), t0)
                 .is_empty()
@@ -911,7 +920,16 @@ mod tests {
         let mut core = core_with("", None, t0);
         start(&mut core, Message::Exec { line: "sleep 60" }, t0);
         core.handle(Input::Message(Message::Close { reason: "" }), t0);
-        assert_eq!(core.handle(Input::Ended { status: 0, came_back: true }, after(t0, 1)), [Action::Finish]);
+        assert_eq!(
+            core.handle(
+                Input::Ended {
+                    status: 0,
+                    came_back: true
+                },
+                after(t0, 1)
+            ),
+            [Action::Finish]
+        );
         assert!(core.on_timer(after(t0, 3)).is_empty());
     }
 
@@ -930,7 +948,16 @@ mod tests {
         // Nothing more is read, and a second ending changes nothing.
         assert!(!core.reading());
         assert!(core.handle(Input::WriterGone, t0).is_empty());
-        assert_eq!(core.handle(Input::Ended { status: 0, came_back: true }, t0), [Action::Finish]);
+        assert_eq!(
+            core.handle(
+                Input::Ended {
+                    status: 0,
+                    came_back: true
+                },
+                t0
+            ),
+            [Action::Finish]
+        );
     }
 
     #[test]
@@ -1145,7 +1172,10 @@ mod tests {
             [Action::AuditLogin { pty: false }]
         );
         core.handle(Input::Audited(Ok(())), t0);
-        assert!(core.on_timer(after(t0, 10) - Duration::from_millis(1)).is_empty());
+        assert!(
+            core.on_timer(after(t0, 10) - Duration::from_millis(1))
+                .is_empty()
+        );
         assert_eq!(
             core.on_timer(after(t0, 10)),
             [Action::Signal(Signal::SIGKILL)]

@@ -227,7 +227,11 @@ impl Console {
                         let cwd = Some(state.cwd().to_path_buf())
                             .filter(|dir| dir.is_dir())
                             .unwrap_or(home);
-                        let planned = self.shell.line_args(state, line);
+                        let mut planned = self.shell.line_args(state, line);
+                        // The logical cwd (through symlinks), as the shell left it.
+                        planned
+                            .env
+                            .push(("PWD".into(), cwd.clone().into_os_string()));
                         Ok(LinePlan {
                             program,
                             args: planned.args,

@@ -250,13 +250,13 @@ pub async fn run<W: AsyncWrite>(
                 cwd,
             }) => {
                 tracing::info!(session = %audit.session_id(), status, "command ended");
-                audit.exit(status, Duration::ZERO, 0, stderr.len() as u64).await;
+                audit
+                    .exit(status, Duration::ZERO, 0, stderr.len() as u64)
+                    .await;
                 send_refusal(&mut writer, &stderr, status, &cwd).await
             }
             Some(Output::Exit(status)) => {
-                writer
-                    .send(&Message::Exit(ExitStatus::Code(status)))
-                    .await
+                writer.send(&Message::Exit(ExitStatus::Code(status))).await
             }
             Some(Output::Opened(opened)) => send_opened(&mut writer, &opened).await,
             Some(Output::Completions(names)) => {
@@ -376,6 +376,10 @@ async fn stream_command<W: AsyncWrite + Unpin>(
         Err(_) => ExitStatus::Code(255),
     };
     let state = match state {
+        // A shell killed by a signal (SIGKILL after an ignored interrupt) did not choose to
+        // end the session: the console goes on in the state it had, as a shell outlives a
+        // killed command.
+        Some(_) if matches!(status, ExitStatus::Signal(_)) && !login => None,
         Some(state) => Some(state.finish().await),
         None => None,
     };
@@ -407,12 +411,21 @@ async fn stream_command<W: AsyncWrite + Unpin>(
     }
     if let Some(lost) = lost {
         let end = if on_pty { "\r\n" } else { "\n" };
-        let text = format!("seashell: {lost}; this line's changes to the shell's state are lost{end}");
-        channel.writer.send(&Message::Stderr(text.as_bytes())).await?;
+        let text =
+            format!("seashell: {lost}; this line's changes to the shell's state are lost{end}");
+        channel
+            .writer
+            .send(&Message::Stderr(text.as_bytes()))
+            .await?;
     }
     channel.writer.send(&Message::Exit(status)).await?;
     match next_cwd {
-        Some(cwd) => channel.writer.send(&Message::ConsoleState { cwd: &cwd }).await,
+        Some(cwd) => {
+            channel
+                .writer
+                .send(&Message::ConsoleState { cwd: &cwd })
+                .await
+        }
         // The line's shell did not come back: the console ends the session.
         None => Ok(()),
     }

@@ -16,6 +16,14 @@
 //! [`State::parse`] is bounded ([`MAX_STATE`]), total and never panics, and the restore
 //! code it makes is only ever given back to the same user's next shell.
 //!
+//! What does not carry, or differs from an interactive shell: traps (a trap set on a line
+//! lasts for that line; an EXIT trap never runs), positional parameters, the directory
+//! stack (`pushd`), jobs (`&` starts an unmanaged process; `$!` and `$$` are per line),
+//! `TERM`, `COLUMNS`, `LINES` (the session's, each line), history. A shell that is not
+//! interactive exits on what an interactive one survives: with `set -u`, a line that
+//! expands an unset variable ends the shell, so the session (as `set -e` and a failing
+//! command would at an interactive prompt too), and `set -n` stops it from coming back. bash traces a line under `set -x` with `++` (it runs through `eval`).
+//!
 //! Names beginning with `__seashell_` are reserved in the console's shell: the module's own
 //! variables and functions use them and they are never carried. The module's shell code
 //! names every builtin through `builtin` (bash) or a backslash (POSIX shells), so user
@@ -70,8 +78,8 @@ impl Flavor {
     fn of(basename: &[u8]) -> Option<Self> {
         match basename {
             b"bash" | b"rbash" => Some(Self::Bash),
-            b"csh" | b"tcsh" | b"fish" | b"nu" | b"xonsh" | b"elvish" | b"pwsh" | b"rc"
-            | b"es" | b"ion" => None,
+            b"csh" | b"tcsh" | b"fish" | b"nu" | b"xonsh" | b"elvish" | b"pwsh" | b"rc" | b"es"
+            | b"ion" => None,
             // sh, dash, ash, ksh, ksh93, mksh, pdksh, posh, yash, zsh, busybox, and any
             // shell we do not know: POSIX shell code is the best guess.
             _ => Some(Self::Posix),
@@ -106,16 +114,21 @@ impl LoginShell {
     /// The configured shell when set; else the passwd entry's shell unless it is a
     /// nologin/false one (basename `nologin` or `false`, or not an executable file); else
     /// /bin/sh. A shell that cannot run POSIX shell code (csh, tcsh, fish...) is replaced
-    /// by /bin/sh too, configured or not. The flavor comes from the basename of the file
-    /// the path resolves to, so a `/bin/sh` that is a link to bash is bash (bash, rbash:
-    /// [`Flavor::Bash`]; sh, dash, ash, ksh, zsh, anything else: [`Flavor::Posix`]).
+    /// by /bin/sh too, configured or not. The flavor comes from the basenames of the path
+    /// and of the file it resolves to, so a `/bin/sh` that is a link to bash is bash
+    /// (bash, rbash: [`Flavor::Bash`]; sh, dash, ash, ksh, zsh, anything else:
+    /// [`Flavor::Posix`]).
     ///
-    /// rbash is run as bash, restricted: it refuses the output redirection the state
-    /// record needs, so every line's state comes back incomplete.
+    /// rbash is run as bash and stays restricted (no `cd`, no output to files); the state
+    /// still carries, as the module's code only duplicates and closes descriptors.
     pub fn choose(configured: Option<&Path>, passwd_shell: Option<&Path>) -> Self {
         let program = configured
             .map(Path::to_path_buf)
-            .or_else(|| passwd_shell.filter(|shell| usable(shell)).map(Path::to_path_buf))
+            .or_else(|| {
+                passwd_shell
+                    .filter(|shell| usable(shell))
+                    .map(Path::to_path_buf)
+            })
             .unwrap_or_else(|| PathBuf::from(FALLBACK));
         match flavor_of(&program) {
             Some(flavor) => Self { program, flavor },

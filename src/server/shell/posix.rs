@@ -18,20 +18,19 @@ use super::state::{
 /// The functions both scripts define; see [`super::bash`].
 macro_rules! functions {
     () => {
-        r#"__seashell_ret() { \return "$1"; }
-__seashell_arm() {
+        r#"__seashell_arm() {
 \set -- "${__seashell_d-}" "${__seashell_st-0}"
 \unset __seashell_d __seashell_st __seashell_line __seashell_pre
 case $1 in ?*) \set "-$1" ;; esac
 \return "$2"
 }
 __seashell_capture() {
-{ \set +aeuvx; } 2>/dev/null
+{ \set +aeuvx; } 2>&-
 \trap '' INT QUIT
 \trap - EXIT
 {
 \command printf '%s\0%s\0' "$__seashell_st" "$__seashell_f"
-\command pwd 2>/dev/null || \command printf '%s\n' "$PWD"
+\command pwd 2>&- || \command printf '%s\n' "$PWD"
 case ${PATH+x} in x) \command printf '\0+%s\0' "$PATH" ;; *) \command printf '\0-\0' ;; esac
 \set +o
 \command printf '\0'
@@ -46,7 +45,10 @@ case ${PATH+x} in x) \command printf '\0+%s\0' "$PATH" ;; *) \command printf '\0
 } >&3
 }
 __seashell_done() { \__seashell_capture; \exit "$__seashell_st"; }
-__seashell_intr() { __seashell_st=$1 __seashell_f=$-${__seashell_d-}; \__seashell_done; }
+__seashell_intr() {
+{ __seashell_st=$1 __seashell_f=$-${__seashell_d-}; \set +xv; } 2>&-
+\trap '\__seashell_done' EXIT
+}
 "#
     };
 }
@@ -76,24 +78,25 @@ done
 \trap '__seashell_int=131' QUIT
 case $__seashell_r in ?*) \eval "$__seashell_r" ;; esac
 \unset __seashell_r __seashell_c __seashell_i __seashell_k
-\trap '\__seashell_intr 130' INT
-\trap '\__seashell_intr 131' QUIT
-case ${__seashell_int-} in ?*) \__seashell_intr "$__seashell_int" ;; esac
-case $__seashell_st in 0) __seashell_pre='\__seashell_arm 2>/dev/null' ;; *) __seashell_pre='\__seashell_arm 2>/dev/null && :' ;; esac
+\trap '\__seashell_intr 130; \exit 130' INT
+\trap '\__seashell_intr 131; \exit 131' QUIT
+case ${__seashell_int-} in ?*) \__seashell_intr "$__seashell_int"; \exit "$__seashell_int" ;; esac
+case $__seashell_st in 0) __seashell_pre='\__seashell_arm 2>&-' ;; *) __seashell_pre='\__seashell_arm 2>&- && :' ;; esac
 \eval "$__seashell_pre
 $__seashell_line" 3>&-
-{ __seashell_st=$? __seashell_f=$-; \set +xv; } 2>/dev/null
+{ __seashell_st=$? __seashell_f=$-; \set +xv; } 2>&-
 \__seashell_done
 }
 "#
 );
 
-/// `sh -l [-i] -c START_SCRIPT NAME`, after the profile (and, with `-i`, `$ENV`).
+/// `sh -l [-i] -c START_SCRIPT NAME`, after the profile (and, with `-i`, `$ENV`); its
+/// record's base section is empty, as bash's.
 pub(super) const START: &str = concat!(
     "{\n",
-    record_start!(),
+    "\\command printf 'seashell-state\\0posix\\0\\0' >&3\n",
     functions!(),
-    r#"{ __seashell_st=0 __seashell_f=$-; \set +xv; } 2>/dev/null
+    r#"{ __seashell_st=0 __seashell_f=$-; \set +xv; } 2>&-
 \__seashell_capture
 }
 "#
@@ -113,19 +116,36 @@ pub(super) fn restore(record: &Record<'_>) -> Result<Vec<u8>, StateError> {
         })
         .filter(|(name, _)| carried(name))
         .collect();
-    let exports = declared_names(record.exports, b"export")?;
-    let readonly = declared_names(record.readonly, b"readonly")?;
+    let names = |declared: Vec<Declared>| -> Vec<Vec<u8>> {
+        declared.into_iter().map(|(name, _)| name).collect()
+    };
+    let exports = names(declared(record.exports, b"export")?);
+    let readonly = names(declared(record.readonly, b"readonly")?);
+    let base = declared(record.base, b"export")?;
     let mut unset: Vec<Vec<u8>> = Vec::new();
-    for name in declared_names(record.base, b"export")? {
-        let kept = exports.contains(&name) && vars.iter().any(|(n, _)| *n == name);
-        if !kept && !unset.contains(&name) {
-            unset.push(name);
+    for (name, _) in &base {
+        let kept = exports.contains(name) && vars.iter().any(|(n, _)| n == name);
+        if !kept && !unset.contains(name) {
+            unset.push(name.clone());
         }
     }
+    // A variable the fresh shell already has from the base environment, exported with
+    // the same value, needs no assignment (and `LANG` or `LC_*` would cost a setlocale).
+    let vars: Vec<(Vec<u8>, Vec<u8>)> = vars
+        .into_iter()
+        .filter(|(name, value)| {
+            !(exports.contains(name)
+                && base
+                    .iter()
+                    .any(|(n, v)| n == name && v.as_deref() == Some(value.as_slice())))
+        })
+        .collect();
     let mut set_o = Vec::new();
     for line in lines(record.options) {
-        if let [b"set", mode @ (b"-o" | b"+o"), name] =
-            line.splitn(3, |&b| b == b' ').collect::<Vec<_>>().as_slice()
+        if let [b"set", mode @ (b"-o" | b"+o"), name] = line
+            .splitn(3, |&b| b == b' ')
+            .collect::<Vec<_>>()
+            .as_slice()
             && is_identifier(name)
             && !SHELL_ONLY_OPTIONS.contains(name)
             && !DEFERRED_OPTIONS.contains(name)
@@ -162,10 +182,14 @@ pub(super) fn restore(record: &Record<'_>) -> Result<Vec<u8>, StateError> {
     Ok(out)
 }
 
-/// The carried names of `export -p` or `readonly -p` output (`export NAME='value'`,
-/// `export NAME`; some shells print `export -x`, `readonly -r` flags first).
-fn declared_names(text: &[u8], command: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
-    let mut names = Vec::new();
+/// A name `export -p` or `readonly -p` printed, and its value if it has one.
+type Declared = (Vec<u8>, Option<Vec<u8>>);
+
+/// The carried names, and values, of `export -p` or `readonly -p` output (`export
+/// NAME='value'`, `export NAME`; some shells print `export -x`, `readonly -r` flags
+/// first).
+fn declared(text: &[u8], command: &[u8]) -> Result<Vec<Declared>, StateError> {
+    let mut names: Vec<Declared> = Vec::new();
     for entry in entries(text)? {
         let mut words = entry.iter();
         if words.next().is_none_or(|word| word.text != command) {
@@ -174,9 +198,12 @@ fn declared_names(text: &[u8], command: &[u8]) -> Result<Vec<Vec<u8>>, StateErro
         let Some(word) = words.find(|word| !word.text.starts_with(b"-")) else {
             continue;
         };
-        let name = word.split().map_or_else(|| word.text.clone(), |(name, _)| name);
-        if carried(&name) && !names.contains(&name) {
-            names.push(name);
+        let (name, value) = match word.split() {
+            Some((name, value)) => (name, Some(value)),
+            None => (word.text.clone(), None),
+        };
+        if carried(&name) && !names.iter().any(|(n, _)| *n == name) {
+            names.push((name, value));
         }
     }
     Ok(names)
@@ -272,8 +299,11 @@ fn entries(text: &[u8]) -> Result<Vec<Vec<Word>>, StateError> {
                 }
             }
             b'$' if rest.first() == Some(&b'\'') => {
-                rest = ansi_c(rest.get(1..).unwrap_or_default(), word.get_or_insert_default())
-                    .ok_or(unterminated.clone())?;
+                rest = ansi_c(
+                    rest.get(1..).unwrap_or_default(),
+                    word.get_or_insert_default(),
+                )
+                .ok_or(unterminated.clone())?;
             }
             b'\\' => match rest.split_first() {
                 Some((b'\n', tail)) => rest = tail,
@@ -339,7 +369,10 @@ fn ansi_c<'a>(mut rest: &'a [u8], word: &mut Word) -> Option<&'a [u8]> {
                 } else if c == b'x' {
                     let mut value = 0u32;
                     for _ in 0..2 {
-                        match rest.split_first().map(|(&d, tail)| ((d as char).to_digit(16), tail)) {
+                        match rest
+                            .split_first()
+                            .map(|(&d, tail)| ((d as char).to_digit(16), tail))
+                        {
                             Some((Some(digit), tail)) => {
                                 value = value * 16 + digit;
                                 rest = tail;

@@ -13,7 +13,9 @@
 //!
 //! - FLAVOR: `bash` or `posix`, the code that wrote it.
 //! - BASE: `export -p` as the shell started, before any state was restored: the base
-//!   environment, so that a variable of it that a line unset stays unset.
+//!   environment, so that a variable of it that a line unset stays unset, and one the
+//!   state has unchanged is not restored again. Empty in the start's record (the
+//!   profile has run by then).
 //! - STATUS: `$?` after the line, decimal, 0..=255. FLAGS: `$-` after the line.
 //! - CWD: `pwd` (`$PWD` if that fails), with its newline. PATH: `+` and `$PATH`, or `-`
 //!   when PATH is unset.

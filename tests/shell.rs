@@ -371,3 +371,21 @@ fn a_restricted_key_has_no_cd_and_is_offered_only_its_commands() {
         "{status:?}"
     );
 }
+
+#[test]
+fn the_last_progress_line_of_put_is_not_drawn_over_by_the_prompt() {
+    let server = Server::shared();
+    let (client, mut repl, home) = repl();
+    let local = client.write("progress-source.txt", "some bytes to copy\n");
+    let remote = server.home().join("progress-copy.txt");
+    type_line(
+        &mut repl,
+        &format!("put {} {}", local.display(), remote.display()),
+    );
+    let out = repl.exp_string(&home).unwrap();
+    // The full bar, then a line end before the prompt (which clears the line it starts on).
+    let last_bar = out.rfind("19 B/19 B").expect("the finished bar");
+    assert!(out[last_bar..].contains("]\r\n"), "{out:?}");
+    assert_eq!(fs::read(&remote).unwrap(), b"some bytes to copy\n");
+    exit_repl(repl);
+}

@@ -293,6 +293,11 @@ impl Session {
         }
         if let Some(transfer) = ReplTransfer::parse(block) {
             let status = run_transfer(runtime, console, &self.host, transfer, interrupts)?;
+            if std::io::stderr().is_terminal() {
+                // The bars (and a failure shown above them) leave the cursor after their
+                // last line: end it, so the prompt does not draw over it.
+                eprint!("\r\n");
+            }
             return Ok(Step::Ran(status));
         }
         match self.run_line(runtime, console, block)? {

@@ -296,7 +296,7 @@ impl Session {
             if std::io::stderr().is_terminal() {
                 // The bars (and a failure shown above them) leave the cursor after their
                 // last line: end it, so the prompt does not draw over it.
-                eprint!("\r\n");
+                eprintln!();
             }
             return Ok(Step::Ran(status));
         }

@@ -61,7 +61,7 @@ pub fn run(runtime: &Runtime) -> Result<u8, QuickstartError> {
     runtime.spawn(server.run());
     eprintln!(
         "seashell quickstart: server on {addr}, host key {}.\n\
-         Keys are in keys/. Type `help` for the built-ins, Ctrl-D or `exit` to leave.",
+         Keys are in keys/. Lines run in your shell on the server; `:help` for the console's own commands, Ctrl-D or `exit` to leave.",
         fingerprint(&host_public)
     );
     let opts = ConnectOptions {

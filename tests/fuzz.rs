@@ -230,12 +230,7 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
 /// Console messages (opening it, completion) with arbitrary in-range fields.
 fn arb_console() -> impl Strategy<Value = OwnedMessage> {
     let of = |m: Message<'_>| m.to_owned_message();
-    let size = any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
-        rows,
-        cols,
-        xpixel,
-        ypixel,
-    });
+    let size = window_size();
     let names = prop::collection::vec("[^\\x00]{1,20}", 0..20)
         .prop_map(|names| names.iter().map(|n| format!("{n}\0")).collect::<String>());
     prop_oneof![
@@ -270,15 +265,20 @@ fn arb_console() -> impl Strategy<Value = OwnedMessage> {
     ]
 }
 
-/// Terminal messages with arbitrary in-range fields.
-fn arb_terminal() -> impl Strategy<Value = OwnedMessage> {
-    let of = |m: Message<'_>| m.to_owned_message();
-    let size = any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
+/// Any terminal size.
+fn window_size() -> impl Strategy<Value = WindowSize> + Clone {
+    any::<[u16; 4]>().prop_map(|[rows, cols, xpixel, ypixel]| WindowSize {
         rows,
         cols,
         xpixel,
         ypixel,
-    });
+    })
+}
+
+/// Terminal messages with arbitrary in-range fields.
+fn arb_terminal() -> impl Strategy<Value = OwnedMessage> {
+    let of = |m: Message<'_>| m.to_owned_message();
+    let size = window_size();
     prop_oneof![
         (text(), "[!-~]{1,64}", size.clone()).prop_map(move |(line, term, size)| of(
             Message::ExecPty {

@@ -694,19 +694,26 @@ mod tests {
         core_with("", None, t0)
     }
 
+    /// An OpenConsole for a client terminal of type `term` (empty: none).
+    fn open_console(term: &str) -> Message<'_> {
+        Message::OpenConsole {
+            term,
+            size: WindowSize::default(),
+        }
+    }
+
+    /// A command's end with `status`, its shell back or not.
+    fn ended<'a>(status: i32, came_back: bool) -> Input<'a> {
+        Input::Ended { status, came_back }
+    }
+
     /// A session whose console is open (the login shell came back).
     fn console(t0: Instant) -> Core {
         let mut core = core(t0);
-        let open = Message::OpenConsole {
-            term: "",
-            size: WindowSize::default(),
-        };
+        let open = open_console("");
         core.handle(Input::Message(open), t0);
         core.handle(Input::Audited(Ok(())), t0);
-        let ended = Input::Ended {
-            status: 0,
-            came_back: true,
-        };
+        let ended = ended(0, true);
         core.handle(ended, t0);
         core
     }
@@ -757,13 +764,7 @@ mod tests {
             core.handle(Input::Message(Message::Pong(s)), after(t0, s));
             assert!(core.on_timer(after(t0, s)).is_empty());
         }
-        core.handle(
-            Input::Ended {
-                status: 0,
-                came_back: true,
-            },
-            after(t0, 200),
-        );
+        core.handle(ended(0, true), after(t0, 200));
         assert_eq!(core.next_deadline(), Some(after(t0, 260)));
         core.handle(Input::TransferBusy(true), after(t0, 201));
         core.handle(Input::Message(Message::Pong(0)), after(t0, 250));
@@ -860,13 +861,7 @@ mod tests {
         let t0 = Instant::now();
         let mut core = core(t0);
         start(&mut core, Message::Exec { line: "true" }, t0);
-        core.handle(
-            Input::Ended {
-                status: 0,
-                came_back: true,
-            },
-            t0,
-        );
+        core.handle(ended(0, true), t0);
         assert!(
             core.handle(Input::Message(Message::Interrupt), t0)
                 .is_empty()
@@ -920,16 +915,7 @@ mod tests {
         let mut core = core_with("", None, t0);
         start(&mut core, Message::Exec { line: "sleep 60" }, t0);
         core.handle(Input::Message(Message::Close { reason: "" }), t0);
-        assert_eq!(
-            core.handle(
-                Input::Ended {
-                    status: 0,
-                    came_back: true
-                },
-                after(t0, 1)
-            ),
-            [Action::Finish]
-        );
+        assert_eq!(core.handle(ended(0, true), after(t0, 1)), [Action::Finish]);
         assert!(core.on_timer(after(t0, 3)).is_empty());
     }
 
@@ -948,16 +934,7 @@ mod tests {
         // Nothing more is read, and a second ending changes nothing.
         assert!(!core.reading());
         assert!(core.handle(Input::WriterGone, t0).is_empty());
-        assert_eq!(
-            core.handle(
-                Input::Ended {
-                    status: 0,
-                    came_back: true
-                },
-                t0
-            ),
-            [Action::Finish]
-        );
+        assert_eq!(core.handle(ended(0, true), t0), [Action::Finish]);
     }
 
     #[test]
@@ -1086,13 +1063,7 @@ mod tests {
         let mut core = console(t0);
         start(&mut core, Message::Exec { line: "exit 3" }, t0);
         assert_eq!(
-            core.handle(
-                Input::Ended {
-                    status: 3,
-                    came_back: false
-                },
-                t0
-            ),
+            core.handle(ended(3, false), t0),
             [Action::SendClose(""), Action::Finish]
         );
         assert!(core.finished());
@@ -1103,10 +1074,7 @@ mod tests {
         let t0 = Instant::now();
         let mut core = core(t0);
         start(&mut core, Message::Exec { line: "exit 3" }, t0);
-        let ended = Input::Ended {
-            status: 3,
-            came_back: true,
-        };
+        let ended = ended(3, true);
         assert!(core.handle(ended, t0).is_empty());
         start(&mut core, Message::Exec { line: "ls" }, t0);
     }
@@ -1133,10 +1101,7 @@ mod tests {
     fn the_login_shell_is_audited_started_and_opens_the_console() {
         let t0 = Instant::now();
         let mut core = core(t0);
-        let open = Message::OpenConsole {
-            term: "xterm",
-            size: WindowSize::default(),
-        };
+        let open = open_console("xterm");
         assert_eq!(
             core.handle(Input::Message(open), t0),
             [Action::AuditLogin { pty: true }]
@@ -1148,10 +1113,7 @@ mod tests {
         ));
         // Nothing else while it runs: a line would be a protocol error.
         assert_eq!(core.next_deadline(), Some(after(t0, 10)));
-        let ended = Input::Ended {
-            status: 0,
-            came_back: true,
-        };
+        let ended = ended(0, true);
         assert_eq!(
             core.handle(ended, after(t0, 1)),
             [Action::ConsoleOpened { plain: None }]
@@ -1163,10 +1125,7 @@ mod tests {
     fn a_login_shell_that_takes_too_long_is_killed_and_the_console_starts_plain() {
         let t0 = Instant::now();
         let mut core = core(t0);
-        let open = Message::OpenConsole {
-            term: "",
-            size: WindowSize::default(),
-        };
+        let open = open_console("");
         assert_eq!(
             core.handle(Input::Message(open), t0),
             [Action::AuditLogin { pty: false }]
@@ -1180,10 +1139,7 @@ mod tests {
             core.on_timer(after(t0, 10)),
             [Action::Signal(Signal::SIGKILL)]
         );
-        let killed = Input::Ended {
-            status: 137,
-            came_back: false,
-        };
+        let killed = ended(137, false);
         assert_eq!(
             core.handle(killed, after(t0, 10)),
             [Action::ConsoleOpened {
@@ -1196,16 +1152,10 @@ mod tests {
     fn a_login_shell_that_does_not_come_back_leaves_a_plain_console() {
         let t0 = Instant::now();
         let mut core = core(t0);
-        let open = Message::OpenConsole {
-            term: "",
-            size: WindowSize::default(),
-        };
+        let open = open_console("");
         core.handle(Input::Message(open), t0);
         core.handle(Input::Audited(Ok(())), t0);
-        let gone = Input::Ended {
-            status: 1,
-            came_back: false,
-        };
+        let gone = ended(1, false);
         assert_eq!(
             core.handle(gone, t0),
             [Action::ConsoleOpened {
@@ -1213,10 +1163,7 @@ mod tests {
             }]
         );
         // A second OpenConsole is a protocol error.
-        let again = Message::OpenConsole {
-            term: "",
-            size: WindowSize::default(),
-        };
+        let again = open_console("");
         assert_eq!(
             core.handle(Input::Message(again), t0).first(),
             Some(&Action::SendClose("protocol error"))
@@ -1237,10 +1184,7 @@ mod tests {
             early.handle(Input::Message(complete), t0).first(),
             Some(&Action::SendClose("protocol error"))
         );
-        let open = Message::OpenConsole {
-            term: "xterm",
-            size: WindowSize::default(),
-        };
+        let open = open_console("xterm");
         assert_eq!(
             core.handle(Input::Message(open), t0),
             [Action::ConsoleOpened { plain: None }]

@@ -27,7 +27,7 @@ use crate::audit::SessionAudit;
 use crate::proto::message::MAX_BANNER;
 use crate::proto::{DataFrame, DataKind, ExitStatus, Message};
 use crate::server::keepalive::Keepalive;
-use crate::server::shell::{MAX_STATE, State, StateError};
+use crate::server::shell::{MAX_STATE, RECORD_END, State, StateError};
 use crate::server::transfer;
 use crate::transport::{SecureWriter, TransportError};
 
@@ -42,9 +42,6 @@ const PTY_DRAIN_MAX: Duration = Duration::from_secs(1);
 /// After a console line's process exits, the longest its state pipe may stay open (held by
 /// something the shell started before the line, e.g. from `BASH_ENV`).
 const STATE_GRACE: Duration = Duration::from_secs(1);
-
-/// How a whole state record ends.
-const RECORD_END: &[u8] = b"\0end\0";
 
 /// How a command ended, reported to the console before its Exit reaches the client.
 #[derive(Debug)]

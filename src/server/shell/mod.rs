@@ -41,7 +41,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use state::{State, StateError};
+pub use state::{RECORD_END, State, StateError};
 
 /// The descriptor, in a console line's shell, on which it writes its state record: the
 /// caller dup2s a pipe's write end onto it in the child and reads the other end.

@@ -39,7 +39,8 @@ use super::{Flavor, MAX_STATE, bash, posix};
 const HEADER: &[u8] = b"seashell-state\0";
 
 /// A complete record's last field.
-const END: &[u8] = b"\0end\0";
+/// How a whole state record ends (what the session's reader waits for).
+pub const RECORD_END: &[u8] = b"\0end\0";
 
 /// Why a shell's state record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +148,7 @@ impl State {
                 StateError::Malformed("not a seashell state record")
             });
         };
-        let Some(body) = rest.strip_suffix(END) else {
+        let Some(body) = rest.strip_suffix(RECORD_END) else {
             return Err(StateError::Incomplete);
         };
         let fields: Vec<&[u8]> = body.split(|&b| b == 0).collect();

@@ -58,6 +58,9 @@ pub struct ServerSettings {
     pub authorized_keys: PathBuf,
     /// Deadline for the whole handshake, authentication included.
     pub handshake_timeout: Duration,
+    /// Deadline for a new connection's ClientHello (from its handshake slot): a connection
+    /// silent for this long is dropped.
+    pub hello_timeout: Duration,
     /// Session timing (idle timeout, keepalive).
     pub session: SessionLimits,
     /// Concurrent authenticated sessions.
@@ -69,6 +72,9 @@ pub struct ServerSettings {
     pub max_waiting: usize,
     /// Wait before answering a failed authentication.
     pub auth_failure_delay: Duration,
+    /// Penalty a source earns per failed authentication (like sshd's PerSourcePenalties
+    /// `authfail`); zero turns penalties off.
+    pub auth_penalty: Duration,
     /// How long running sessions may go on after SIGTERM.
     pub shutdown_grace: Duration,
     /// The audit log (None: no audit log).
@@ -94,6 +100,7 @@ impl ServerSettings {
             host_key: home.join("host_rsa"),
             authorized_keys: home.join("authorized_keys"),
             handshake_timeout: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(2),
             session: SessionLimits {
                 idle_timeout: None,
                 keepalive: Duration::from_secs(30),
@@ -102,6 +109,7 @@ impl ServerSettings {
             max_unauthenticated: 32,
             max_waiting: 128,
             auth_failure_delay: Duration::from_secs(1),
+            auth_penalty: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             audit_log: None,
             audit: AuditOptions::default(),

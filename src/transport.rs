@@ -9,11 +9,11 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rsa::{PrivateKey, PublicKey};
+use rsa::PublicKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::framepool::FrameChunk;
-use crate::proto::handshake::client::{self, VerifyHostKey};
+use crate::proto::handshake::client::{self, ClientSigner, VerifyHostKey};
 use crate::proto::handshake::server::{self, ClientIdentity, ExpectClientAuth, ServerKeys};
 use crate::proto::handshake::{Established, MAX_HANDSHAKE_LEN, record_len};
 use crate::proto::record::{HEADER_LEN, MAX_FRAME_LEN, frame_len};
@@ -272,7 +272,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
     /// Sends KeyTransport and ClientAuth, and waits for the server's verdict.
     pub async fn authenticate(
         mut self,
-        identity: &PrivateKey,
+        identity: &impl ClientSigner,
         limits: UpdateLimits,
     ) -> Result<SecureChannel<S>, TransportError> {
         let (flight, mut waiting) =
@@ -286,15 +286,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
     }
 }
 
-/// A server connection whose client sent ClientAuth. The caller decides on the *claimed*
-/// key ([`PendingAuth::claimed_key`]: authorized? from this address? expired?) and answers
-/// with [`PendingAuth::accept`], which verifies the signature before sending AuthOk, or
-/// [`PendingAuth::reject`].
+/// A server connection whose client sent ClientAuth, not yet checked.
+/// [`PendingAuth::prove`] checks its signature; only then may the key be looked up.
 pub struct PendingAuth<S> {
     inbox: Inbox<S>,
     state: ExpectClientAuth,
     auth: Vec<u8>,
-    claimed: PublicKey,
+}
+
+/// What the ClientAuth signature showed.
+pub enum Proof<S> {
+    /// The client holds the key it claims.
+    Proven(ProvenClient<S>),
+    /// It does not (or its ClientAuth is malformed): it can only be refused.
+    Unproven(Refusal<S>),
+}
+
+/// A client that proved possession of its key; not yet told whether it is authorized.
+pub struct ProvenClient<S> {
+    /// The proven key.
+    pub identity: ClientIdentity,
+    inbox: Inbox<S>,
+    established: Established,
+}
+
+/// A client to be told AuthFailed.
+pub struct Refusal<S> {
+    inbox: Inbox<S>,
+    established: Established,
 }
 
 /// Runs a step with an RSA private-key operation (~5 ms of CPU) on tokio's blocking pool, so
@@ -309,16 +328,45 @@ async fn off_the_runtime<T: Send + 'static>(
     }
 }
 
-/// Runs the server side of the handshake up to the client's ClientAuth. The two RSA
-/// private-key operations (signing ServerHello, unwrapping KeyTransport) run off the
-/// runtime's workers.
+/// Reads a new connection's first record, its ClientHello, with no more memory than the
+/// record's checked length: what a silent or slow stranger costs while it waits for a
+/// handshake slot.
+pub async fn read_client_hello<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<Vec<u8>, TransportError> {
+    let mut header = [0u8; HEADER_LEN];
+    read_exactly(stream, &mut header).await?;
+    let mut body = vec![0u8; record_len(header)?];
+    read_exactly(stream, &mut body).await?;
+    Ok(body)
+}
+
+async fn read_exactly<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+) -> Result<(), TransportError> {
+    match stream.read_exact(buf).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(TransportError::Proto(ProtoError::Truncated))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Runs the server side of the handshake from the client's ClientHello (see
+/// [`read_client_hello`]) up to its ClientAuth. The two RSA private-key operations (signing
+/// ServerHello, unwrapping KeyTransport) run off the runtime's workers. `waiting(true)` is
+/// called whenever the server starts waiting for the client's next message, `waiting(false)`
+/// when it has it (admission tells a stalled client from a busy server by this).
 pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    hello: Vec<u8>,
     keys: Arc<ServerKeys>,
     limits: UpdateLimits,
+    waiting: &(dyn Fn(bool) + Sync),
 ) -> Result<PendingAuth<S>, TransportError> {
     let mut inbox = Inbox::new(stream);
-    let hello = inbox.handshake_record().await?.to_vec();
     let host = Arc::clone(&keys);
     let accepted = off_the_runtime(move || server::accept(&host, &hello, &mut rand::rng())).await;
     if let Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(_)))) = &accepted {
@@ -326,41 +374,66 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let (state, reply) = accepted?;
     inbox.inner.write_all(&reply).await?;
+    waiting(true);
     let kt = inbox.handshake_record().await?.to_vec();
+    waiting(false);
     let mut state =
         off_the_runtime(move || state.handle(&keys, &kt, limits, &mut rand::rng(), Instant::now()))
             .await?;
+    waiting(true);
     let plain = inbox.next_frame(state.opener()).await?;
+    waiting(false);
     let auth = inbox.get_mut(plain).to_vec();
-    let claimed =
-        ExpectClientAuth::claimed_key(&Message::decode(&auth).map_err(ProtoError::from)?)?;
-    Ok(PendingAuth {
-        inbox,
-        state,
-        auth,
-        claimed,
-    })
+    Ok(PendingAuth { inbox, state, auth })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PendingAuth<S> {
-    /// The key the client claims; not yet proven.
-    pub fn claimed_key(&self) -> &PublicKey {
-        &self.claimed
+    /// Checks the ClientAuth signature (off the runtime: a 4096-bit key costs some CPU).
+    pub async fn prove(self) -> Result<Proof<S>, TransportError> {
+        let Self { inbox, state, auth } = self;
+        let (state, checked) = tokio::task::spawn_blocking(move || {
+            let checked = Message::decode(&auth)
+                .map_err(ProtoError::from)
+                .and_then(|msg| state.verify(&msg));
+            (state, checked)
+        })
+        .await
+        .map_err(|err| TransportError::Io(io::Error::other(err)))?;
+        let established = state.into_established();
+        Ok(match checked {
+            Ok(identity) => Proof::Proven(ProvenClient {
+                identity,
+                inbox,
+                established,
+            }),
+            Err(_) => Proof::Unproven(Refusal { inbox, established }),
+        })
     }
+}
 
-    /// Verifies the client's signature, sends AuthOk and opens the channel.
-    pub async fn accept(self) -> Result<(ClientIdentity, SecureChannel<S>), TransportError> {
-        let msg = Message::decode(&self.auth).map_err(ProtoError::from)?;
-        let (identity, established) = self.state.handle(&msg)?;
-        let session_id = established.session_id;
-        let mut channel = SecureChannel::new(self.inbox, established);
+impl<S: AsyncRead + AsyncWrite + Unpin> ProvenClient<S> {
+    /// Sends AuthOk and opens the channel.
+    pub async fn accept(self) -> Result<SecureChannel<S>, TransportError> {
+        let session_id = self.established.session_id;
+        let mut channel = SecureChannel::new(self.inbox, self.established);
         channel.writer.send(&Message::AuthOk { session_id }).await?;
-        Ok((identity, channel))
+        Ok(channel)
     }
 
-    /// Sends AuthFailed and an authenticated Close, then drops the connection.
-    pub async fn reject(self) -> Result<(), TransportError> {
-        let mut channel = SecureChannel::new(self.inbox, self.state.refuse());
+    /// Refuses the client (its key is not authorized, or its options refuse it).
+    pub fn refuse(self) -> Refusal<S> {
+        Refusal {
+            inbox: self.inbox,
+            established: self.established,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Refusal<S> {
+    /// Sends AuthFailed and an authenticated Close, then drops the connection: the same
+    /// answer for every refusal.
+    pub async fn send(self) -> Result<(), TransportError> {
+        let mut channel = SecureChannel::new(self.inbox, self.established);
         channel.writer.send(&Message::AuthFailed).await?;
         channel.writer.close("authentication failed").await
     }

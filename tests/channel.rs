@@ -4,13 +4,41 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use seashell::proto::handshake::server::ClientIdentity;
 use seashell::proto::record::MAX_CHUNK;
 use seashell::proto::{DataFrame, DataKind, Message, ProtoError, UpdateLimits};
-use seashell::transport::{self, SecureChannel, TransportError};
+use seashell::transport::{self, PendingAuth, Proof, SecureChannel, TransportError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::proto::{client_key, fixture_key, server_keys};
+
+/// The server's side of the handshake up to ClientAuth, as the server runs it: the
+/// ClientHello, then the rest.
+pub(crate) async fn server_side<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+) -> Result<PendingAuth<S>, TransportError> {
+    let hello = transport::read_client_hello(&mut stream).await?;
+    transport::server_handshake(
+        stream,
+        hello,
+        Arc::clone(server_keys()),
+        UpdateLimits::default(),
+        &|_| {},
+    )
+    .await
+}
+
+/// The server accepts the client whose ClientAuth `pending` holds, after checking its proof.
+pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    pending: PendingAuth<S>,
+) -> (ClientIdentity, SecureChannel<S>) {
+    let Proof::Proven(client) = pending.prove().await.unwrap() else {
+        panic!("the client's signature did not verify");
+    };
+    let identity = client.identity.clone();
+    (identity, client.accept().await.unwrap())
+}
 
 /// Runs both sides over the given pair of streams; the server accepts the client's key.
 async fn connect_pair<S, T>(client: S, server: T) -> (SecureChannel<S>, SecureChannel<T>)
@@ -19,12 +47,8 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server = tokio::spawn(async move {
-        let pending =
-            transport::server_handshake(server, Arc::clone(server_keys()), UpdateLimits::default())
-                .await
-                .unwrap();
-        assert_eq!(pending.claimed_key(), client_key().as_public_key());
-        let (identity, channel) = pending.accept().await.unwrap();
+        let pending = server_side(server).await.unwrap();
+        let (identity, channel) = accept(pending).await;
         assert_eq!(&identity.public_key, client_key().as_public_key());
         channel
     });
@@ -122,12 +146,9 @@ async fn cut_mid_frame_is_truncation() {
 async fn oversized_handshake_length_is_refused_without_allocating() {
     let (a, mut b) = tokio::io::duplex(1024);
     b.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-    let result = tokio::time::timeout(
-        Duration::from_secs(5),
-        transport::server_handshake(a, Arc::clone(server_keys()), UpdateLimits::default()),
-    )
-    .await
-    .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), server_side(a))
+        .await
+        .unwrap();
     assert!(matches!(
         result,
         Err(TransportError::Proto(ProtoError::FrameTooLarge(u32::MAX)))
@@ -140,8 +161,7 @@ async fn garbage_is_a_decode_error() {
     let mut junk = 75u32.to_be_bytes().to_vec();
     junk.extend_from_slice(&[0x42; 75]);
     b.write_all(&junk).await.unwrap();
-    let result =
-        transport::server_handshake(a, Arc::clone(server_keys()), UpdateLimits::default()).await;
+    let result = server_side(a).await;
     assert!(matches!(
         result,
         Err(TransportError::Proto(ProtoError::Decode(_)))
@@ -152,11 +172,11 @@ async fn garbage_is_a_decode_error() {
 async fn rejected_client_sees_auth_rejected() {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move {
-        let pending =
-            transport::server_handshake(b, Arc::clone(server_keys()), UpdateLimits::default())
-                .await
-                .unwrap();
-        pending.reject().await.unwrap();
+        let pending = server_side(b).await.unwrap();
+        let Proof::Proven(client) = pending.prove().await.unwrap() else {
+            panic!("the client's signature did not verify");
+        };
+        client.refuse().send().await.unwrap();
     });
     let pending = transport::client_hello(a).await.unwrap();
     let result = pending

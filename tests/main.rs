@@ -8,6 +8,7 @@
     reason = "test helpers and tests: a failed expectation (or an index past what a test built) is a failed test, reported with its message"
 )]
 
+mod admission;
 mod audit;
 mod channel;
 mod common;

@@ -27,7 +27,7 @@ use crate::common::{
     HOST_FP, RUN_DEADLINE, SEASHELL, Sandbox, Server, TEST_USER, client_of, pub_line, run_to_end,
     wait_for,
 };
-use crate::proto::{client_key, server_keys};
+use crate::proto::client_key;
 
 /// The size the client's terminal has when a test starts.
 const ROWS: u16 = 33;
@@ -733,11 +733,8 @@ async fn channel_pair() -> (
 ) {
     let (client, server) = tokio::io::duplex(256 * 1024);
     let server = tokio::spawn(async move {
-        let pending =
-            transport::server_handshake(server, Arc::clone(server_keys()), UpdateLimits::default())
-                .await
-                .unwrap();
-        pending.accept().await.unwrap().1
+        let pending = crate::channel::server_side(server).await.unwrap();
+        crate::channel::accept(pending).await.1
     });
     let client = transport::client_hello(client)
         .await

@@ -15,7 +15,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 
 pub use chain::{AuditChain, Event, EventKind, Record};
-pub use writer::{AuditLog, AuditOptions, SessionAudit, Who};
+pub use writer::{AuditLog, AuditOptions, RefusedKey, SessionAudit, Who};
 
 /// What went wrong with an audit log file, a host key or an argument; every message names the
 /// file (and line) concerned.

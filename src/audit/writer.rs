@@ -49,6 +49,17 @@ impl Who {
     }
 }
 
+/// A proven key its options refused (stub).
+#[derive(Debug, Clone)]
+pub struct RefusedKey {
+    /// Name.
+    pub name: String,
+    /// Fingerprint.
+    pub key: String,
+    /// Rule.
+    pub rule: String,
+}
+
 /// The server's handle on the audit log (cheap to clone). A disabled log accepts everything
 /// and writes nothing.
 #[derive(Debug, Clone)]
@@ -134,6 +145,14 @@ impl AuditLog {
         record.key = Some(key.to_owned());
         record.name = Some(name.to_owned());
         record.rule = Some(rule.to_owned());
+        self.record(record).await;
+    }
+
+    /// A failed authentication from `source` (stub until the aggregated summary lands).
+    pub async fn auth_failure(&self, source: &str, refused: Option<RefusedKey>) {
+        let mut record = Record::new(EventKind::AuthFail);
+        record.peer = Some(source.to_owned());
+        record.name = refused.map(|r| r.name);
         self.record(record).await;
     }
 

@@ -1,19 +1,25 @@
 //! The server: `seashell serve`. Loads the host key and authorized_keys, makes the transport
-//! key, listens, and runs each connection through the handshake (under a deadline and a cap
-//! on unauthenticated connections), the authorization check (with a delay after each
-//! failure), and then a [`session`] (under a cap on concurrent sessions). SIGHUP re-reads
-//! authorized_keys; SIGTERM or Ctrl-C stops accepting, lets running sessions end within a
-//! grace period, then closes the rest and exits. With an audit log, every step is recorded
-//! (see [`crate::audit`]); a clean stop seals the log with a final checkpoint.
+//! key, listens, and hands each accepted connection to `connection` (admission through the
+//! [`gate`], the handshake, authentication, then a [`session`] under a cap on concurrent
+//! sessions). SIGHUP re-reads authorized_keys; SIGTERM or Ctrl-C stops accepting, lets
+//! running sessions end within a grace period, then closes the rest and exits. With an audit
+//! log, every session's steps are recorded (see [`crate::audit`]); a clean stop seals the log
+//! with a final checkpoint.
 
+pub mod admission;
 pub mod child_setup;
 pub mod complete;
+mod connection;
+pub mod gate;
 pub mod keepalive;
 pub mod peer;
+pub mod penalty;
 pub mod policy;
 pub mod process;
 pub mod session;
 pub mod shell;
+pub mod source;
+pub mod throttle;
 pub mod transfer;
 pub mod trust;
 
@@ -23,19 +29,16 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::audit::{AuditError, AuditLog, AuditOptions, Who};
+use crate::audit::{AuditError, AuditLog, AuditOptions};
 use crate::keys::private::{PassphraseSource, generate, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
 use crate::proto::handshake::server::ServerKeys;
-use crate::proto::message::VERSION;
-use crate::proto::{DecodeError, ProtoError, UpdateLimits};
-use crate::transport::{self, TransportError};
-use peer::Peer;
-use policy::Policy;
+use crate::transport;
+use gate::Gate;
 use session::SessionLimits;
 use trust::TrustStore;
 
@@ -46,6 +49,12 @@ const TRANSPORT_KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// Size of the transport key.
 const TRANSPORT_KEY_BITS: usize = 3072;
+
+/// How often handshakes that stalled on their client give their slots to queued ones.
+const PROMOTE_EVERY: Duration = Duration::from_millis(250);
+
+/// An authenticated connection.
+type Channel = transport::SecureChannel<TcpStream>;
 
 /// Checked server settings, every limit with its default.
 #[derive(Debug, Clone)]
@@ -58,17 +67,18 @@ pub struct ServerSettings {
     pub authorized_keys: PathBuf,
     /// Deadline for the whole handshake, authentication included.
     pub handshake_timeout: Duration,
-    /// Deadline for a new connection's ClientHello (from its handshake slot): a connection
-    /// silent for this long is dropped.
+    /// Deadline for a new connection's ClientHello, from its acceptance: a connection silent
+    /// for this long is dropped.
     pub hello_timeout: Duration,
     /// Session timing (idle timeout, keepalive).
     pub session: SessionLimits,
     /// Concurrent authenticated sessions.
     pub max_sessions: usize,
-    /// Concurrent connections still in the handshake (like sshd's MaxStartups).
+    /// Handshakes in progress at once, after the ClientHello (like sshd's MaxStartups).
     pub max_unauthenticated: usize,
-    /// Connections waiting for one of those handshake slots (within their handshake
-    /// deadline); beyond these, a new connection is dropped at once.
+    /// Connections before a handshake slot: silent ones (waiting for their ClientHello) and
+    /// ones queued for a slot. When all are taken, a newcomer displaces a silent one; see
+    /// [`admission`].
     pub max_waiting: usize,
     /// Wait before answering a failed authentication.
     pub auth_failure_delay: Duration,
@@ -107,7 +117,7 @@ impl ServerSettings {
             },
             max_sessions: 100,
             max_unauthenticated: 32,
-            max_waiting: 128,
+            max_waiting: 1024,
             auth_failure_delay: Duration::from_secs(1),
             auth_penalty: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
@@ -147,8 +157,7 @@ struct Shared {
     keys: RwLock<Arc<ServerKeys>>,
     trust: TrustStore,
     settings: ServerSettings,
-    unauthenticated: Arc<Semaphore>,
-    waiting: Arc<Semaphore>,
+    gate: Arc<Gate>,
     sessions: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
     audit: AuditLog,
@@ -201,8 +210,12 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
     let shared = Arc::new(Shared {
         keys: RwLock::new(Arc::new(keys)),
         trust,
-        unauthenticated: Arc::new(Semaphore::new(settings.max_unauthenticated)),
-        waiting: Arc::new(Semaphore::new(settings.max_waiting)),
+        gate: Gate::new(
+            settings.max_waiting,
+            settings.max_unauthenticated,
+            settings.hello_timeout,
+            settings.auth_penalty,
+        ),
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         commands: Arc::new(settings.commands.clone()),
         shell: Arc::new(shell::LoginShell::from_passwd(settings.shell.as_deref())),
@@ -258,10 +271,11 @@ async fn accept_until_signal(
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
     let mut connections = JoinSet::new();
+    let mut promote = tokio::time::interval(PROMOTE_EVERY);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => admit(stream, peer, shared, &mut connections),
+                Ok((stream, peer)) => connection::admit(stream, peer, shared, &mut connections),
                 Err(err) => {
                     // Out of descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {err}");
@@ -272,6 +286,7 @@ async fn accept_until_signal(
                 tracing::info!("SIGHUP: re-reading authorized keys");
                 shared.trust.reload();
             }
+            _ = promote.tick() => shared.gate.promote(),
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -299,153 +314,4 @@ async fn accept_until_signal(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Takes a new connection if a handshake slot is free or it may wait for one; otherwise
-/// drops it at once. The decision is made here, in the accept loop, so it is exact whatever
-/// the scheduling of the connections' tasks: `max_unauthenticated` in the handshake, then
-/// `max_waiting` queued. Waiting, in arrival order, counts against the handshake deadline: a
-/// burst of clients is served in turn, and a flood of silent connections only delays them
-/// until it times out.
-fn admit(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, connections: &mut JoinSet<()>) {
-    let admission = match Arc::clone(&shared.unauthenticated).try_acquire_owned() {
-        Ok(slot) => Admission::Slot(slot),
-        Err(_) => match Arc::clone(&shared.waiting).try_acquire_owned() {
-            Ok(queued) => Admission::Queued(queued),
-            Err(_) => {
-                tracing::warn!(%peer, "too many unauthenticated connections: dropped");
-                return;
-            }
-        },
-    };
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::warn!(%peer, "cannot set TCP_NODELAY: {err}");
-    }
-    tracing::info!(%peer, "connection");
-    let shared = Arc::clone(shared);
-    connections.spawn(async move {
-        shared.audit.connect(&peer.to_string()).await;
-        let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
-        let deadline = shared.settings.handshake_timeout;
-        let outcome = tokio::time::timeout(deadline, async {
-            let slot = match admission {
-                Admission::Slot(slot) => slot,
-                Admission::Queued(queued) => {
-                    let slot = Arc::clone(&shared.unauthenticated)
-                        .acquire_owned()
-                        .await
-                        .map_err(std::io::Error::other)?;
-                    drop(queued);
-                    slot
-                }
-            };
-            let outcome = authenticate(stream, peer, keys, &shared).await;
-            drop(slot);
-            outcome
-        })
-        .await;
-        match outcome {
-            Err(_) => tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed"),
-            Ok(Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(theirs))))) => {
-                let side = if theirs < VERSION { "the client" } else { "this server" };
-                tracing::warn!(%peer, "handshake failed: the client speaks protocol version {theirs}, this server speaks {VERSION}: upgrade {side}");
-            }
-            Ok(Err(err)) => tracing::info!(%peer, "handshake failed: {err}"),
-            Ok(Ok(None)) => {}
-            Ok(Ok(Some((channel, who)))) => run_session(channel, who, &shared).await,
-        }
-    });
-}
-
-/// How a new connection was let in.
-enum Admission {
-    /// With a handshake slot.
-    Slot(OwnedSemaphorePermit),
-    /// With a place in the queue for one.
-    Queued(OwnedSemaphorePermit),
-}
-
-type Channel = transport::SecureChannel<TcpStream>;
-
-/// Handshake and authorization. `Ok(None)`: the client was refused (already answered).
-async fn authenticate(
-    stream: TcpStream,
-    peer: SocketAddr,
-    keys: Arc<ServerKeys>,
-    shared: &Shared,
-) -> Result<Option<(Channel, Peer)>, TransportError> {
-    let pending = transport::server_handshake(stream, keys, UpdateLimits::default()).await?;
-    let key_fingerprint = fingerprint(pending.claimed_key());
-    let Some(entry) = shared.trust.lookup(pending.claimed_key()) else {
-        tracing::warn!(%peer, key = %key_fingerprint, "authentication failed: key not in authorized_keys");
-        shared
-            .audit
-            .auth_fail(&peer.to_string(), &key_fingerprint)
-            .await;
-        tokio::time::sleep(shared.settings.auth_failure_delay).await;
-        pending.reject().await?;
-        return Ok(None);
-    };
-    let policy = Policy::from_options(&entry.options);
-    if let Err(denied) = policy
-        .check_source(peer.ip())
-        .and_then(|()| policy.check_date(policy::today_utc()))
-    {
-        tracing::warn!(%peer, key = %key_fingerprint, name = %entry.comment, "authentication refused: {denied}");
-        shared
-            .audit
-            .denied(
-                &peer.to_string(),
-                &key_fingerprint,
-                &entry.comment,
-                &denied.to_string(),
-            )
-            .await;
-        tokio::time::sleep(shared.settings.auth_failure_delay).await;
-        pending.reject().await?;
-        return Ok(None);
-    }
-    let (_, channel) = pending.accept().await?;
-    let who = Peer {
-        name: entry.comment.clone(),
-        fingerprint: key_fingerprint,
-        session_id: hex::encode(channel.session_id),
-        address: peer.to_string(),
-        policy,
-    };
-    tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
-    Ok(Some((channel, who)))
-}
-
-async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
-    let began = std::time::Instant::now();
-    let audit = shared.audit.session(audit_who(&who)).await;
-    let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
-        tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
-        let _ = channel.writer.close("server busy: too many sessions").await;
-        audit.disconnect(began.elapsed()).await;
-        return;
-    };
-    let address = who.address.clone();
-    session::run(
-        channel,
-        who,
-        shared.settings.session,
-        shared.stop.clone(),
-        audit.clone(),
-        Arc::clone(&shared.commands),
-        Arc::clone(&shared.shell),
-    )
-    .await;
-    audit.disconnect(began.elapsed()).await;
-    tracing::info!(peer = %address, "disconnected");
-}
-
-fn audit_who(who: &Peer) -> Who {
-    Who {
-        session: who.session_id.clone(),
-        peer: who.address.clone(),
-        key: who.fingerprint.clone(),
-        name: who.name.clone(),
-    }
 }

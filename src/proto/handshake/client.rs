@@ -22,6 +22,27 @@ use crate::proto::message::{
 use crate::proto::record::UpdateLimits;
 use crate::proto::schedule;
 
+/// What signs ClientAuth: the identity's public key, and an RSA-PSS-SHA256 signature made
+/// with its private key. A private key in memory is one; an agent holding the key elsewhere
+/// would be another.
+pub trait ClientSigner {
+    /// The key the client claims.
+    fn public_key(&self) -> &PublicKey;
+    /// Signs `message` (RSA-PSS, SHA-256).
+    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError>;
+}
+
+impl ClientSigner for PrivateKey {
+    fn public_key(&self) -> &PublicKey {
+        self.as_public_key()
+    }
+
+    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
+        self.pss_sign_with_rng::<Sha256, _>(rng, message)
+            .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))
+    }
+}
+
 /// Begins a handshake: returns the state awaiting ServerHello and the ClientHello record
 /// to send.
 pub fn start<R: CryptoRng>(rng: &mut R) -> (ExpectServerHello, Vec<u8>) {
@@ -120,7 +141,7 @@ impl VerifyHostKey {
     /// keys, and returns the KeyTransport record followed by the ClientAuth frame (one flight).
     pub fn trust<R: CryptoRng>(
         self,
-        identity: &PrivateKey,
+        identity: &impl ClientSigner,
         limits: UpdateLimits,
         rng: &mut R,
         now: Instant,
@@ -144,10 +165,8 @@ impl VerifyHostKey {
         let mut established =
             Established::for_client(schedule::derive(&th, &secret, &shared), limits, now)?;
 
-        let signature = identity
-            .pss_sign_with_rng::<Sha256, _>(rng, &labelled(CLIENT_SIGNATURE_LABEL, &th))
-            .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))?;
-        let public_key = to_spki_der(identity.as_public_key());
+        let signature = identity.sign(rng, &labelled(CLIENT_SIGNATURE_LABEL, &th))?;
+        let public_key = to_spki_der(identity.public_key());
         let mut wire = Vec::new();
         put_record(&mut wire, &body);
         established.sealer.seal(

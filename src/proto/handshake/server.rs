@@ -1,7 +1,7 @@
 //! The server's side of the handshake:
 //! [`accept`] (ClientHello in, ServerHello out) → [`ExpectKeyTransport`] →
 //! [`ExpectClientAuth`] (signature checked here; whether the key is authorized is the
-//! caller's decision) → [`Established`].
+//! caller's decision, made only on a key that passed) → [`Established`].
 //!
 //! A KeyTransport that does not decrypt is not answered differently: the server goes on with
 //! a random secret, so the failure shows up only as the client's first frame failing to open,
@@ -192,25 +192,16 @@ impl ExpectClientAuth {
         &mut self.established.opener
     }
 
-    /// The key a ClientAuth message claims, before its signature is checked: policy that
-    /// needs no proof (is the key listed, from this address, still valid?) is decided on it
-    /// first, so a refused key costs no signature verification.
-    pub fn claimed_key(msg: &Message<'_>) -> Result<PublicKey, ProtoError> {
-        let Message::ClientAuth { public_key, .. } = *msg else {
-            return Err(ProtoError::Unexpected(msg.name()));
-        };
-        Ok(from_spki_der(public_key).map_err(|_| DecodeError::Invalid("client key"))?)
-    }
-
-    /// Refuses the client without checking its signature; the returned channel is only for
-    /// sending AuthFailed and Close.
-    pub fn refuse(self) -> Established {
+    /// The channel, once the caller has decided: for AuthOk after [`Self::verify`] succeeded,
+    /// and otherwise only for sending AuthFailed and Close.
+    pub fn into_established(self) -> Established {
         self.established
     }
 
-    /// Checks ClientAuth's signature over the transcript. The caller then looks the key up
-    /// and sends AuthOk or AuthFailed with the returned [`Established`].
-    pub fn handle(self, msg: &Message<'_>) -> Result<(ClientIdentity, Established), ProtoError> {
+    /// Checks ClientAuth's signature over the transcript: only a key that passes is proven,
+    /// and only a proven key may be looked up in authorized_keys (so that whether a key is
+    /// listed, and under which name, is never told to someone who does not hold it).
+    pub fn verify(&self, msg: &Message<'_>) -> Result<ClientIdentity, ProtoError> {
         let Message::ClientAuth {
             public_key,
             signature,
@@ -224,12 +215,15 @@ impl ExpectClientAuth {
             signature,
         )
         .map_err(|_| ProtoError::BadClientSignature)?;
-        Ok((
-            ClientIdentity {
-                public_key_der: to_spki_der(&key),
-                public_key: key,
-            },
-            self.established,
-        ))
+        Ok(ClientIdentity {
+            public_key_der: to_spki_der(&key),
+            public_key: key,
+        })
+    }
+
+    /// [`Self::verify`], then the channel for AuthOk.
+    pub fn handle(self, msg: &Message<'_>) -> Result<(ClientIdentity, Established), ProtoError> {
+        let identity = self.verify(msg)?;
+        Ok((identity, self.established))
     }
 }

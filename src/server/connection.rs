@@ -1,0 +1,253 @@
+//! One connection, from the accept loop's decision to the end of its session: admission
+//! through the [`Gate`] (a place, the ClientHello within `hello_timeout`, then a handshake
+//! slot), the handshake under its deadline, proof of possession, the authorization check,
+//! and the session. Every failed authentication gets the same answer at the same time
+//! (AuthFailed, `auth_failure_delay` after the ClientAuth arrived), earns its source a
+//! penalty and reaches the audit log only through its aggregated summary; only a proven key
+//! is looked up, so only a key's holder can put its name in a log. What a stranger causes
+//! before that goes to the server's own log, within the gate's budget.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::gate::{Place, Refused};
+use super::peer::Peer;
+use super::policy::{self, Policy};
+use super::source::Source;
+use super::throttle::Throttle;
+use super::{Channel, Shared, session};
+use crate::audit::{RefusedKey, Who};
+use crate::keys::public::fingerprint;
+use crate::proto::message::VERSION;
+use crate::proto::{DecodeError, ProtoError, UpdateLimits};
+use crate::transport::{self, Proof, Refusal, TransportError};
+
+/// How long a refused client's AuthFailed and Close may take to send.
+const REFUSAL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Logs `line` if the gate's budget allows, after saying how many lines it left out.
+fn note(shared: &Shared, line: impl FnOnce()) {
+    if let Some(skipped) = shared.gate.may_log() {
+        if skipped > 0 {
+            tracing::warn!(
+                "{skipped} log lines about unauthenticated connections were left out (at most {} a second)",
+                Throttle::PER_SECOND
+            );
+        }
+        line();
+    }
+}
+
+/// Takes a new connection, or drops it at once (every place taken by clients that spoke, or a
+/// penalized source). Decided here, in the accept loop, so it is exact whatever the
+/// scheduling of the connections' tasks.
+pub(super) fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    connections: &mut JoinSet<()>,
+) {
+    let place = match shared.gate.arrive(Source::of(peer.ip())) {
+        Ok(place) => place,
+        Err(Refused::Full) => {
+            note(shared, || {
+                tracing::warn!(%peer, "too many unauthenticated connections: dropped");
+            });
+            return;
+        }
+        Err(Refused::Penalized(left)) => {
+            note(shared, || {
+                tracing::warn!(%peer, "source penalized for failed authentication ({}s left): dropped", left.as_secs());
+            });
+            return;
+        }
+    };
+    if let Err(err) = stream.set_nodelay(true) {
+        note(
+            shared,
+            || tracing::warn!(%peer, "cannot set TCP_NODELAY: {err}"),
+        );
+    }
+    note(shared, || tracing::info!(%peer, "connection"));
+    connections.spawn(serve(stream, peer, place, Arc::clone(shared)));
+}
+
+/// How a connection's admission and authentication ended.
+enum Verdict {
+    /// Authenticated: run the session.
+    Accepted(Channel, Peer),
+    /// Refused: send AuthFailed at `answer_at`.
+    Refused(Refusal<TcpStream>, Instant),
+}
+
+/// Why a connection ended before a verdict.
+enum Ended {
+    /// No ClientHello within `hello_timeout`.
+    Silent,
+    /// The handshake failed.
+    Transport(TransportError),
+}
+
+impl From<TransportError> for Ended {
+    fn from(err: TransportError) -> Self {
+        Self::Transport(err)
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, place: Place, shared: Arc<Shared>) {
+    let deadline = shared.settings.handshake_timeout;
+    let displaced = place.displaced();
+    let verdict = tokio::select! {
+        () = displaced.wait() => {
+            note(&shared, || tracing::info!(%peer, "displaced by a newer connection while waiting on its client: closed"));
+            return;
+        }
+        verdict = tokio::time::timeout(deadline, handshake(stream, peer, place, &shared)) => verdict,
+    };
+    match verdict {
+        Err(_) => note(&shared, || {
+            tracing::info!(%peer, "handshake deadline ({deadline:?}) passed: closed");
+        }),
+        Ok(Err(Ended::Silent)) => note(&shared, || {
+            tracing::info!(%peer, "no ClientHello within {:?}: closed", shared.settings.hello_timeout);
+        }),
+        Ok(Err(Ended::Transport(TransportError::Proto(ProtoError::Decode(
+            DecodeError::BadVersion(theirs),
+        ))))) => note(&shared, || {
+            let side = if theirs < VERSION {
+                "the client"
+            } else {
+                "this server"
+            };
+            tracing::warn!(%peer, "handshake failed: the client speaks protocol version {theirs}, this server speaks {VERSION}: upgrade {side}");
+        }),
+        Ok(Err(Ended::Transport(err))) => {
+            note(&shared, || tracing::info!(%peer, "handshake failed: {err}"));
+        }
+        Ok(Ok(Verdict::Refused(refusal, answer_at))) => {
+            tokio::time::sleep_until(answer_at).await;
+            let _ = tokio::time::timeout(REFUSAL_SEND_TIMEOUT, refusal.send()).await;
+        }
+        Ok(Ok(Verdict::Accepted(channel, who))) => run_session(channel, who, &shared).await,
+    }
+}
+
+/// Admission and authentication: the ClientHello, a slot, the handshake, the proof, the
+/// authorization check. The place (and so the slot) is given back before the verdict.
+async fn handshake(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut place: Place,
+    shared: &Shared,
+) -> Result<Verdict, Ended> {
+    let hello = tokio::time::timeout(
+        shared.settings.hello_timeout,
+        transport::read_client_hello(&mut stream),
+    )
+    .await
+    .map_err(|_| Ended::Silent)??;
+    place.take_slot().await;
+    let keys = Arc::clone(&*shared.keys.read().unwrap_or_else(|p| p.into_inner()));
+    let pending =
+        transport::server_handshake(stream, hello, keys, UpdateLimits::default(), &|waiting| {
+            place.waiting_on_client(waiting)
+        })
+        .await?;
+    let answer_at = Instant::now() + shared.settings.auth_failure_delay;
+    let source = place.source();
+    let proof = pending.prove().await?;
+    drop(place);
+    let client = match proof {
+        Proof::Unproven(refusal) => {
+            failed(shared, peer, source, "the signature does not verify", None).await;
+            return Ok(Verdict::Refused(refusal, answer_at));
+        }
+        Proof::Proven(client) => client,
+    };
+    let key = fingerprint(&client.identity.public_key);
+    let Some(entry) = shared.trust.lookup(&client.identity.public_key) else {
+        let reason = format!("key {key} is not in authorized_keys");
+        failed(shared, peer, source, &reason, None).await;
+        return Ok(Verdict::Refused(client.refuse(), answer_at));
+    };
+    let policy = Policy::from_options(&entry.options);
+    if let Err(denied) = policy
+        .check_source(peer.ip())
+        .and_then(|()| policy.check_date(policy::today_utc()))
+    {
+        let reason = format!("key {key} ({}) refused: {denied}", entry.comment);
+        let refused = RefusedKey {
+            name: entry.comment.clone(),
+            key,
+            rule: denied.to_string(),
+        };
+        failed(shared, peer, source, &reason, Some(refused)).await;
+        return Ok(Verdict::Refused(client.refuse(), answer_at));
+    }
+    let channel = client.accept().await?;
+    let who = Peer {
+        name: entry.comment.clone(),
+        fingerprint: key,
+        session_id: hex::encode(channel.session_id),
+        address: peer.to_string(),
+        policy,
+    };
+    tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
+    Ok(Verdict::Accepted(channel, who))
+}
+
+/// A failed authentication: the source's penalty, the audit log's summary, the server's log.
+async fn failed(
+    shared: &Shared,
+    peer: SocketAddr,
+    source: Source,
+    reason: &str,
+    refused: Option<RefusedKey>,
+) {
+    shared.gate.failed(source);
+    note(shared, || {
+        tracing::warn!(%peer, "authentication failed: {reason}");
+    });
+    shared
+        .audit
+        .auth_failure(&source.to_string(), refused)
+        .await;
+}
+
+async fn run_session(mut channel: Channel, who: Peer, shared: &Shared) {
+    let began = std::time::Instant::now();
+    let audit = shared.audit.session(audit_who(&who)).await;
+    let Ok(_slot) = Arc::clone(&shared.sessions).try_acquire_owned() else {
+        tracing::warn!(key = %who.fingerprint, "too many sessions: refused");
+        let _ = channel.writer.close("server busy: too many sessions").await;
+        audit.disconnect(began.elapsed()).await;
+        return;
+    };
+    let address = who.address.clone();
+    session::run(
+        channel,
+        who,
+        shared.settings.session,
+        shared.stop.clone(),
+        audit.clone(),
+        Arc::clone(&shared.commands),
+        Arc::clone(&shared.shell),
+    )
+    .await;
+    audit.disconnect(began.elapsed()).await;
+    tracing::info!(peer = %address, "disconnected");
+}
+
+fn audit_who(who: &Peer) -> Who {
+    Who {
+        session: who.session_id.clone(),
+        peer: who.address.clone(),
+        key: who.fingerprint.clone(),
+        name: who.name.clone(),
+    }
+}

@@ -195,6 +195,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
                 addr: settings.listen,
                 source,
             })?;
+    raise_file_limit(&settings);
     let keys = fresh_keys(host.clone()).await?;
     tracing::info!(host_key = %fingerprint(keys.host_public()), "host key");
     if let Some(shell) = &settings.shell
@@ -229,6 +230,27 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         host,
         stop_tx,
     })
+}
+
+/// Raises the soft limit on open files to the hard one, as servers that hold many sockets do:
+/// every connection before authentication holds a descriptor, and `max_waiting` of them may
+/// be open at once (a session holds a few more).
+fn raise_file_limit(settings: &ServerSettings) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let wanted = settings.max_waiting + settings.max_unauthenticated + 8 * settings.max_sessions;
+    if limit < u64::try_from(wanted).unwrap_or(u64::MAX) {
+        tracing::warn!(
+            "the open-file limit ({limit}) is below what max_waiting, max_unauthenticated and max_sessions may need ({wanted}): raise it (LimitNOFILE= in the unit)"
+        );
+    }
 }
 
 impl BoundServer {

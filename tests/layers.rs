@@ -104,6 +104,22 @@ const RULES: &[Rule] = &[
               around it does the I/O, the audit writes and the waiting",
     },
     Rule {
+        from: "server::admission",
+        never: &[Crate("tokio"), Module("audit"), Module("transport")],
+        why: "admission is pure bookkeeping over tickets and a time passed in; the gate \
+              applies it",
+    },
+    Rule {
+        from: "server::penalty",
+        never: &[Crate("tokio"), Module("audit"), Module("transport")],
+        why: "penalties are pure: failures and a time in, refusals out",
+    },
+    Rule {
+        from: "server::throttle",
+        never: &[Crate("tokio"), Module("audit"), Module("transport")],
+        why: "the log budget is pure: a time in, a yes or no out",
+    },
+    Rule {
         from: "transport",
         never: ABOVE_IO,
         why: "transport drives proto over any stream for both ends: it knows neither end",

@@ -341,6 +341,10 @@ fn ctrl_backslash_is_the_remote_terminals_quit_not_ours() {
     let (_client, mut repl, home) = repl();
     type_line(&mut repl, "cat");
     wait_until_raw(&repl);
+    // cat is running once it echoes a line (a key typed before it runs could reach a
+    // terminal with no foreground process yet, and signal nobody).
+    type_line(&mut repl, "abc");
+    repl.exp_string("abc\r\nabc\r\n").unwrap();
     // SIGQUIT for cat, from the remote terminal; we, the client, go on.
     type_keys(&mut repl, "\x1c");
     repl.exp_string(&home).unwrap();

@@ -1,9 +1,11 @@
 //! `seashell audit show`: the log for people. A table with one row per command (joined with
-//! its exit status and duration) and per notable event (server start and stop, refused keys,
-//! policy refusals, transfers), or with `--json` the matching events as written. Filters:
-//! `--key` (a key fingerprint), `--since` (a time) and `--grep` (text in the command, name or
-//! peer). This only reads and prints; it does not check the chain (that is `verify`), and it
-//! escapes control characters so that a logged command cannot drive the reader's terminal.
+//! its exit status and duration) and per notable event (server start and stop, summaries of
+//! failed authentications, policy refusals, transfers), or with `--json` the matching events
+//! as written. Filters: `--key` (a key fingerprint, also among a failure summary's refused
+//! keys), `--since` (a time) and `--grep` (text in the command, name or peer, or in a failure
+//! summary's sources and refused names). This only reads and prints; it does not check the
+//! chain (that is `verify`), and it escapes control characters so that a logged command
+//! cannot drive the reader's terminal.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::chain::{Event, EventKind};
+use super::chain::{Event, EventKind, Record};
 use super::{AuditError, rotated_set};
 
 /// What `seashell audit show` was asked.
@@ -102,9 +104,10 @@ impl<'a> Filter<'a> {
 
     fn matches(&self, event: &Event) -> bool {
         let record = &event.record;
-        let key = self
-            .key
-            .is_none_or(|key| record.key.as_deref() == Some(key));
+        let refused = || record.sources.iter().flatten().flat_map(|s| &s.refused);
+        let key = self.key.is_none_or(|key| {
+            record.key.as_deref() == Some(key) || refused().any(|refused| refused.key == key)
+        });
         let since = self.since.is_none_or(|since| {
             OffsetDateTime::parse(&event.time, &Rfc3339).is_ok_and(|time| time >= since)
         });
@@ -112,6 +115,12 @@ impl<'a> Filter<'a> {
             [&record.command, &record.name, &record.peer]
                 .iter()
                 .any(|field| field.as_deref().is_some_and(|f| f.contains(text)))
+                || record
+                    .sources
+                    .iter()
+                    .flatten()
+                    .any(|s| s.source.contains(text))
+                || refused().any(|refused| refused.name.contains(text))
         });
         key && since && grep
     }
@@ -188,10 +197,13 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         .replacen('T', " ", 1);
     let command = match record.event {
         EventKind::Command => record.command.clone().unwrap_or_default(),
-        EventKind::AuthFail => format!(
-            "[auth_fail: key {} refused]",
-            record.key.as_deref().unwrap_or("?")
-        ),
+        EventKind::AuthFail => match record.failures {
+            Some(failures) => failure_summary(record, failures),
+            None => format!(
+                "[auth_fail: key {} refused]",
+                record.key.as_deref().unwrap_or("?")
+            ),
+        },
         other => match &record.command {
             Some(command) => format!("[{}] {command}", other.as_str()),
             None => format!("[{}]", other.as_str()),
@@ -207,6 +219,46 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         command,
     ]
     .map(|cell| escape(&cell))
+}
+
+/// `[auth_fail: 37 failures in 1m00s from 2 sources: 10.0.0.9 ×30 (alice SHA256:…: from=: …),
+/// 10.0.0.7 ×5, and 2 from other sources]`.
+fn failure_summary(record: &Record, failures: u64) -> String {
+    let sources = record.sources.as_deref().unwrap_or_default();
+    let unlisted = record.unlisted.unwrap_or_default();
+    let from = match (sources.len(), unlisted) {
+        (1, 0) => "1 source".to_owned(),
+        (n, 0) => format!("{n} sources"),
+        (n, _) => format!("more than {n} sources"),
+    };
+    let mut listed: Vec<String> = sources
+        .iter()
+        .map(|source| {
+            let refused: Vec<String> = source
+                .refused
+                .iter()
+                .map(|key| format!("{} {}: {}", key.name, key.key, key.rule))
+                .collect();
+            match refused.as_slice() {
+                [] => format!("{} ×{}", source.source, source.failures),
+                _ => format!(
+                    "{} ×{} ({})",
+                    source.source,
+                    source.failures,
+                    refused.join("; ")
+                ),
+            }
+        })
+        .collect();
+    if unlisted > 0 {
+        listed.push(format!("and {unlisted} from other sources"));
+    }
+    format!(
+        "[auth_fail: {failures} failure{} in {} from {from}: {}]",
+        if failures == 1 { "" } else { "s" },
+        duration(record.duration_ms.unwrap_or_default()),
+        listed.join(", ")
+    )
 }
 
 fn write_table(rows: &[Row<'_>], out: &mut dyn Write) -> std::io::Result<()> {
@@ -258,6 +310,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::chain::{FailureSource, RefusedKey};
 
     #[test]
     fn durations_read_well() {
@@ -271,6 +324,106 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(escape("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
         assert_eq!(escape("héllo"), "héllo");
+    }
+
+    #[test]
+    fn a_failure_summary_is_one_readable_line() {
+        let key = |name: &str, rule: &str| RefusedKey {
+            name: name.into(),
+            key: format!("SHA256:{name}"),
+            rule: rule.into(),
+        };
+        let mut record = Record::new(EventKind::AuthFail);
+        record.duration_ms = Some(60_000);
+        record.failures = Some(40);
+        record.sources = Some(vec![
+            FailureSource {
+                source: "10.0.0.9".into(),
+                failures: 30,
+                refused: vec![
+                    key("alice", "from=: 10.0.0.9 is not allowed"),
+                    key("evil\n\u{1b}[2J", "expires=: expired"),
+                ],
+            },
+            FailureSource {
+                source: "2001:db8:1:2::/64".into(),
+                failures: 7,
+                refused: Vec::new(),
+            },
+        ]);
+        record.unlisted = Some(3);
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 9,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let row = Row {
+            event: &event,
+            exit: None,
+            duration_ms: event.record.duration_ms,
+        };
+        let [time, host, name, exit, took, command] = cells(&row);
+        assert_eq!(
+            [time, host, name, exit, took],
+            ["2025-06-01 12:00:00", "-", "-", "-", "1m00s"]
+        );
+        assert_eq!(
+            command,
+            "[auth_fail: 40 failures in 1m00s from more than 2 sources: 10.0.0.9 ×30 (alice \
+             SHA256:alice: from=: 10.0.0.9 is not allowed; evil\\n\\u{1b}[2J SHA256:evil\\n\\u{1b}[2J: \
+             expires=: expired), 2001:db8:1:2::/64 ×7, and 3 from other sources]"
+        );
+        let mut old = Record::new(EventKind::AuthFail);
+        old.key = Some("SHA256:old".into());
+        let old = Event {
+            record: old,
+            ..event.clone()
+        };
+        let row = Row {
+            event: &old,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(cells(&row)[5], "[auth_fail: key SHA256:old refused]");
+    }
+
+    #[test]
+    fn key_and_grep_reach_into_failure_summaries() {
+        let mut record = Record::new(EventKind::AuthFail);
+        record.failures = Some(1);
+        record.sources = Some(vec![FailureSource {
+            source: "10.0.0.9".into(),
+            failures: 1,
+            refused: vec![RefusedKey {
+                name: "alice".into(),
+                key: "SHA256:alice".into(),
+                rule: "from=".into(),
+            }],
+        }]);
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 2,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let matches = |key: Option<&str>, grep: Option<&str>| {
+            let options = ShowOptions {
+                key: key.map(str::to_owned),
+                grep: grep.map(str::to_owned),
+                ..ShowOptions::default()
+            };
+            Filter::new(&options).unwrap().matches(&event)
+        };
+        assert!(matches(Some("SHA256:alice"), None));
+        assert!(!matches(Some("SHA256:bob"), None));
+        assert!(matches(None, Some("10.0.0")));
+        assert!(matches(None, Some("ali")));
+        assert!(!matches(None, Some("bob")));
     }
 
     #[test]

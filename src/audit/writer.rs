@@ -4,10 +4,13 @@
 //! fsynced, and the server awaits it before a command starts. The handle only builds records
 //! and queues them, through a bounded channel, to the one writer task in `sink`, which owns
 //! the file; on start the log continues the chain from the last line already on disk
-//! (`resume`). The handle never touches the file itself, and after any write error the
+//! (`resume`). Failed authentications are not written one by one but counted (`failures`)
+//! and summarised at most once an interval, so strangers cannot make the log grow at a rate
+//! they choose. The handle never touches the file itself, and after any write error the
 //! writer refuses everything: a log with a hole in it is worse than a server that runs no
 //! commands.
 
+mod failures;
 mod resume;
 mod sink;
 
@@ -18,9 +21,9 @@ use rsa::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::sink::AuditOptions;
-use self::sink::{Job, Sink, write_jobs};
+use self::sink::{Job, Sink, Write, write_jobs};
 use super::AuditError;
-use super::chain::{EventKind, Record};
+use super::chain::{EventKind, Record, RefusedKey};
 
 /// Records waiting for the writer before senders wait.
 const QUEUE: usize = 1024;
@@ -70,7 +73,8 @@ impl AuditLog {
         host: &PrivateKey,
     ) -> Result<Self, AuditError> {
         let (path, options, host) = (path.to_owned(), options.clone(), host.clone());
-        let sink = tokio::task::spawn_blocking(move || Sink::open(path, options, host))
+        let now = tokio::time::Instant::now().into_std();
+        let sink = tokio::task::spawn_blocking(move || Sink::open(path, options, host, now))
             .await
             .map_err(|_| AuditError::Closed)??;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -80,8 +84,12 @@ impl AuditLog {
 
     /// Queues `record`; a failure to write it is logged by the writer.
     pub async fn record(&self, record: Record) {
+        self.queue(Job::Write(Write::Append(record))).await;
+    }
+
+    async fn queue(&self, job: Job) {
         if let Some(jobs) = &self.jobs
-            && jobs.send(Job::Append(record)).await.is_err()
+            && jobs.send(job).await.is_err()
         {
             tracing::warn!("audit log closed: an event was not recorded");
         }
@@ -93,22 +101,32 @@ impl AuditLog {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
-        jobs.send(Job::Durable(record, ack))
+        jobs.send(Job::Write(Write::Durable(record, ack)))
             .await
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// Clean shutdown: writes `stop` and a final checkpoint, fsyncs, and ends the writer.
+    /// Clean shutdown: writes the summary of failed authentications not yet written, `stop`
+    /// and a final checkpoint, fsyncs, and ends the writer.
     pub async fn close(&self) -> Result<(), AuditError> {
         let Some(jobs) = &self.jobs else {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
-        jobs.send(Job::Close(ack))
+        jobs.send(Job::Write(Write::Close(ack)))
             .await
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// A failed authentication from `source` (an IPv4 address, or an IPv6 /64 like "2001:db8:1:2::/64"); `refused` only when the client proved possession of an authorized key that its options refused.
+    ///
+    /// Counted, not written: at most one `auth_fail` summary is written per
+    /// [`AuditOptions::failure_interval`], and a last one at [`AuditLog::close`].
+    pub async fn auth_failure(&self, source: &str, refused: Option<RefusedKey>) {
+        self.queue(Job::AuthFailure(source.to_owned(), refused))
+            .await;
     }
 
     /// A TCP connection from `peer` was accepted.
@@ -260,6 +278,16 @@ mod tests {
         verify_files(files, host_key().as_public_key()).unwrap()
     }
 
+    /// Waits, on tokio's clock (paused in these tests: no real time passes), until the kinds
+    /// of the log's events satisfy `done`.
+    async fn wait_until(path: &Path, done: impl Fn(&[&'static str]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(&kinds(path)) {
+            assert!(Instant::now() < deadline, "gave up: {:?}", kinds(path));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn who() -> Who {
         Who {
             session: "00ff".into(),
@@ -276,7 +304,6 @@ mod tests {
         let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
             .await
             .unwrap();
-        log.connect("127.0.0.1:5000").await;
         let session = log.session(who()).await;
         session.command("echo hi", false).await.unwrap();
         // The command is on disk before `command` returns.
@@ -288,7 +315,6 @@ mod tests {
             kinds(&path),
             [
                 "start",
-                "connect",
                 "auth_ok",
                 "command",
                 "exit",
@@ -299,13 +325,13 @@ mod tests {
         );
         let all = events(&path);
         assert!(all[0].is_genesis());
-        assert_eq!(all[3].record.command.as_deref(), Some("echo hi"));
-        assert_eq!(all[3].record.name.as_deref(), Some("alice"));
-        assert_eq!(all[4].record.exit, Some(0));
-        assert_eq!(all[4].record.duration_ms, Some(5));
+        assert_eq!(all[2].record.command.as_deref(), Some("echo hi"));
+        assert_eq!(all[2].record.name.as_deref(), Some("alice"));
+        assert_eq!(all[3].record.exit, Some(0));
+        assert_eq!(all[3].record.duration_ms, Some(5));
         assert!(matches!(
             verdict(std::slice::from_ref(&path)),
-            Verdict::Sealed { events: 8, .. }
+            Verdict::Sealed { events: 7, .. }
         ));
         // After close nothing more is accepted.
         assert!(matches!(
@@ -322,7 +348,7 @@ mod tests {
             let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
                 .await
                 .unwrap();
-            log.connect("127.0.0.1:1").await;
+            log.session(who()).await;
             log.close().await.unwrap();
         }
         let all = events(&path);
@@ -345,19 +371,19 @@ mod tests {
         };
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
         for _ in 0..5 {
-            log.connect("127.0.0.1:1").await;
+            log.session(who()).await;
         }
         log.close().await.unwrap();
         assert_eq!(
             kinds(&path),
             [
                 "start",
-                "connect",
-                "connect",
+                "auth_ok",
+                "auth_ok",
                 "checkpoint",
-                "connect",
-                "connect",
-                "connect",
+                "auth_ok",
+                "auth_ok",
+                "auth_ok",
                 "checkpoint",
                 "stop",
                 "checkpoint"
@@ -366,32 +392,31 @@ mod tests {
         assert!(matches!(verdict(&[path]), Verdict::Sealed { .. }));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn checkpoints_when_the_interval_passes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let options = AuditOptions {
-            checkpoint_interval: Duration::from_millis(100),
+            checkpoint_interval: Duration::from_secs(60),
             ..AuditOptions::default()
         };
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kinds(&path).last() != Some(&"checkpoint") {
-            assert!(
-                Instant::now() < deadline,
-                "no checkpoint: {:?}",
-                kinds(&path)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(kinds(&path), ["start", "checkpoint"]);
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(kinds(&path), ["start"]);
+        // Due a minute after the oldest unsealed event (`start`), not after the latest.
+        log.session(who()).await.disconnect(Duration::ZERO).await;
+        wait_until(&path, |kinds| kinds.last() == Some(&"checkpoint")).await;
+        assert_eq!(
+            kinds(&path),
+            ["start", "auth_ok", "disconnect", "checkpoint"]
+        );
         assert!(matches!(
             verdict(std::slice::from_ref(&path)),
             Verdict::Sealed { .. }
         ));
         // Quiet: no checkpoint without new events.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(kinds(&path).len(), 2);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(kinds(&path).len(), 4);
         log.close().await.unwrap();
     }
 
@@ -431,7 +456,7 @@ mod tests {
         let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
             .await
             .unwrap();
-        log.connect("127.0.0.1:1").await;
+        log.session(who()).await;
         log.close().await.unwrap();
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"time\":\"2025-").unwrap();
@@ -481,9 +506,118 @@ mod tests {
         );
     }
 
+    fn refused(name: &str) -> RefusedKey {
+        RefusedKey {
+            name: name.into(),
+            key: format!("SHA256:{name}"),
+            rule: "from=: 10.0.0.9 is not an allowed source address for this key".into(),
+        }
+    }
+
+    /// The `auth_fail` events of the log at `path`.
+    fn summaries(path: &Path) -> Vec<Record> {
+        events(path)
+            .into_iter()
+            .map(|e| e.record)
+            .filter(|r| r.event == EventKind::AuthFail)
+            .collect()
+    }
+
+    fn sources(summary: &Record) -> Vec<(&str, u64)> {
+        summary
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| (s.source.as_str(), s.failures))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn failed_authentications_are_one_summary_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        for n in 0..30 {
+            let refused = (n % 2 == 0).then(|| refused("alice"));
+            log.auth_failure("10.0.0.9", refused).await;
+        }
+        for _ in 0..5 {
+            log.auth_failure("10.0.0.7", None).await;
+        }
+        log.auth_failure("2001:db8:1:2::/64", None).await;
+        log.auth_failure("2001:db8:1:2::/64", None).await;
+        log.close().await.unwrap();
+        assert_eq!(kinds(&path), ["start", "auth_fail", "stop", "checkpoint"]);
+        let [summary] = summaries(&path).try_into().unwrap();
+        assert_eq!(summary.failures, Some(37));
+        assert_eq!(
+            sources(&summary),
+            [("10.0.0.9", 30), ("10.0.0.7", 5), ("2001:db8:1:2::/64", 2)]
+        );
+        let first = summary.sources.as_ref().unwrap().first().unwrap();
+        assert_eq!(first.refused, [refused("alice")]);
+        assert_eq!(summary.unlisted, None);
+        assert!(summary.duration_ms.is_some());
+        assert!(matches!(
+            verdict(&[path]),
+            Verdict::Sealed { events: 4, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_one_failure_summary_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        let session = log.session(who()).await;
+        for _ in 0..3 {
+            log.auth_failure("10.0.0.1", None).await;
+        }
+        // A durable command: the writer has taken every job queued before it.
+        session.command("barrier 1", false).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        log.auth_failure("10.0.0.2", None).await;
+        log.auth_failure("10.0.0.2", None).await;
+        session.command("barrier 2", false).await.unwrap();
+        assert_eq!(summaries(&path), []);
+
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        wait_until(&path, |kinds| kinds.contains(&"auth_fail")).await;
+        let [first] = summaries(&path).try_into().unwrap();
+        assert_eq!(first.failures, Some(5));
+        assert_eq!(first.duration_ms, Some(60_000));
+        assert_eq!(sources(&first), [("10.0.0.1", 3), ("10.0.0.2", 2)]);
+
+        // The next interval starts with its first failure.
+        log.auth_failure("10.0.0.3", None).await;
+        session.command("barrier 3", false).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        session.command("barrier 4", false).await.unwrap();
+        assert_eq!(summaries(&path).len(), 1);
+        // Close writes what is left, before `stop`.
+        log.close().await.unwrap();
+        let [_, last] = summaries(&path).try_into().unwrap();
+        assert_eq!(last.failures, Some(1));
+        assert!(
+            (59_000..60_000).contains(&last.duration_ms.unwrap()),
+            "{last:?}"
+        );
+        let kinds = kinds(&path);
+        assert_eq!(
+            kinds[kinds.len() - 3..],
+            ["auth_fail", "stop", "checkpoint"]
+        );
+        assert!(matches!(verdict(&[path]), Verdict::Sealed { .. }));
+    }
+
     #[tokio::test]
     async fn a_disabled_log_accepts_everything() {
         let log = AuditLog::disabled();
+        log.auth_failure("10.0.0.1", Some(refused("alice"))).await;
         log.session(who()).await.command("x", false).await.unwrap();
         log.close().await.unwrap();
     }

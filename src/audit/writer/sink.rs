@@ -3,9 +3,10 @@
 //! (group commit), then answers every sender that waits for durability. It seals the chain
 //! with signed checkpoints (every N events, at least every interval while events flow, before
 //! each rotation, and after `stop`), rotates the file by size (`PATH` → `PATH.1` →
-//! `PATH.2` ..., the chain continuing in the new file), and copies each line to syslog. After
-//! any write error it refuses everything. It never decides what is recorded (the handle
-//! does) and never rewrites a line once written.
+//! `PATH.2` ..., the chain continuing in the new file), copies each line to syslog, and
+//! writes the summary of failed authentications that `failures` counts. After any write
+//! error it refuses everything. It never decides what is recorded (the handle does) and never
+//! rewrites a line once written.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -17,8 +18,9 @@ use rand::RngExt as _;
 use rsa::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
+use super::failures::FailureTally;
 use super::resume::resume_point;
-use crate::audit::chain::{AuditChain, ChainError, EventKind, Record};
+use crate::audit::chain::{AuditChain, ChainError, EventKind, Record, RefusedKey};
 use crate::audit::syslog::{SyslogSender, SyslogTarget};
 use crate::audit::{AuditError, numbered};
 use crate::keys::public::fingerprint;
@@ -35,6 +37,9 @@ pub struct AuditOptions {
     pub checkpoint_every: u64,
     /// Checkpoint at least this often while events flow (default one minute).
     pub checkpoint_interval: Duration,
+    /// Write at most one summary of failed authentications this often, and only when there
+    /// were some (default one minute).
+    pub failure_interval: Duration,
     /// Also send every line to syslog.
     pub syslog: Option<SyslogTarget>,
 }
@@ -45,37 +50,59 @@ impl Default for AuditOptions {
             max_bytes: 64 * 1024 * 1024,
             checkpoint_every: 100,
             checkpoint_interval: Duration::from_secs(60),
+            failure_interval: Duration::from_secs(60),
             syslog: None,
         }
     }
 }
 
+/// An answer the writer owes a sender that waits.
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
 /// What the handle asks of the writer task.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "most jobs are writes: boxing them would allocate for every event to save queue space only on failures"
+)]
 pub(super) enum Job {
+    /// Something to write.
+    Write(Write),
+    /// Count one failed authentication from this source (written only in a summary).
+    AuthFailure(String, Option<RefusedKey>),
+}
+
+/// What the writer task writes, in order, as one group.
+pub(super) enum Write {
     /// Write this record with the next group.
     Append(Record),
     /// Write this record and answer once it is fsynced.
-    Durable(Record, oneshot::Sender<Result<(), AuditError>>),
+    Durable(Record, Ack),
     /// Write `stop` and a final checkpoint, fsync, answer, and end the task.
-    Close(oneshot::Sender<Result<(), AuditError>>),
+    Close(Ack),
 }
 
-/// The writer task: takes whatever records are waiting (up to [`MAX_GROUP`]), writes them as
-/// one group off the runtime, and wakes up on its own when a checkpoint falls due.
+/// The writer task: takes whatever jobs are waiting (up to [`MAX_GROUP`]), counts the failed
+/// authentications among them, writes the rest as one group off the runtime, and wakes up on
+/// its own when a checkpoint or a failure summary falls due. Its clock is tokio's.
 pub(super) async fn write_jobs(mut sink: Sink, mut jobs: mpsc::Receiver<Job>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut failures = FailureTally::new(sink.options.failure_interval);
+    let mut received = Vec::with_capacity(MAX_GROUP);
     loop {
-        let due = sink.checkpoint_due().map(tokio::time::Instant::from_std);
+        let due = earliest(sink.due(), failures.due()).map(tokio::time::Instant::from_std);
         let closed = tokio::select! {
-            received = jobs.recv_many(&mut group, MAX_GROUP) => received == 0,
+            count = jobs.recv_many(&mut received, MAX_GROUP) => count == 0,
             () = sleep_until(due), if due.is_some() => false,
         };
         if closed {
             return;
         }
-        let work = std::mem::take(&mut group);
+        let now = tokio::time::Instant::now().into_std();
+        let work = writes(std::mem::take(&mut received), &mut failures, now);
+        if work.is_empty() && sink.due().is_none_or(|due| due > now) {
+            continue;
+        }
         let written = tokio::task::spawn_blocking(move || {
-            let closing = sink.write_group(work);
+            let closing = sink.write_group(work, now);
             (sink, closing)
         })
         .await;
@@ -90,13 +117,41 @@ pub(super) async fn write_jobs(mut sink: Sink, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// What `jobs` ask to write, in order, with the failed authentications among them counted in
+/// `failures` instead: their summary goes just before a `Close`, or last when it is due.
+fn writes(jobs: Vec<Job>, failures: &mut FailureTally, now: Instant) -> Vec<Write> {
+    let mut work = Vec::with_capacity(jobs.len() + 1);
+    for job in jobs {
+        match job {
+            Job::AuthFailure(source, refused) => failures.add(&source, refused, now),
+            Job::Write(close @ Write::Close(_)) => {
+                work.extend(failures.summary(now).map(Write::Append));
+                work.push(close);
+            }
+            Job::Write(write) => work.push(write),
+        }
+    }
+    if failures.due().is_some_and(|due| due <= now) {
+        work.extend(failures.summary(now).map(Write::Append));
+    }
+    work
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 async fn sleep_until(due: Option<tokio::time::Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due).await;
     }
 }
 
-/// The file, the chain and the checkpoint state; all blocking I/O happens here.
+/// The file, the chain and the checkpoint state; all blocking I/O happens here. The time is
+/// passed in.
 pub(super) struct Sink {
     path: PathBuf,
     file: File,
@@ -115,11 +170,12 @@ pub(super) struct Sink {
 
 impl Sink {
     /// Continues (or starts) the chain at `path`, opens the file for appending, and writes and
-    /// fsyncs a `start` event.
+    /// fsyncs a `start` event at `now`.
     pub(super) fn open(
         path: PathBuf,
         options: AuditOptions,
         host: PrivateKey,
+        now: Instant,
     ) -> Result<Self, AuditError> {
         let chain = match resume_point(&path)? {
             Some(chain) => chain,
@@ -148,32 +204,34 @@ impl Sink {
         };
         let mut start = Record::new(EventKind::Start);
         start.key = Some(sink.host_fingerprint.clone());
-        sink.append(start)?;
+        sink.append(start, now)?;
         sink.sync()?;
         Ok(sink)
     }
 
-    /// When the oldest unsealed event has waited the checkpoint interval.
-    fn checkpoint_due(&self) -> Option<Instant> {
+    /// When the writer must run without a job: when the oldest unsealed event has waited the
+    /// checkpoint interval.
+    pub(super) fn due(&self) -> Option<Instant> {
         self.unsealed_since
             .filter(|_| self.broken.is_none())
-            .map(|since| since + self.options.checkpoint_interval)
+            .and_then(|since| since.checked_add(self.options.checkpoint_interval))
     }
 
-    /// Writes a group, fsyncs once, then answers every waiting sender. True after a Close.
-    fn write_group(&mut self, jobs: Vec<Job>) -> bool {
+    /// Writes a group at `now`, fsyncs once, then answers every waiting sender. True after a
+    /// Close.
+    pub(super) fn write_group(&mut self, jobs: Vec<Write>, now: Instant) -> bool {
         let mut acks = Vec::new();
         let mut closing = false;
         for job in jobs {
             match job {
-                Job::Append(record) => self.guard(|sink| sink.append(record)),
-                Job::Durable(record, ack) => {
-                    self.guard(|sink| sink.append(record));
+                Write::Append(record) => self.guard(|sink| sink.append(record, now)),
+                Write::Durable(record, ack) => {
+                    self.guard(|sink| sink.append(record, now));
                     acks.push(ack);
                 }
-                Job::Close(ack) => {
+                Write::Close(ack) => {
                     self.guard(|sink| {
-                        sink.append(Record::new(EventKind::Stop))?;
+                        sink.append(Record::new(EventKind::Stop), now)?;
                         sink.checkpoint()
                     });
                     acks.push(ack);
@@ -181,10 +239,7 @@ impl Sink {
                 }
             }
         }
-        if self
-            .checkpoint_due()
-            .is_some_and(|due| due <= Instant::now())
-        {
+        if self.due().is_some_and(|due| due <= now) {
             self.guard(Self::checkpoint);
         }
         self.guard(Self::sync);
@@ -212,16 +267,16 @@ impl Sink {
         })
     }
 
-    fn append(&mut self, record: Record) -> Result<(), AuditError> {
+    fn append(&mut self, record: Record, now: Instant) -> Result<(), AuditError> {
         let kind = record.event;
-        let time = now();
+        let time = timestamp_now();
         let line = self
             .chain
             .seal(record, time.clone())
             .map_err(|source| self.chain_error(source))?;
         self.write_line(kind, &time, &line)?;
         self.unsealed += 1;
-        self.unsealed_since.get_or_insert_with(Instant::now);
+        self.unsealed_since.get_or_insert(now);
         if self.unsealed >= self.options.checkpoint_every || self.size >= self.options.max_bytes {
             self.checkpoint()?;
         }
@@ -230,7 +285,7 @@ impl Sink {
 
     /// Seals everything so far with a signed checkpoint; rotates if the file is full.
     fn checkpoint(&mut self) -> Result<(), AuditError> {
-        let time = now();
+        let time = timestamp_now();
         let line = self
             .chain
             .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint)
@@ -291,8 +346,9 @@ impl Sink {
     }
 }
 
-/// The current time as the log writes it: RFC 3339 UTC with milliseconds.
-fn now() -> String {
+/// The current time as the log writes it: RFC 3339 UTC with milliseconds (the wall clock:
+/// only the `time` member comes from it).
+fn timestamp_now() -> String {
     timestamp(time::OffsetDateTime::now_utc())
 }
 
@@ -338,6 +394,42 @@ fn sync_parent(path: &Path) -> Result<(), AuditError> {
 mod tests {
     use super::*;
 
+    fn failure(source: &str) -> Job {
+        Job::AuthFailure(source.to_owned(), None)
+    }
+
+    fn kinds(writes: &[Write]) -> Vec<&'static str> {
+        writes
+            .iter()
+            .map(|write| match write {
+                Write::Append(record) | Write::Durable(record, _) => record.event.as_str(),
+                Write::Close(_) => "close",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failed_authentications_are_counted_not_written() {
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut tally = FailureTally::new(minute);
+        let jobs = vec![failure("10.0.0.1"), failure("10.0.0.2")];
+        assert!(writes(jobs, &mut tally, start).is_empty());
+        let exit = Job::Write(Write::Append(Record::new(EventKind::Exit)));
+        let work = writes(vec![failure("10.0.0.1"), exit], &mut tally, start);
+        assert_eq!(kinds(&work), ["exit"]);
+        // Due: the summary goes last.
+        let exit = Job::Write(Write::Append(Record::new(EventKind::Exit)));
+        let work = writes(vec![exit], &mut tally, start + minute);
+        assert_eq!(kinds(&work), ["exit", "auth_fail"]);
+        // At close, what is left goes just before the close, whether due or not.
+        let (ack, _) = oneshot::channel();
+        let jobs = vec![failure("10.0.0.3"), Job::Write(Write::Close(ack))];
+        let work = writes(jobs, &mut tally, start + minute);
+        assert_eq!(kinds(&work), ["auth_fail", "close"]);
+        assert_eq!(tally.due(), None);
+    }
+
     #[test]
     fn timestamps_are_rfc3339_utc_with_truncated_milliseconds() {
         let at = time::Date::from_calendar_date(2026, time::Month::March, 7)
@@ -350,6 +442,6 @@ mod tests {
         assert_eq!(timestamp(midnight), "1970-01-01T00:00:00.000Z");
         let east = at.to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
         assert_eq!(timestamp(east), "2026-03-07T04:05:06.123Z");
-        assert!(now().ends_with('Z') && now().len() == 24);
+        assert!(timestamp_now().ends_with('Z') && timestamp_now().len() == 24);
     }
 }

@@ -43,6 +43,8 @@ pub enum EventKind {
     Start,
     /// The server stopped cleanly.
     Stop,
+    /// The log could not be written for a while and writes again: how many events were lost.
+    Lost,
 }
 
 impl EventKind {
@@ -60,6 +62,7 @@ impl EventKind {
             Self::Checkpoint => "checkpoint",
             Self::Start => "start",
             Self::Stop => "stop",
+            Self::Lost => "lost",
         }
     }
 }
@@ -100,7 +103,8 @@ pub struct Record {
     /// Bytes sent to the client (a command's stdout and stderr).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
-    /// On `denied`: the rule that refused, with its reason; on a failed `transfer`, why.
+    /// On `denied`: the rule that refused, with its reason; on a failed `transfer`, why; on
+    /// `lost`, the error that stopped the writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// On `transfer`: `upload` or `download`.
@@ -121,6 +125,9 @@ pub struct Record {
     /// On `auth_fail` summaries: the failures from sources not in `sources` (absent when 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlisted: Option<u64>,
+    /// On `lost`: the events that could not be written (commands among them were refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
 }
 
 /// One source of failed authentications in an `auth_fail` summary.
@@ -169,6 +176,7 @@ impl Record {
             failures: None,
             sources: None,
             unlisted: None,
+            lost: None,
         }
     }
 }
@@ -549,6 +557,7 @@ mod tests {
             EventKind::Checkpoint,
             EventKind::Start,
             EventKind::Stop,
+            EventKind::Lost,
         ] {
             assert_eq!(
                 serde_json::to_string(&kind).unwrap(),

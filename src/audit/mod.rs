@@ -40,9 +40,9 @@ pub enum AuditError {
         /// What is wrong with it.
         detail: String,
     },
-    /// An earlier write failed; the log refuses new events (and so the server refuses
-    /// commands) until the server is restarted.
-    #[error("audit log {} is out of order since a write failed ({reason}): no command can run until the server restarts", path.display())]
+    /// A write failed; until the log can write again (it retries by itself), it refuses new
+    /// events, and so the server refuses commands.
+    #[error("audit log {} is out of order since a write failed ({reason}): commands are refused until it can write again", path.display())]
     Broken {
         /// The log file.
         path: PathBuf,

@@ -1,11 +1,11 @@
 //! `seashell audit show`: the log for people. A table with one row per command (joined with
 //! its exit status and duration) and per notable event (server start and stop, summaries of
-//! failed authentications, policy refusals, transfers), or with `--json` the matching events
-//! as written. Filters: `--key` (a key fingerprint, also among a failure summary's refused
-//! keys), `--since` (a time) and `--grep` (text in the command, name or peer, or in a failure
-//! summary's sources and refused names). This only reads and prints; it does not check the
-//! chain (that is `verify`), and it escapes control characters so that a logged command
-//! cannot drive the reader's terminal.
+//! failed authentications, policy refusals, transfers, events the log lost), or with
+//! `--json` the matching events as written. Filters: `--key` (a key fingerprint, also among
+//! a failure summary's refused keys), `--since` (a time) and `--grep` (text in the command,
+//! name or peer, or in a failure summary's sources and refused names). This only reads and
+//! prints; it does not check the chain (that is `verify`), and it escapes control characters
+//! so that a logged command cannot drive the reader's terminal.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -172,7 +172,8 @@ fn rows(events: &[(Event, String)]) -> Vec<Row<'_>> {
             | EventKind::Denied
             | EventKind::Transfer
             | EventKind::Start
-            | EventKind::Stop => rows.push(Row {
+            | EventKind::Stop
+            | EventKind::Lost => rows.push(Row {
                 event,
                 exit: record.exit,
                 duration_ms: record.duration_ms,
@@ -204,6 +205,12 @@ fn cells(row: &Row<'_>) -> [String; 6] {
                 record.key.as_deref().unwrap_or("?")
             ),
         },
+        EventKind::Lost => format!(
+            "[lost: {} event(s) not written in {} (commands among them refused): {}]",
+            record.lost.unwrap_or_default(),
+            duration(record.duration_ms.unwrap_or_default()),
+            record.rule.as_deref().unwrap_or("?")
+        ),
         other => match &record.command {
             Some(command) => format!("[{}] {command}", other.as_str()),
             None => format!("[{}]", other.as_str()),
@@ -388,6 +395,34 @@ mod tests {
             duration_ms: None,
         };
         assert_eq!(cells(&row)[5], "[auth_fail: key SHA256:old refused]");
+    }
+
+    #[test]
+    fn a_lost_event_says_what_was_lost_and_why() {
+        let mut record = Record::new(EventKind::Lost);
+        record.lost = Some(3);
+        record.duration_ms = Some(2_000);
+        record.rule = Some("/var/log/audit.log: No space left on device (os error 28)".into());
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 9,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let row = Row {
+            event: &event,
+            exit: None,
+            duration_ms: event.record.duration_ms,
+        };
+        let cells = cells(&row);
+        assert_eq!(cells[4], "2.000s");
+        assert_eq!(
+            cells[5],
+            "[lost: 3 event(s) not written in 2.000s (commands among them refused): \
+             /var/log/audit.log: No space left on device (os error 28)]"
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! the file; on start the log continues the chain from the last line already on disk
 //! (`resume`). Failed authentications are not written one by one but counted (`failures`)
 //! and summarised at most once an interval, so strangers cannot make the log grow at a rate
-//! they choose. The handle never touches the file itself, and after any write error the
-//! writer refuses everything: a log with a hole in it is worse than a server that runs no
-//! commands.
+//! they choose. The handle never touches the file itself. After a write error the writer
+//! refuses everything until it can write again (a log with a hole in it is worse than a
+//! server that runs no commands), then continues the chain with a `lost` event by itself.
 
 mod failures;
 mod resume;
@@ -279,11 +279,19 @@ mod tests {
     }
 
     /// Waits, on tokio's clock (paused in these tests: no real time passes), until the kinds
-    /// of the log's events satisfy `done`.
+    /// of the log's events satisfy `done` (a line still being written is left out).
     async fn wait_until(path: &Path, done: impl Fn(&[&'static str]) -> bool) {
+        let complete = || -> Vec<&'static str> {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .filter_map(|line| Event::parse(line.as_bytes()).ok())
+                .map(|e| e.record.event.as_str())
+                .collect()
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !done(&kinds(path)) {
-            assert!(Instant::now() < deadline, "gave up: {:?}", kinds(path));
+        while !done(&complete()) {
+            assert!(Instant::now() < deadline, "gave up: {:?}", complete());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -612,6 +620,171 @@ mod tests {
             ["auth_fail", "stop", "checkpoint"]
         );
         assert!(matches!(verdict(&[path]), Verdict::Sealed { .. }));
+    }
+
+    /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.
+    pub(super) struct Tmpfs {
+        dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        /// Mounts one with `options` (`size=256k`...); `None`, with a message saying why the
+        /// test does not run, where mounting is not permitted.
+        pub(super) fn mount(options: &str) -> Option<Self> {
+            let dir = tempfile::tempdir().unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            if mounted.status.success() {
+                return Some(Self { dir });
+            }
+            let why = String::from_utf8_lossy(&mounted.stderr);
+            let refused = ["ermission denied", "only root", "must be superuser"];
+            assert!(
+                refused.iter().any(|r| why.contains(r)),
+                "mount -t tmpfs failed: {why}"
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (this test needs root): {why}");
+            None
+        }
+
+        pub(super) fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills the disk with `name` until it is full.
+        pub(super) fn fill(&self, name: &str) -> PathBuf {
+            let path = self.path().join(name);
+            let mut file = std::fs::File::create(&path).unwrap();
+            let block = [0u8; 4096];
+            while file.write_all(&block).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    fn lost_events(files: &[PathBuf]) -> Vec<Record> {
+        files
+            .iter()
+            .flat_map(|file| events(file))
+            .map(|e| e.record)
+            .filter(|r| r.event == EventKind::Lost)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_disk_refuses_commands_and_the_log_goes_on_once_space_is_back() {
+        let Some(disk) = Tmpfs::mount("size=256k") else {
+            return;
+        };
+        let path = disk.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        let session = log.session(who()).await;
+        session.command("echo before", false).await.unwrap();
+        let filler = disk.fill("filler");
+        // Longer than a page: it cannot fit in what is left of the log's last one.
+        let long = format!(": {}", "x".repeat(10_000));
+        let err = session.command(&long, false).await.unwrap_err();
+        assert!(matches!(err, AuditError::Broken { .. }), "{err}");
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        session.exit(0, Duration::ZERO, 0, 0).await;
+        std::fs::remove_file(&filler).unwrap();
+        // Space is back, but the retry is not due yet (no time has passed on this clock).
+        assert!(session.command("too early", false).await.is_err());
+        // Due: the writer writes again by itself, without waiting for a job.
+        tokio::time::sleep(sink::RETRY_EVERY).await;
+        wait_until(&path, |kinds| kinds.contains(&"lost")).await;
+        session.command("echo after", false).await.unwrap();
+        log.close().await.unwrap();
+
+        assert_eq!(
+            kinds(&path),
+            [
+                "start",
+                "auth_ok",
+                "command",
+                "lost",
+                "checkpoint",
+                "command",
+                "stop",
+                "checkpoint"
+            ]
+        );
+        let [lost] = lost_events(std::slice::from_ref(&path)).try_into().unwrap();
+        // The long command, its exit, and the command that came too early.
+        assert_eq!(lost.lost, Some(3));
+        assert_eq!(lost.duration_ms, Some(2_000));
+        assert!(
+            lost.rule
+                .as_deref()
+                .unwrap()
+                .contains("No space left on device")
+        );
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("xxxx"));
+        assert!(matches!(
+            verdict(&[path]),
+            Verdict::Sealed { events: 8, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_that_cannot_create_the_new_file_recovers_in_it_later() {
+        // Room for the log and two more files, both taken.
+        let Some(disk) = Tmpfs::mount("size=1m,nr_inodes=4") else {
+            return;
+        };
+        let path = disk.path().join("audit.log");
+        let options = AuditOptions {
+            max_bytes: 1500,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
+        let session = log.session(who()).await;
+        let taken = ["taken.1", "taken.2"].map(|name| disk.path().join(name));
+        for file in &taken {
+            std::fs::write(file, "").unwrap();
+        }
+        let mut ran = 0;
+        while session.command(&format!("echo {ran}"), false).await.is_ok() {
+            ran += 1;
+            assert!(ran < 100, "never rotated");
+        }
+        // The rotation renamed the log, then could not create the new one.
+        assert!(!path.exists());
+        assert_eq!(kinds(&numbered(&path, 1)).last(), Some(&"checkpoint"));
+        assert!(session.command("refused", false).await.is_err());
+
+        for file in &taken {
+            std::fs::remove_file(file).unwrap();
+        }
+        tokio::time::sleep(sink::RETRY_EVERY).await;
+        session.command("echo after", false).await.unwrap();
+        log.close().await.unwrap();
+        // The log went on in the new file (which has filled up and rotated again since).
+        let files = rotated_set(&path);
+        let resumed = files
+            .iter()
+            .position(|file| kinds(file).first() == Some(&"lost"))
+            .unwrap();
+        assert_eq!(resumed, 1, "{files:?}");
+        let after: Vec<&str> = files[resumed..].iter().flat_map(|f| kinds(f)).collect();
+        assert_eq!(after[..3], ["lost", "checkpoint", "command"], "{after:?}");
+        assert_eq!(after[after.len() - 2..], ["stop", "checkpoint"]);
+        let [lost] = lost_events(&files).try_into().unwrap();
+        assert_eq!(lost.lost, Some(1));
+        assert!(matches!(verdict(&files), Verdict::Sealed { .. }));
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! a failure summary's refused keys), `--since` (a time) and `--grep` (text in the command,
 //! name or peer, or in a failure summary's sources and refused names). This only reads and
 //! prints; it does not check the chain (that is `verify`), and it escapes control characters
-//! so that a logged command cannot drive the reader's terminal.
+//! and bidirectional overrides so that a logged command (or a key's comment) can neither drive
+//! the reader's terminal nor show itself as something else.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -300,11 +301,12 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// Control characters (newlines, escape sequences...) shown escaped, never sent raw.
+/// Control characters (newlines, escape sequences...) and bidirectional formatting
+/// characters (which reorder the text after them) shown escaped, never sent raw.
 fn escape(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
+            let escaped: Vec<char> = if c.is_control() || is_bidi_control(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]
@@ -312,6 +314,14 @@ fn escape(text: &str) -> String {
             escaped
         })
         .collect()
+}
+
+/// Unicode's Bidi_Control characters: the marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 #[cfg(test)]
@@ -331,6 +341,28 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(escape("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
         assert_eq!(escape("héllo"), "héllo");
+        // C1 controls too (U+009B is CSI on terminals that take 8-bit controls).
+        assert_eq!(escape("a\u{9b}2J"), "a\\u{9b}2J");
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped() {
+        // `rm -rf / #` shown as if it were a comment: an override reorders what follows it.
+        assert_eq!(
+            escape("echo hi \u{202e}# /tmp fr- mr"),
+            "echo hi \\u{202e}# /tmp fr- mr"
+        );
+        for c in [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            assert_eq!(
+                escape(&c.to_string()),
+                c.escape_unicode().to_string(),
+                "{c:?}"
+            );
+        }
+        assert_eq!(escape("שלום"), "שלום");
     }
 
     #[test]

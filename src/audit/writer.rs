@@ -7,8 +7,9 @@
 //! (`resume`). Failed authentications are not written one by one but counted (`failures`)
 //! and summarised at most once an interval, so strangers cannot make the log grow at a rate
 //! they choose. The handle never touches the file itself. After a write error the writer
-//! refuses everything until it can write again (a log with a hole in it is worse than a
-//! server that runs no commands), then continues the chain with a `lost` event by itself.
+//! refuses everything until it can write again (a command run unrecorded is worse than a
+//! command refused), then continues the chain by itself, with a `lost` event saying what it
+//! could not write.
 
 mod failures;
 mod resume;

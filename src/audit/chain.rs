@@ -20,7 +20,8 @@ const SIG_MEMBER: &str = ",\"sig\":\"";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A TCP connection was accepted.
+    /// A TCP connection was accepted. No longer written (a stranger chose their rate); kept so
+    /// that older logs still parse, verify and show.
     Connect,
     /// A client key was accepted: the session begins.
     AuthOk,
@@ -94,7 +95,8 @@ pub struct Record {
     /// Exit status: the code, or 128 + N after signal N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
-    /// How long the command (or the session) lasted.
+    /// How long the command (or the session) lasted; on an `auth_fail` summary, the interval
+    /// it covers; on `lost`, how long the log could not write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// Bytes received from the client.

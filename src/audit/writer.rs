@@ -130,14 +130,16 @@ impl AuditLog {
             .await;
     }
 
-    /// A TCP connection from `peer` was accepted.
+    /// A TCP connection from `peer` was accepted. The server's old call, one line per
+    /// connection: to be deleted once the server no longer calls it.
     pub async fn connect(&self, peer: &str) {
         let mut record = Record::new(EventKind::Connect);
         record.peer = Some(peer.to_owned());
         self.record(record).await;
     }
 
-    /// The key `key` from `peer` is not authorized.
+    /// The key `key` from `peer` is not authorized, as one line. The server's old call: to be
+    /// deleted once it calls [`AuditLog::auth_failure`] instead.
     pub async fn auth_fail(&self, peer: &str, key: &str) {
         let mut record = Record::new(EventKind::AuthFail);
         record.peer = Some(peer.to_owned());
@@ -146,7 +148,8 @@ impl AuditLog {
     }
 
     /// A key refused by its authorized_keys options before the session began (`from=`,
-    /// `expires=`).
+    /// `expires=`), as one line. The server's old call: to be deleted once it calls
+    /// [`AuditLog::auth_failure`] instead.
     pub async fn denied(&self, peer: &str, key: &str, name: &str, rule: &str) {
         let mut record = Record::new(EventKind::Denied);
         record.peer = Some(peer.to_owned());

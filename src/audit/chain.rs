@@ -20,11 +20,13 @@ const SIG_MEMBER: &str = ",\"sig\":\"";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A TCP connection was accepted.
+    /// A TCP connection was accepted. No longer written (a stranger chose their rate); kept so
+    /// that older logs still parse, verify and show.
     Connect,
     /// A client key was accepted: the session begins.
     AuthOk,
-    /// A client key was refused.
+    /// Failed authentications: once a summary of an interval's failures; in logs written
+    /// before summaries, one refused client key.
     AuthFail,
     /// A command line is about to run (written and fsynced before it starts).
     Command,
@@ -42,6 +44,8 @@ pub enum EventKind {
     Start,
     /// The server stopped cleanly.
     Stop,
+    /// The log could not be written for a while and writes again: how many events were lost.
+    Lost,
 }
 
 impl EventKind {
@@ -59,6 +63,7 @@ impl EventKind {
             Self::Checkpoint => "checkpoint",
             Self::Start => "start",
             Self::Stop => "stop",
+            Self::Lost => "lost",
         }
     }
 }
@@ -90,7 +95,8 @@ pub struct Record {
     /// Exit status: the code, or 128 + N after signal N.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
-    /// How long the command (or the session) lasted.
+    /// How long the command (or the session) lasted; on an `auth_fail` summary, the interval
+    /// it covers; on `lost`, how long the log could not write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// Bytes received from the client.
@@ -99,7 +105,8 @@ pub struct Record {
     /// Bytes sent to the client (a command's stdout and stderr).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
-    /// On `denied` (and `auth_fail`): the rule that refused, with its reason.
+    /// On `denied`: the rule that refused, with its reason; on a failed `transfer`, why; on
+    /// `lost`, the error that stopped the writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// On `transfer`: `upload` or `download`.
@@ -111,6 +118,42 @@ pub struct Record {
     /// On `transfer`: hex SHA-256 of the whole file, when it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// On `auth_fail` summaries: every failed authentication of the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// On `auth_fail` summaries: the sources with the most failures, most first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<FailureSource>>,
+    /// On `auth_fail` summaries: the failures from sources not in `sources` (absent when 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlisted: Option<u64>,
+    /// On `lost`: the events that could not be written (commands among them were refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+}
+
+/// One source of failed authentications in an `auth_fail` summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureSource {
+    /// An IPv4 address, or an IPv6 /64 such as `2001:db8:1:2::/64`.
+    pub source: String,
+    /// Its failures in the interval.
+    pub failures: u64,
+    /// Authorized keys it proved possession of that their options refused (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedKey>,
+}
+
+/// An authorized key whose options refused a client that proved possession of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedKey {
+    /// The key's comment in authorized_keys.
+    pub name: String,
+    /// The key's fingerprint (`SHA256:...`).
+    pub key: String,
+    /// The option that refused, with its reason, e.g.
+    /// `from=: 10.1.2.3 is not an allowed source address for this key`.
+    pub rule: String,
 }
 
 impl Record {
@@ -132,6 +175,10 @@ impl Record {
             direction: None,
             path: None,
             sha256: None,
+            failures: None,
+            sources: None,
+            unlisted: None,
+            lost: None,
         }
     }
 }
@@ -395,6 +442,45 @@ mod tests {
     }
 
     #[test]
+    fn summary_members_come_after_the_older_ones() {
+        let mut record = Record::new(EventKind::AuthFail);
+        record.duration_ms = Some(60_000);
+        record.failures = Some(5);
+        record.sources = Some(vec![
+            FailureSource {
+                source: "10.0.0.9".into(),
+                failures: 4,
+                refused: vec![RefusedKey {
+                    name: "alice".into(),
+                    key: "SHA256:a".into(),
+                    rule: "from=: 10.0.0.9 is not allowed".into(),
+                }],
+            },
+            FailureSource {
+                source: "2001:db8:1:2::/64".into(),
+                failures: 1,
+                refused: Vec::new(),
+            },
+        ]);
+        let line = AuditChain::new([1; 32]).seal(record, TIME.into()).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "{{\"time\":\"{TIME}\",\"seq\":1,\"event\":\"auth_fail\",\"duration_ms\":60000,\
+                 \"failures\":5,\"sources\":[{{\"source\":\"10.0.0.9\",\"failures\":4,\"refused\":\
+                 [{{\"name\":\"alice\",\"key\":\"SHA256:a\",\"rule\":\"from=: 10.0.0.9 is not \
+                 allowed\"}}]}},{{\"source\":\"2001:db8:1:2::/64\",\"failures\":1}}],\
+                 \"genesis\":\"{g}\",\"prev\":\"{g}\"}}",
+                g = "01".repeat(32)
+            )
+        );
+        assert_eq!(
+            Event::parse(line.as_bytes()).unwrap().to_line().unwrap(),
+            line
+        );
+    }
+
+    #[test]
     fn resume_continues_after_the_last_line() {
         let mut chain = AuditChain::new([2; 32]);
         chain
@@ -473,6 +559,7 @@ mod tests {
             EventKind::Checkpoint,
             EventKind::Start,
             EventKind::Stop,
+            EventKind::Lost,
         ] {
             assert_eq!(
                 serde_json::to_string(&kind).unwrap(),

@@ -14,8 +14,8 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use chain::{AuditChain, Event, EventKind, Record};
-pub use writer::{AuditLog, AuditOptions, RefusedKey, SessionAudit, Who};
+pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey};
+pub use writer::{AuditLog, AuditOptions, SessionAudit, Who};
 
 /// What went wrong with an audit log file, a host key or an argument; every message names the
 /// file (and line) concerned.
@@ -40,9 +40,9 @@ pub enum AuditError {
         /// What is wrong with it.
         detail: String,
     },
-    /// An earlier write failed; the log refuses new events (and so the server refuses
-    /// commands) until the server is restarted.
-    #[error("audit log {} is out of order since a write failed ({reason}): no command can run until the server restarts", path.display())]
+    /// A write failed; until the log can write again (it retries by itself), it refuses new
+    /// events, and so the server refuses commands.
+    #[error("audit log {} is out of order since a write failed ({reason}): commands are refused until it can write again", path.display())]
     Broken {
         /// The log file.
         path: PathBuf,

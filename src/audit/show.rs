@@ -1,9 +1,12 @@
 //! `seashell audit show`: the log for people. A table with one row per command (joined with
-//! its exit status and duration) and per notable event (server start and stop, refused keys,
-//! policy refusals, transfers), or with `--json` the matching events as written. Filters:
-//! `--key` (a key fingerprint), `--since` (a time) and `--grep` (text in the command, name or
-//! peer). This only reads and prints; it does not check the chain (that is `verify`), and it
-//! escapes control characters so that a logged command cannot drive the reader's terminal.
+//! its exit status and duration) and per notable event (server start and stop, summaries of
+//! failed authentications, policy refusals, transfers, events the log lost), or with
+//! `--json` the matching events as written. Filters: `--key` (a key fingerprint, also among
+//! a failure summary's refused keys), `--since` (a time) and `--grep` (text in the command,
+//! name or peer, or in a failure summary's sources and refused names). This only reads and
+//! prints; it does not check the chain (that is `verify`), and it escapes control characters
+//! and bidirectional overrides so that a logged command (or a key's comment) can neither drive
+//! the reader's terminal nor show itself as something else.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,7 +16,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::chain::{Event, EventKind};
+use super::chain::{Event, EventKind, Record};
 use super::{AuditError, rotated_set};
 
 /// What `seashell audit show` was asked.
@@ -102,9 +105,10 @@ impl<'a> Filter<'a> {
 
     fn matches(&self, event: &Event) -> bool {
         let record = &event.record;
-        let key = self
-            .key
-            .is_none_or(|key| record.key.as_deref() == Some(key));
+        let refused = || record.sources.iter().flatten().flat_map(|s| &s.refused);
+        let key = self.key.is_none_or(|key| {
+            record.key.as_deref() == Some(key) || refused().any(|refused| refused.key == key)
+        });
         let since = self.since.is_none_or(|since| {
             OffsetDateTime::parse(&event.time, &Rfc3339).is_ok_and(|time| time >= since)
         });
@@ -112,6 +116,12 @@ impl<'a> Filter<'a> {
             [&record.command, &record.name, &record.peer]
                 .iter()
                 .any(|field| field.as_deref().is_some_and(|f| f.contains(text)))
+                || record
+                    .sources
+                    .iter()
+                    .flatten()
+                    .any(|s| s.source.contains(text))
+                || refused().any(|refused| refused.name.contains(text))
         });
         key && since && grep
     }
@@ -163,7 +173,8 @@ fn rows(events: &[(Event, String)]) -> Vec<Row<'_>> {
             | EventKind::Denied
             | EventKind::Transfer
             | EventKind::Start
-            | EventKind::Stop => rows.push(Row {
+            | EventKind::Stop
+            | EventKind::Lost => rows.push(Row {
                 event,
                 exit: record.exit,
                 duration_ms: record.duration_ms,
@@ -188,9 +199,18 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         .replacen('T', " ", 1);
     let command = match record.event {
         EventKind::Command => record.command.clone().unwrap_or_default(),
-        EventKind::AuthFail => format!(
-            "[auth_fail: key {} refused]",
-            record.key.as_deref().unwrap_or("?")
+        EventKind::AuthFail => match record.failures {
+            Some(failures) => failure_summary(record, failures),
+            None => format!(
+                "[auth_fail: key {} refused]",
+                record.key.as_deref().unwrap_or("?")
+            ),
+        },
+        EventKind::Lost => format!(
+            "[lost: {} event(s) not written in {} (commands among them refused): {}]",
+            record.lost.unwrap_or_default(),
+            duration(record.duration_ms.unwrap_or_default()),
+            record.rule.as_deref().unwrap_or("?")
         ),
         other => match &record.command {
             Some(command) => format!("[{}] {command}", other.as_str()),
@@ -207,6 +227,46 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         command,
     ]
     .map(|cell| escape(&cell))
+}
+
+/// `[auth_fail: 37 failures in 1m00s from 2 sources: 10.0.0.9 ×30 (alice SHA256:…: from=: …),
+/// 10.0.0.7 ×5, and 2 from other sources]`.
+fn failure_summary(record: &Record, failures: u64) -> String {
+    let sources = record.sources.as_deref().unwrap_or_default();
+    let unlisted = record.unlisted.unwrap_or_default();
+    let from = match (sources.len(), unlisted) {
+        (1, 0) => "1 source".to_owned(),
+        (n, 0) => format!("{n} sources"),
+        (n, _) => format!("more than {n} sources"),
+    };
+    let mut listed: Vec<String> = sources
+        .iter()
+        .map(|source| {
+            let refused: Vec<String> = source
+                .refused
+                .iter()
+                .map(|key| format!("{} {}: {}", key.name, key.key, key.rule))
+                .collect();
+            match refused.as_slice() {
+                [] => format!("{} ×{}", source.source, source.failures),
+                _ => format!(
+                    "{} ×{} ({})",
+                    source.source,
+                    source.failures,
+                    refused.join("; ")
+                ),
+            }
+        })
+        .collect();
+    if unlisted > 0 {
+        listed.push(format!("and {unlisted} from other sources"));
+    }
+    format!(
+        "[auth_fail: {failures} failure{} in {} from {from}: {}]",
+        if failures == 1 { "" } else { "s" },
+        duration(record.duration_ms.unwrap_or_default()),
+        listed.join(", ")
+    )
 }
 
 fn write_table(rows: &[Row<'_>], out: &mut dyn Write) -> std::io::Result<()> {
@@ -241,11 +301,12 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// Control characters (newlines, escape sequences...) shown escaped, never sent raw.
+/// Control characters (newlines, escape sequences...) and bidirectional formatting
+/// characters (which reorder the text after them) shown escaped, never sent raw.
 fn escape(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
+            let escaped: Vec<char> = if c.is_control() || is_bidi_control(c) {
                 c.escape_default().collect()
             } else {
                 vec![c]
@@ -255,9 +316,18 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// Unicode's Bidi_Control characters: the marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::chain::{FailureSource, RefusedKey};
 
     #[test]
     fn durations_read_well() {
@@ -271,6 +341,156 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(escape("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
         assert_eq!(escape("héllo"), "héllo");
+        // C1 controls too (U+009B is CSI on terminals that take 8-bit controls).
+        assert_eq!(escape("a\u{9b}2J"), "a\\u{9b}2J");
+    }
+
+    #[test]
+    fn bidi_controls_are_escaped() {
+        // `rm -rf / #` shown as if it were a comment: an override reorders what follows it.
+        assert_eq!(
+            escape("echo hi \u{202e}# /tmp fr- mr"),
+            "echo hi \\u{202e}# /tmp fr- mr"
+        );
+        for c in [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            assert_eq!(
+                escape(&c.to_string()),
+                c.escape_unicode().to_string(),
+                "{c:?}"
+            );
+        }
+        assert_eq!(escape("שלום"), "שלום");
+    }
+
+    #[test]
+    fn a_failure_summary_is_one_readable_line() {
+        let key = |name: &str, rule: &str| RefusedKey {
+            name: name.into(),
+            key: format!("SHA256:{name}"),
+            rule: rule.into(),
+        };
+        let mut record = Record::new(EventKind::AuthFail);
+        record.duration_ms = Some(60_000);
+        record.failures = Some(40);
+        record.sources = Some(vec![
+            FailureSource {
+                source: "10.0.0.9".into(),
+                failures: 30,
+                refused: vec![
+                    key("alice", "from=: 10.0.0.9 is not allowed"),
+                    key("evil\n\u{1b}[2J", "expires=: expired"),
+                ],
+            },
+            FailureSource {
+                source: "2001:db8:1:2::/64".into(),
+                failures: 7,
+                refused: Vec::new(),
+            },
+        ]);
+        record.unlisted = Some(3);
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 9,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let row = Row {
+            event: &event,
+            exit: None,
+            duration_ms: event.record.duration_ms,
+        };
+        let [time, host, name, exit, took, command] = cells(&row);
+        assert_eq!(
+            [time, host, name, exit, took],
+            ["2025-06-01 12:00:00", "-", "-", "-", "1m00s"]
+        );
+        assert_eq!(
+            command,
+            "[auth_fail: 40 failures in 1m00s from more than 2 sources: 10.0.0.9 ×30 (alice \
+             SHA256:alice: from=: 10.0.0.9 is not allowed; evil\\n\\u{1b}[2J SHA256:evil\\n\\u{1b}[2J: \
+             expires=: expired), 2001:db8:1:2::/64 ×7, and 3 from other sources]"
+        );
+        let mut old = Record::new(EventKind::AuthFail);
+        old.key = Some("SHA256:old".into());
+        let old = Event {
+            record: old,
+            ..event.clone()
+        };
+        let row = Row {
+            event: &old,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(cells(&row)[5], "[auth_fail: key SHA256:old refused]");
+    }
+
+    #[test]
+    fn a_lost_event_says_what_was_lost_and_why() {
+        let mut record = Record::new(EventKind::Lost);
+        record.lost = Some(3);
+        record.duration_ms = Some(2_000);
+        record.rule = Some("/var/log/audit.log: No space left on device (os error 28)".into());
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 9,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let row = Row {
+            event: &event,
+            exit: None,
+            duration_ms: event.record.duration_ms,
+        };
+        let cells = cells(&row);
+        assert_eq!(cells[4], "2.000s");
+        assert_eq!(
+            cells[5],
+            "[lost: 3 event(s) not written in 2.000s (commands among them refused): \
+             /var/log/audit.log: No space left on device (os error 28)]"
+        );
+    }
+
+    #[test]
+    fn key_and_grep_reach_into_failure_summaries() {
+        let mut record = Record::new(EventKind::AuthFail);
+        record.failures = Some(1);
+        record.sources = Some(vec![FailureSource {
+            source: "10.0.0.9".into(),
+            failures: 1,
+            refused: vec![RefusedKey {
+                name: "alice".into(),
+                key: "SHA256:alice".into(),
+                rule: "from=".into(),
+            }],
+        }]);
+        let event = Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 2,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        };
+        let matches = |key: Option<&str>, grep: Option<&str>| {
+            let options = ShowOptions {
+                key: key.map(str::to_owned),
+                grep: grep.map(str::to_owned),
+                ..ShowOptions::default()
+            };
+            Filter::new(&options).unwrap().matches(&event)
+        };
+        assert!(matches(Some("SHA256:alice"), None));
+        assert!(!matches(Some("SHA256:bob"), None));
+        assert!(matches(None, Some("10.0.0")));
+        assert!(matches(None, Some("ali")));
+        assert!(!matches(None, Some("bob")));
     }
 
     #[test]

@@ -161,10 +161,12 @@ impl SyslogSender {
     }
 }
 
-/// One RFC 5424 message: `<PRI>1 TIME HOST seashell PID EVENT - LINE`. Refusals are warnings
-/// (severity 4), everything else informational (6), both in the `authpriv` facility.
+/// One RFC 5424 message: `<PRI>1 TIME HOST seashell PID EVENT - LINE`. Events the log lost
+/// are an error (severity 3), refusals warnings (4), everything else informational (6), all
+/// in the `authpriv` facility.
 pub fn format_message(kind: EventKind, time: &str, hostname: &str, pid: u32, line: &str) -> String {
     let severity = match kind {
+        EventKind::Lost => 3,
         EventKind::AuthFail | EventKind::Denied => 4,
         _ => 6,
     };
@@ -228,5 +230,6 @@ mod tests {
             "<84>1 2025-06-01T12:00:00.000Z box seashell 42 auth_fail - {\"seq\":1}"
         );
         assert!(format_message(EventKind::Command, "t", "h", 1, "x").starts_with("<86>1 "));
+        assert!(format_message(EventKind::Lost, "t", "h", 1, "x").starts_with("<83>1 "));
     }
 }

@@ -4,10 +4,14 @@
 //! fsynced, and the server awaits it before a command starts. The handle only builds records
 //! and queues them, through a bounded channel, to the one writer task in `sink`, which owns
 //! the file; on start the log continues the chain from the last line already on disk
-//! (`resume`). The handle never touches the file itself, and after any write error the
-//! writer refuses everything: a log with a hole in it is worse than a server that runs no
-//! commands.
+//! (`resume`). Failed authentications are not written one by one but counted (`failures`)
+//! and summarised at most once an interval, so strangers cannot make the log grow at a rate
+//! they choose. The handle never touches the file itself. After a write error the writer
+//! refuses everything until it can write again (a command run unrecorded is worse than a
+//! command refused), then continues the chain by itself, with a `lost` event saying what it
+//! could not write.
 
+mod failures;
 mod resume;
 mod sink;
 
@@ -18,9 +22,9 @@ use rsa::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::sink::AuditOptions;
-use self::sink::{Job, Sink, write_jobs};
+use self::sink::{Job, Sink, Write, write_jobs};
 use super::AuditError;
-use super::chain::{EventKind, Record};
+use super::chain::{EventKind, Record, RefusedKey};
 
 /// Records waiting for the writer before senders wait.
 const QUEUE: usize = 1024;
@@ -49,17 +53,6 @@ impl Who {
     }
 }
 
-/// A proven key its options refused (stub).
-#[derive(Debug, Clone)]
-pub struct RefusedKey {
-    /// Name.
-    pub name: String,
-    /// Fingerprint.
-    pub key: String,
-    /// Rule.
-    pub rule: String,
-}
-
 /// The server's handle on the audit log (cheap to clone). A disabled log accepts everything
 /// and writes nothing.
 #[derive(Debug, Clone)]
@@ -81,7 +74,8 @@ impl AuditLog {
         host: &PrivateKey,
     ) -> Result<Self, AuditError> {
         let (path, options, host) = (path.to_owned(), options.clone(), host.clone());
-        let sink = tokio::task::spawn_blocking(move || Sink::open(path, options, host))
+        let now = tokio::time::Instant::now().into_std();
+        let sink = tokio::task::spawn_blocking(move || Sink::open(path, options, host, now))
             .await
             .map_err(|_| AuditError::Closed)??;
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -91,8 +85,12 @@ impl AuditLog {
 
     /// Queues `record`; a failure to write it is logged by the writer.
     pub async fn record(&self, record: Record) {
+        self.queue(Job::Write(Write::Append(record))).await;
+    }
+
+    async fn queue(&self, job: Job) {
         if let Some(jobs) = &self.jobs
-            && jobs.send(Job::Append(record)).await.is_err()
+            && jobs.send(job).await.is_err()
         {
             tracing::warn!("audit log closed: an event was not recorded");
         }
@@ -104,56 +102,34 @@ impl AuditLog {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
-        jobs.send(Job::Durable(record, ack))
+        jobs.send(Job::Write(Write::Durable(record, ack)))
             .await
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// Clean shutdown: writes `stop` and a final checkpoint, fsyncs, and ends the writer.
+    /// Clean shutdown: writes the summary of failed authentications not yet written, `stop`
+    /// and a final checkpoint, fsyncs, and ends the writer.
     pub async fn close(&self) -> Result<(), AuditError> {
         let Some(jobs) = &self.jobs else {
             return Ok(());
         };
         let (ack, done) = oneshot::channel();
-        jobs.send(Job::Close(ack))
+        jobs.send(Job::Write(Write::Close(ack)))
             .await
             .map_err(|_| AuditError::Closed)?;
         done.await.map_err(|_| AuditError::Closed)?
     }
 
-    /// A TCP connection from `peer` was accepted.
-    pub async fn connect(&self, peer: &str) {
-        let mut record = Record::new(EventKind::Connect);
-        record.peer = Some(peer.to_owned());
-        self.record(record).await;
-    }
-
-    /// The key `key` from `peer` is not authorized.
-    pub async fn auth_fail(&self, peer: &str, key: &str) {
-        let mut record = Record::new(EventKind::AuthFail);
-        record.peer = Some(peer.to_owned());
-        record.key = Some(key.to_owned());
-        self.record(record).await;
-    }
-
-    /// A key refused by its authorized_keys options before the session began (`from=`,
-    /// `expires=`).
-    pub async fn denied(&self, peer: &str, key: &str, name: &str, rule: &str) {
-        let mut record = Record::new(EventKind::Denied);
-        record.peer = Some(peer.to_owned());
-        record.key = Some(key.to_owned());
-        record.name = Some(name.to_owned());
-        record.rule = Some(rule.to_owned());
-        self.record(record).await;
-    }
-
-    /// A failed authentication from `source` (stub until the aggregated summary lands).
+    /// A failed authentication from `source` (an IPv4 address, or an IPv6 /64 like
+    /// `2001:db8:1:2::/64`); `refused` only when the client proved possession of an
+    /// authorized key that its options refused.
+    ///
+    /// Counted, not written: at most one `auth_fail` summary is written per
+    /// [`AuditOptions::failure_interval`], and a last one at [`AuditLog::close`].
     pub async fn auth_failure(&self, source: &str, refused: Option<RefusedKey>) {
-        let mut record = Record::new(EventKind::AuthFail);
-        record.peer = Some(source.to_owned());
-        record.name = refused.map(|r| r.name);
-        self.record(record).await;
+        self.queue(Job::AuthFailure(source.to_owned(), refused))
+            .await;
     }
 
     /// The handle for one authenticated session; records its `auth_ok`.
@@ -279,6 +255,24 @@ mod tests {
         verify_files(files, host_key().as_public_key()).unwrap()
     }
 
+    /// Waits, on tokio's clock (paused in these tests: no real time passes), until the kinds
+    /// of the log's events satisfy `done` (a line still being written is left out).
+    async fn wait_until(path: &Path, done: impl Fn(&[&'static str]) -> bool) {
+        let complete = || -> Vec<&'static str> {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .filter_map(|line| Event::parse(line.as_bytes()).ok())
+                .map(|e| e.record.event.as_str())
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(&complete()) {
+            assert!(Instant::now() < deadline, "gave up: {:?}", complete());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn who() -> Who {
         Who {
             session: "00ff".into(),
@@ -295,7 +289,6 @@ mod tests {
         let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
             .await
             .unwrap();
-        log.connect("127.0.0.1:5000").await;
         let session = log.session(who()).await;
         session.command("echo hi", false).await.unwrap();
         // The command is on disk before `command` returns.
@@ -307,7 +300,6 @@ mod tests {
             kinds(&path),
             [
                 "start",
-                "connect",
                 "auth_ok",
                 "command",
                 "exit",
@@ -318,13 +310,13 @@ mod tests {
         );
         let all = events(&path);
         assert!(all[0].is_genesis());
-        assert_eq!(all[3].record.command.as_deref(), Some("echo hi"));
-        assert_eq!(all[3].record.name.as_deref(), Some("alice"));
-        assert_eq!(all[4].record.exit, Some(0));
-        assert_eq!(all[4].record.duration_ms, Some(5));
+        assert_eq!(all[2].record.command.as_deref(), Some("echo hi"));
+        assert_eq!(all[2].record.name.as_deref(), Some("alice"));
+        assert_eq!(all[3].record.exit, Some(0));
+        assert_eq!(all[3].record.duration_ms, Some(5));
         assert!(matches!(
             verdict(std::slice::from_ref(&path)),
-            Verdict::Sealed { events: 8, .. }
+            Verdict::Sealed { events: 7, .. }
         ));
         // After close nothing more is accepted.
         assert!(matches!(
@@ -341,7 +333,7 @@ mod tests {
             let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
                 .await
                 .unwrap();
-            log.connect("127.0.0.1:1").await;
+            log.session(who()).await;
             log.close().await.unwrap();
         }
         let all = events(&path);
@@ -364,19 +356,19 @@ mod tests {
         };
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
         for _ in 0..5 {
-            log.connect("127.0.0.1:1").await;
+            log.session(who()).await;
         }
         log.close().await.unwrap();
         assert_eq!(
             kinds(&path),
             [
                 "start",
-                "connect",
-                "connect",
+                "auth_ok",
+                "auth_ok",
                 "checkpoint",
-                "connect",
-                "connect",
-                "connect",
+                "auth_ok",
+                "auth_ok",
+                "auth_ok",
                 "checkpoint",
                 "stop",
                 "checkpoint"
@@ -385,32 +377,31 @@ mod tests {
         assert!(matches!(verdict(&[path]), Verdict::Sealed { .. }));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn checkpoints_when_the_interval_passes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let options = AuditOptions {
-            checkpoint_interval: Duration::from_millis(100),
+            checkpoint_interval: Duration::from_secs(60),
             ..AuditOptions::default()
         };
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kinds(&path).last() != Some(&"checkpoint") {
-            assert!(
-                Instant::now() < deadline,
-                "no checkpoint: {:?}",
-                kinds(&path)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(kinds(&path), ["start", "checkpoint"]);
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(kinds(&path), ["start"]);
+        // Due a minute after the oldest unsealed event (`start`), not after the latest.
+        log.session(who()).await.disconnect(Duration::ZERO).await;
+        wait_until(&path, |kinds| kinds.last() == Some(&"checkpoint")).await;
+        assert_eq!(
+            kinds(&path),
+            ["start", "auth_ok", "disconnect", "checkpoint"]
+        );
         assert!(matches!(
             verdict(std::slice::from_ref(&path)),
             Verdict::Sealed { .. }
         ));
         // Quiet: no checkpoint without new events.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(kinds(&path).len(), 2);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(kinds(&path).len(), 4);
         log.close().await.unwrap();
     }
 
@@ -450,7 +441,7 @@ mod tests {
         let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
             .await
             .unwrap();
-        log.connect("127.0.0.1:1").await;
+        log.session(who()).await;
         log.close().await.unwrap();
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"time\":\"2025-").unwrap();
@@ -500,9 +491,283 @@ mod tests {
         );
     }
 
+    fn refused(name: &str) -> RefusedKey {
+        RefusedKey {
+            name: name.into(),
+            key: format!("SHA256:{name}"),
+            rule: "from=: 10.0.0.9 is not an allowed source address for this key".into(),
+        }
+    }
+
+    /// The `auth_fail` events of the log at `path`.
+    fn summaries(path: &Path) -> Vec<Record> {
+        events(path)
+            .into_iter()
+            .map(|e| e.record)
+            .filter(|r| r.event == EventKind::AuthFail)
+            .collect()
+    }
+
+    fn sources(summary: &Record) -> Vec<(&str, u64)> {
+        summary
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| (s.source.as_str(), s.failures))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn failed_authentications_are_one_summary_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        for n in 0..30 {
+            let refused = (n % 2 == 0).then(|| refused("alice"));
+            log.auth_failure("10.0.0.9", refused).await;
+        }
+        for _ in 0..5 {
+            log.auth_failure("10.0.0.7", None).await;
+        }
+        log.auth_failure("2001:db8:1:2::/64", None).await;
+        log.auth_failure("2001:db8:1:2::/64", None).await;
+        log.close().await.unwrap();
+        assert_eq!(kinds(&path), ["start", "auth_fail", "stop", "checkpoint"]);
+        let [summary] = summaries(&path).try_into().unwrap();
+        assert_eq!(summary.failures, Some(37));
+        assert_eq!(
+            sources(&summary),
+            [("10.0.0.9", 30), ("10.0.0.7", 5), ("2001:db8:1:2::/64", 2)]
+        );
+        let first = summary.sources.as_ref().unwrap().first().unwrap();
+        assert_eq!(first.refused, [refused("alice")]);
+        assert_eq!(summary.unlisted, None);
+        assert!(summary.duration_ms.is_some());
+        assert!(matches!(
+            verdict(&[path]),
+            Verdict::Sealed { events: 4, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_one_failure_summary_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        let session = log.session(who()).await;
+        for _ in 0..3 {
+            log.auth_failure("10.0.0.1", None).await;
+        }
+        // A durable command: the writer has taken every job queued before it.
+        session.command("barrier 1", false).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        log.auth_failure("10.0.0.2", None).await;
+        log.auth_failure("10.0.0.2", None).await;
+        session.command("barrier 2", false).await.unwrap();
+        assert_eq!(summaries(&path), []);
+
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        wait_until(&path, |kinds| kinds.contains(&"auth_fail")).await;
+        let [first] = summaries(&path).try_into().unwrap();
+        assert_eq!(first.failures, Some(5));
+        assert_eq!(first.duration_ms, Some(60_000));
+        assert_eq!(sources(&first), [("10.0.0.1", 3), ("10.0.0.2", 2)]);
+
+        // The next interval starts with its first failure.
+        log.auth_failure("10.0.0.3", None).await;
+        session.command("barrier 3", false).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        session.command("barrier 4", false).await.unwrap();
+        assert_eq!(summaries(&path).len(), 1);
+        // Close writes what is left, before `stop`.
+        log.close().await.unwrap();
+        let [_, last] = summaries(&path).try_into().unwrap();
+        assert_eq!(last.failures, Some(1));
+        assert!(
+            (59_000..60_000).contains(&last.duration_ms.unwrap()),
+            "{last:?}"
+        );
+        let kinds = kinds(&path);
+        assert_eq!(
+            kinds[kinds.len() - 3..],
+            ["auth_fail", "stop", "checkpoint"]
+        );
+        assert!(matches!(verdict(&[path]), Verdict::Sealed { .. }));
+    }
+
+    /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.
+    pub(super) struct Tmpfs {
+        dir: tempfile::TempDir,
+    }
+
+    impl Tmpfs {
+        /// Mounts one with `options` (`size=256k`...); `None`, with a message saying why the
+        /// test does not run, where mounting is not permitted.
+        pub(super) fn mount(options: &str) -> Option<Self> {
+            let dir = tempfile::tempdir().unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            if mounted.status.success() {
+                return Some(Self { dir });
+            }
+            let why = String::from_utf8_lossy(&mounted.stderr);
+            let refused = ["ermission denied", "only root", "must be superuser"];
+            assert!(
+                refused.iter().any(|r| why.contains(r)),
+                "mount -t tmpfs failed: {why}"
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (this test needs root): {why}");
+            None
+        }
+
+        pub(super) fn path(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Fills the disk with `name` until it is full.
+        pub(super) fn fill(&self, name: &str) -> PathBuf {
+            let path = self.path().join(name);
+            let mut file = std::fs::File::create(&path).unwrap();
+            let block = [0u8; 4096];
+            while file.write_all(&block).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    fn lost_events(files: &[PathBuf]) -> Vec<Record> {
+        files
+            .iter()
+            .flat_map(|file| events(file))
+            .map(|e| e.record)
+            .filter(|r| r.event == EventKind::Lost)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_disk_refuses_commands_and_the_log_goes_on_once_space_is_back() {
+        let Some(disk) = Tmpfs::mount("size=256k") else {
+            return;
+        };
+        let path = disk.path().join("audit.log");
+        let log = AuditLog::open(&path, &AuditOptions::default(), &host_key())
+            .await
+            .unwrap();
+        let session = log.session(who()).await;
+        session.command("echo before", false).await.unwrap();
+        let filler = disk.fill("filler");
+        // Longer than a page: it cannot fit in what is left of the log's last one.
+        let long = format!(": {}", "x".repeat(10_000));
+        let err = session.command(&long, false).await.unwrap_err();
+        assert!(matches!(err, AuditError::Broken { .. }), "{err}");
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        session.exit(0, Duration::ZERO, 0, 0).await;
+        std::fs::remove_file(&filler).unwrap();
+        // Space is back, but the retry is not due yet (no time has passed on this clock).
+        assert!(session.command("too early", false).await.is_err());
+        // Due: the writer writes again by itself, without waiting for a job.
+        tokio::time::sleep(sink::RETRY_EVERY).await;
+        wait_until(&path, |kinds| kinds.contains(&"lost")).await;
+        session.command("echo after", false).await.unwrap();
+        log.close().await.unwrap();
+
+        assert_eq!(
+            kinds(&path),
+            [
+                "start",
+                "auth_ok",
+                "command",
+                "lost",
+                "checkpoint",
+                "command",
+                "stop",
+                "checkpoint"
+            ]
+        );
+        let [lost] = lost_events(std::slice::from_ref(&path)).try_into().unwrap();
+        // The long command, its exit, and the command that came too early.
+        assert_eq!(lost.lost, Some(3));
+        assert_eq!(lost.duration_ms, Some(2_000));
+        assert!(
+            lost.rule
+                .as_deref()
+                .unwrap()
+                .contains("No space left on device")
+        );
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("xxxx"));
+        assert!(matches!(
+            verdict(&[path]),
+            Verdict::Sealed { events: 8, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotation_that_cannot_create_the_new_file_recovers_in_it_later() {
+        // Room for the log and two more files, both taken.
+        let Some(disk) = Tmpfs::mount("size=1m,nr_inodes=4") else {
+            return;
+        };
+        let path = disk.path().join("audit.log");
+        let options = AuditOptions {
+            max_bytes: 1500,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
+        let session = log.session(who()).await;
+        let taken = ["taken.1", "taken.2"].map(|name| disk.path().join(name));
+        for file in &taken {
+            std::fs::write(file, "").unwrap();
+        }
+        let mut ran = 0;
+        while session.command(&format!("echo {ran}"), false).await.is_ok() {
+            ran += 1;
+            assert!(ran < 100, "never rotated");
+        }
+        // The rotation renamed the log, then could not create the new one.
+        assert!(!path.exists());
+        assert_eq!(kinds(&numbered(&path, 1)).last(), Some(&"checkpoint"));
+        assert!(session.command("refused", false).await.is_err());
+
+        for file in &taken {
+            std::fs::remove_file(file).unwrap();
+        }
+        tokio::time::sleep(sink::RETRY_EVERY).await;
+        session.command("echo after", false).await.unwrap();
+        log.close().await.unwrap();
+        // The log went on in the new file (which has filled up and rotated again since).
+        let files = rotated_set(&path);
+        let resumed = files
+            .iter()
+            .position(|file| kinds(file).first() == Some(&"lost"))
+            .unwrap();
+        assert_eq!(resumed, 1, "{files:?}");
+        let after: Vec<&str> = files[resumed..].iter().flat_map(|f| kinds(f)).collect();
+        assert_eq!(after[..3], ["lost", "checkpoint", "command"], "{after:?}");
+        assert_eq!(after[after.len() - 2..], ["stop", "checkpoint"]);
+        let [lost] = lost_events(&files).try_into().unwrap();
+        assert_eq!(lost.lost, Some(1));
+        assert!(matches!(verdict(&files), Verdict::Sealed { .. }));
+    }
+
     #[tokio::test]
     async fn a_disabled_log_accepts_everything() {
         let log = AuditLog::disabled();
+        log.auth_failure("10.0.0.1", Some(refused("alice"))).await;
         log.session(who()).await.command("x", false).await.unwrap();
         log.close().await.unwrap();
     }

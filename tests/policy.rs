@@ -1,6 +1,7 @@
 //! Per-key policy end to end, with the real binary and real files: a restricted key
 //! (`allow=`) cannot escape into a shell with `;`, `|`, `&&`, `$()`, backticks, `>` or a
-//! newline, and runs `command="NAME"` entries from the config's `[commands]`; `from=` and
+//! newline, runs `command="NAME"` entries from the config's `[commands]`, and runs every line
+//! in its home whatever `cd` it tries; `from=` and
 //! `expires=` are enforced; a key removed from authorized_keys is refused to new sessions once
 //! the file changes, and after SIGHUP; a bad config names the key and its line. Every refusal
 //! reaches the client as a clear message and a non-zero exit, and the audit log as a `denied`
@@ -328,4 +329,33 @@ fn config_errors_name_the_key_and_its_line() {
         }
         assert!(!stderr.contains("listening on"), "{text:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_restricted_key_runs_its_lines_in_its_home_whatever_cd_it_tries() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::new();
+    let keys = with_options(r#"allow="./report.sh",allow="cd *""#, "client_rsa");
+    let server = serve(&sandbox, &keys);
+    let script = |dir: &Path, text: &str| {
+        fs::create_dir_all(dir).unwrap();
+        let path = dir.join("report.sh");
+        fs::write(&path, format!("#!/bin/sh\necho {text} in \"$PWD\"\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let home = server.home().to_owned();
+    let elsewhere = home.join("elsewhere");
+    script(&home, "home-report");
+    script(&elsewhere, "wrong-report");
+    let client = client_of(&server, "client_rsa");
+    // `cd` is no console word for a restricted key: it is a line like any other, and even
+    // allowed (`cd *`) it is no program that could move the session.
+    let lines = format!(
+        "cd {}\n./report.sh\ncd elsewhere\n./report.sh\n",
+        elsewhere.display()
+    );
+    let run = client.run(["connect", &server.dest()], lines.as_bytes());
+    let expected = format!("home-report in {}\n", home.display());
+    assert_eq!(run.stdout_text(), expected.repeat(2), "{run:#?}");
+    assert!(!run.stdout_text().contains("wrong-report"), "{run:#?}");
 }

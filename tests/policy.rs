@@ -3,7 +3,9 @@
 //! newline, runs `command="NAME"` entries from the config's `[commands]`, and runs every line
 //! in its home whatever `cd` it tries; `from=` and `expires=` are enforced; a key removed from
 //! authorized_keys is refused to new sessions once the file changes, and after SIGHUP; a bad
-//! config, or a number out of its range, names the file, the line, the key and the range.
+//! config, or a number out of its range, names the file, the line, the key and the range;
+//! authorized_keys that group or others could write (the file, or its directory, sticky or
+//! not) stops `serve` at start and, when it becomes so later, fails closed until fixed.
 //! Every refusal reaches the client as a clear message and a non-zero exit, and the audit log
 //! as a `denied` event naming the rule.
 
@@ -371,4 +373,101 @@ fn a_restricted_key_runs_its_lines_in_its_home_whatever_cd_it_tries() {
     let expected = format!("home-report in {}\n", home.display());
     assert_eq!(run.stdout_text(), expected.repeat(2), "{run:#?}");
     assert!(!run.stdout_text().contains("wrong-report"), "{run:#?}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `seashell serve` trusting `authorized_keys` (a path in `sandbox`), expected to refuse to
+/// start: its stderr. (A server that starts instead is killed after the run deadline.)
+fn serve_refuses(sandbox: &Sandbox, authorized_keys: &Path) -> String {
+    let host_key = sandbox.fixture("host_rsa");
+    let run = sandbox.run(
+        [
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--host-key".as_ref(),
+            host_key.as_os_str(),
+            "--authorized-keys".as_ref(),
+            authorized_keys.as_os_str(),
+        ],
+        b"",
+    );
+    let stderr = run.failed_with(255).to_owned();
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn serve_refuses_a_group_writable_authorized_keys() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("authorized_keys", &pub_line("client_rsa"));
+    chmod(&path, 0o664);
+    let stderr = serve_refuses(&sandbox, &path);
+    let shown = path.display();
+    assert!(
+        stderr.contains(&format!("{shown}: the file has mode 0664")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("run `chmod go-w {shown}`")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_authorized_keys_in_a_world_writable_directory() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("shared");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("authorized_keys");
+    fs::write(&path, pub_line("client_rsa")).unwrap();
+    chmod(&path, 0o644);
+    for (mode, fix) in [
+        (0o777, format!("run `chmod go-w {}`", dir.display())),
+        // Sticky, like /tmp: refused all the same (as sshd does).
+        (
+            0o1777,
+            "to a directory that only its owner can write".to_owned(),
+        ),
+    ] {
+        chmod(&dir, mode);
+        let stderr = serve_refuses(&sandbox, &path);
+        assert!(
+            stderr.contains(&format!(
+                "{}: the directory holding {} has mode {mode:04o}",
+                dir.display(),
+                path.display()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&fix), "{stderr}");
+    }
+    chmod(&dir, 0o755);
+}
+
+#[test]
+fn authorized_keys_made_group_writable_fails_closed_until_fixed() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox, &[], &pub_line("client_rsa"));
+    let client = client_of(&server, "client_rsa");
+    assert_eq!(client.exec(&server, &["echo before"], b"").ok(), "before\n");
+    let path = sandbox.path().join("authorized_keys");
+    // Only the mode changes: same contents, size, mtime and inode.
+    chmod(&path, 0o664);
+    assert_refused(
+        &client.exec(&server, &["echo during"], b""),
+        "group-writable",
+    );
+    let log = server.log();
+    assert!(
+        log.contains(&format!("{}: the file has mode 0664", path.display()))
+            && log.contains("refusing every key until it is fixed"),
+        "{log}"
+    );
+    chmod(&path, 0o644);
+    assert_eq!(client.exec(&server, &["echo after"], b"").ok(), "after\n");
 }

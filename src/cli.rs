@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::audit::syslog::SyslogTarget;
+use crate::config::AUDIT_MAX_BYTES;
 
 /// seashell: an encrypted remote console for LANs.
 #[derive(Debug, Parser)]
@@ -61,9 +62,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
     /// Rotate the audit log when it reaches this size (PATH -> PATH.1 -> PATH.2 ...);
-    /// default 64 MiB.
+    /// default 64 MiB, 1024 to 2^40 (the config's `audit_max_bytes` range).
     #[arg(long, value_name = "BYTES",
-          value_parser = clap::value_parser!(u64).range(1024..))]
+          value_parser = clap::value_parser!(u64)
+              .range(AUDIT_MAX_BYTES.min..=AUDIT_MAX_BYTES.max))]
     pub audit_max_bytes: Option<u64>,
     /// Also send each audit event to syslog: `unix:/dev/log` or `udp:HOST[:PORT]`.
     #[arg(long, value_name = "TARGET")]
@@ -245,5 +247,33 @@ fn parse_bits(text: &str) -> Result<usize, String> {
             "{bits}-bit RSA keys are too weak: use 2048, 3072 (default) or 4096"
         )),
         _ => Err("use 2048, 3072 (default) or 4096".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn audit_max_bytes(value: &str) -> Result<Option<u64>, clap::Error> {
+        let cli = Cli::try_parse_from(["seashell", "serve", "--audit-max-bytes", value])?;
+        match cli.command {
+            Command::Serve(args) => Ok(args.audit_max_bytes),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_audit_max_bytes_has_the_config_range() {
+        assert_eq!(audit_max_bytes("1024").unwrap(), Some(1024));
+        assert_eq!(audit_max_bytes("1099511627776").unwrap(), Some(1 << 40));
+        for outside in ["1023", "1099511627777", "18446744073709551615"] {
+            let err = audit_max_bytes(outside).unwrap_err().to_string();
+            assert!(
+                err.contains("audit-max-bytes") && err.contains(outside),
+                "{err}"
+            );
+        }
     }
 }

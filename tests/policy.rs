@@ -1,10 +1,13 @@
 //! Per-key policy end to end, with the real binary and real files: a restricted key
 //! (`allow=`) cannot escape into a shell with `;`, `|`, `&&`, `$()`, backticks, `>` or a
-//! newline, and runs `command="NAME"` entries from the config's `[commands]`; `from=` and
-//! `expires=` are enforced; a key removed from authorized_keys is refused to new sessions once
-//! the file changes, and after SIGHUP; a bad config names the key and its line. Every refusal
-//! reaches the client as a clear message and a non-zero exit, and the audit log as a `denied`
-//! event naming the rule.
+//! newline, runs `command="NAME"` entries from the config's `[commands]`, and runs every line
+//! in its home whatever `cd` it tries; `from=` and `expires=` are enforced; a key removed from
+//! authorized_keys is refused to new sessions once the file changes, and after SIGHUP; a bad
+//! config, or a number out of its range, names the file, the line, the key and the range;
+//! authorized_keys that group or others could write (the file, or its directory, sticky or
+//! not) stops `serve` at start and, when it becomes so later, fails closed until fixed.
+//! Every refusal reaches the client as a clear message and a non-zero exit, and the audit log
+//! as a `denied` event naming the rule.
 
 use std::fs;
 use std::path::Path;
@@ -297,35 +300,174 @@ fn config_errors_name_the_key_and_its_line() {
     let cases = [
         (
             "listen = \"127.0.0.1:0\"\n# a comment\nmax_sesions = 4\n",
-            "max_sesions",
-            Some("line 3"),
+            "bad.toml:3: max_sesions = 4: unknown field `max_sesions`",
         ),
         (
             "max_sessions = 3\n\nlisten = \"nowhere\"\n",
-            "listen",
-            Some("line 3"),
+            "bad.toml:3: listen = \"nowhere\": ",
         ),
         (
             "max_sessions = 3\nkeepalive_secs = \"often\"\n",
-            "keepalive_secs",
-            Some("line 2"),
+            "bad.toml:2: keepalive_secs = \"often\": ",
         ),
         (
             "auth_failure_delay_ms = 0\n\n[commands]\nsurprise = 4\n",
-            "surprise",
-            Some("line 4"),
+            "bad.toml:4: surprise = 4: ",
         ),
-        ("keepalive_secs = 0\n", "keepalive_secs", None),
-        ("[commands]\nnothing = []\n", "nothing", None),
+        (
+            "keepalive_secs = 0\n",
+            "bad.toml:1: keepalive_secs = 0 is out of range (1 to 86400 seconds)",
+        ),
+        (
+            "max_sessions = 3\nkeepalive_secs = 18446744073709551615\n",
+            "bad.toml:2: keepalive_secs = 18446744073709551615 is out of range (1 to 86400 seconds)",
+        ),
+        (
+            "handshake_timeout_secs = 5\nhello_timeout_secs = 6\n",
+            "bad.toml:2: hello_timeout_secs: 6 is more than handshake_timeout_secs = 5 (line 1)",
+        ),
+        (
+            "[commands]\nnothing = []\n",
+            "bad.toml:2: commands: `nothing` has an empty argv",
+        ),
     ];
-    for (text, key, line) in cases {
+    for (text, expected) in cases {
         sandbox.write("bad.toml", text);
         let run = sandbox.seashell(["serve", "--config", "bad.toml"]);
         let stderr = run.failed_with(1);
-        assert!(stderr.contains(key), "{text:?}: {stderr}");
-        if let Some(line) = line {
-            assert!(stderr.contains(line), "{text:?}: {stderr}");
-        }
+        assert!(stderr.contains(expected), "{text:?}: {stderr}");
         assert!(!stderr.contains("listening on"), "{text:?}: {stderr}");
     }
+    let run = sandbox.seashell(["serve", "--audit-max-bytes", "1099511627777"]);
+    let stderr = run.failed_with(1);
+    assert!(
+        stderr.contains("--audit-max-bytes") && stderr.contains("1024..=1099511627776"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_restricted_key_runs_its_lines_in_its_home_whatever_cd_it_tries() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::new();
+    let keys = with_options(r#"allow="./report.sh",allow="cd *""#, "client_rsa");
+    let server = serve(&sandbox, &keys);
+    let script = |dir: &Path, text: &str| {
+        fs::create_dir_all(dir).unwrap();
+        let path = dir.join("report.sh");
+        fs::write(&path, format!("#!/bin/sh\necho {text} in \"$PWD\"\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let home = server.home().to_owned();
+    let elsewhere = home.join("elsewhere");
+    script(&home, "home-report");
+    script(&elsewhere, "wrong-report");
+    let client = client_of(&server, "client_rsa");
+    // `cd` is no console word for a restricted key: it is a line like any other, and even
+    // allowed (`cd *`) it is no program that could move the session.
+    let lines = format!(
+        "cd {}\n./report.sh\ncd elsewhere\n./report.sh\n",
+        elsewhere.display()
+    );
+    let run = client.run(["connect", &server.dest()], lines.as_bytes());
+    let expected = format!("home-report in {}\n", home.display());
+    assert_eq!(run.stdout_text(), expected.repeat(2), "{run:#?}");
+    assert!(!run.stdout_text().contains("wrong-report"), "{run:#?}");
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `seashell serve` trusting `authorized_keys` (a path in `sandbox`), expected to refuse to
+/// start: its stderr. (A server that starts instead is killed after the run deadline.)
+fn serve_refuses(sandbox: &Sandbox, authorized_keys: &Path) -> String {
+    let host_key = sandbox.fixture("host_rsa");
+    let run = sandbox.run(
+        [
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--host-key".as_ref(),
+            host_key.as_os_str(),
+            "--authorized-keys".as_ref(),
+            authorized_keys.as_os_str(),
+        ],
+        b"",
+    );
+    let stderr = run.failed_with(255).to_owned();
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn serve_refuses_a_group_writable_authorized_keys() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.write("authorized_keys", &pub_line("client_rsa"));
+    chmod(&path, 0o664);
+    let stderr = serve_refuses(&sandbox, &path);
+    let shown = path.display();
+    assert!(
+        stderr.contains(&format!("{shown}: the file has mode 0664")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("run `chmod go-w {shown}`")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_authorized_keys_in_a_world_writable_directory() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("shared");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("authorized_keys");
+    fs::write(&path, pub_line("client_rsa")).unwrap();
+    chmod(&path, 0o644);
+    for (mode, fix) in [
+        (0o777, format!("run `chmod go-w {}`", dir.display())),
+        // Sticky, like /tmp: refused all the same (as sshd does).
+        (
+            0o1777,
+            "to a directory that only its owner can write".to_owned(),
+        ),
+    ] {
+        chmod(&dir, mode);
+        let stderr = serve_refuses(&sandbox, &path);
+        assert!(
+            stderr.contains(&format!(
+                "{}: the directory holding {} has mode {mode:04o}",
+                dir.display(),
+                path.display()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&fix), "{stderr}");
+    }
+    chmod(&dir, 0o755);
+}
+
+#[test]
+fn authorized_keys_made_group_writable_fails_closed_until_fixed() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox, &[], &pub_line("client_rsa"));
+    let client = client_of(&server, "client_rsa");
+    assert_eq!(client.exec(&server, &["echo before"], b"").ok(), "before\n");
+    let path = sandbox.path().join("authorized_keys");
+    // Only the mode changes: same contents, size, mtime and inode.
+    chmod(&path, 0o664);
+    assert_refused(
+        &client.exec(&server, &["echo during"], b""),
+        "group-writable",
+    );
+    let log = server.log();
+    assert!(
+        log.contains(&format!("{}: the file has mode 0664", path.display()))
+            && log.contains("refusing every key until it is fixed"),
+        "{log}"
+    );
+    chmod(&path, 0o644);
+    assert_eq!(client.exec(&server, &["echo after"], b"").ok(), "after\n");
 }

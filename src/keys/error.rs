@@ -63,6 +63,21 @@ pub enum KeyError {
         /// The uid seashell runs as.
         me: u32,
     },
+    /// An authorized_keys file, or its directory, that someone but the server's user or root
+    /// could change (and so let any key in); refused as sshd's StrictModes refuses it.
+    #[error(
+        "{}: {problem}; refused, since whoever can change it can let any key in (like sshd's \
+         StrictModes): {fix}",
+        path.display()
+    )]
+    UnsafeTrustFile {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong: the mode (octal) or the owner (uid and name).
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
+    },
     /// An encrypted private key and no way to obtain its passphrase.
     #[error(
         "{} is encrypted and no passphrase was given: pass --passphrase-file FILE, set \

@@ -1,19 +1,21 @@
 //! Per-key policy from authorized_keys options, enforced by the server: `from=` (source
 //! networks), `expires=` (last valid day, UTC), and restricted keys — a key with any `allow=`
 //! or `command=` never reaches a shell: its line is split into argv with POSIX shell-words
-//! rules and runs directly only if it matches an `allow` pattern (a glob per word; a final
-//! `*` word matches any remaining words), or if it is the name of one of its `command=`
+//! rules and runs directly only if it matches an `allow` pattern (a glob per word, compiled
+//! once when the policy is built and matched in linear time; a final `*` word matches any
+//! remaining words), or if it is the name of one of its `command=`
 //! entries from the config's `[commands]`. `;`, `|`, `&&`, `$(...)`, backticks, redirections
 //! and newlines are then just characters in argv. `no-files` refuses file transfer, and so
 //! does any restriction (writing files would get round it, e.g. by replacing a script an
 //! allowed command runs; OpenSSH's forced commands stop scp the same way). `no-pty` runs the
-//! key's commands on pipes, never on a pseudo-terminal (as OpenSSH's option does). Pure:
-//! the caller passes the address, the date and the named commands in.
+//! key's commands on pipes, never on a pseudo-terminal (as OpenSSH's option does). Pure
+//! (a pattern that cannot be compiled is logged and matches nothing; the key stays
+//! restricted): the caller passes the address, the date and the named commands in.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::keys::authorized::{ExpiryDate, KeyOption};
+use crate::keys::authorized::{AllowPattern, ExpiryDate, KeyOption};
 use crate::keys::cidr::Cidr;
 
 /// What one key may do.
@@ -21,8 +23,10 @@ use crate::keys::cidr::Cidr;
 pub struct Policy {
     from: Option<Vec<Cidr>>,
     expires: Option<ExpiryDate>,
-    allow: Vec<String>,
+    allow: Vec<AllowPattern>,
     commands: Vec<String>,
+    /// Any `allow=` or `command=`, including a pattern that could not be compiled.
+    restricted: bool,
     no_files: bool,
     no_pty: bool,
 }
@@ -73,8 +77,17 @@ impl Policy {
                     .get_or_insert_with(Vec::new)
                     .extend(nets.iter().cloned()),
                 KeyOption::Expires(date) => policy.expires = Some(*date),
-                KeyOption::Allow(pattern) => policy.allow.push(pattern.clone()),
-                KeyOption::Command(name) => policy.commands.push(name.clone()),
+                KeyOption::Allow(text) => {
+                    policy.restricted = true;
+                    match AllowPattern::parse(text) {
+                        Ok(pattern) => policy.allow.push(pattern),
+                        Err(problem) => tracing::warn!("{problem}: it matches nothing"),
+                    }
+                }
+                KeyOption::Command(name) => {
+                    policy.restricted = true;
+                    policy.commands.push(name.clone());
+                }
                 KeyOption::NoFiles => policy.no_files = true,
                 KeyOption::NoPty => policy.no_pty = true,
             }
@@ -105,7 +118,7 @@ impl Policy {
         let mut words: Vec<String> = self
             .allow
             .iter()
-            .filter_map(|pattern| pattern.split_whitespace().next())
+            .filter_map(|pattern| pattern.text().split_whitespace().next())
             .filter(|word| !word.contains(['*', '?', '[']))
             .map(str::to_owned)
             .chain(self.commands.iter().cloned())
@@ -134,7 +147,7 @@ impl Policy {
 
     /// A key with any `allow=` or `command=` never reaches a shell.
     pub fn is_restricted(&self) -> bool {
-        !self.allow.is_empty() || !self.commands.is_empty()
+        self.restricted
     }
 
     /// How `line` may run for this key, given the config's named commands.
@@ -154,41 +167,12 @@ impl Policy {
             };
         }
         let argv = shlex::split(line).ok_or_else(|| Denied::Unsplittable(line.to_owned()))?;
-        let allowed = !argv.is_empty()
-            && self.allow.iter().any(|pattern| {
-                shlex::split(pattern).is_some_and(|words| argv_matches(&words, &argv))
-            });
+        let allowed = !argv.is_empty() && self.allow.iter().any(|pattern| pattern.matches(&argv));
         if allowed {
             Ok(Run::Direct(argv))
         } else {
             Err(Denied::NotAllowed(line.to_owned()))
         }
-    }
-}
-
-/// Word-by-word glob match; a last pattern word of exactly `*` matches any remaining words.
-fn argv_matches(pattern: &[String], argv: &[String]) -> bool {
-    match (pattern.split_first(), argv.split_first()) {
-        (Some((p, [])), _) if p == "*" => true,
-        (Some((p, prest)), Some((a, arest))) => {
-            glob(p.as_bytes(), a.as_bytes()) && argv_matches(prest, arest)
-        }
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-/// `*` (any run of bytes) and `?` (one byte) within one word.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => {
-            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|t| glob(rest, t)))
-        }
-        Some((b'?', rest)) => text.split_first().is_some_and(|(_, t)| glob(rest, t)),
-        Some((c, rest)) => text
-            .split_first()
-            .is_some_and(|(t0, t)| t0 == c && glob(rest, t)),
     }
 }
 
@@ -316,6 +300,86 @@ mod tests {
             policy(r#"command="restart-web""#).check_files(),
             Err(Denied::RestrictedFiles)
         );
+    }
+
+    #[test]
+    fn allow_matching_takes_linear_time_on_hostile_arguments() {
+        let p = policy(
+            r#"allow="tail -n 50 /var/log/*/*/*.log",allow="grep *a*a*a*a*b",allow="ls ?*?*?*?*/""#,
+        );
+        let ok = |line: &str| p.authorize(line, &named());
+        // 64 KiB arguments that almost match: each `*` has thousands of places to start.
+        let slashes = format!("/var/log/{}", "/".repeat(64 * 1024));
+        assert!(ok(&format!("tail -n 50 {slashes}")).is_err());
+        assert!(ok(&format!("tail -n 50 {slashes}x.log")).is_ok());
+        let a = "a".repeat(64 * 1024);
+        assert!(ok(&format!("grep {a}")).is_err());
+        assert!(ok(&format!("grep {a}b")).is_ok());
+        assert!(ok(&format!("ls {a}")).is_err());
+        assert!(ok(&format!("ls {a}/")).is_ok());
+    }
+
+    #[test]
+    fn every_character_but_star_and_question_mark_is_literal() {
+        let p = policy(
+            r#"allow="cat [ab] {x,y} a\\b !n ^$.+() **/*.log d?t 'two words'",allow="ls *""#,
+        );
+        let ok = |line: &str| p.authorize(line, &named()).is_ok();
+        assert!(ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /x.log dot 'two words'"
+        ));
+        // `[ab]` is no class, `{x,y}` no alternation, `\` no escape, `.` no regex.
+        assert!(!ok(r"cat a {x,y} 'a\b' !n '^$.+()' /x.log dot 'two words'"));
+        assert!(!ok(r"cat [ab] x 'a\b' !n '^$.+()' /x.log dot 'two words'"));
+        assert!(!ok(r"cat [ab] {x,y} ab !n '^$.+()' /x.log dot 'two words'"));
+        assert!(!ok(
+            r"cat [ab] {x,y} 'a\b' !n 'a$.+()' /x.log dot 'two words'"
+        ));
+        // `**` is `*` (any bytes, `/` included), never "any directories": `**/` needs a `/`.
+        assert!(ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /a/b/c.log dot 'two words'"
+        ));
+        assert!(ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /.log dot 'two words'"
+        ));
+        assert!(!ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' a.log dot 'two words'"
+        ));
+        // `?` is exactly one byte (a newline too; `é` is two).
+        assert!(ok(
+            "cat [ab] {x,y} 'a\\b' !n '^$.+()' /x.log 'd\nt' 'two words'"
+        ));
+        assert!(!ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /x.log dt 'two words'"
+        ));
+        assert!(!ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /x.log dét 'two words'"
+        ));
+        // A quoted pattern word is one word; a final `*` word is any words, none included.
+        assert!(!ok(
+            r"cat [ab] {x,y} 'a\b' !n '^$.+()' /x.log dot two words"
+        ));
+        assert!(ok("ls"));
+        assert!(ok("ls -l /tmp 'a b'"));
+        let middle = policy(r#"allow="cp * /backup/""#);
+        assert!(middle.authorize("cp a /backup/", &named()).is_ok());
+        assert!(middle.authorize("cp /backup/", &named()).is_err());
+        assert!(middle.authorize("cp a b /backup/", &named()).is_err());
+        let empty_word = policy(r#"allow="printf ''""#);
+        assert!(empty_word.authorize("printf ''", &named()).is_ok());
+        assert!(empty_word.authorize("printf x", &named()).is_err());
+    }
+
+    #[test]
+    fn a_pattern_that_cannot_be_compiled_matches_nothing_and_keeps_the_key_restricted() {
+        let p = Policy::from_options(&[KeyOption::Allow("echo 'unclosed".into())]);
+        assert!(p.is_restricted());
+        assert_eq!(p.check_files(), Err(Denied::RestrictedFiles));
+        assert_eq!(
+            p.authorize("echo 'unclosed'", &named()),
+            Err(Denied::NotAllowed("echo 'unclosed'".into()))
+        );
+        assert!(p.authorize("echo unclosed", &named()).is_err());
     }
 
     #[test]

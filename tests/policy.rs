@@ -7,7 +7,8 @@
 //! authorized_keys that group or others could write (the file, or its directory, sticky or
 //! not) stops `serve` at start and, when it becomes so later, fails closed until fixed.
 //! Every refusal reaches the client as a clear message and a non-zero exit, and the audit log
-//! as a `denied` event naming the rule.
+//! as a `denied` event naming the rule (a refused line) or in the failure summary (a key
+//! refused before its session).
 
 use std::fs;
 use std::path::Path;
@@ -17,6 +18,7 @@ use crate::common::{RawRun, Sandbox, Server, client_of, pub_line};
 
 /// A config for quick refusals, with an audit log and named commands.
 const CONFIG: &str = r#"auth_failure_delay_ms = 0
+auth_penalty_secs = 0
 audit_log = "audit.log"
 
 [commands]
@@ -213,13 +215,26 @@ fn from_and_expires_are_enforced() {
     let log = server.log();
     let status = server.terminate();
     assert!(status.success(), "server exit: {status}");
-    let rules = denied_rules(&audit_events(&sandbox));
+    // Refusals before a session are not `denied` lines: they are counted in the failure
+    // summary, each proven key named with the rule that refused it.
+    let events = audit_events(&sandbox);
+    assert!(denied_rules(&events).is_empty(), "{events:#?}");
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "auth_fail")
+        .expect("a failure summary");
+    assert_eq!(summary["failures"], 4, "{summary}");
+    let refused = summary["sources"][0]["refused"].as_array().unwrap();
+    let rules: Vec<&str> = refused
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
     assert_eq!(rules.len(), 4, "{rules:#?}");
     assert!(rules[0].starts_with("from=") && rules[0].contains("127.0.0.1"));
     assert!(rules[1].starts_with("expires=") && rules[1].contains("2000-01-01"));
     assert!(rules[2].starts_with("expires="), "{rules:#?}");
     assert!(rules[3].starts_with("from="), "{rules:#?}");
-    assert!(log.contains("authentication refused: from="), "{log}");
+    assert!(log.contains("refused: from="), "{log}");
 }
 
 /// Replaces `path`'s contents in place, making sure the change is visible to a stat: a new

@@ -143,7 +143,7 @@ async fn handshake(
     mut stream: TcpStream,
     peer: SocketAddr,
     mut place: Place,
-    shared: &Shared,
+    shared: &Arc<Shared>,
 ) -> Result<Verdict, Ended> {
     let hello = tokio::time::timeout(
         shared.settings.hello_timeout,
@@ -170,12 +170,21 @@ async fn handshake(
         Proof::Proven(client) => client,
     };
     let key = fingerprint(&client.identity.public_key);
-    let Some(entry) = shared.trust.lookup(&client.identity.public_key) else {
+    // Off the runtime: the lookup may re-read authorized_keys, and the policy compiles its
+    // allow= patterns.
+    let (public_key, store) = (client.identity.public_key.clone(), Arc::clone(shared));
+    let found = tokio::task::spawn_blocking(move || {
+        let entry = store.trust.lookup(&public_key)?;
+        let policy = Policy::from_options(&entry.options);
+        Some((entry, policy))
+    })
+    .await
+    .map_err(|err| TransportError::Io(std::io::Error::other(err)))?;
+    let Some((entry, policy)) = found else {
         let reason = format!("key {key} is not in authorized_keys");
         failed(shared, peer, source, &reason, None).await;
         return Ok(Verdict::Refused(client.refuse(), answer_at));
     };
-    let policy = Policy::from_options(&entry.options);
     if let Err(denied) = policy
         .check_source(peer.ip())
         .and_then(|()| policy.check_date(policy::today_utc()))

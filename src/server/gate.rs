@@ -203,3 +203,60 @@ impl Drop for Place {
         state.apply(moves);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Source = Source::V4([127, 0, 0, 1]);
+
+    #[tokio::test]
+    async fn a_displaced_place_is_told_and_a_seated_one_goes_on() {
+        let gate = Gate::new(1, 1, Duration::from_secs(2), Duration::ZERO);
+        let silent = gate.arrive(SRC).unwrap();
+        let displaced = silent.displaced();
+        let mut newcomer = gate.arrive(SRC).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), displaced.wait())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), newcomer.take_slot())
+            .await
+            .unwrap();
+        // The displaced place's drop is harmless; the slot is given back with the newcomer.
+        drop(silent);
+        drop(newcomer);
+        let mut again = gate.arrive(SRC).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), again.take_slot())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_queued_place_is_seated_when_a_slot_is_given_back() {
+        let gate = Gate::new(4, 1, Duration::from_secs(2), Duration::ZERO);
+        let mut first = gate.arrive(SRC).unwrap();
+        first.take_slot().await;
+        let mut second = gate.arrive(SRC).unwrap();
+        let waiting = tokio::spawn(async move {
+            second.take_slot().await;
+            second
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_penalized_source_is_refused_and_others_are_not() {
+        let gate = Gate::new(4, 1, Duration::from_secs(2), Duration::from_secs(5));
+        for _ in 0..3 {
+            gate.failed(SRC);
+        }
+        assert!(matches!(gate.arrive(SRC), Err(Refused::Penalized(_))));
+        assert!(gate.arrive(Source::V4([127, 0, 0, 2])).is_ok());
+    }
+}

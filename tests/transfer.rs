@@ -679,3 +679,51 @@ fn server_paths_with_tilde_start_at_home() {
     c.cp(&[s(&file), &format!("127.0.0.1:~/{}/f", c.dir)]).ok();
     assert_eq!(fs::read(c.on_server("f")).unwrap(), b"home");
 }
+
+/// Puts a 0666 file owned by `nobody` at `target`'s temporary name, as a local user squatting
+/// a shared directory would; `false` (the test is skipped) when not root.
+fn squat(target: &Path) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to make a file owned by another user");
+        return false;
+    }
+    let temp = partial_of(target);
+    fs::write(&temp, b"squatter").unwrap();
+    set_mode(&temp, 0o666);
+    nix::unistd::chown(&temp, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    true
+}
+
+#[test]
+fn a_squatted_temporary_file_is_never_written_nor_installed() {
+    let c = Client::new("squatted");
+    let file = c.local("secret");
+    fs::write(&file, b"the secret").unwrap();
+    let up = c.on_server("up");
+    if !squat(&up) {
+        return;
+    }
+    let remote = c.remote("up");
+    for resume in [&[][..], &["--resume"][..]] {
+        let mut args = resume.to_vec();
+        args.extend([s(&file), remote.as_str()]);
+        let run = c.cp(&args);
+        assert!(
+            run.failed_with(1).contains("not this transfer's"),
+            "{run:#?}"
+        );
+        assert_eq!(fs::read(partial_of(&up)).unwrap(), b"squatter");
+        assert!(!up.exists());
+    }
+
+    fs::write(c.on_server("down"), b"the secret").unwrap();
+    let down = c.local("down");
+    assert!(squat(&down));
+    let run = c.cp(&[&c.remote("down"), s(&down)]);
+    assert!(
+        run.failed_with(1).contains("not this transfer's"),
+        "{run:#?}"
+    );
+    assert_eq!(fs::read(partial_of(&down)).unwrap(), b"squatter");
+    assert!(!down.exists());
+}

@@ -7,6 +7,7 @@
 //! [`BLOCK`]), so memory stays constant (a few MiB per transfer) whatever the file size.
 //! This module knows files and hashes, not the protocol or the network.
 
+pub mod beneath;
 pub mod partial;
 pub mod sink;
 pub mod source;
@@ -74,6 +75,20 @@ pub enum FileError {
     /// Another transfer holds the temporary file.
     #[error("{}: another transfer to this file is in progress", .0.display())]
     Busy(PathBuf),
+    /// Something is already at a temporary file's name that a transfer must not use: a
+    /// symlink, a file of another user's or with other links, or not a regular file.
+    #[error(
+        "{}: a file that is not this transfer's is in the way (a link, another user's, or not a \
+         regular file); it was left alone: remove it or choose another destination",
+        .0.display()
+    )]
+    NotOurs(PathBuf),
+    /// A component of a received tree's path is a symlink (or not a directory) on this side.
+    #[error(
+        "{}: a symlink (or not a directory) inside the destination tree; it is never followed",
+        .0.display()
+    )]
+    SymlinkInTree(PathBuf),
     /// A name that the protocol (UTF-8 text) cannot carry.
     #[error("{}: the name is not valid UTF-8 and cannot be transferred", .0.display())]
     NotUtf8(PathBuf),

@@ -727,3 +727,49 @@ fn a_squatted_temporary_file_is_never_written_nor_installed() {
     assert_eq!(fs::read(partial_of(&down)).unwrap(), b"squatter");
     assert!(!down.exists());
 }
+
+/// This process's umask (the `cp` it starts inherits it).
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+#[test]
+fn downloads_are_masked_by_the_umask_unless_p_and_never_setuid() {
+    let c = Client::new("umask");
+    let tree = c.on_server("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::create_dir(tree.join("open")).unwrap();
+    for (name, mode) in [("rwx", 0o777), ("rw", 0o666), ("suid", 0o4755)] {
+        fs::write(tree.join(name), name).unwrap();
+        set_mode(&tree.join(name), mode);
+    }
+    set_mode(&tree.join("open"), 0o777);
+    set_mode(&tree, 0o777);
+    let mask = umask();
+    assert_ne!(
+        mask & 0o022,
+        0,
+        "the test needs a umask that masks group/other writes"
+    );
+
+    let plain = c.local("plain");
+    c.cp(&["-r", &c.remote("tree"), s(&plain)]).ok();
+    let single = c.local("single");
+    c.cp(&[&c.remote("tree/rw"), s(&single)]).ok();
+    let kept = c.local("kept");
+    c.cp(&["-r", "-p", &c.remote("tree"), s(&kept)]).ok();
+
+    for (rel, sent) in [("", 0o777), ("open", 0o777), ("rwx", 0o777), ("rw", 0o666)] {
+        let path = plain.join(rel);
+        assert_eq!(mode_of(&path), sent & !mask, "{}", path.display());
+        let path = kept.join(rel);
+        assert_eq!(mode_of(&path), sent, "with -p: {}", path.display());
+    }
+    assert_eq!(mode_of(&single), 0o666 & !mask);
+    for root in [&plain, &kept] {
+        let meta = fs::metadata(root.join("suid")).unwrap();
+        assert_eq!(meta.mode() & 0o7000, 0, "never setuid: {}", root.display());
+    }
+}

@@ -773,3 +773,40 @@ fn downloads_are_masked_by_the_umask_unless_p_and_never_setuid() {
         assert_eq!(meta.mode() & 0o7000, 0, "never setuid: {}", root.display());
     }
 }
+
+#[test]
+fn a_tree_download_never_writes_through_a_symlink_in_the_destination() {
+    let c = Client::new("symlinked");
+    let tree = c.on_server("proj");
+    fs::create_dir_all(tree.join("cache")).unwrap();
+    fs::write(tree.join("cache/authorized_keys"), b"planted key").unwrap();
+    fs::write(tree.join("profile"), b"planted profile").unwrap();
+    let elsewhere = c.local("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("profile"), b"mine").unwrap();
+
+    // A file's own name that is a symlink: the link is replaced, never written through.
+    let down = c.local("down");
+    fs::create_dir_all(down.join("proj")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("profile"), down.join("proj/profile")).unwrap();
+    // A directory of the tree that is a symlink here: refused, nothing lands beyond it.
+    std::os::unix::fs::symlink(&elsewhere, down.join("proj/cache")).unwrap();
+    let run = c.cp(&["-r", &c.remote("proj"), s(&down)]);
+    assert!(run.failed_with(1).contains("never followed"), "{run:#?}");
+    assert!(!elsewhere.join("authorized_keys").exists(), "{run:#?}");
+    assert_eq!(fs::read(elsewhere.join("profile")).unwrap(), b"mine");
+    assert!(partials_in(&elsewhere).is_empty() && partials_in(&down).is_empty());
+
+    // Without the directory link, the file link is replaced by the received file.
+    fs::remove_file(down.join("proj/cache")).unwrap();
+    c.cp(&["-r", &c.remote("proj"), s(&down)]).ok();
+    assert_eq!(fs::read(elsewhere.join("profile")).unwrap(), b"mine");
+    assert_eq!(
+        fs::read(down.join("proj/profile")).unwrap(),
+        b"planted profile"
+    );
+    assert_eq!(
+        fs::read(down.join("proj/cache/authorized_keys")).unwrap(),
+        b"planted key"
+    );
+}

@@ -16,7 +16,9 @@ use super::transfer_msg::{FileInfo, Incoming, Lend, Reply, Request};
 use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
-use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
+use crate::fileio::tree::{
+    TreeEntry, TreeWalk, join_remote, make_dir_beneath, relative_path, tree_size,
+};
 use crate::proto::{OwnedMessage, PathKind, ProtoError};
 use crate::transport::TransportError;
 
@@ -450,7 +452,10 @@ impl<'c> FileTransfer<'c> {
             match self.reply().await? {
                 Reply::MakeDir { path, mode } => {
                     let made = match relative_path(&path) {
-                        Ok(rel) => make_dir(root.join(rel), self.options.received_mode(mode)).await,
+                        Ok(rel) => {
+                            let mode = self.options.received_mode(mode);
+                            make_dir_beneath(root.to_owned(), rel, mode).await
+                        }
                         Err(err) => Err(err),
                     };
                     if let Err(err) = made {
@@ -459,7 +464,7 @@ impl<'c> FileTransfer<'c> {
                 }
                 Reply::FileInfo(info, lend) if !info.path.is_empty() && info.offset == 0 => {
                     let opened = match relative_path(&info.path) {
-                        Ok(rel) => PartialFile::open(root.join(rel), false).await,
+                        Ok(rel) => PartialFile::open_beneath(root.to_owned(), rel, false).await,
                         Err(err) => Err(err),
                     };
                     let (partial, received) = match opened {

@@ -810,3 +810,113 @@ fn a_tree_download_never_writes_through_a_symlink_in_the_destination() {
         b"planted key"
     );
 }
+
+/// The `transfer` events of an audit log, as (direction, phase) with phase `start`, `done`
+/// or `failed`.
+fn transfer_events(log: &Path) -> Vec<(String, &'static str)> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        // A line a failed write left half-written (cut when the log recovers) is skipped.
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "transfer")
+        .map(|e| {
+            let phase = if e["sha256"].is_string() {
+                "done"
+            } else if e["rule"].is_string() {
+                "failed"
+            } else {
+                "start"
+            };
+            (e["direction"].as_str().unwrap().to_owned(), phase)
+        })
+        .collect()
+}
+
+#[test]
+fn transfers_are_logged_before_they_move_and_refused_while_the_log_cannot_write() {
+    use crate::common::{RUN_DEADLINE, client_of, pub_line};
+    let Some(disk) = crate::audit::Tmpfs::mount("size=256k") else {
+        return;
+    };
+    let log = disk.path().join("audit.log");
+    let sandbox = Sandbox::new();
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", log.to_str().unwrap()],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    let port = server.port().to_string();
+    let cp = |from: &str, to: &str| -> Run {
+        client
+            .command(["cp", "-P", &port, from, to])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    // Deep enough that a transfer's start line (it holds the path) cannot fit in the slack of
+    // the log's last page.
+    let deep: Vec<String> = (0..13)
+        .map(|i| format!("{i:02}{}", "d".repeat(248)))
+        .collect();
+    let deep = deep.join("/");
+    fs::create_dir_all(server.home().join(&deep)).unwrap();
+    let remote = |name: &str| format!("127.0.0.1:{deep}/{name}");
+    let on_server = |name: &str| server.home().join(&deep).join(name);
+    let local = client.path().join("secret");
+    fs::write(&local, b"the secret").unwrap();
+    fs::write(on_server("secret"), b"the secret").unwrap();
+
+    // A normal run: the start is logged before the end, and the end before the client is
+    // told done (read at once when cp returns: no waiting).
+    cp(s(&local), &remote("uploaded")).ok();
+    assert_eq!(
+        transfer_events(&log),
+        [("upload".into(), "start"), ("upload".into(), "done")]
+    );
+    let back = client.path().join("back");
+    cp(&remote("secret"), s(&back)).ok();
+    assert_eq!(
+        transfer_events(&log)[2..],
+        [("download".into(), "start"), ("download".into(), "done")]
+    );
+    assert_eq!(fs::read(&back).unwrap(), b"the secret");
+
+    // The log's disk is full: both directions are refused before a byte moves.
+    let filler = disk.path().join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    while file.write_all(&[0; 4096]).is_ok() {}
+    drop(file);
+    let long = format!(": {}", "x".repeat(10_000));
+    client.exec(&server, &[&long], b"").failed_with(255);
+    let before = transfer_events(&log).len();
+    let up = on_server(".profile");
+    let run = cp(s(&local), &remote(".profile"));
+    assert!(run.failed_with(1).contains("transfer refused"), "{run:#?}");
+    assert!(!up.exists() && !partial_of(&up).exists());
+    let down = client.path().join("down");
+    let run = cp(&remote("secret"), s(&down));
+    assert!(run.failed_with(1).contains("transfer refused"), "{run:#?}");
+    assert!(!down.exists() && !partial_of(&down).exists());
+    assert_eq!(
+        transfer_events(&log).len(),
+        before,
+        "nothing recorded, nothing moved"
+    );
+
+    // Space is back: the log writes again by itself, and so do transfers.
+    fs::remove_file(&filler).unwrap();
+    wait_for("the audit log to write again", RUN_DEADLINE, || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(r#""event":"lost""#)
+    });
+    cp(s(&local), &remote(".profile")).ok();
+    cp(&remote("secret"), s(&down)).ok();
+    assert_eq!(fs::read(&up).unwrap(), b"the secret");
+    assert_eq!(fs::read(&down).unwrap(), b"the secret");
+    assert_eq!(transfer_events(&log).len(), before + 4);
+    assert!(server.terminate().success());
+}

@@ -142,7 +142,7 @@ pub struct CpArgs {
     /// Copy directories recursively.
     #[arg(short = 'r')]
     pub recursive: bool,
-    /// Keep modification times (mode bits are always kept).
+    /// Keep mtimes, and modes exactly as sent (without it, downloads are masked by the umask).
     #[arg(short = 'p')]
     pub preserve_times: bool,
     /// Continue interrupted transfers from the bytes already there, after checking their hash.

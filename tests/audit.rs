@@ -362,14 +362,15 @@ fn rotation_keeps_the_chain_across_files() {
 }
 
 /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.
-struct Tmpfs {
+/// Shared with `transfer`'s full-disk test.
+pub(crate) struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
     /// Mounts one with `options`; `None`, with a message saying why the test does not run,
     /// where mounting is not permitted.
-    fn mount(options: &str) -> Option<Self> {
+    pub(crate) fn mount(options: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", options, "tmpfs"])
@@ -389,7 +390,7 @@ impl Tmpfs {
         None
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }
@@ -543,8 +544,8 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
     let log = fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
     let event = log
         .lines()
-        .find(|l| l.contains(r#""event":"transfer""#))
-        .unwrap_or_else(|| panic!("no transfer event in:\n{log}"));
+        .find(|l| l.contains(r#""event":"transfer""#) && l.contains(r#""sha256""#))
+        .unwrap_or_else(|| panic!("no transfer end event in:\n{log}"));
     let sha256: String = sha2::Sha256::digest(&content)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -645,16 +646,18 @@ fn a_transfer_cut_by_a_killed_client_is_an_audit_event() {
         cp.kill().unwrap();
         let _ = cp.wait();
     }
-    wait_for("two transfer events", RUN_DEADLINE, || {
+    // Each transfer is two events, its start and its end; the ends are the ones with a rule.
+    wait_for("two transfer end events", RUN_DEADLINE, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
-            .matches(r#""event":"transfer""#)
+            .lines()
+            .filter(|l| l.contains(r#""event":"transfer""#) && l.contains(r#""rule""#))
             .count()
             == 2
     });
     let events: Vec<serde_json::Value> = events(&log)
         .into_iter()
-        .filter(|e| e["event"] == "transfer")
+        .filter(|e| e["event"] == "transfer" && !e["rule"].is_null())
         .collect();
     let directions: Vec<&str> = events
         .iter()

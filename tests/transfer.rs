@@ -679,3 +679,244 @@ fn server_paths_with_tilde_start_at_home() {
     c.cp(&[s(&file), &format!("127.0.0.1:~/{}/f", c.dir)]).ok();
     assert_eq!(fs::read(c.on_server("f")).unwrap(), b"home");
 }
+
+/// Puts a 0666 file owned by `nobody` at `target`'s temporary name, as a local user squatting
+/// a shared directory would; `false` (the test is skipped) when not root.
+fn squat(target: &Path) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to make a file owned by another user");
+        return false;
+    }
+    let temp = partial_of(target);
+    fs::write(&temp, b"squatter").unwrap();
+    set_mode(&temp, 0o666);
+    nix::unistd::chown(&temp, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    true
+}
+
+#[test]
+fn a_squatted_temporary_file_is_never_written_nor_installed() {
+    let c = Client::new("squatted");
+    let file = c.local("secret");
+    fs::write(&file, b"the secret").unwrap();
+    let up = c.on_server("up");
+    if !squat(&up) {
+        return;
+    }
+    let remote = c.remote("up");
+    for resume in [&[][..], &["--resume"][..]] {
+        let mut args = resume.to_vec();
+        args.extend([s(&file), remote.as_str()]);
+        let run = c.cp(&args);
+        assert!(
+            run.failed_with(1).contains("not this transfer's"),
+            "{run:#?}"
+        );
+        assert_eq!(fs::read(partial_of(&up)).unwrap(), b"squatter");
+        assert!(!up.exists());
+    }
+
+    fs::write(c.on_server("down"), b"the secret").unwrap();
+    let down = c.local("down");
+    assert!(squat(&down));
+    let run = c.cp(&[&c.remote("down"), s(&down)]);
+    assert!(
+        run.failed_with(1).contains("not this transfer's"),
+        "{run:#?}"
+    );
+    assert_eq!(fs::read(partial_of(&down)).unwrap(), b"squatter");
+    assert!(!down.exists());
+}
+
+/// This process's umask (the `cp` it starts inherits it).
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+#[test]
+fn downloads_are_masked_by_the_umask_unless_p_and_never_setuid() {
+    let c = Client::new("umask");
+    let tree = c.on_server("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::create_dir(tree.join("open")).unwrap();
+    for (name, mode) in [("rwx", 0o777), ("rw", 0o666), ("suid", 0o4755)] {
+        fs::write(tree.join(name), name).unwrap();
+        set_mode(&tree.join(name), mode);
+    }
+    set_mode(&tree.join("open"), 0o777);
+    set_mode(&tree, 0o777);
+    let mask = umask();
+    assert_ne!(
+        mask & 0o022,
+        0,
+        "the test needs a umask that masks group/other writes"
+    );
+
+    let plain = c.local("plain");
+    c.cp(&["-r", &c.remote("tree"), s(&plain)]).ok();
+    let single = c.local("single");
+    c.cp(&[&c.remote("tree/rw"), s(&single)]).ok();
+    let kept = c.local("kept");
+    c.cp(&["-r", "-p", &c.remote("tree"), s(&kept)]).ok();
+
+    for (rel, sent) in [("", 0o777), ("open", 0o777), ("rwx", 0o777), ("rw", 0o666)] {
+        let path = plain.join(rel);
+        assert_eq!(mode_of(&path), sent & !mask, "{}", path.display());
+        let path = kept.join(rel);
+        assert_eq!(mode_of(&path), sent, "with -p: {}", path.display());
+    }
+    assert_eq!(mode_of(&single), 0o666 & !mask);
+    for root in [&plain, &kept] {
+        let meta = fs::metadata(root.join("suid")).unwrap();
+        assert_eq!(meta.mode() & 0o7000, 0, "never setuid: {}", root.display());
+    }
+}
+
+#[test]
+fn a_tree_download_never_writes_through_a_symlink_in_the_destination() {
+    let c = Client::new("symlinked");
+    let tree = c.on_server("proj");
+    fs::create_dir_all(tree.join("cache")).unwrap();
+    fs::write(tree.join("cache/authorized_keys"), b"planted key").unwrap();
+    fs::write(tree.join("profile"), b"planted profile").unwrap();
+    let elsewhere = c.local("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("profile"), b"mine").unwrap();
+
+    // A file's own name that is a symlink: the link is replaced, never written through.
+    let down = c.local("down");
+    fs::create_dir_all(down.join("proj")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("profile"), down.join("proj/profile")).unwrap();
+    // A directory of the tree that is a symlink here: refused, nothing lands beyond it.
+    std::os::unix::fs::symlink(&elsewhere, down.join("proj/cache")).unwrap();
+    let run = c.cp(&["-r", &c.remote("proj"), s(&down)]);
+    assert!(run.failed_with(1).contains("never followed"), "{run:#?}");
+    assert!(!elsewhere.join("authorized_keys").exists(), "{run:#?}");
+    assert_eq!(fs::read(elsewhere.join("profile")).unwrap(), b"mine");
+    assert!(partials_in(&elsewhere).is_empty() && partials_in(&down).is_empty());
+
+    // Without the directory link, the file link is replaced by the received file.
+    fs::remove_file(down.join("proj/cache")).unwrap();
+    c.cp(&["-r", &c.remote("proj"), s(&down)]).ok();
+    assert_eq!(fs::read(elsewhere.join("profile")).unwrap(), b"mine");
+    assert_eq!(
+        fs::read(down.join("proj/profile")).unwrap(),
+        b"planted profile"
+    );
+    assert_eq!(
+        fs::read(down.join("proj/cache/authorized_keys")).unwrap(),
+        b"planted key"
+    );
+}
+
+/// The `transfer` events of an audit log, as (direction, phase) with phase `start`, `done`
+/// or `failed`.
+fn transfer_events(log: &Path) -> Vec<(String, &'static str)> {
+    fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        // A line a failed write left half-written (cut when the log recovers) is skipped.
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "transfer")
+        .map(|e| {
+            let phase = if e["sha256"].is_string() {
+                "done"
+            } else if e["rule"].is_string() {
+                "failed"
+            } else {
+                "start"
+            };
+            (e["direction"].as_str().unwrap().to_owned(), phase)
+        })
+        .collect()
+}
+
+#[test]
+fn transfers_are_logged_before_they_move_and_refused_while_the_log_cannot_write() {
+    use crate::common::{RUN_DEADLINE, client_of, pub_line};
+    let Some(disk) = crate::audit::Tmpfs::mount("size=256k") else {
+        return;
+    };
+    let log = disk.path().join("audit.log");
+    let sandbox = Sandbox::new();
+    let server = Server::start(
+        &sandbox,
+        &["--audit-log", log.to_str().unwrap()],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    let port = server.port().to_string();
+    let cp = |from: &str, to: &str| -> Run {
+        client
+            .command(["cp", "-P", &port, from, to])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    // Deep enough that a transfer's start line (it holds the path) cannot fit in the slack of
+    // the log's last page.
+    let deep: Vec<String> = (0..13)
+        .map(|i| format!("{i:02}{}", "d".repeat(248)))
+        .collect();
+    let deep = deep.join("/");
+    fs::create_dir_all(server.home().join(&deep)).unwrap();
+    let remote = |name: &str| format!("127.0.0.1:{deep}/{name}");
+    let on_server = |name: &str| server.home().join(&deep).join(name);
+    let local = client.path().join("secret");
+    fs::write(&local, b"the secret").unwrap();
+    fs::write(on_server("secret"), b"the secret").unwrap();
+
+    // A normal run: the start is logged before the end, and the end before the client is
+    // told done (read at once when cp returns: no waiting).
+    cp(s(&local), &remote("uploaded")).ok();
+    assert_eq!(
+        transfer_events(&log),
+        [("upload".into(), "start"), ("upload".into(), "done")]
+    );
+    let back = client.path().join("back");
+    cp(&remote("secret"), s(&back)).ok();
+    assert_eq!(
+        transfer_events(&log)[2..],
+        [("download".into(), "start"), ("download".into(), "done")]
+    );
+    assert_eq!(fs::read(&back).unwrap(), b"the secret");
+
+    // The log's disk is full: both directions are refused before a byte moves.
+    let filler = disk.path().join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    while file.write_all(&[0; 4096]).is_ok() {}
+    drop(file);
+    let long = format!(": {}", "x".repeat(10_000));
+    client.exec(&server, &[&long], b"").failed_with(255);
+    let before = transfer_events(&log).len();
+    let up = on_server(".profile");
+    let run = cp(s(&local), &remote(".profile"));
+    assert!(run.failed_with(1).contains("transfer refused"), "{run:#?}");
+    assert!(!up.exists() && !partial_of(&up).exists());
+    let down = client.path().join("down");
+    let run = cp(&remote("secret"), s(&down));
+    assert!(run.failed_with(1).contains("transfer refused"), "{run:#?}");
+    assert!(!down.exists() && !partial_of(&down).exists());
+    assert_eq!(
+        transfer_events(&log).len(),
+        before,
+        "nothing recorded, nothing moved"
+    );
+
+    // Space is back: the log writes again by itself, and so do transfers.
+    fs::remove_file(&filler).unwrap();
+    wait_for("the audit log to write again", RUN_DEADLINE, || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(r#""event":"lost""#)
+    });
+    cp(s(&local), &remote(".profile")).ok();
+    cp(&remote("secret"), s(&down)).ok();
+    assert_eq!(fs::read(&up).unwrap(), b"the secret");
+    assert_eq!(fs::read(&down).unwrap(), b"the secret");
+    assert_eq!(transfer_events(&log).len(), before + 4);
+    assert!(server.terminate().success());
+}

@@ -167,15 +167,17 @@ impl SessionAudit {
         self.log.record(record).await;
     }
 
-    /// Records a file transfer: direction, server path, size, and the SHA-256 of a completed
-    /// file or the reason it failed (in `rule`).
+    /// Records a file transfer, returning once it is on disk (fsynced): direction, server path
+    /// and size, then `outcome`: `None` for its start (written before its first byte moves:
+    /// the transfer may go ahead only after this returned `Ok`), or its end, the SHA-256 of a
+    /// completed file or the reason it failed (in `rule`).
     pub async fn transfer(
         &self,
         direction: &str,
         path: &str,
         size: Option<u64>,
-        outcome: Result<String, String>,
-    ) {
+        outcome: Option<Result<String, String>>,
+    ) -> Result<(), AuditError> {
         let mut record = self.who.record(EventKind::Transfer);
         record.direction = Some(direction.to_owned());
         record.path = Some(path.to_owned());
@@ -184,10 +186,11 @@ impl SessionAudit {
             _ => record.bytes_out = size,
         }
         match outcome {
-            Ok(sha256) => record.sha256 = Some(sha256),
-            Err(reason) => record.rule = Some(reason),
+            None => {}
+            Some(Ok(sha256)) => record.sha256 = Some(sha256),
+            Some(Err(reason)) => record.rule = Some(reason),
         }
-        self.log.record(record).await;
+        self.log.record_durable(record).await
     }
 
     /// The session id these events carry.

@@ -16,7 +16,9 @@ use super::transfer_msg::{FileInfo, Incoming, Lend, Reply, Request};
 use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
 use crate::fileio::source::{Piece, SourceFile};
-use crate::fileio::tree::{TreeEntry, TreeWalk, join_remote, make_dir, relative_path, tree_size};
+use crate::fileio::tree::{
+    TreeEntry, TreeWalk, join_remote, make_dir_beneath, relative_path, tree_size,
+};
 use crate::proto::{OwnedMessage, PathKind, ProtoError};
 use crate::transport::TransportError;
 
@@ -76,10 +78,29 @@ fn unexpected(reply: &Reply) -> TransferError {
 pub struct TransferOptions {
     /// `-r`: copy directories.
     pub recursive: bool,
-    /// `-p`: keep modification times (mode bits are always kept).
+    /// `-p`: keep modification times, and the permission bits exactly as sent. Without it a
+    /// download's modes are masked by the umask, as scp does; setuid, setgid and sticky bits
+    /// are never applied.
     pub preserve_times: bool,
     /// `--resume`: continue from partial files.
     pub resume: bool,
+}
+
+impl TransferOptions {
+    /// The permission bits a downloaded file or directory gets for the `sent` mode: as sent
+    /// with `-p`, else masked by `umask`; never setuid, setgid or sticky.
+    fn local_mode(&self, sent: u32, umask: u32) -> u32 {
+        if self.preserve_times {
+            sent & 0o777
+        } else {
+            sent & 0o777 & !umask
+        }
+    }
+
+    /// [`TransferOptions::local_mode`] under this process's umask.
+    fn received_mode(&self, sent: u32) -> u32 {
+        self.local_mode(sent, crate::fileio::umask())
+    }
 }
 
 /// Which signals stop a transfer cleanly (the partial files removed unless resumable, the
@@ -431,7 +452,10 @@ impl<'c> FileTransfer<'c> {
             match self.reply().await? {
                 Reply::MakeDir { path, mode } => {
                     let made = match relative_path(&path) {
-                        Ok(rel) => make_dir(root.join(rel), mode).await,
+                        Ok(rel) => {
+                            let mode = self.options.received_mode(mode);
+                            make_dir_beneath(root.to_owned(), rel, mode).await
+                        }
                         Err(err) => Err(err),
                     };
                     if let Err(err) = made {
@@ -440,7 +464,7 @@ impl<'c> FileTransfer<'c> {
                 }
                 Reply::FileInfo(info, lend) if !info.path.is_empty() && info.offset == 0 => {
                     let opened = match relative_path(&info.path) {
-                        Ok(rel) => PartialFile::open(root.join(rel), false).await,
+                        Ok(rel) => PartialFile::open_beneath(root.to_owned(), rel, false).await,
                         Err(err) => Err(err),
                     };
                     let (partial, received) = match opened {
@@ -494,7 +518,7 @@ impl<'c> FileTransfer<'c> {
         let expected = Expected {
             size: info.size,
             sha256,
-            mode: info.mode,
+            mode: self.options.received_mode(info.mode),
             mtime: self.options.preserve_times.then_some(info.mtime),
         };
         if let Err(err) = partial.commit(sink, expected).await {
@@ -663,6 +687,24 @@ mod tests {
         let here = std::env::current_dir().unwrap();
         let name = here.file_name().unwrap().to_str().unwrap();
         assert_eq!(local_name(Path::new(".")).unwrap(), name);
+    }
+
+    #[test]
+    fn received_modes_follow_the_umask_unless_preserved() {
+        let plain = TransferOptions::default();
+        assert_eq!(plain.local_mode(0o777, 0o022), 0o755);
+        assert_eq!(plain.local_mode(0o666, 0o077), 0o600);
+        assert_eq!(plain.local_mode(0o4777, 0), 0o777, "never setuid");
+        let kept = TransferOptions {
+            preserve_times: true,
+            ..TransferOptions::default()
+        };
+        assert_eq!(kept.local_mode(0o777, 0o077), 0o777);
+        assert_eq!(
+            kept.local_mode(0o7755, 0o022),
+            0o755,
+            "never setuid/setgid/sticky"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`BLOCK`]), so memory stays constant (a few MiB per transfer) whatever the file size.
 //! This module knows files and hashes, not the protocol or the network.
 
+pub mod beneath;
 pub mod partial;
 pub mod sink;
 pub mod source;
@@ -74,6 +75,20 @@ pub enum FileError {
     /// Another transfer holds the temporary file.
     #[error("{}: another transfer to this file is in progress", .0.display())]
     Busy(PathBuf),
+    /// Something is already at a temporary file's name that a transfer must not use: a
+    /// symlink, a file of another user's or with other links, or not a regular file.
+    #[error(
+        "{}: a file that is not this transfer's is in the way (a link, another user's, or not a \
+         regular file); it was left alone: remove it or choose another destination",
+        .0.display()
+    )]
+    NotOurs(PathBuf),
+    /// A component of a received tree's path is a symlink (or not a directory) on this side.
+    #[error(
+        "{}: a symlink (or not a directory) inside the destination tree; it is never followed",
+        .0.display()
+    )]
+    SymlinkInTree(PathBuf),
     /// A name that the protocol (UTF-8 text) cannot carry.
     #[error("{}: the name is not valid UTF-8 and cannot be transferred", .0.display())]
     NotUtf8(PathBuf),
@@ -112,6 +127,34 @@ pub fn sha256_of_nothing() -> [u8; 32] {
     Sha256::digest([]).into()
 }
 
+/// This process's umask, read once: from `/proc/self/status` where there is one (no change
+/// to the process at all), else by setting a strict mask for an instant and restoring it (a
+/// file another thread creates in that instant gets fewer permissions, never more).
+pub fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| umask_in_status(&status))
+            .unwrap_or_else(|| {
+                use nix::sys::stat::{Mode, umask};
+                let was = umask(Mode::from_bits_truncate(0o077));
+                umask(was);
+                was.bits() & 0o777
+            })
+    })
+}
+
+/// The `Umask:` line of `/proc/PID/status` (Linux 4.7 and later).
+fn umask_in_status(status: &str) -> Option<u32> {
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8)
+        .ok()
+        .map(|mask| mask & 0o777)
+}
+
 /// Runs blocking file work off the async runtime.
 async fn blocking<T, F>(work: F) -> Result<T, FileError>
 where
@@ -145,6 +188,17 @@ mod tests {
         assert_eq!(describe(&err), "No such file or directory");
         let shown = FileError::io(Path::new("/x/y"), "open", err).to_string();
         assert_eq!(shown, "/x/y: cannot open: No such file or directory");
+    }
+
+    #[test]
+    fn the_umask_is_read_from_proc_status() {
+        let status = "Name:\tseashell\nUmask:\t0027\nState:\tR\n";
+        assert_eq!(umask_in_status(status), Some(0o027));
+        assert_eq!(umask_in_status("Name:\tx\n"), None);
+        assert_eq!(umask_in_status("Umask:\tzz\n"), None);
+        let real = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        nix::sys::stat::umask(real);
+        assert_eq!(umask(), real.bits() & 0o777);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! contents, with paths relative to its root (`""` is the root itself, `/` separates
 //! components); symlinks, devices, sockets and FIFOs inside the tree are skipped, never
 //! followed. Also: checking a relative path received from a peer before it touches the
-//! disk, and creating directories.
+//! disk, and creating directories (a peer's below the destination without following any
+//! symlink on the way: [`make_dir_beneath`]).
 
 use std::fs::{self, DirBuilder, ReadDir};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -10,6 +11,11 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, mkdirat};
+
+use super::beneath::{open_child_dir, open_parent_beneath};
 use super::{CHANNEL_DEPTH, FileError, blocking, mode_bits};
 
 /// How deep a tree may go (each level holds one open directory while it is walked).
@@ -191,6 +197,39 @@ pub async fn make_dir(path: PathBuf, mode: u32) -> Result<(), FileError> {
     .await
 }
 
+/// Creates directory `root/rel` as [`make_dir`] does, where `rel` came from a peer (checked by
+/// [`relative_path`]; empty is `root` itself, which the local user chose): no component of
+/// `rel` is followed if it is a symlink, and an existing symlink at its name is refused, so a
+/// received tree stays inside `root`.
+pub async fn make_dir_beneath(root: PathBuf, rel: PathBuf, mode: u32) -> Result<(), FileError> {
+    if rel.as_os_str().is_empty() {
+        return make_dir(root, mode).await;
+    }
+    let mode = (mode & 0o777) | 0o700;
+    blocking(move || {
+        let shown = root.join(&rel);
+        let (parent, name) = open_parent_beneath(&root, &rel)?;
+        match mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(mode)) {
+            Ok(()) => {
+                let dir = open_child_dir(&parent, &name, &shown)?;
+                fchmod(&dir, Mode::from_bits_truncate(mode))
+                    .map_err(|errno| FileError::io(&shown, "set the mode of", errno.into()))
+            }
+            Err(Errno::EEXIST) => {
+                let st = fstatat(&parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|errno| FileError::io(&shown, "inspect", errno.into()))?;
+                match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+                    SFlag::S_IFDIR => Ok(()),
+                    SFlag::S_IFLNK => Err(FileError::SymlinkInTree(shown)),
+                    _ => Err(FileError::NotDirectory(shown)),
+                }
+            }
+            Err(errno) => Err(FileError::io(&shown, "create directory", errno.into())),
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +284,42 @@ mod tests {
         ));
         assert_eq!(seen.len(), 6);
         assert_eq!(tree_size(root).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn make_dir_beneath_refuses_symlinks_and_makes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        make_dir_beneath(root.clone(), PathBuf::new(), 0o755)
+            .await
+            .unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("cache")).unwrap();
+        for rel in ["cache", "cache/sub"] {
+            let err = make_dir_beneath(root.clone(), rel.into(), 0o755)
+                .await
+                .err();
+            assert!(
+                matches!(err, Some(FileError::SymlinkInTree(_))),
+                "{rel}: {err:?}"
+            );
+        }
+        assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
+        make_dir_beneath(root.clone(), "a".into(), 0o750)
+            .await
+            .unwrap();
+        make_dir_beneath(root.clone(), "a/b".into(), 0o500)
+            .await
+            .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&root.join("a")), 0o750);
+        assert_eq!(mode(&root.join("a/b")), 0o700);
+        fs::write(root.join("f"), b"").unwrap();
+        let err = make_dir_beneath(root.clone(), "f".into(), 0o755)
+            .await
+            .err();
+        assert!(matches!(err, Some(FileError::NotDirectory(_))), "{err:?}");
     }
 
     #[tokio::test]

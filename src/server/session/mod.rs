@@ -108,7 +108,7 @@ pub async fn run<S>(
     };
     let shell = tokio::spawn(async move {
         shell.run(channel.reader).await;
-        shell.transfers.end_session();
+        shell.transfers.end_session().await;
     });
     if let Err(err) = shell.await {
         // Supervision: a session that failed still says so and hangs its command up.

@@ -1,8 +1,9 @@
 //! The download on the server, the output task's side of a transfer: streams a file
 //! (FileInfo, FileData…, FileEnd, from the offset the client resumes at) or a tree (MakeDir
 //! for each directory, then each file) with backpressure from the socket, stops at the
-//! client's cancel, and ends each download in [`log_transfer`] and TransferDone or
-//! TransferFailed (docs/PROTOCOL.md §6.4). It never reads client messages (the console
+//! client's cancel, and ends each download in [`log_transfer`] (its end fsynced in the audit
+//! log, a tree's every file too) and then TransferDone or TransferFailed (docs/PROTOCOL.md
+//! §6.4); its start was logged before the job was made. It never reads client messages (the console
 //! task decides what to send and may cancel) and knows nothing of uploads.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::AsyncWrite;
 
-use super::{Direction, Reply, SESSION_ENDED, log_transfer, send_reply};
+use super::{Direction, Outcome, Reply, SESSION_ENDED, log_transfer, refused, send_reply};
 use crate::audit::SessionAudit;
 use crate::fileio::sha256_of_nothing;
 use crate::fileio::source::{Piece, SourceFile};
@@ -139,24 +140,27 @@ async fn finish_download<W: AsyncWrite + Unpin>(
     size: Option<u64>,
     sent: Result<Sent, TransportError>,
 ) -> Result<(), TransportError> {
-    let sent = sent.inspect_err(|_| {
-        log_transfer(
-            peer,
-            audit,
-            Direction::Download,
-            path,
-            size,
-            Err(SESSION_ENDED),
-        );
-    })?;
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(err) => {
+            let ended = Outcome::Failed(SESSION_ENDED);
+            // A failure the log cannot record is counted as lost by the log.
+            let _ = log_transfer(peer, audit, Direction::Download, path, size, ended).await;
+            return Err(err);
+        }
+    };
     let answer = match sent {
         Sent::File(sha256) => {
-            log_transfer(peer, audit, Direction::Download, path, size, Ok(&sha256));
-            Reply::Done
+            let done = Outcome::Done(&sha256);
+            match log_transfer(peer, audit, Direction::Download, path, size, done).await {
+                Ok(()) => Reply::Done,
+                Err(err) => Reply::Failed(refused(path, &err)),
+            }
         }
         Sent::Tree => Reply::Done,
         Sent::Failed(reason) => {
-            log_transfer(peer, audit, Direction::Download, path, size, Err(&reason));
+            let failed = Outcome::Failed(&reason);
+            let _ = log_transfer(peer, audit, Direction::Download, path, size, failed).await;
             Reply::Failed(reason)
         }
     };
@@ -234,14 +238,13 @@ async fn send_tree<W: AsyncWrite + Unpin>(
                 let nothing = sha256_of_nothing();
                 match send_file(writer, source, 0, nothing, &rel, state, keepalive).await? {
                     Sent::File(sha256) => {
-                        log_transfer(
-                            peer,
-                            audit,
-                            Direction::Download,
-                            &path,
-                            Some(size),
-                            Ok(&sha256),
-                        );
+                        let done = Outcome::Done(&sha256);
+                        let size = Some(size);
+                        let logged =
+                            log_transfer(peer, audit, Direction::Download, &path, size, done).await;
+                        if let Err(err) = logged {
+                            return Ok(Sent::Failed(refused(&path, &err)));
+                        }
                     }
                     failed => return Ok(failed),
                 }

@@ -5,7 +5,10 @@
 //! output task runs each job with [`deliver`], streaming downloads with backpressure from the
 //! socket. One transfer at a time, and never alongside a command (the session waits for the
 //! command before it, as for Exec); `no-files` and restricted keys are refused.
-//! Every transfer, refused, failed or done, goes through [`log_transfer`].
+//! Every transfer goes through [`log_transfer`], log-then-act as for commands: its start is
+//! fsynced in the audit log before its first byte moves (a transfer whose start cannot be
+//! written, because the log is out of order, is refused), and its end (done, failed or
+//! refused) before TransferDone, in order with the session's other events.
 //!
 //! This module owns what both directions share: the public surface ([`Transfers`],
 //! [`deliver`]), the requests (refused by policy, paths resolved, stat answered), the
@@ -26,7 +29,7 @@ use self::download::{DownloadState, FileDownload, TreeDownload};
 use self::upload::{Plan, Upload};
 use super::keepalive::Keepalive;
 use super::peer::Peer;
-use crate::audit::SessionAudit;
+use crate::audit::{AuditError, SessionAudit};
 use crate::fileio::FileError;
 use crate::fileio::source::SourceFile;
 use crate::proto::{Message, PathKind};
@@ -92,7 +95,7 @@ fn failed(reason: impl std::fmt::Display) -> Option<Job> {
 }
 
 /// Logs a failed transfer and answers TransferFailed with `reason`.
-fn fail(
+async fn fail(
     peer: &Peer,
     audit: &SessionAudit,
     direction: Direction,
@@ -100,8 +103,36 @@ fn fail(
     size: Option<u64>,
     reason: String,
 ) -> Option<Job> {
-    log_transfer(peer, audit, direction, target, size, Err(&reason));
+    // A failure the log cannot record is counted as lost by the log; nothing more moves.
+    let _ = log_transfer(
+        peer,
+        audit,
+        direction,
+        target,
+        size,
+        Outcome::Failed(&reason),
+    )
+    .await;
     failed(reason)
+}
+
+/// Logs the start of a transfer, before its first byte moves; `Err` is the TransferFailed
+/// reason of a transfer refused because the log cannot write.
+async fn log_start(
+    peer: &Peer,
+    audit: &SessionAudit,
+    direction: Direction,
+    target: &Path,
+    size: Option<u64>,
+) -> Result<(), String> {
+    log_transfer(peer, audit, direction, target, size, Outcome::Start)
+        .await
+        .map_err(|err| refused(target, &err))
+}
+
+/// Why a transfer was refused, or stopped, when the audit log could not record it.
+fn refused(target: &Path, err: &AuditError) -> String {
+    format!("{}: transfer refused: {err}", target.display())
 }
 
 impl Transfers {
@@ -140,15 +171,9 @@ impl Transfers {
                 if let Err(denied) = self.peer.policy.check_files() {
                     let (direction, path) = request_summary(&msg);
                     let path = PathBuf::from(path);
-                    log_transfer(
-                        &self.peer,
-                        &self.audit,
-                        direction,
-                        &path,
-                        None,
-                        Err(&denied.to_string()),
-                    );
-                    return Ok(failed(denied));
+                    let reason = denied.to_string();
+                    let job = fail(&self.peer, &self.audit, direction, &path, None, reason);
+                    return Ok(job.await);
                 }
                 Ok(self.request(msg, cwd).await)
             }
@@ -157,7 +182,7 @@ impl Transfers {
             }
             Message::FileData(data) => self.upload.data(data, &self.peer, &self.audit).await,
             Message::FileEnd { sha256 } => self.upload.end(sha256, &self.peer, &self.audit).await,
-            Message::TransferFailed { reason } => Ok(self.cancel(reason)),
+            Message::TransferFailed { reason } => Ok(self.cancel(reason).await),
             other => Err(OutOfOrder(other.name())),
         }
     }
@@ -167,15 +192,16 @@ impl Transfers {
         let target = match resolve(cwd, &self.home, path) {
             Ok(target) => target,
             Err(err) => {
-                log_transfer(
-                    &self.peer,
-                    &self.audit,
+                let (peer, audit) = (&self.peer, &self.audit);
+                return fail(
+                    peer,
+                    audit,
                     direction,
                     Path::new(path),
                     None,
-                    Err(&err.to_string()),
-                );
-                return failed(err);
+                    err.to_string(),
+                )
+                .await;
             }
         };
         match msg {
@@ -197,6 +223,10 @@ impl Transfers {
                 ..
             } => self.get(target, offset, prefix_sha256).await,
             Message::GetTree { .. } => {
+                let logged = log_start(&self.peer, &self.audit, direction, &target, None).await;
+                if let Err(reason) = logged {
+                    return failed(reason);
+                }
                 let state = self.new_download();
                 Some(Job(JobKind::SendTree(TreeDownload {
                     root: target,
@@ -213,6 +243,13 @@ impl Transfers {
     async fn get(&mut self, target: PathBuf, offset: u64, prefix_sha256: [u8; 32]) -> Option<Job> {
         match SourceFile::open(target.clone()).await {
             Ok(source) => {
+                let (peer, audit) = (&self.peer, &self.audit);
+                let size = Some(source.size());
+                if let Err(reason) =
+                    log_start(peer, audit, Direction::Download, &target, size).await
+                {
+                    return failed(reason);
+                }
                 let state = self.new_download();
                 Some(Job(JobKind::SendFile(FileDownload {
                     source,
@@ -223,14 +260,17 @@ impl Transfers {
                     audit: self.audit.clone(),
                 })))
             }
-            Err(err) => fail(
-                &self.peer,
-                &self.audit,
-                Direction::Download,
-                &target,
-                None,
-                err.to_string(),
-            ),
+            Err(err) => {
+                fail(
+                    &self.peer,
+                    &self.audit,
+                    Direction::Download,
+                    &target,
+                    None,
+                    err.to_string(),
+                )
+                .await
+            }
         }
     }
 
@@ -242,9 +282,9 @@ impl Transfers {
 
     /// The client cancels: the upload is dropped (its partial file removed unless resumable)
     /// and answered, or the running download is told to stop. A late cancel is ignored.
-    fn cancel(&mut self, reason: &str) -> Option<Job> {
+    async fn cancel(&mut self, reason: &str) -> Option<Job> {
         if !self.upload.is_idle() {
-            return self.upload.cancel(reason, &self.peer, &self.audit);
+            return self.upload.cancel(reason, &self.peer, &self.audit).await;
         }
         if let Some(download) = &self.download {
             download.cancel();
@@ -254,8 +294,8 @@ impl Transfers {
 
     /// The session ended: an upload still under way is logged as failed (its partial file
     /// goes as on a cancel: removed unless resumable).
-    pub fn end_session(&mut self) {
-        self.upload.end_session(&self.peer, &self.audit);
+    pub async fn end_session(&mut self) {
+        self.upload.end_session(&self.peer, &self.audit).await;
     }
 }
 
@@ -305,29 +345,53 @@ async fn stat(target: PathBuf) -> Option<Job> {
 /// Why a transfer the session did not finish failed.
 const SESSION_ENDED: &str = "the session ended before the transfer did";
 
-/// Records one transfer: who, which way, which file, how big, and its SHA-256 or why it
-/// failed. The single place where transfers are logged (and audited).
-pub fn log_transfer(
+/// Where a transfer stands, for the log.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// About to start: nothing has moved yet.
+    Start,
+    /// The whole file moved, and this is its SHA-256.
+    Done(&'a [u8; 32]),
+    /// It failed (or was refused), for this reason.
+    Failed(&'a str),
+}
+
+/// Records one transfer's start or end: who, which way, which file, how big, and (at its
+/// end) its SHA-256 or why it failed; returns once the audit line is fsynced. `Err`: the
+/// audit log could not record it, and the transfer must not go on. The single place where
+/// transfers are logged (and audited).
+pub async fn log_transfer(
     peer: &Peer,
     audit: &SessionAudit,
     direction: Direction,
     path: &Path,
     size: Option<u64>,
-    outcome: Result<&[u8; 32], &str>,
-) {
-    let (audit, audit_path, audit_outcome) = (
-        audit.clone(),
-        path.display().to_string(),
-        outcome.map(hex::encode).map_err(str::to_owned),
-    );
-    tokio::spawn(async move {
-        audit
-            .transfer(direction.as_str(), &audit_path, size, audit_outcome)
-            .await;
-    });
+    outcome: Outcome<'_>,
+) -> Result<(), AuditError> {
+    let audit_outcome = match outcome {
+        Outcome::Start => None,
+        Outcome::Done(sha256) => Some(Ok(hex::encode(sha256))),
+        Outcome::Failed(reason) => Some(Err(reason.to_owned())),
+    };
+    let logged = audit
+        .transfer(
+            direction.as_str(),
+            &path.display().to_string(),
+            size,
+            audit_outcome,
+        )
+        .await;
     let size = size.map_or_else(|| "-".to_owned(), |s| s.to_string());
     match outcome {
-        Ok(sha256) => tracing::info!(
+        Outcome::Start => tracing::debug!(
+            key = %peer.fingerprint,
+            session = %peer.session_id,
+            direction = direction.as_str(),
+            path = %path.display(),
+            size = %size,
+            "file transfer starts"
+        ),
+        Outcome::Done(sha256) => tracing::info!(
             key = %peer.fingerprint,
             name = %peer.name,
             session = %peer.session_id,
@@ -337,7 +401,7 @@ pub fn log_transfer(
             sha256 = %hex::encode(sha256),
             "file transfer"
         ),
-        Err(reason) => tracing::warn!(
+        Outcome::Failed(reason) => tracing::warn!(
             key = %peer.fingerprint,
             name = %peer.name,
             session = %peer.session_id,
@@ -348,6 +412,7 @@ pub fn log_transfer(
             "file transfer failed"
         ),
     }
+    logged
 }
 
 /// Sends what a job asks for. Long downloads interleave the session's keepalive Pings, so

@@ -1,12 +1,16 @@
 //! The upload on the server, the console task's side of a transfer: PutFile, PutStart,
 //! FileData and FileEnd, received into a partial file that is renamed into place only once
 //! its size and SHA-256 check out (docs/PROTOCOL.md §6.4), and MakeDir, a tree upload's
-//! directories. It answers with [`Job`]s for the output task and ends each upload in
-//! [`log_transfer`]; it never writes to the connection and knows nothing of downloads.
+//! directories. It answers with [`Job`]s for the output task; each upload's start is in the
+//! audit log before its partial file is even created, and its end before TransferDone
+//! ([`log_transfer`]). It never writes to the connection and knows nothing of downloads.
 
 use std::path::{Path, PathBuf};
 
-use super::{Direction, Job, OutOfOrder, Reply, SESSION_ENDED, fail, failed, log_transfer, reply};
+use super::{
+    Direction, Job, OutOfOrder, Outcome, Reply, SESSION_ENDED, fail, failed, log_start,
+    log_transfer, refused, reply,
+};
 use crate::audit::SessionAudit;
 use crate::fileio::FileError;
 use crate::fileio::partial::{Expected, PartialFile, Received};
@@ -53,8 +57,9 @@ impl Upload {
         matches!(self, Self::Idle)
     }
 
-    /// PutFile: opens the partial file (kept, if `resume`, when it can be a prefix of the
-    /// file) and answers PutReady with how much of it is there.
+    /// PutFile: logs the start (refused if the audit log cannot), opens the partial file
+    /// (kept, if `resume`, when it can be a prefix of the file) and answers PutReady with how
+    /// much of it is there.
     pub(super) async fn put(
         &mut self,
         target: PathBuf,
@@ -63,6 +68,10 @@ impl Upload {
         peer: &Peer,
         audit: &SessionAudit,
     ) -> Option<Job> {
+        let size = Some(plan.size);
+        if let Err(reason) = log_start(peer, audit, Direction::Upload, &target, size).await {
+            return failed(reason);
+        }
         let opened = match PartialFile::open(target.clone(), resume).await {
             Ok((mut partial, received)) if received.len() > plan.size => {
                 // Longer than the file: cannot be a prefix of it.
@@ -83,7 +92,7 @@ impl Upload {
                 }));
                 reply(answer)
             }
-            Err(err) => failed_upload(peer, audit, &target, plan, err.to_string()),
+            Err(err) => failed_upload(peer, audit, &target, plan, err.to_string()).await,
         }
     }
 
@@ -108,7 +117,10 @@ impl Upload {
         if offset == 0 && !received.is_empty() {
             match partial.restart().await {
                 Ok(empty) => received = empty,
-                Err(err) => return Ok(self.discard(partial.target(), plan, err, peer, audit)),
+                Err(err) => {
+                    let target = partial.target().to_owned();
+                    return Ok(self.discard(&target, plan, err, peer, audit).await);
+                }
             }
         }
         match partial.sink(received, plan.size) {
@@ -120,7 +132,10 @@ impl Upload {
                 }));
                 Ok(None)
             }
-            Err(err) => Ok(self.discard(partial.target(), plan, err, peer, audit)),
+            Err(err) => {
+                let target = partial.target().to_owned();
+                Ok(self.discard(&target, plan, err, peer, audit).await)
+            }
         }
     }
 
@@ -136,7 +151,7 @@ impl Upload {
                 Ok(()) => Ok(None),
                 Err(err) => {
                     let (target, plan) = (receiving.partial.target().to_owned(), receiving.plan);
-                    Ok(self.discard(&target, plan, err, peer, audit))
+                    Ok(self.discard(&target, plan, err, peer, audit).await)
                 }
             },
             Self::Discarding => Ok(None),
@@ -167,17 +182,16 @@ impl Upload {
                 };
                 Ok(match partial.commit(sink, expected).await {
                     Ok(()) => {
-                        log_transfer(
-                            peer,
-                            audit,
-                            Direction::Upload,
-                            &target,
-                            Some(plan.size),
-                            Ok(&sha256),
-                        );
-                        reply(Reply::Done)
+                        let size = Some(plan.size);
+                        let done = Outcome::Done(&sha256);
+                        match log_transfer(peer, audit, Direction::Upload, &target, size, done)
+                            .await
+                        {
+                            Ok(()) => reply(Reply::Done),
+                            Err(err) => failed(refused(&target, &err)),
+                        }
                     }
-                    Err(err) => failed_upload(peer, audit, &target, plan, err.to_string()),
+                    Err(err) => failed_upload(peer, audit, &target, plan, err.to_string()).await,
                 })
             }
             Self::Discarding => Ok(None),
@@ -187,7 +201,7 @@ impl Upload {
 
     /// The client cancels: the upload is dropped (its partial file removed unless resumable)
     /// and answered. A late cancel is ignored.
-    pub(super) fn cancel(
+    pub(super) async fn cancel(
         &mut self,
         reason: &str,
         peer: &Peer,
@@ -195,11 +209,11 @@ impl Upload {
     ) -> Option<Job> {
         match std::mem::take(self) {
             Self::Ready(ready) => {
-                cancelled(peer, audit, ready.partial.target(), ready.plan, reason)
+                cancelled(peer, audit, ready.partial.target(), ready.plan, reason).await
             }
             Self::Receiving(receiving) => {
                 let (target, plan) = (receiving.partial.target(), receiving.plan);
-                cancelled(peer, audit, target, plan, reason)
+                cancelled(peer, audit, target, plan, reason).await
             }
             Self::Discarding | Self::Idle => None,
         }
@@ -207,24 +221,20 @@ impl Upload {
 
     /// The session ended: an upload still under way is logged as failed (its partial file
     /// goes as on a cancel: removed unless resumable).
-    pub(super) fn end_session(&mut self, peer: &Peer, audit: &SessionAudit) {
+    pub(super) async fn end_session(&mut self, peer: &Peer, audit: &SessionAudit) {
         let (target, plan) = match std::mem::take(self) {
             Self::Ready(ready) => (ready.partial.target().to_owned(), ready.plan),
             Self::Receiving(receiving) => (receiving.partial.target().to_owned(), receiving.plan),
             Self::Discarding | Self::Idle => return,
         };
-        log_transfer(
-            peer,
-            audit,
-            Direction::Upload,
-            &target,
-            Some(plan.size),
-            Err(SESSION_ENDED),
-        );
+        let ended = Outcome::Failed(SESSION_ENDED);
+        let size = Some(plan.size);
+        // A failure the log cannot record is counted as lost by the log.
+        let _ = log_transfer(peer, audit, Direction::Upload, &target, size, ended).await;
     }
 
     /// Answers a failed upload now and drops the client's data until it ends the file.
-    fn discard(
+    async fn discard(
         &mut self,
         target: &Path,
         plan: Plan,
@@ -233,12 +243,12 @@ impl Upload {
         audit: &SessionAudit,
     ) -> Option<Job> {
         *self = Self::Discarding;
-        failed_upload(peer, audit, target, plan, err.to_string())
+        failed_upload(peer, audit, target, plan, err.to_string()).await
     }
 }
 
 /// Logs and answers an upload the client cancelled.
-fn cancelled(
+async fn cancelled(
     peer: &Peer,
     audit: &SessionAudit,
     target: &Path,
@@ -246,11 +256,11 @@ fn cancelled(
     reason: &str,
 ) -> Option<Job> {
     let reason = format!("{}: cancelled by the client: {reason}", target.display());
-    failed_upload(peer, audit, target, plan, reason)
+    failed_upload(peer, audit, target, plan, reason).await
 }
 
 /// Logs a failed upload and answers TransferFailed with `reason`.
-fn failed_upload(
+async fn failed_upload(
     peer: &Peer,
     audit: &SessionAudit,
     target: &Path,
@@ -265,6 +275,7 @@ fn failed_upload(
         Some(plan.size),
         reason,
     )
+    .await
 }
 
 /// MakeDir: one directory of a tree upload.

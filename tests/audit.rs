@@ -224,7 +224,7 @@ fn dropping_the_final_checkpoint_reads_as_live_or_crashed() {
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(
         run.stdout.contains(&format!(
-            "{} events after the last checkpoint (none yet): the log is live or the server crashed",
+            "{} events after the last checkpoint (none yet): live, crashed or cut",
             original.len() - 1
         )),
         "{run:#?}"
@@ -287,9 +287,8 @@ fn a_crash_during_a_command_keeps_the_command() {
     let run = verify(&sandbox, &[&log]);
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(
-        run.stdout.contains(
-            "events after the last checkpoint (none yet): the log is live or the server crashed"
-        ),
+        run.stdout
+            .contains("events after the last checkpoint (none yet): live, crashed or cut"),
         "{run:#?}"
     );
     let table = show(&sandbox, &log, &[]).ok().to_owned();
@@ -359,6 +358,72 @@ fn rotation_keeps_the_chain_across_files() {
     for n in 0..6 {
         assert!(table.contains(&format!("echo {n}\n")), "{table}");
     }
+}
+
+/// Runs a server that rotates its log every 2,000 bytes through six commands and stops it
+/// cleanly; returns the log's files, oldest first.
+fn rotated_log(sandbox: &Sandbox) -> Vec<PathBuf> {
+    let server = Server::start(
+        sandbox,
+        &["--audit-log", "audit.log", "--audit-max-bytes", "2000"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    for n in 0..6 {
+        client.exec(&server, &[&format!("echo {n}")], b"").ok();
+    }
+    assert!(server.terminate().success());
+    let mut files: Vec<PathBuf> = (1..)
+        .map(|n| sandbox.path().join(format!("audit.log.{n}")))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    files.push(sandbox.path().join("audit.log"));
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+#[test]
+fn a_cut_log_never_verifies_as_ok() {
+    let sandbox = Sandbox::new();
+    let files = rotated_log(&sandbox);
+    let log = files.last().unwrap().clone();
+    assert!(verify(&sandbox, &[&log]).ok().starts_with("OK: "));
+    let whole: Vec<String> = files
+        .iter()
+        .flat_map(|f| lines(&fs::read_to_string(f).unwrap()))
+        .collect();
+
+    // Cut back to an earlier checkpoint, as one file.
+    let cut_sandbox = Sandbox::new();
+    let last_but_one = whole
+        .iter()
+        .rposition(|l| l.contains(r#""event":"checkpoint""#) && !l.contains(r#""seal":"final""#))
+        .unwrap();
+    let cut = write_log(&cut_sandbox, &whole[..=last_but_one]);
+    let run = verify(&cut_sandbox, &[&cut]);
+    assert_eq!(
+        run.code,
+        Some(2),
+        "cut at line {}: {run:#?}",
+        last_but_one + 1
+    );
+    assert!(run.stdout.contains("crashed"), "{run:#?}");
+
+    // The newest file emptied.
+    let newest = fs::read(&log).unwrap();
+    fs::write(&log, "").unwrap();
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "emptied: {run:#?}");
+    fs::write(&log, &newest).unwrap();
+
+    // The newest file deleted, and the older ones renamed to take its place.
+    fs::remove_file(&log).unwrap();
+    for pair in files.windows(2).rev() {
+        fs::rename(&pair[0], &pair[1]).unwrap();
+    }
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "deleted and renamed: {run:#?}");
 }
 
 /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.

@@ -14,7 +14,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey};
+pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey, Seal};
 pub use writer::{AuditLog, AuditOptions, SessionAudit, Who};
 
 /// What went wrong with an audit log file, a host key or an argument; every message names the

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rsa::PublicKey;
 
-use super::chain::{Event, EventKind, check_checkpoint, line_hash};
+use super::chain::{Event, EventKind, Seal, check_checkpoint, line_hash};
 use super::{AuditError, rotated_set};
 use crate::keys::private::load_public_key_file;
 use crate::keys::public::fingerprint;
@@ -75,6 +75,21 @@ pub struct Break {
     pub detail: String,
 }
 
+/// How a log whose links all hold ends when its last line is not a final seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Events follow the last checkpoint (or there is none).
+    Events,
+    /// An ordinary checkpoint: written while the server ran.
+    Checkpoint,
+    /// The checkpoint a file ends with before it is rotated: the file after it is missing or
+    /// empty (or the server crashed while rotating).
+    Rotation,
+    /// `stop` and a checkpoint without the final mark, as seashell wrote at a clean stop
+    /// before checkpoints were marked: a clean stop then, or a log cut back to one.
+    OlderStop,
+}
+
 /// The outcome of a verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -87,8 +102,9 @@ pub enum Verdict {
         /// The last line.
         last_checkpoint: Location,
     },
-    /// Every link holds, but events follow the last checkpoint (exit 2): the server is still
-    /// running, or crashed; lines after the last checkpoint could have been cut off.
+    /// Every link holds, but the log does not end in its final seal (exit 2): the server is
+    /// still running, or crashed, or the log was cut back (to any earlier line, checkpoints
+    /// included: only a witness tells).
     Unsealed {
         /// Lines checked.
         events: u64,
@@ -100,6 +116,8 @@ pub enum Verdict {
         last_checkpoint: Option<Location>,
         /// The very last line was incomplete (a crash while writing) and was not counted.
         torn: bool,
+        /// How the log ends instead of with its final seal.
+        ending: Ending,
     },
     /// The chain is broken (exit 1).
     Broken(Break),
@@ -148,16 +166,36 @@ impl fmt::Display for Verdict {
                 after,
                 last_checkpoint,
                 torn,
+                ending,
             } => {
                 writeln!(f, "chain intact: {events} events, every link holds")?;
                 let checkpoint = last_checkpoint
                     .as_ref()
                     .map_or("none yet".to_owned(), |at| place(at, *files));
-                write!(
-                    f,
-                    "{after} events after the last checkpoint ({checkpoint}): the log is live or \
-                     the server crashed"
-                )?;
+                match ending {
+                    Ending::Events => write!(
+                        f,
+                        "{after} events after the last checkpoint ({checkpoint}): live, crashed \
+                         or cut"
+                    )?,
+                    Ending::Checkpoint => write!(
+                        f,
+                        "the last line ({checkpoint}) is a checkpoint, not the final seal of a \
+                         clean stop: live, crashed or cut"
+                    )?,
+                    Ending::Rotation => write!(
+                        f,
+                        "the last line ({checkpoint}) is the checkpoint a file ends with before \
+                         it is rotated, and no file follows: the newest file is missing or empty \
+                         (or the server crashed while rotating)"
+                    )?,
+                    Ending::OlderStop => write!(
+                        f,
+                        "the last line ({checkpoint}) is the checkpoint after a `stop`, written \
+                         by a seashell older than the final seal: stopped cleanly then, or cut \
+                         back to that point (check against a witness)"
+                    )?,
+                }
                 if *torn {
                     write!(
                         f,
@@ -192,6 +230,8 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         recent: VecDeque::with_capacity(WINDOW),
         events: 0,
         last_checkpoint: None,
+        ending: None,
+        previous: None,
         after: 0,
     };
     let mut torn = false;
@@ -214,23 +254,28 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         }
     }
     let files = files.len();
-    Ok(match (walk.last_checkpoint, walk.after) {
-        _ if walk.events == 0 && !torn => {
-            return Err(AuditError::Empty {
-                path: lines.files.last().cloned().unwrap_or_default(),
-            });
-        }
-        (Some(last_checkpoint), 0) if !torn => Verdict::Sealed {
+    if walk.events == 0 && !torn {
+        return Err(AuditError::Empty {
+            path: lines.files.last().cloned().unwrap_or_default(),
+        });
+    }
+    let ending = match walk.ending {
+        Some(ending) if walk.after == 0 && !torn => ending,
+        _ => Err(Ending::Events),
+    };
+    Ok(match (ending, walk.last_checkpoint) {
+        (Ok(()), Some(last_checkpoint)) => Verdict::Sealed {
             events: walk.events,
             files,
             last_checkpoint,
         },
-        (last_checkpoint, after) => Verdict::Unsealed {
+        (ending, last_checkpoint) => Verdict::Unsealed {
             events: walk.events,
             files,
-            after,
+            after: walk.after,
             last_checkpoint,
             torn,
+            ending: ending.err().unwrap_or(Ending::Events),
         },
     })
 }
@@ -336,6 +381,10 @@ struct Walk<'a> {
     recent: VecDeque<Linked>,
     events: u64,
     last_checkpoint: Option<Location>,
+    /// How the last checkpoint ends the log, were it the last line: `Ok` for a final seal.
+    ending: Option<Result<(), Ending>>,
+    /// The kind of the last line accepted.
+    previous: Option<EventKind>,
     after: u64,
 }
 
@@ -398,10 +447,17 @@ impl Walk<'_> {
         self.events += 1;
         if checkpoint {
             self.last_checkpoint = Some(line.at.clone());
+            self.ending = Some(match (event.record.seal, self.previous) {
+                (Some(Seal::Final), _) => Ok(()),
+                (Some(Seal::Rotate), _) => Err(Ending::Rotation),
+                (None, Some(EventKind::Stop)) => Err(Ending::OlderStop),
+                (None, _) => Err(Ending::Checkpoint),
+            });
             self.after = 0;
         } else {
             self.after += 1;
         }
+        self.previous = Some(event.record.event);
         Ok(())
     }
 
@@ -437,32 +493,35 @@ mod tests {
         PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
     }
 
-    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and at the end.
+    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and the final seal at
+    /// the end.
     fn sealed_log(key: &PrivateKey) -> Vec<String> {
         let mut chain = AuditChain::new([9; 32]);
         let steps = [
-            Some((EventKind::Start, None)),
-            Some((EventKind::Connect, None)),
-            Some((EventKind::AuthOk, None)),
-            Some((EventKind::Command, Some("id"))),
-            Some((EventKind::Exit, None)),
-            None,
-            Some((EventKind::Command, Some("ls"))),
-            Some((EventKind::Exit, None)),
-            Some((EventKind::Disconnect, None)),
-            Some((EventKind::Stop, None)),
-            None,
+            Ok((EventKind::Start, None)),
+            Ok((EventKind::Connect, None)),
+            Ok((EventKind::AuthOk, None)),
+            Ok((EventKind::Command, Some("id"))),
+            Ok((EventKind::Exit, None)),
+            Err(None),
+            Ok((EventKind::Command, Some("ls"))),
+            Ok((EventKind::Exit, None)),
+            Ok((EventKind::Disconnect, None)),
+            Ok((EventKind::Stop, None)),
+            Err(Some(Seal::Final)),
         ];
         steps
             .into_iter()
             .map(|step| match step {
-                Some((kind, command)) => {
+                Ok((kind, command)) => {
                     let mut record = Record::new(kind);
                     record.session = Some("s1".into());
                     record.command = command.map(str::to_owned);
                     chain.seal(record, TIME.into()).unwrap()
                 }
-                None => chain.seal_checkpoint(TIME.into(), key, "SHA256:h").unwrap(),
+                Err(seal) => chain
+                    .seal_checkpoint(TIME.into(), key, "SHA256:h", seal)
+                    .unwrap(),
             })
             .collect()
     }
@@ -599,7 +658,7 @@ mod tests {
         assert_eq!(
             verdict.to_string(),
             "chain intact: 10 events, every link holds\n\
-             4 events after the last checkpoint (line 6): the log is live or the server crashed"
+             4 events after the last checkpoint (line 6): live, crashed or cut"
         );
         let mut torn = lines[..10]
             .iter()
@@ -618,6 +677,51 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_log_cut_back_to_an_earlier_checkpoint_is_live_crashed_or_cut() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines[..6]);
+        assert_eq!(verdict.exit_code(), 2, "{verdict}");
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Unsealed {
+                    after: 0,
+                    ending: Ending::Checkpoint,
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        assert_eq!(
+            verdict.to_string(),
+            "chain intact: 6 events, every link holds\n\
+             the last line (line 6) is a checkpoint, not the final seal of a clean stop: live, \
+             crashed or cut"
+        );
+    }
+
+    #[test]
+    fn an_older_seashells_clean_stop_is_not_a_final_seal() {
+        // Before seals were marked, a clean stop was `stop` and a plain checkpoint.
+        let key = host_key();
+        let mut lines = sealed_log(&key)[..10].to_vec();
+        let mut chain = AuditChain::resume(lines[9].as_bytes()).unwrap();
+        lines.push(
+            chain
+                .seal_checkpoint(TIME.into(), &key, "SHA256:h", None)
+                .unwrap(),
+        );
+        let verdict = check(&lines);
+        assert_eq!(verdict.exit_code(), 2, "{verdict}");
+        assert!(
+            verdict
+                .to_string()
+                .contains("written by a seashell older than the final seal"),
+            "{verdict}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::failures::FailureTally;
 use super::millis;
 use super::resume::resume_point;
-use crate::audit::chain::{AuditChain, ChainError, EventKind, Record, RefusedKey};
+use crate::audit::chain::{AuditChain, ChainError, EventKind, Record, RefusedKey, Seal};
 use crate::audit::syslog::{SyslogSender, SyslogTarget};
 use crate::audit::{AuditError, numbered};
 use crate::keys::public::fingerprint;
@@ -267,7 +267,7 @@ impl Sink {
                 }
                 Write::Close(ack) => {
                     self.record(Record::new(EventKind::Stop), now);
-                    self.guard(now, Self::checkpoint);
+                    self.guard(now, |sink| sink.write_checkpoint(Some(Seal::Final)));
                     acks.push(ack);
                     closing = true;
                 }
@@ -380,7 +380,7 @@ impl Sink {
         lost.duration_ms = Some(millis(now.saturating_duration_since(outage.since)));
         lost.rule = Some(outage.reason.clone());
         self.write_event(lost, now)?;
-        self.write_checkpoint()?;
+        self.write_checkpoint(None)?;
         self.sync()
     }
 
@@ -415,20 +415,22 @@ impl Sink {
         Ok(())
     }
 
-    /// Seals everything so far with a signed checkpoint; rotates if the file is full.
+    /// Seals everything so far with a signed checkpoint; if the file is full, that checkpoint
+    /// is marked as the file's last and the file is rotated.
     fn checkpoint(&mut self) -> Result<(), AuditError> {
-        self.write_checkpoint()?;
-        if self.size >= self.options.max_bytes {
-            self.rotate()?;
+        if self.size < self.options.max_bytes {
+            return self.write_checkpoint(None);
         }
-        Ok(())
+        self.write_checkpoint(Some(Seal::Rotate))?;
+        self.rotate()
     }
 
-    fn write_checkpoint(&mut self) -> Result<(), AuditError> {
+    /// Writes a checkpoint marked `seal` (`None`: an ordinary one).
+    fn write_checkpoint(&mut self, seal: Option<Seal>) -> Result<(), AuditError> {
         let time = timestamp_now();
         let line = self
             .chain
-            .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint)
+            .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint, seal)
             .map_err(|source| self.chain_error(source))?;
         self.write_line(EventKind::Checkpoint, time, line)?;
         self.unsealed = 0;

@@ -415,7 +415,33 @@ fn a_cut_log_never_verifies_as_ok() {
     fs::write(&log, "").unwrap();
     let run = verify(&sandbox, &[&log]);
     assert_eq!(run.code, Some(2), "emptied: {run:#?}");
+    assert!(
+        run.stdout.contains("the newest file is missing or empty"),
+        "{run:#?}"
+    );
     fs::write(&log, &newest).unwrap();
+
+    // A file in the middle emptied: named, as the file after it breaks.
+    let middle = fs::read(&files[1]).unwrap();
+    fs::write(&files[1], "").unwrap();
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(1), "emptied in the middle: {run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("{} is empty", files[1].display())),
+        "{run:#?}"
+    );
+    fs::write(&files[1], &middle).unwrap();
+
+    // The oldest file archived elsewhere: still OK, and verify says where the log begins.
+    let newer: Vec<&Path> = files[1..].iter().map(PathBuf::as_path).collect();
+    let run = verify(&sandbox, &newer);
+    assert!(run.ok().starts_with("OK: "), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("the log begins at {}:1", files[1].display())),
+        "{run:#?}"
+    );
 
     // The newest file deleted, and the older ones renamed to take its place.
     fs::remove_file(&log).unwrap();
@@ -424,6 +450,10 @@ fn a_cut_log_never_verifies_as_ok() {
     }
     let run = verify(&sandbox, &[&log]);
     assert_eq!(run.code, Some(2), "deleted and renamed: {run:#?}");
+    assert!(
+        run.stdout.contains("the newest file is missing or empty"),
+        "{run:#?}"
+    );
 }
 
 /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.

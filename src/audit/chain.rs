@@ -46,6 +46,9 @@ pub enum EventKind {
     Stop,
     /// The log could not be written for a while and writes again: how many events were lost.
     Lost,
+    /// The first line of a file after a rotation: it names the file before it and its length
+    /// (its `prev` is the hash of that file's last line).
+    Rotate,
 }
 
 impl EventKind {
@@ -64,6 +67,7 @@ impl EventKind {
             Self::Start => "start",
             Self::Stop => "stop",
             Self::Lost => "lost",
+            Self::Rotate => "rotate",
         }
     }
 }
@@ -134,6 +138,13 @@ pub struct Record {
     /// ordinary checkpoints, and on every checkpoint of logs written before seals were marked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<Seal>,
+    /// On `rotate`: the name the file before this one was given by the rotation
+    /// (`audit.log.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// On `rotate`: how many lines the file before this one holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
 }
 
 /// What a marked checkpoint seals, in its `seal` member.
@@ -195,6 +206,8 @@ impl Record {
             unlisted: None,
             lost: None,
             seal: None,
+            file: None,
+            lines: None,
         }
     }
 }
@@ -579,6 +592,7 @@ mod tests {
             EventKind::Start,
             EventKind::Stop,
             EventKind::Lost,
+            EventKind::Rotate,
         ] {
             assert_eq!(
                 serde_json::to_string(&kind).unwrap(),

@@ -182,7 +182,8 @@ fn rows(events: &[(Event, String)]) -> Vec<Row<'_>> {
             EventKind::Connect
             | EventKind::AuthOk
             | EventKind::Disconnect
-            | EventKind::Checkpoint => {}
+            | EventKind::Checkpoint
+            | EventKind::Rotate => {}
         }
     }
     rows

@@ -75,6 +75,35 @@ pub struct Break {
     pub detail: String,
 }
 
+/// Where a log given without its oldest files begins: the first line of its first file is the
+/// `rotate` line that continues an older file, not the genesis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suffix {
+    /// That `rotate` line.
+    pub at: Location,
+    /// Its seq: the lines before it, from the genesis, are in files not given.
+    pub seq: u64,
+    /// How many lines the file before it held.
+    pub lines: Option<u64>,
+}
+
+impl fmt::Display for Suffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let older = self.lines.map_or_else(
+            || "an older file".to_owned(),
+            |n| format!("an older file of {n} lines"),
+        );
+        write!(
+            f,
+            "the log begins at {} (seq {}), where it continues {older} not given (seq 1 to {} \
+             were not checked)",
+            self.at,
+            self.seq,
+            self.seq.saturating_sub(1)
+        )
+    }
+}
+
 /// How a log whose links all hold ends when its last line is not a final seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -101,6 +130,8 @@ pub enum Verdict {
         files: usize,
         /// The last line.
         last_checkpoint: Location,
+        /// Set when the oldest files were not given.
+        suffix: Option<Suffix>,
     },
     /// Every link holds, but the log does not end in its final seal (exit 2): the server is
     /// still running, or crashed, or the log was cut back (to any earlier line, checkpoints
@@ -118,6 +149,8 @@ pub enum Verdict {
         torn: bool,
         /// How the log ends instead of with its final seal.
         ending: Ending,
+        /// Set when the oldest files were not given.
+        suffix: Option<Suffix>,
     },
     /// The chain is broken (exit 1).
     Broken(Break),
@@ -148,6 +181,7 @@ impl fmt::Display for Verdict {
                 events,
                 files,
                 last_checkpoint,
+                suffix,
             } => {
                 let across = if *files == 1 {
                     String::new()
@@ -158,7 +192,11 @@ impl fmt::Display for Verdict {
                     f,
                     "OK: {events} events{across}, last checkpoint at {}",
                     place(last_checkpoint, *files)
-                )
+                )?;
+                if let Some(suffix) = suffix {
+                    write!(f, "\n{suffix}")?;
+                }
+                Ok(())
             }
             Self::Unsealed {
                 events,
@@ -167,8 +205,12 @@ impl fmt::Display for Verdict {
                 last_checkpoint,
                 torn,
                 ending,
+                suffix,
             } => {
                 writeln!(f, "chain intact: {events} events, every link holds")?;
+                if let Some(suffix) = suffix {
+                    writeln!(f, "{suffix}")?;
+                }
                 let checkpoint = last_checkpoint
                     .as_ref()
                     .map_or("none yet".to_owned(), |at| place(at, *files));
@@ -232,6 +274,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         last_checkpoint: None,
         ending: None,
         previous: None,
+        suffix: None,
         after: 0,
     };
     let mut torn = false;
@@ -250,7 +293,13 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         }
         if let Err(problem) = walk.accept(&line) {
             let ahead = lines.by_ref().take(WINDOW).collect::<Result<Vec<_>, _>>()?;
-            return Ok(Verdict::Broken(walk.explain(problem, &line, &ahead)));
+            let mut found = walk.explain(problem, &line, &ahead);
+            if let Some(empty) = lines.empty_before(&found.at) {
+                found
+                    .detail
+                    .push_str(&format!("; {} is empty", empty.display()));
+            }
+            return Ok(Verdict::Broken(found));
         }
     }
     let files = files.len();
@@ -268,6 +317,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
             events: walk.events,
             files,
             last_checkpoint,
+            suffix: walk.suffix,
         },
         (ending, last_checkpoint) => Verdict::Unsealed {
             events: walk.events,
@@ -276,6 +326,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
             last_checkpoint,
             torn,
             ending: ending.err().unwrap_or(Ending::Events),
+            suffix: walk.suffix,
         },
     })
 }
@@ -304,6 +355,8 @@ struct LineReader {
     files: Vec<PathBuf>,
     next_file: usize,
     current: Option<(PathBuf, BufReader<File>, u64)>,
+    /// The files read so far that held no line.
+    empty: Vec<PathBuf>,
 }
 
 impl LineReader {
@@ -312,7 +365,15 @@ impl LineReader {
             files: files.to_vec(),
             next_file: 0,
             current: None,
+            empty: Vec::new(),
         }
+    }
+
+    /// The empty file given just before the file of `at`, when `at` is its first line.
+    fn empty_before(&self, at: &Location) -> Option<&PathBuf> {
+        let index = self.files.iter().position(|file| *file == at.file)?;
+        let before = self.files.get(index.checked_sub(1)?)?;
+        (at.line == 1 && self.empty.contains(before)).then_some(before)
     }
 }
 
@@ -332,7 +393,12 @@ impl Iterator for LineReader {
             let (path, reader, number) = self.current.as_mut()?;
             let mut bytes = Vec::new();
             match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) => self.current = None,
+                Ok(0) => {
+                    if *number == 0 {
+                        self.empty.push(path.clone());
+                    }
+                    self.current = None;
+                }
                 Ok(_) => {
                     *number += 1;
                     let complete = bytes.last() == Some(&b'\n');
@@ -385,6 +451,8 @@ struct Walk<'a> {
     ending: Option<Result<(), Ending>>,
     /// The kind of the last line accepted.
     previous: Option<EventKind>,
+    /// Set when the first line is a `rotate` line: the oldest files were not given.
+    suffix: Option<Suffix>,
     after: u64,
 }
 
@@ -413,6 +481,13 @@ impl Walk<'_> {
                     Tamper::Edited,
                     "a genesis line whose prev is not its genesis value".to_owned(),
                 ));
+            }
+            None if event.record.event == EventKind::Rotate && line.at.line == 1 => {
+                self.suffix = Some(Suffix {
+                    at: line.at.clone(),
+                    seq: event.seq,
+                    lines: event.record.lines,
+                });
             }
             None if !event.is_genesis() => return Err(Problem::Head),
             None => {}

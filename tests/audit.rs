@@ -651,6 +651,20 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
     );
     assert!(event.contains(r#""bytes_in":100000"#), "{event}");
     assert!(event.contains(&remote.display().to_string()), "{event}");
+
+    let log = sandbox.path().join("audit.log");
+    let want = format!(
+        "[transfer: upload {}, 100000 bytes, sha256 {}]",
+        remote.display(),
+        &sha256[..12]
+    );
+    let table = show(&sandbox, &log, &[]).ok().to_owned();
+    assert!(table.lines().any(|row| row.ends_with(&want)), "{table}");
+    let found = show(&sandbox, &log, &["--grep", "uploaded.bin"])
+        .ok()
+        .to_owned();
+    assert_eq!(found.lines().count(), 2, "{found}");
+    assert!(found.contains(&want), "{found}");
 }
 
 #[test]

@@ -594,6 +594,58 @@ fn syslog_receives_every_event() {
 }
 
 #[test]
+fn a_log_cut_back_fails_against_what_syslog_witnessed() {
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let target = format!("udp:{}", collector.local_addr().unwrap());
+    let sandbox = Sandbox::new();
+    let args = ["--audit-log", "audit.log", "--syslog", &target];
+    for n in 0..2 {
+        let server = Server::start(&sandbox, &args, &pub_line("client_rsa"));
+        client_of(&server, "client_rsa")
+            .exec(&server, &[&format!("echo run {n}")], b"")
+            .ok();
+        assert!(server.terminate().success());
+    }
+    let mut received = String::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = collector.recv(&mut buf) {
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+        received.push('\n');
+    }
+    let witness = sandbox.write("witness.log", &received);
+    let log = sandbox.path().join("audit.log");
+    let with_witness = |log: &Path| {
+        let mut args: Vec<OsString> = ["audit", "verify", "--host-key"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.push(fixture_path("host_rsa.pub").into());
+        args.push("--witness".into());
+        args.push(witness.clone().into());
+        args.push(log.into());
+        sandbox.seashell(args)
+    };
+    let run = with_witness(&log);
+    assert!(run.ok().contains("witness: 2 checkpoint(s)"), "{run:#?}");
+
+    // Cut back to the first run's final seal: OK alone, a failure against the witness.
+    let all = lines(&fs::read_to_string(&log).unwrap());
+    let first_seal = all
+        .iter()
+        .position(|l| l.contains(r#""seal":"final""#))
+        .unwrap();
+    let cut_sandbox = Sandbox::new();
+    let cut = write_log(&cut_sandbox, &all[..=first_seal]);
+    assert!(verify(&cut_sandbox, &[&cut]).ok().starts_with("OK: "));
+    let run = with_witness(&cut);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.contains("the log was cut back"), "{run:#?}");
+}
+
+#[test]
 fn audit_usage_errors_name_the_problem() {
     let sandbox = Sandbox::new();
     let missing = sandbox.path().join("nope.log");

@@ -5,8 +5,9 @@
 //! signature) and where. It only reads; what it can and cannot prove is in docs/audit.md.
 
 mod explain;
+pub mod witness;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rsa::PublicKey;
 
+use self::witness::{Confirmed, Witnessed};
 use super::chain::{Event, EventKind, Seal, check_checkpoint, line_hash};
 use super::{AuditError, rotated_set};
 use crate::keys::private::load_public_key_file;
@@ -132,6 +134,8 @@ pub enum Verdict {
         last_checkpoint: Location,
         /// Set when the oldest files were not given.
         suffix: Option<Suffix>,
+        /// What a witness confirmed, when one was given.
+        witness: Option<Confirmed>,
     },
     /// Every link holds, but the log does not end in its final seal (exit 2): the server is
     /// still running, or crashed, or the log was cut back (to any earlier line, checkpoints
@@ -151,6 +155,8 @@ pub enum Verdict {
         ending: Ending,
         /// Set when the oldest files were not given.
         suffix: Option<Suffix>,
+        /// What a witness confirmed, when one was given.
+        witness: Option<Confirmed>,
     },
     /// The chain is broken (exit 1).
     Broken(Break),
@@ -182,6 +188,7 @@ impl fmt::Display for Verdict {
                 files,
                 last_checkpoint,
                 suffix,
+                witness,
             } => {
                 let across = if *files == 1 {
                     String::new()
@@ -196,7 +203,7 @@ impl fmt::Display for Verdict {
                 if let Some(suffix) = suffix {
                     write!(f, "\n{suffix}")?;
                 }
-                Ok(())
+                write_confirmed(f, witness.as_ref())
             }
             Self::Unsealed {
                 events,
@@ -206,6 +213,7 @@ impl fmt::Display for Verdict {
                 torn,
                 ending,
                 suffix,
+                witness,
             } => {
                 writeln!(f, "chain intact: {events} events, every link holds")?;
                 if let Some(suffix) = suffix {
@@ -245,26 +253,71 @@ impl fmt::Display for Verdict {
                          counted"
                     )?;
                 }
-                Ok(())
+                write_confirmed(f, witness.as_ref())
             }
             Self::Broken(b) => write!(f, "FAILED: {}: {}: {}", b.at, b.tamper, b.detail),
         }
     }
 }
 
-/// `seashell audit verify --host-key HOST.pub FILE...`: a single FILE stands for its whole
-/// rotated set (`FILE.N` ... `FILE.1`, `FILE`); several files are taken as given, oldest first.
-pub fn run(host_key: &Path, files: &[PathBuf]) -> Result<Verdict, AuditError> {
+/// The witness's line of a verdict: how many checkpoints recorded elsewhere the log holds.
+fn write_confirmed(f: &mut fmt::Formatter<'_>, witness: Option<&Confirmed>) -> fmt::Result {
+    let Some(witness) = witness else {
+        return Ok(());
+    };
+    write!(
+        f,
+        "\nwitness: {} checkpoint(s) recorded elsewhere are in the log",
+        witness.found
+    )?;
+    if let Some(latest) = &witness.latest {
+        write!(
+            f,
+            ", the latest seq {} ({}): nothing before it was cut",
+            latest.seq, latest.time
+        )?;
+    }
+    if witness.older > 0 {
+        write!(
+            f,
+            "; {} older than the files given were not checked",
+            witness.older
+        )?;
+    }
+    Ok(())
+}
+
+/// `seashell audit verify --host-key HOST.pub [--witness W] FILE...`: a single FILE stands for
+/// its whole rotated set (`FILE.N` ... `FILE.1`, `FILE`); several files are taken as given,
+/// oldest first. With a witness, every checkpoint it recorded must be in the log.
+pub fn run(
+    host_key: &Path,
+    files: &[PathBuf],
+    witness: Option<&Path>,
+) -> Result<Verdict, AuditError> {
     let (host, _) = load_public_key_file(host_key)?;
     let files = match files {
         [single] => rotated_set(single),
         many => many.to_vec(),
     };
-    verify_files(&files, &host)
+    let witnessed = witness
+        .map(|witness| witness::read(witness, &host))
+        .transpose()?;
+    verify_against(&files, &host, witnessed.as_deref())
 }
 
 /// Verifies the chain through `files`, oldest first.
 pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, AuditError> {
+    verify_against(files, host, None)
+}
+
+/// Verifies the chain through `files`, oldest first, and that it holds every checkpoint in
+/// `witnessed` (when given).
+pub fn verify_against(
+    files: &[PathBuf],
+    host: &PublicKey,
+    witnessed: Option<&[Witnessed]>,
+) -> Result<Verdict, AuditError> {
     let mut lines = LineReader::new(files);
     let mut walk = Walk {
         host,
@@ -275,6 +328,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         ending: None,
         previous: None,
         suffix: None,
+        checkpoints: HashMap::new(),
         after: 0,
     };
     let mut torn = false;
@@ -308,6 +362,15 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
             path: lines.files.last().cloned().unwrap_or_default(),
         });
     }
+    let first = walk.suffix.as_ref().map_or(1, |suffix| suffix.seq);
+    let last = walk.recent.back().map_or(0, |line| line.seq);
+    let witness = match witnessed {
+        Some(witnessed) => match witness::compare(witnessed, &walk.checkpoints, first, last) {
+            Ok(confirmed) => Some(confirmed),
+            Err(found) => return Ok(Verdict::Broken(found)),
+        },
+        None => None,
+    };
     let ending = match walk.ending {
         Some(ending) if walk.after == 0 && !torn => ending,
         _ => Err(Ending::Events),
@@ -318,6 +381,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
             files,
             last_checkpoint,
             suffix: walk.suffix,
+            witness,
         },
         (ending, last_checkpoint) => Verdict::Unsealed {
             events: walk.events,
@@ -327,6 +391,7 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
             torn,
             ending: ending.err().unwrap_or(Ending::Events),
             suffix: walk.suffix,
+            witness,
         },
     })
 }
@@ -453,6 +518,8 @@ struct Walk<'a> {
     previous: Option<EventKind>,
     /// Set when the first line is a `rotate` line: the oldest files were not given.
     suffix: Option<Suffix>,
+    /// Every checkpoint accepted: seq → the hash of its line, and where it is.
+    checkpoints: HashMap<u64, (String, Location)>,
     after: u64,
 }
 
@@ -521,6 +588,8 @@ impl Walk<'_> {
         });
         self.events += 1;
         if checkpoint {
+            self.checkpoints
+                .insert(event.seq, (line.hash.clone(), line.at.clone()));
             self.last_checkpoint = Some(line.at.clone());
             self.ending = Some(match (event.record.seal, self.previous) {
                 (Some(Seal::Final), _) => Ok(()),
@@ -796,6 +865,73 @@ mod tests {
                 .to_string()
                 .contains("written by a seashell older than the final seal"),
             "{verdict}"
+        );
+    }
+
+    /// Verifies `lines` against a witness file holding `witness`.
+    fn check_witnessed(lines: &[String], witness: &str) -> Verdict {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let witness_path = dir.path().join("witness");
+        std::fs::write(&witness_path, witness).unwrap();
+        let key = host_key();
+        let witnessed = witness::read(&witness_path, key.as_public_key()).unwrap();
+        verify_against(&[path], key.as_public_key(), Some(&witnessed)).unwrap()
+    }
+
+    #[test]
+    fn a_witnessed_checkpoint_missing_from_the_log_is_a_failure() {
+        let lines = sealed_log(&host_key());
+        // What the syslog sink sent: RFC 5424 messages, the audit line as their body.
+        let witness: String = lines
+            .iter()
+            .map(|l| format!("<86>1 {TIME} box seashell 42 checkpoint - {l}\n"))
+            .collect();
+        let whole = check_witnessed(&lines, &witness);
+        assert_eq!(whole.exit_code(), 0, "{whole}");
+        assert!(
+            whole.to_string().contains(
+                "witness: 2 checkpoint(s) recorded elsewhere are in the log, the latest seq 11"
+            ),
+            "{whole}"
+        );
+        // Cut back to the checkpoint at line 6: intact alone, a failure against the witness.
+        let cut = check_witnessed(&lines[..6], &witness);
+        assert_eq!(cut.exit_code(), 1, "{cut}");
+        let Verdict::Broken(found) = cut else {
+            panic!()
+        };
+        assert_eq!((found.at.line, found.tamper), (11, Tamper::Deleted));
+        assert!(
+            found.detail.contains("the log was cut back"),
+            "{}",
+            found.detail
+        );
+        // The JSON lines themselves do as well as syslog messages.
+        let json: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(check_witnessed(&lines[..6], &json).exit_code(), 1);
+        // A live log that holds everything the witness saw is still live (2).
+        let seen: String = lines[..6].iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(check_witnessed(&lines[..8], &seen).exit_code(), 2);
+    }
+
+    #[test]
+    fn a_witness_that_does_not_verify_is_refused() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("witness");
+        let forged = lines[5].replacen("\"seq\":6", "\"seq\":60", 1);
+        std::fs::write(&path, format!("{}\n{forged}\n", lines[3])).unwrap();
+        let err = witness::read(&path, host_key().as_public_key()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("witness:2: a witnessed checkpoint"),
+            "{err}"
         );
     }
 

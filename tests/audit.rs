@@ -1,7 +1,8 @@
 //! The audit log end to end, with the real binary: a server with `--audit-log` records real
 //! sessions; `audit verify` passes the log, finds every edit, deletion, insertion and
 //! reordering at its line, and tells a crashed server's log (exit 2) from a tampered one
-//! (exit 1); a kill -9 during a command leaves that command in the log; rotation keeps one
+//! (exit 1); a cut log is never OK, and a witness (what syslog received) catches a cut;
+//! a kill -9 during a command leaves that command in the log; rotation keeps one
 //! chain across files; a full disk refuses commands until space is back, and the log then
 //! goes on by itself; `audit show` prints the sessions; syslog gets a copy of every line.
 

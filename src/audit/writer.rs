@@ -109,7 +109,7 @@ impl AuditLog {
     }
 
     /// Clean shutdown: writes the summary of failed authentications not yet written, `stop`
-    /// and a final checkpoint, fsyncs, and ends the writer.
+    /// and the final seal (a checkpoint marked `final`), fsyncs, and ends the writer.
     pub async fn close(&self) -> Result<(), AuditError> {
         let Some(jobs) = &self.jobs else {
             return Ok(());

@@ -83,7 +83,7 @@ pub(super) enum Write {
     Append(Record),
     /// Write this record and answer once it is fsynced.
     Durable(Record, Ack),
-    /// Write `stop` and a final checkpoint, fsync, answer, and end the task.
+    /// Write `stop` and the final seal, fsync, answer, and end the task.
     Close(Ack),
 }
 

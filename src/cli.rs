@@ -172,8 +172,9 @@ pub enum KnownHostsCommand {
     },
 }
 
-/// `seashell audit ...`. Exit codes of `verify`: 0 intact and sealed by a final checkpoint,
-/// 1 broken (or unreadable), 2 intact but with events after the last checkpoint.
+/// `seashell audit ...`. Exit codes of `verify`: 0 intact and ending in its final seal, 1
+/// broken (or unreadable, or missing a checkpoint its witness recorded), 2 intact but not
+/// ending in its final seal (live, crashed or cut).
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check every link of the chain and every checkpoint signature.
@@ -181,6 +182,10 @@ pub enum AuditCommand {
         /// The server's public host key.
         #[arg(long, value_name = "HOST.pub")]
         host_key: PathBuf,
+        /// Checkpoints recorded elsewhere (what the syslog sink sent, as RFC 5424 lines or as
+        /// JSON lines): each must be in the log, or verification fails.
+        #[arg(long, value_name = "FILE")]
+        witness: Option<PathBuf>,
         /// The log; one FILE stands for its rotated set (FILE.N ... FILE.1 FILE), several
         /// files are taken oldest first.
         #[arg(required = true, value_name = "FILE")]

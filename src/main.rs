@@ -1,8 +1,9 @@
 //! The `seashell` binary: parse the command line, call the library, map errors to exit codes.
 //! Client commands exit with the remote command's code (128+N for signal N); seashell's own
 //! failures exit 255 with a one-line reason on stderr; local usage errors exit 1.
-//! `audit verify` exits 0 for an intact log sealed by a final checkpoint, 1 for a broken (or
-//! unreadable) one, 2 when events follow the last checkpoint (a live or crashed server's log).
+//! `audit verify` exits 0 for an intact log that ends in its final seal, 1 for a broken (or
+//! unreadable) one or one that lacks a checkpoint its witness recorded, 2 for an intact log
+//! that does not end in its final seal (live, crashed or cut).
 
 use std::process::ExitCode;
 
@@ -43,15 +44,17 @@ fn main() -> ExitCode {
             host_port,
             known_hosts,
         }) => report(cmd::keys::forget(&host_port, known_hosts), USAGE),
-        Command::Audit(AuditCommand::Verify { host_key, files }) => {
-            match audit::verify::run(&host_key, &files) {
-                Ok(verdict) => {
-                    println!("{verdict}");
-                    ExitCode::from(verdict.exit_code())
-                }
-                Err(err) => fail(&err, USAGE),
+        Command::Audit(AuditCommand::Verify {
+            host_key,
+            witness,
+            files,
+        }) => match audit::verify::run(&host_key, &files, witness.as_deref()) {
+            Ok(verdict) => {
+                println!("{verdict}");
+                ExitCode::from(verdict.exit_code())
             }
-        }
+            Err(err) => fail(&err, USAGE),
+        },
         Command::Audit(AuditCommand::Show {
             files,
             key,

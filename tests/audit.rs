@@ -1,7 +1,8 @@
 //! The audit log end to end, with the real binary: a server with `--audit-log` records real
 //! sessions; `audit verify` passes the log, finds every edit, deletion, insertion and
 //! reordering at its line, and tells a crashed server's log (exit 2) from a tampered one
-//! (exit 1); a kill -9 during a command leaves that command in the log; rotation keeps one
+//! (exit 1); a cut log is never OK, and a witness (what syslog received) catches a cut;
+//! a kill -9 during a command leaves that command in the log; rotation keeps one
 //! chain across files; a full disk refuses commands until space is back, and the log then
 //! goes on by itself; `audit show` prints the sessions; syslog gets a copy of every line.
 
@@ -224,7 +225,7 @@ fn dropping_the_final_checkpoint_reads_as_live_or_crashed() {
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(
         run.stdout.contains(&format!(
-            "{} events after the last checkpoint (none yet): the log is live or the server crashed",
+            "{} events after the last checkpoint (none yet): live, crashed or cut",
             original.len() - 1
         )),
         "{run:#?}"
@@ -287,9 +288,8 @@ fn a_crash_during_a_command_keeps_the_command() {
     let run = verify(&sandbox, &[&log]);
     assert_eq!(run.code, Some(2), "{run:#?}");
     assert!(
-        run.stdout.contains(
-            "events after the last checkpoint (none yet): the log is live or the server crashed"
-        ),
+        run.stdout
+            .contains("events after the last checkpoint (none yet): live, crashed or cut"),
         "{run:#?}"
     );
     let table = show(&sandbox, &log, &[]).ok().to_owned();
@@ -359,6 +359,102 @@ fn rotation_keeps_the_chain_across_files() {
     for n in 0..6 {
         assert!(table.contains(&format!("echo {n}\n")), "{table}");
     }
+}
+
+/// Runs a server that rotates its log every 2,000 bytes through six commands and stops it
+/// cleanly; returns the log's files, oldest first.
+fn rotated_log(sandbox: &Sandbox) -> Vec<PathBuf> {
+    let server = Server::start(
+        sandbox,
+        &["--audit-log", "audit.log", "--audit-max-bytes", "2000"],
+        &pub_line("client_rsa"),
+    );
+    let client = client_of(&server, "client_rsa");
+    for n in 0..6 {
+        client.exec(&server, &[&format!("echo {n}")], b"").ok();
+    }
+    assert!(server.terminate().success());
+    let mut files: Vec<PathBuf> = (1..)
+        .map(|n| sandbox.path().join(format!("audit.log.{n}")))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    files.push(sandbox.path().join("audit.log"));
+    assert!(files.len() >= 3, "{files:?}");
+    files
+}
+
+#[test]
+fn a_cut_log_never_verifies_as_ok() {
+    let sandbox = Sandbox::new();
+    let files = rotated_log(&sandbox);
+    let log = files.last().unwrap().clone();
+    assert!(verify(&sandbox, &[&log]).ok().starts_with("OK: "));
+    let whole: Vec<String> = files
+        .iter()
+        .flat_map(|f| lines(&fs::read_to_string(f).unwrap()))
+        .collect();
+
+    // Cut back to an earlier checkpoint, as one file.
+    let cut_sandbox = Sandbox::new();
+    let last_but_one = whole
+        .iter()
+        .rposition(|l| l.contains(r#""event":"checkpoint""#) && !l.contains(r#""seal":"final""#))
+        .unwrap();
+    let cut = write_log(&cut_sandbox, &whole[..=last_but_one]);
+    let run = verify(&cut_sandbox, &[&cut]);
+    assert_eq!(
+        run.code,
+        Some(2),
+        "cut at line {}: {run:#?}",
+        last_but_one + 1
+    );
+    assert!(run.stdout.contains("crashed"), "{run:#?}");
+
+    // The newest file emptied.
+    let newest = fs::read(&log).unwrap();
+    fs::write(&log, "").unwrap();
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "emptied: {run:#?}");
+    assert!(
+        run.stdout.contains("the newest file is missing or empty"),
+        "{run:#?}"
+    );
+    fs::write(&log, &newest).unwrap();
+
+    // A file in the middle emptied: named, as the file after it breaks.
+    let middle = fs::read(&files[1]).unwrap();
+    fs::write(&files[1], "").unwrap();
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(1), "emptied in the middle: {run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("{} is empty", files[1].display())),
+        "{run:#?}"
+    );
+    fs::write(&files[1], &middle).unwrap();
+
+    // The oldest file archived elsewhere: still OK, and verify says where the log begins.
+    let newer: Vec<&Path> = files[1..].iter().map(PathBuf::as_path).collect();
+    let run = verify(&sandbox, &newer);
+    assert!(run.ok().starts_with("OK: "), "{run:#?}");
+    assert!(
+        run.stdout
+            .contains(&format!("the log begins at {}:1", files[1].display())),
+        "{run:#?}"
+    );
+
+    // The newest file deleted, and the older ones renamed to take its place.
+    fs::remove_file(&log).unwrap();
+    for pair in files.windows(2).rev() {
+        fs::rename(&pair[0], &pair[1]).unwrap();
+    }
+    let run = verify(&sandbox, &[&log]);
+    assert_eq!(run.code, Some(2), "deleted and renamed: {run:#?}");
+    assert!(
+        run.stdout.contains("the newest file is missing or empty"),
+        "{run:#?}"
+    );
 }
 
 /// A small tmpfs mounted on a temporary directory (tests run as root), unmounted on drop.
@@ -500,6 +596,58 @@ fn syslog_receives_every_event() {
 }
 
 #[test]
+fn a_log_cut_back_fails_against_what_syslog_witnessed() {
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let target = format!("udp:{}", collector.local_addr().unwrap());
+    let sandbox = Sandbox::new();
+    let args = ["--audit-log", "audit.log", "--syslog", &target];
+    for n in 0..2 {
+        let server = Server::start(&sandbox, &args, &pub_line("client_rsa"));
+        client_of(&server, "client_rsa")
+            .exec(&server, &[&format!("echo run {n}")], b"")
+            .ok();
+        assert!(server.terminate().success());
+    }
+    let mut received = String::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = collector.recv(&mut buf) {
+        received.push_str(&String::from_utf8_lossy(&buf[..n]));
+        received.push('\n');
+    }
+    let witness = sandbox.write("witness.log", &received);
+    let log = sandbox.path().join("audit.log");
+    let with_witness = |log: &Path| {
+        let mut args: Vec<OsString> = ["audit", "verify", "--host-key"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        args.push(fixture_path("host_rsa.pub").into());
+        args.push("--witness".into());
+        args.push(witness.clone().into());
+        args.push(log.into());
+        sandbox.seashell(args)
+    };
+    let run = with_witness(&log);
+    assert!(run.ok().contains("witness: 2 checkpoint(s)"), "{run:#?}");
+
+    // Cut back to the first run's final seal: OK alone, a failure against the witness.
+    let all = lines(&fs::read_to_string(&log).unwrap());
+    let first_seal = all
+        .iter()
+        .position(|l| l.contains(r#""seal":"final""#))
+        .unwrap();
+    let cut_sandbox = Sandbox::new();
+    let cut = write_log(&cut_sandbox, &all[..=first_seal]);
+    assert!(verify(&cut_sandbox, &[&cut]).ok().starts_with("OK: "));
+    let run = with_witness(&cut);
+    assert_eq!(run.code, Some(1), "{run:#?}");
+    assert!(run.stdout.contains("the log was cut back"), "{run:#?}");
+}
+
+#[test]
 fn audit_usage_errors_name_the_problem() {
     let sandbox = Sandbox::new();
     let missing = sandbox.path().join("nope.log");
@@ -557,6 +705,20 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
     );
     assert!(event.contains(r#""bytes_in":100000"#), "{event}");
     assert!(event.contains(&remote.display().to_string()), "{event}");
+
+    let log = sandbox.path().join("audit.log");
+    let want = format!(
+        "[transfer: upload {}, 100000 bytes, sha256 {}]",
+        remote.display(),
+        &sha256[..12]
+    );
+    let table = show(&sandbox, &log, &[]).ok().to_owned();
+    assert!(table.lines().any(|row| row.ends_with(&want)), "{table}");
+    let found = show(&sandbox, &log, &["--grep", "uploaded.bin"])
+        .ok()
+        .to_owned();
+    assert_eq!(found.lines().count(), 2, "{found}");
+    assert!(found.contains(&want), "{found}");
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub enum EventKind {
     Stop,
     /// The log could not be written for a while and writes again: how many events were lost.
     Lost,
+    /// The first line of a file after a rotation: it names the file before it and its length
+    /// (its `prev` is the hash of that file's last line).
+    Rotate,
 }
 
 impl EventKind {
@@ -64,6 +67,7 @@ impl EventKind {
             Self::Start => "start",
             Self::Stop => "stop",
             Self::Lost => "lost",
+            Self::Rotate => "rotate",
         }
     }
 }
@@ -130,6 +134,28 @@ pub struct Record {
     /// On `lost`: the events that could not be written (commands among them were refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// On a checkpoint that ends a file or a run of the server: which end it seals. Absent on
+    /// ordinary checkpoints, and on every checkpoint of logs written before seals were marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<Seal>,
+    /// On `rotate`: the name the file before this one was given by the rotation
+    /// (`audit.log.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// On `rotate`: how many lines the file before this one holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+}
+
+/// What a marked checkpoint seals, in its `seal` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seal {
+    /// The last line of a clean shutdown, after `stop`: nothing more was written in this run.
+    /// Only a log whose last line is such a checkpoint verifies as OK.
+    Final,
+    /// The last line of a file about to be rotated: the chain goes on in the next file.
+    Rotate,
 }
 
 /// One source of failed authentications in an `auth_fail` summary.
@@ -179,6 +205,9 @@ impl Record {
             sources: None,
             unlisted: None,
             lost: None,
+            seal: None,
+            file: None,
+            lines: None,
         }
     }
 }
@@ -334,15 +363,18 @@ impl AuditChain {
         Ok(line)
     }
 
-    /// Seals a checkpoint at `time`, signed by `host` (whose fingerprint is `host_fingerprint`).
+    /// Seals a checkpoint at `time`, signed by `host` (whose fingerprint is `host_fingerprint`),
+    /// marked with what it seals (`None` for an ordinary checkpoint).
     pub fn seal_checkpoint(
         &mut self,
         time: String,
         host: &PrivateKey,
         host_fingerprint: &str,
+        seal: Option<Seal>,
     ) -> Result<String, ChainError> {
         let mut record = Record::new(EventKind::Checkpoint);
         record.key = Some(host_fingerprint.to_owned());
+        record.seal = seal;
         let mut event = self.event(record, time);
         let unsigned = event.to_line()?;
         let sig = host
@@ -510,7 +542,7 @@ mod tests {
             .seal(Record::new(EventKind::Start), TIME.into())
             .unwrap();
         let line = chain
-            .seal_checkpoint(TIME.into(), &key, "SHA256:host")
+            .seal_checkpoint(TIME.into(), &key, "SHA256:host", None)
             .unwrap();
         let event = Event::parse(line.as_bytes()).unwrap();
         assert_eq!(event.record.event, EventKind::Checkpoint);
@@ -560,6 +592,7 @@ mod tests {
             EventKind::Start,
             EventKind::Stop,
             EventKind::Lost,
+            EventKind::Rotate,
         ] {
             assert_eq!(
                 serde_json::to_string(&kind).unwrap(),

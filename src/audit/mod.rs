@@ -14,7 +14,7 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey};
+pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey, Seal};
 pub use writer::{AuditLog, AuditOptions, SessionAudit, Who};
 
 /// What went wrong with an audit log file, a host key or an argument; every message names the
@@ -91,16 +91,45 @@ impl AuditError {
     }
 }
 
-/// The files of a rotated log, oldest first: `PATH.N` ... `PATH.1`, `PATH`. Only the numbered
-/// files that exist are listed, counting up from `.1` until one is missing.
+/// The files of a rotated log, oldest first: `PATH.N` ... `PATH.1`, `PATH`. Every numbered
+/// file that exists up to the highest number in the directory is listed, so a file missing
+/// in the middle leaves a hole the chain shows; `PATH` is listed unless it is missing while
+/// numbered files exist (a crash during a rotation, or a deleted newest file).
 pub fn rotated_set(path: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = (1u32..)
+    let counted = (1u32..).take_while(|n| numbered(path, *n).exists()).count();
+    let highest = highest_number(path).max(u32::try_from(counted).unwrap_or(u32::MAX));
+    let mut files: Vec<PathBuf> = (1..=highest)
+        .rev()
         .map(|n| numbered(path, n))
-        .take_while(|p| p.exists())
+        .filter(|file| file.exists())
         .collect();
-    files.reverse();
-    files.push(path.to_owned());
+    if files.is_empty() || path.exists() {
+        files.push(path.to_owned());
+    }
     files
+}
+
+/// The highest N of the `PATH.N` files in `PATH`'s directory (0 when there are none).
+fn highest_number(path: &Path) -> u32 {
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+        return 0;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.file_name();
+            let number = entry.to_str()?.strip_prefix(name)?.strip_prefix('.')?;
+            number.parse::<u32>().ok().filter(|n| *n > 0)
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// `PATH.n`.

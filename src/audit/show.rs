@@ -3,7 +3,7 @@
 //! failed authentications, policy refusals, transfers, events the log lost), or with
 //! `--json` the matching events as written. Filters: `--key` (a key fingerprint, also among
 //! a failure summary's refused keys), `--since` (a time) and `--grep` (text in the command,
-//! name or peer, or in a failure summary's sources and refused names). This only reads and
+//! name, peer or transferred path, or in a failure summary's sources and refused names). This only reads and
 //! prints; it does not check the chain (that is `verify`), and it escapes control characters
 //! and bidirectional overrides so that a logged command (or a key's comment) can neither drive
 //! the reader's terminal nor show itself as something else.
@@ -28,7 +28,7 @@ pub struct ShowOptions {
     pub key: Option<String>,
     /// Only events at or after this time (RFC 3339, or a date for midnight UTC).
     pub since: Option<String>,
-    /// Only events whose command, name or peer contains this text.
+    /// Only events whose command, name, peer or transferred path contains this text.
     pub grep: Option<String>,
     /// Print the matching events as JSON lines instead of a table.
     pub json: bool,
@@ -113,7 +113,7 @@ impl<'a> Filter<'a> {
             OffsetDateTime::parse(&event.time, &Rfc3339).is_ok_and(|time| time >= since)
         });
         let grep = self.grep.is_none_or(|text| {
-            [&record.command, &record.name, &record.peer]
+            [&record.command, &record.name, &record.peer, &record.path]
                 .iter()
                 .any(|field| field.as_deref().is_some_and(|f| f.contains(text)))
                 || record
@@ -182,7 +182,8 @@ fn rows(events: &[(Event, String)]) -> Vec<Row<'_>> {
             EventKind::Connect
             | EventKind::AuthOk
             | EventKind::Disconnect
-            | EventKind::Checkpoint => {}
+            | EventKind::Checkpoint
+            | EventKind::Rotate => {}
         }
     }
     rows
@@ -212,6 +213,7 @@ fn cells(row: &Row<'_>) -> [String; 6] {
             duration(record.duration_ms.unwrap_or_default()),
             record.rule.as_deref().unwrap_or("?")
         ),
+        other if record.direction.is_some() || record.path.is_some() => transfer(other, record),
         other => match &record.command {
             Some(command) => format!("[{}] {command}", other.as_str()),
             None => format!("[{}]", other.as_str()),
@@ -227,6 +229,28 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         command,
     ]
     .map(|cell| escape(&cell))
+}
+
+/// A transfer event from whatever members it has, e.g.
+/// `[transfer: upload /srv/a.bin, 100000 bytes, sha256 1a2b3c4d5e6f]` or
+/// `[transfer: download /srv/b, 5 bytes, failed: the session ended before the transfer did]`.
+fn transfer(kind: EventKind, record: &Record) -> String {
+    let mut parts = Vec::new();
+    let what = [record.direction.as_deref(), record.path.as_deref()];
+    let what: Vec<&str> = what.into_iter().flatten().collect();
+    if !what.is_empty() {
+        parts.push(what.join(" "));
+    }
+    if let Some(size) = record.bytes_in.or(record.bytes_out) {
+        parts.push(format!("{size} bytes"));
+    }
+    if let Some(sha256) = &record.sha256 {
+        parts.push(format!("sha256 {}", sha256.get(..12).unwrap_or(sha256)));
+    }
+    if let Some(rule) = &record.rule {
+        parts.push(format!("failed: {rule}"));
+    }
+    format!("[{}: {}]", kind.as_str(), parts.join(", "))
 }
 
 /// `[auth_fail: 37 failures in 1m00s from 2 sources: 10.0.0.9 ×30 (alice SHA256:…: from=: …),
@@ -455,6 +479,78 @@ mod tests {
             "[lost: 3 event(s) not written in 2.000s (commands among them refused): \
              /var/log/audit.log: No space left on device (os error 28)]"
         );
+    }
+
+    fn transfer_event(outcome: Result<&str, &str>) -> Event {
+        let mut record = Record::new(EventKind::Transfer);
+        record.peer = Some("127.0.0.1:5000".into());
+        record.direction = Some("upload".into());
+        record.path = Some("/srv/data/report.pdf".into());
+        record.bytes_in = Some(100_000);
+        match outcome {
+            Ok(sha256) => record.sha256 = Some(sha256.into()),
+            Err(rule) => record.rule = Some(rule.into()),
+        }
+        Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq: 5,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        }
+    }
+
+    #[test]
+    fn a_transfer_row_shows_direction_path_size_and_a_short_hash() {
+        let done = transfer_event(Ok(&"1a2b3c4d5e6f7a8b".repeat(4)));
+        let row = Row {
+            event: &done,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(
+            cells(&row)[5],
+            "[transfer: upload /srv/data/report.pdf, 100000 bytes, sha256 1a2b3c4d5e6f]"
+        );
+        let cut = transfer_event(Err("the session ended before the transfer did"));
+        let row = Row {
+            event: &cut,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(
+            cells(&row)[5],
+            "[transfer: upload /srv/data/report.pdf, 100000 bytes, failed: the session ended \
+             before the transfer did]"
+        );
+        // A path is shown escaped like any other text.
+        let mut odd = transfer_event(Ok("ab"));
+        odd.record.path = Some("/tmp/\u{1b}[2J".into());
+        let row = Row {
+            event: &odd,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(
+            cells(&row)[5],
+            "[transfer: upload /tmp/\\u{1b}[2J, 100000 bytes, sha256 ab]"
+        );
+    }
+
+    #[test]
+    fn grep_finds_a_transferred_path() {
+        let event = transfer_event(Ok("ab"));
+        let options = ShowOptions {
+            grep: Some("report.pdf".into()),
+            ..ShowOptions::default()
+        };
+        assert!(Filter::new(&options).unwrap().matches(&event));
+        let options = ShowOptions {
+            grep: Some("other.pdf".into()),
+            ..ShowOptions::default()
+        };
+        assert!(!Filter::new(&options).unwrap().matches(&event));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! signature) and where. It only reads; what it can and cannot prove is in docs/audit.md.
 
 mod explain;
+pub mod witness;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -14,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rsa::PublicKey;
 
-use super::chain::{Event, EventKind, check_checkpoint, line_hash};
+use self::witness::{Confirmed, Witnessed};
+use super::chain::{Event, EventKind, Seal, check_checkpoint, line_hash};
 use super::{AuditError, rotated_set};
 use crate::keys::private::load_public_key_file;
 use crate::keys::public::fingerprint;
@@ -75,6 +77,50 @@ pub struct Break {
     pub detail: String,
 }
 
+/// Where a log given without its oldest files begins: the first line of its first file is the
+/// `rotate` line that continues an older file, not the genesis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suffix {
+    /// That `rotate` line.
+    pub at: Location,
+    /// Its seq: the lines before it, from the genesis, are in files not given.
+    pub seq: u64,
+    /// How many lines the file before it held.
+    pub lines: Option<u64>,
+}
+
+impl fmt::Display for Suffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let older = self.lines.map_or_else(
+            || "an older file".to_owned(),
+            |n| format!("an older file of {n} lines"),
+        );
+        write!(
+            f,
+            "the log begins at {} (seq {}), where it continues {older} not given (seq 1 to {} \
+             were not checked)",
+            self.at,
+            self.seq,
+            self.seq.saturating_sub(1)
+        )
+    }
+}
+
+/// How a log whose links all hold ends when its last line is not a final seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Events follow the last checkpoint (or there is none).
+    Events,
+    /// An ordinary checkpoint: written while the server ran.
+    Checkpoint,
+    /// The checkpoint a file ends with before it is rotated: the file after it is missing or
+    /// empty (or the server crashed while rotating).
+    Rotation,
+    /// `stop` and a checkpoint without the final mark, as seashell wrote at a clean stop
+    /// before checkpoints were marked: a clean stop then, or a log cut back to one.
+    OlderStop,
+}
+
 /// The outcome of a verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -86,9 +132,14 @@ pub enum Verdict {
         files: usize,
         /// The last line.
         last_checkpoint: Location,
+        /// Set when the oldest files were not given.
+        suffix: Option<Suffix>,
+        /// What a witness confirmed, when one was given.
+        witness: Option<Confirmed>,
     },
-    /// Every link holds, but events follow the last checkpoint (exit 2): the server is still
-    /// running, or crashed; lines after the last checkpoint could have been cut off.
+    /// Every link holds, but the log does not end in its final seal (exit 2): the server is
+    /// still running, or crashed, or the log was cut back (to any earlier line, checkpoints
+    /// included: only a witness tells).
     Unsealed {
         /// Lines checked.
         events: u64,
@@ -100,6 +151,12 @@ pub enum Verdict {
         last_checkpoint: Option<Location>,
         /// The very last line was incomplete (a crash while writing) and was not counted.
         torn: bool,
+        /// How the log ends instead of with its final seal.
+        ending: Ending,
+        /// Set when the oldest files were not given.
+        suffix: Option<Suffix>,
+        /// What a witness confirmed, when one was given.
+        witness: Option<Confirmed>,
     },
     /// The chain is broken (exit 1).
     Broken(Break),
@@ -130,6 +187,8 @@ impl fmt::Display for Verdict {
                 events,
                 files,
                 last_checkpoint,
+                suffix,
+                witness,
             } => {
                 let across = if *files == 1 {
                     String::new()
@@ -140,7 +199,11 @@ impl fmt::Display for Verdict {
                     f,
                     "OK: {events} events{across}, last checkpoint at {}",
                     place(last_checkpoint, *files)
-                )
+                )?;
+                if let Some(suffix) = suffix {
+                    write!(f, "\n{suffix}")?;
+                }
+                write_confirmed(f, witness.as_ref())
             }
             Self::Unsealed {
                 events,
@@ -148,16 +211,41 @@ impl fmt::Display for Verdict {
                 after,
                 last_checkpoint,
                 torn,
+                ending,
+                suffix,
+                witness,
             } => {
                 writeln!(f, "chain intact: {events} events, every link holds")?;
+                if let Some(suffix) = suffix {
+                    writeln!(f, "{suffix}")?;
+                }
                 let checkpoint = last_checkpoint
                     .as_ref()
                     .map_or("none yet".to_owned(), |at| place(at, *files));
-                write!(
-                    f,
-                    "{after} events after the last checkpoint ({checkpoint}): the log is live or \
-                     the server crashed"
-                )?;
+                match ending {
+                    Ending::Events => write!(
+                        f,
+                        "{after} events after the last checkpoint ({checkpoint}): live, crashed \
+                         or cut"
+                    )?,
+                    Ending::Checkpoint => write!(
+                        f,
+                        "the last line ({checkpoint}) is a checkpoint, not the final seal of a \
+                         clean stop: live, crashed or cut"
+                    )?,
+                    Ending::Rotation => write!(
+                        f,
+                        "the last line ({checkpoint}) is the checkpoint a file ends with before \
+                         it is rotated, and no file follows: the newest file is missing or empty \
+                         (or the server crashed while rotating)"
+                    )?,
+                    Ending::OlderStop => write!(
+                        f,
+                        "the last line ({checkpoint}) is the checkpoint after a `stop`, written \
+                         by a seashell older than the final seal: stopped cleanly then, or cut \
+                         back to that point (check against a witness)"
+                    )?,
+                }
                 if *torn {
                     write!(
                         f,
@@ -165,26 +253,71 @@ impl fmt::Display for Verdict {
                          counted"
                     )?;
                 }
-                Ok(())
+                write_confirmed(f, witness.as_ref())
             }
             Self::Broken(b) => write!(f, "FAILED: {}: {}: {}", b.at, b.tamper, b.detail),
         }
     }
 }
 
-/// `seashell audit verify --host-key HOST.pub FILE...`: a single FILE stands for its whole
-/// rotated set (`FILE.N` ... `FILE.1`, `FILE`); several files are taken as given, oldest first.
-pub fn run(host_key: &Path, files: &[PathBuf]) -> Result<Verdict, AuditError> {
+/// The witness's line of a verdict: how many checkpoints recorded elsewhere the log holds.
+fn write_confirmed(f: &mut fmt::Formatter<'_>, witness: Option<&Confirmed>) -> fmt::Result {
+    let Some(witness) = witness else {
+        return Ok(());
+    };
+    write!(
+        f,
+        "\nwitness: {} checkpoint(s) recorded elsewhere are in the log",
+        witness.found
+    )?;
+    if let Some(latest) = &witness.latest {
+        write!(
+            f,
+            ", the latest seq {} ({}): nothing before it was cut",
+            latest.seq, latest.time
+        )?;
+    }
+    if witness.older > 0 {
+        write!(
+            f,
+            "; {} older than the files given were not checked",
+            witness.older
+        )?;
+    }
+    Ok(())
+}
+
+/// `seashell audit verify --host-key HOST.pub [--witness W] FILE...`: a single FILE stands for
+/// its whole rotated set (`FILE.N` ... `FILE.1`, `FILE`); several files are taken as given,
+/// oldest first. With a witness, every checkpoint it recorded must be in the log.
+pub fn run(
+    host_key: &Path,
+    files: &[PathBuf],
+    witness: Option<&Path>,
+) -> Result<Verdict, AuditError> {
     let (host, _) = load_public_key_file(host_key)?;
     let files = match files {
         [single] => rotated_set(single),
         many => many.to_vec(),
     };
-    verify_files(&files, &host)
+    let witnessed = witness
+        .map(|witness| witness::read(witness, &host))
+        .transpose()?;
+    verify_against(&files, &host, witnessed.as_deref())
 }
 
 /// Verifies the chain through `files`, oldest first.
 pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, AuditError> {
+    verify_against(files, host, None)
+}
+
+/// Verifies the chain through `files`, oldest first, and that it holds every checkpoint in
+/// `witnessed` (when given).
+pub fn verify_against(
+    files: &[PathBuf],
+    host: &PublicKey,
+    witnessed: Option<&[Witnessed]>,
+) -> Result<Verdict, AuditError> {
     let mut lines = LineReader::new(files);
     let mut walk = Walk {
         host,
@@ -192,6 +325,10 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         recent: VecDeque::with_capacity(WINDOW),
         events: 0,
         last_checkpoint: None,
+        ending: None,
+        previous: None,
+        suffix: None,
+        checkpoints: HashMap::new(),
         after: 0,
     };
     let mut torn = false;
@@ -210,27 +347,51 @@ pub fn verify_files(files: &[PathBuf], host: &PublicKey) -> Result<Verdict, Audi
         }
         if let Err(problem) = walk.accept(&line) {
             let ahead = lines.by_ref().take(WINDOW).collect::<Result<Vec<_>, _>>()?;
-            return Ok(Verdict::Broken(walk.explain(problem, &line, &ahead)));
+            let mut found = walk.explain(problem, &line, &ahead);
+            if let Some(empty) = lines.empty_before(&found.at) {
+                found
+                    .detail
+                    .push_str(&format!("; {} is empty", empty.display()));
+            }
+            return Ok(Verdict::Broken(found));
         }
     }
     let files = files.len();
-    Ok(match (walk.last_checkpoint, walk.after) {
-        _ if walk.events == 0 && !torn => {
-            return Err(AuditError::Empty {
-                path: lines.files.last().cloned().unwrap_or_default(),
-            });
-        }
-        (Some(last_checkpoint), 0) if !torn => Verdict::Sealed {
+    if walk.events == 0 && !torn {
+        return Err(AuditError::Empty {
+            path: lines.files.last().cloned().unwrap_or_default(),
+        });
+    }
+    let first = walk.suffix.as_ref().map_or(1, |suffix| suffix.seq);
+    let last = walk.recent.back().map_or(0, |line| line.seq);
+    let witness = match witnessed {
+        Some(witnessed) => match witness::compare(witnessed, &walk.checkpoints, first, last) {
+            Ok(confirmed) => Some(confirmed),
+            Err(found) => return Ok(Verdict::Broken(found)),
+        },
+        None => None,
+    };
+    let ending = match walk.ending {
+        Some(ending) if walk.after == 0 && !torn => ending,
+        _ => Err(Ending::Events),
+    };
+    Ok(match (ending, walk.last_checkpoint) {
+        (Ok(()), Some(last_checkpoint)) => Verdict::Sealed {
             events: walk.events,
             files,
             last_checkpoint,
+            suffix: walk.suffix,
+            witness,
         },
-        (last_checkpoint, after) => Verdict::Unsealed {
+        (ending, last_checkpoint) => Verdict::Unsealed {
             events: walk.events,
             files,
-            after,
+            after: walk.after,
             last_checkpoint,
             torn,
+            ending: ending.err().unwrap_or(Ending::Events),
+            suffix: walk.suffix,
+            witness,
         },
     })
 }
@@ -259,6 +420,8 @@ struct LineReader {
     files: Vec<PathBuf>,
     next_file: usize,
     current: Option<(PathBuf, BufReader<File>, u64)>,
+    /// The files read so far that held no line.
+    empty: Vec<PathBuf>,
 }
 
 impl LineReader {
@@ -267,7 +430,15 @@ impl LineReader {
             files: files.to_vec(),
             next_file: 0,
             current: None,
+            empty: Vec::new(),
         }
+    }
+
+    /// The empty file given just before the file of `at`, when `at` is its first line.
+    fn empty_before(&self, at: &Location) -> Option<&PathBuf> {
+        let index = self.files.iter().position(|file| *file == at.file)?;
+        let before = self.files.get(index.checked_sub(1)?)?;
+        (at.line == 1 && self.empty.contains(before)).then_some(before)
     }
 }
 
@@ -287,7 +458,12 @@ impl Iterator for LineReader {
             let (path, reader, number) = self.current.as_mut()?;
             let mut bytes = Vec::new();
             match reader.read_until(b'\n', &mut bytes) {
-                Ok(0) => self.current = None,
+                Ok(0) => {
+                    if *number == 0 {
+                        self.empty.push(path.clone());
+                    }
+                    self.current = None;
+                }
                 Ok(_) => {
                     *number += 1;
                     let complete = bytes.last() == Some(&b'\n');
@@ -336,6 +512,14 @@ struct Walk<'a> {
     recent: VecDeque<Linked>,
     events: u64,
     last_checkpoint: Option<Location>,
+    /// How the last checkpoint ends the log, were it the last line: `Ok` for a final seal.
+    ending: Option<Result<(), Ending>>,
+    /// The kind of the last line accepted.
+    previous: Option<EventKind>,
+    /// Set when the first line is a `rotate` line: the oldest files were not given.
+    suffix: Option<Suffix>,
+    /// Every checkpoint accepted: seq → the hash of its line, and where it is.
+    checkpoints: HashMap<u64, (String, Location)>,
     after: u64,
 }
 
@@ -364,6 +548,13 @@ impl Walk<'_> {
                     Tamper::Edited,
                     "a genesis line whose prev is not its genesis value".to_owned(),
                 ));
+            }
+            None if event.record.event == EventKind::Rotate && line.at.line == 1 => {
+                self.suffix = Some(Suffix {
+                    at: line.at.clone(),
+                    seq: event.seq,
+                    lines: event.record.lines,
+                });
             }
             None if !event.is_genesis() => return Err(Problem::Head),
             None => {}
@@ -397,11 +588,20 @@ impl Walk<'_> {
         });
         self.events += 1;
         if checkpoint {
+            self.checkpoints
+                .insert(event.seq, (line.hash.clone(), line.at.clone()));
             self.last_checkpoint = Some(line.at.clone());
+            self.ending = Some(match (event.record.seal, self.previous) {
+                (Some(Seal::Final), _) => Ok(()),
+                (Some(Seal::Rotate), _) => Err(Ending::Rotation),
+                (None, Some(EventKind::Stop)) => Err(Ending::OlderStop),
+                (None, _) => Err(Ending::Checkpoint),
+            });
             self.after = 0;
         } else {
             self.after += 1;
         }
+        self.previous = Some(event.record.event);
         Ok(())
     }
 
@@ -437,32 +637,35 @@ mod tests {
         PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
     }
 
-    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and at the end.
+    /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and the final seal at
+    /// the end.
     fn sealed_log(key: &PrivateKey) -> Vec<String> {
         let mut chain = AuditChain::new([9; 32]);
         let steps = [
-            Some((EventKind::Start, None)),
-            Some((EventKind::Connect, None)),
-            Some((EventKind::AuthOk, None)),
-            Some((EventKind::Command, Some("id"))),
-            Some((EventKind::Exit, None)),
-            None,
-            Some((EventKind::Command, Some("ls"))),
-            Some((EventKind::Exit, None)),
-            Some((EventKind::Disconnect, None)),
-            Some((EventKind::Stop, None)),
-            None,
+            Ok((EventKind::Start, None)),
+            Ok((EventKind::Connect, None)),
+            Ok((EventKind::AuthOk, None)),
+            Ok((EventKind::Command, Some("id"))),
+            Ok((EventKind::Exit, None)),
+            Err(None),
+            Ok((EventKind::Command, Some("ls"))),
+            Ok((EventKind::Exit, None)),
+            Ok((EventKind::Disconnect, None)),
+            Ok((EventKind::Stop, None)),
+            Err(Some(Seal::Final)),
         ];
         steps
             .into_iter()
             .map(|step| match step {
-                Some((kind, command)) => {
+                Ok((kind, command)) => {
                     let mut record = Record::new(kind);
                     record.session = Some("s1".into());
                     record.command = command.map(str::to_owned);
                     chain.seal(record, TIME.into()).unwrap()
                 }
-                None => chain.seal_checkpoint(TIME.into(), key, "SHA256:h").unwrap(),
+                Err(seal) => chain
+                    .seal_checkpoint(TIME.into(), key, "SHA256:h", seal)
+                    .unwrap(),
             })
             .collect()
     }
@@ -599,7 +802,7 @@ mod tests {
         assert_eq!(
             verdict.to_string(),
             "chain intact: 10 events, every link holds\n\
-             4 events after the last checkpoint (line 6): the log is live or the server crashed"
+             4 events after the last checkpoint (line 6): live, crashed or cut"
         );
         let mut torn = lines[..10]
             .iter()
@@ -618,6 +821,118 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_log_cut_back_to_an_earlier_checkpoint_is_live_crashed_or_cut() {
+        let lines = sealed_log(&host_key());
+        let verdict = check(&lines[..6]);
+        assert_eq!(verdict.exit_code(), 2, "{verdict}");
+        assert!(
+            matches!(
+                verdict,
+                Verdict::Unsealed {
+                    after: 0,
+                    ending: Ending::Checkpoint,
+                    ..
+                }
+            ),
+            "{verdict:?}"
+        );
+        assert_eq!(
+            verdict.to_string(),
+            "chain intact: 6 events, every link holds\n\
+             the last line (line 6) is a checkpoint, not the final seal of a clean stop: live, \
+             crashed or cut"
+        );
+    }
+
+    #[test]
+    fn an_older_seashells_clean_stop_is_not_a_final_seal() {
+        // Before seals were marked, a clean stop was `stop` and a plain checkpoint.
+        let key = host_key();
+        let mut lines = sealed_log(&key)[..10].to_vec();
+        let mut chain = AuditChain::resume(lines[9].as_bytes()).unwrap();
+        lines.push(
+            chain
+                .seal_checkpoint(TIME.into(), &key, "SHA256:h", None)
+                .unwrap(),
+        );
+        let verdict = check(&lines);
+        assert_eq!(verdict.exit_code(), 2, "{verdict}");
+        assert!(
+            verdict
+                .to_string()
+                .contains("written by a seashell older than the final seal"),
+            "{verdict}"
+        );
+    }
+
+    /// Verifies `lines` against a witness file holding `witness`.
+    fn check_witnessed(lines: &[String], witness: &str) -> Verdict {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(
+            &path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+        let witness_path = dir.path().join("witness");
+        std::fs::write(&witness_path, witness).unwrap();
+        let key = host_key();
+        let witnessed = witness::read(&witness_path, key.as_public_key()).unwrap();
+        verify_against(&[path], key.as_public_key(), Some(&witnessed)).unwrap()
+    }
+
+    #[test]
+    fn a_witnessed_checkpoint_missing_from_the_log_is_a_failure() {
+        let lines = sealed_log(&host_key());
+        // What the syslog sink sent: RFC 5424 messages, the audit line as their body.
+        let witness: String = lines
+            .iter()
+            .map(|l| format!("<86>1 {TIME} box seashell 42 checkpoint - {l}\n"))
+            .collect();
+        let whole = check_witnessed(&lines, &witness);
+        assert_eq!(whole.exit_code(), 0, "{whole}");
+        assert!(
+            whole.to_string().contains(
+                "witness: 2 checkpoint(s) recorded elsewhere are in the log, the latest seq 11"
+            ),
+            "{whole}"
+        );
+        // Cut back to the checkpoint at line 6: intact alone, a failure against the witness.
+        let cut = check_witnessed(&lines[..6], &witness);
+        assert_eq!(cut.exit_code(), 1, "{cut}");
+        let Verdict::Broken(found) = cut else {
+            panic!()
+        };
+        assert_eq!((found.at.line, found.tamper), (11, Tamper::Deleted));
+        assert!(
+            found.detail.contains("the log was cut back"),
+            "{}",
+            found.detail
+        );
+        // The JSON lines themselves do as well as syslog messages.
+        let json: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(check_witnessed(&lines[..6], &json).exit_code(), 1);
+        // A live log that holds everything the witness saw is still live (2).
+        let seen: String = lines[..6].iter().map(|l| format!("{l}\n")).collect();
+        assert_eq!(check_witnessed(&lines[..8], &seen).exit_code(), 2);
+    }
+
+    #[test]
+    fn a_witness_that_does_not_verify_is_refused() {
+        let lines = sealed_log(&host_key());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("witness");
+        let forged = lines[5].replacen("\"seq\":6", "\"seq\":60", 1);
+        std::fs::write(&path, format!("{}\n{forged}\n", lines[3])).unwrap();
+        let err = witness::read(&path, host_key().as_public_key()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("witness:2: a witnessed checkpoint"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl AuditLog {
     }
 
     /// Clean shutdown: writes the summary of failed authentications not yet written, `stop`
-    /// and a final checkpoint, fsyncs, and ends the writer.
+    /// and the final seal (a checkpoint marked `final`), fsyncs, and ends the writer.
     pub async fn close(&self) -> Result<(), AuditError> {
         let Some(jobs) = &self.jobs else {
             return Ok(());
@@ -232,7 +232,7 @@ mod tests {
 
     use super::*;
     use crate::audit::chain::Event;
-    use crate::audit::verify::{Verdict, verify_files};
+    use crate::audit::verify::{Ending, Verdict, verify_files};
     use crate::audit::{numbered, rotated_set};
 
     fn host_key() -> PrivateKey {
@@ -321,6 +321,7 @@ mod tests {
             verdict(std::slice::from_ref(&path)),
             Verdict::Sealed { events: 7, .. }
         ));
+        assert_eq!(all[6].record.seal, Some(crate::audit::Seal::Final));
         // After close nothing more is accepted.
         assert!(matches!(
             session.command("late", false).await,
@@ -398,9 +399,14 @@ mod tests {
             kinds(&path),
             ["start", "auth_ok", "disconnect", "checkpoint"]
         );
+        // Sealed up to here, but a running server's log is never OK: only the final seal is.
         assert!(matches!(
             verdict(std::slice::from_ref(&path)),
-            Verdict::Sealed { .. }
+            Verdict::Unsealed {
+                after: 0,
+                ending: Ending::Checkpoint,
+                ..
+            }
         ));
         // Quiet: no checkpoint without new events.
         tokio::time::sleep(Duration::from_secs(600)).await;
@@ -428,13 +434,104 @@ mod tests {
             assert_eq!(kinds(rotated).last(), Some(&"checkpoint"), "{rotated:?}");
             assert!(std::fs::metadata(rotated).unwrap().len() >= 1200);
         }
-        assert!(matches!(verdict(&files), Verdict::Sealed { events: _, .. }));
+        assert!(matches!(
+            verdict(&files),
+            Verdict::Sealed { suffix: None, .. }
+        ));
         let seqs: Vec<u64> = files
             .iter()
             .flat_map(|f| events(f))
             .map(|e| e.seq)
             .collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        // Each file after the first begins by naming the one before it and its length.
+        for pair in files.windows(2) {
+            let first = events(&pair[1]).remove(0);
+            assert_eq!(first.record.event, EventKind::Rotate, "{:?}", pair[1]);
+            assert_eq!(first.record.file.as_deref(), Some("audit.log.1"));
+            assert_eq!(first.record.lines, Some(events(&pair[0]).len() as u64));
+            let before = std::fs::read_to_string(&pair[0]).unwrap();
+            let last = before.lines().last().unwrap();
+            assert_eq!(first.prev, crate::audit::chain::line_hash(last.as_bytes()));
+        }
+        // Without its oldest file the set still verifies, and says where it begins.
+        let newer = &files[1..];
+        let Verdict::Sealed {
+            suffix: Some(suffix),
+            ..
+        } = verdict(newer)
+        else {
+            panic!("{:?}", verdict(newer));
+        };
+        assert_eq!(suffix.at.file, files[1]);
+        assert_eq!(suffix.seq, events(&files[0]).len() as u64 + 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_emptied_rotated_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let options = AuditOptions {
+            max_bytes: 1200,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
+        let session = log.session(who()).await;
+        for n in 0..30 {
+            session.command(&format!("echo {n}"), false).await.unwrap();
+        }
+        log.close().await.unwrap();
+        let files = rotated_set(&path);
+        assert!(files.len() >= 4, "{files:?}");
+        let middle = files[1].clone();
+
+        // Emptied in the middle: the next file is the break, and the empty file is named.
+        let kept = std::fs::read(&middle).unwrap();
+        std::fs::write(&middle, "").unwrap();
+        let Verdict::Broken(found) = verdict(&rotated_set(&path)) else {
+            panic!("emptied middle file passed");
+        };
+        assert_eq!((&found.at.file, found.at.line), (&files[2], 1));
+        assert!(
+            found.detail.contains("rotated file missing or emptied")
+                && found
+                    .detail
+                    .contains(&format!("{} is empty", middle.display())),
+            "{}",
+            found.detail
+        );
+
+        // Missing in the middle: the set still reaches the older files, and the hole shows.
+        std::fs::remove_file(&middle).unwrap();
+        let set = rotated_set(&path);
+        assert_eq!(set.len(), files.len() - 1, "{set:?}");
+        let Verdict::Broken(found) = verdict(&set) else {
+            panic!("missing middle file passed");
+        };
+        assert_eq!((&found.at.file, found.at.line), (&files[2], 1));
+        std::fs::write(&middle, kept).unwrap();
+
+        // The newest file missing: the set ends in a rotation's checkpoint.
+        std::fs::remove_file(&path).unwrap();
+        let set = rotated_set(&path);
+        assert_eq!(set.last(), files.get(files.len() - 2));
+        let found = verdict(&set);
+        assert!(
+            matches!(
+                found,
+                Verdict::Unsealed {
+                    ending: Ending::Rotation,
+                    ..
+                }
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .to_string()
+                .contains("the newest file is missing or empty"),
+            "{found}"
+        );
     }
 
     #[tokio::test]
@@ -472,10 +569,10 @@ mod tests {
             .await
             .unwrap();
         log.close().await.unwrap();
-        assert!(!events(&path)[0].is_genesis());
+        assert_eq!(kinds(&path)[..2], ["rotate", "start"]);
         assert!(matches!(
             verdict(&rotated_set(&path)),
-            Verdict::Sealed { events: 6, .. }
+            Verdict::Sealed { events: 7, .. }
         ));
     }
 
@@ -756,12 +853,18 @@ mod tests {
         let files = rotated_set(&path);
         let resumed = files
             .iter()
-            .position(|file| kinds(file).first() == Some(&"lost"))
+            .position(|file| kinds(file).get(1) == Some(&"lost"))
             .unwrap();
         assert_eq!(resumed, 1, "{files:?}");
         let after: Vec<&str> = files[resumed..].iter().flat_map(|f| kinds(f)).collect();
-        assert_eq!(after[..3], ["lost", "checkpoint", "command"], "{after:?}");
-        assert_eq!(after[after.len() - 2..], ["stop", "checkpoint"]);
+        assert_eq!(
+            after[..4],
+            ["rotate", "lost", "checkpoint", "command"],
+            "{after:?}"
+        );
+        // `stop` may have filled the file: then the final seal is in a new one.
+        assert!(after.contains(&"stop"), "{after:?}");
+        assert_eq!(after.last(), Some(&"checkpoint"));
         let [lost] = lost_events(&files).try_into().unwrap();
         assert_eq!(lost.lost, Some(1));
         assert!(matches!(verdict(&files), Verdict::Sealed { .. }));

@@ -115,10 +115,19 @@ impl Walk<'_> {
                         ),
                     };
                 }
-                let hint = if at.line == 1 {
-                    " (a rotated file missing?)"
-                } else {
-                    ""
+                let continues = line
+                    .event
+                    .as_ref()
+                    .ok()
+                    .filter(|event| event.record.event == EventKind::Rotate)
+                    .and_then(|event| event.record.lines);
+                let hint = match (at.line, continues) {
+                    (1, Some(lines)) => format!(
+                        " (a rotated file missing or emptied: this file continues one of {lines} \
+                         lines)"
+                    ),
+                    (1, None) => " (a rotated file missing?)".to_owned(),
+                    _ => String::new(),
                 };
                 Break {
                     at,

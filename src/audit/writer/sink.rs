@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::failures::FailureTally;
 use super::millis;
-use super::resume::resume_point;
-use crate::audit::chain::{AuditChain, ChainError, EventKind, Record, RefusedKey};
+use super::resume::{resume_point, rotate_record};
+use crate::audit::chain::{AuditChain, ChainError, EventKind, Record, RefusedKey, Seal};
 use crate::audit::syslog::{SyslogSender, SyslogTarget};
 use crate::audit::{AuditError, numbered};
 use crate::keys::public::fingerprint;
@@ -83,7 +83,7 @@ pub(super) enum Write {
     Append(Record),
     /// Write this record and answer once it is fsynced.
     Durable(Record, Ack),
-    /// Write `stop` and a final checkpoint, fsync, answer, and end the task.
+    /// Write `stop` and the final seal, fsync, answer, and end the task.
     Close(Ack),
 }
 
@@ -202,9 +202,9 @@ impl Sink {
         host: PrivateKey,
         now: Instant,
     ) -> Result<Self, AuditError> {
-        let chain = match resume_point(&path)? {
-            Some(chain) => chain,
-            None => AuditChain::new(rand::rng().random()),
+        let (chain, rotated) = match resume_point(&path)? {
+            Some(resumed) => (resumed.chain, resumed.rotated),
+            None => (AuditChain::new(rand::rng().random()), None),
         };
         let file = open_append(&path)?;
         let size = file.metadata().map_err(AuditError::io(&path))?.len();
@@ -230,6 +230,9 @@ impl Sink {
             unsealed_since: None,
             outage: None,
         };
+        if let Some(rotated) = rotated {
+            sink.write_event(rotated, now)?;
+        }
         let mut start = Record::new(EventKind::Start);
         start.key = Some(sink.host_fingerprint.clone());
         sink.append(start, now)?;
@@ -267,14 +270,14 @@ impl Sink {
                 }
                 Write::Close(ack) => {
                     self.record(Record::new(EventKind::Stop), now);
-                    self.guard(now, Self::checkpoint);
+                    self.guard(now, |sink| sink.write_checkpoint(Some(Seal::Final)));
                     acks.push(ack);
                     closing = true;
                 }
             }
         }
         if self.checkpoint_due().is_some_and(|due| due <= now) {
-            self.guard(now, Self::checkpoint);
+            self.guard(now, |sink| sink.checkpoint(now));
         }
         if self.size != self.synced_size {
             self.guard(now, Self::sync);
@@ -336,7 +339,7 @@ impl Sink {
                     outage.lost
                 );
                 if self.size >= self.options.max_bytes {
-                    self.guard(now, Self::rotate);
+                    self.guard(now, |sink| sink.rotate(now));
                 }
             }
             Err(err) => {
@@ -366,7 +369,7 @@ impl Sink {
             file.metadata().map_err(AuditError::io(&self.path))?.len()
         };
         sync_parent(&self.path)?;
-        let chain = resume_point(&self.path)?.ok_or_else(|| AuditError::BadLine {
+        let resumed = resume_point(&self.path)?.ok_or_else(|| AuditError::BadLine {
             path: self.path.clone(),
             line: 0,
             detail: "the log's files are gone: cannot continue the audit chain".to_owned(),
@@ -374,13 +377,16 @@ impl Sink {
         self.file = file;
         self.size = size;
         self.synced_size = size;
-        self.chain = chain;
+        self.chain = resumed.chain;
+        if let Some(rotated) = resumed.rotated {
+            self.write_event(rotated, now)?;
+        }
         let mut lost = Record::new(EventKind::Lost);
         lost.lost = Some(outage.lost);
         lost.duration_ms = Some(millis(now.saturating_duration_since(outage.since)));
         lost.rule = Some(outage.reason.clone());
         self.write_event(lost, now)?;
-        self.write_checkpoint()?;
+        self.write_checkpoint(None)?;
         self.sync()
     }
 
@@ -395,7 +401,7 @@ impl Sink {
     fn append(&mut self, record: Record, now: Instant) -> Result<(), AuditError> {
         self.write_event(record, now)?;
         if self.unsealed >= self.options.checkpoint_every || self.size >= self.options.max_bytes {
-            self.checkpoint()?;
+            self.checkpoint(now)?;
         }
         Ok(())
     }
@@ -415,20 +421,22 @@ impl Sink {
         Ok(())
     }
 
-    /// Seals everything so far with a signed checkpoint; rotates if the file is full.
-    fn checkpoint(&mut self) -> Result<(), AuditError> {
-        self.write_checkpoint()?;
-        if self.size >= self.options.max_bytes {
-            self.rotate()?;
+    /// Seals everything so far with a signed checkpoint; if the file is full, that checkpoint
+    /// is marked as the file's last and the file is rotated.
+    fn checkpoint(&mut self, now: Instant) -> Result<(), AuditError> {
+        if self.size < self.options.max_bytes {
+            return self.write_checkpoint(None);
         }
-        Ok(())
+        self.write_checkpoint(Some(Seal::Rotate))?;
+        self.rotate(now)
     }
 
-    fn write_checkpoint(&mut self) -> Result<(), AuditError> {
+    /// Writes a checkpoint marked `seal` (`None`: an ordinary one).
+    fn write_checkpoint(&mut self, seal: Option<Seal>) -> Result<(), AuditError> {
         let time = timestamp_now();
         let line = self
             .chain
-            .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint)
+            .seal_checkpoint(time.clone(), &self.host, &self.host_fingerprint, seal)
             .map_err(|source| self.chain_error(source))?;
         self.write_line(EventKind::Checkpoint, time, line)?;
         self.unsealed = 0;
@@ -468,9 +476,10 @@ impl Sink {
         Ok(())
     }
 
-    /// `PATH.n` → `PATH.n+1` for every n (oldest first), `PATH` → `PATH.1`, then a new `PATH`.
-    /// The old file is fsynced first and ends with a checkpoint; the directory is fsynced after.
-    fn rotate(&mut self) -> Result<(), AuditError> {
+    /// `PATH.n` → `PATH.n+1` for every n (oldest first), `PATH` → `PATH.1`, then a new `PATH`
+    /// that begins with a `rotate` line naming `PATH.1`. The old file is fsynced first and
+    /// ends with a checkpoint; the directory is fsynced after.
+    fn rotate(&mut self, now: Instant) -> Result<(), AuditError> {
         self.sync()?;
         let count = (1u32..)
             .take_while(|n| numbered(&self.path, *n).exists())
@@ -487,7 +496,7 @@ impl Sink {
         self.synced_size = 0;
         sync_parent(&self.path)?;
         tracing::info!(path = %self.path.display(), "audit log rotated");
-        Ok(())
+        self.write_event(rotate_record(&self.path), now)
     }
 
     fn chain_error(&self, source: ChainError) -> AuditError {

@@ -717,8 +717,14 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
     let found = show(&sandbox, &log, &["--grep", "uploaded.bin"])
         .ok()
         .to_owned();
-    assert_eq!(found.lines().count(), 2, "{found}");
+    // The header, the transfer's start, and its end.
+    assert_eq!(found.lines().count(), 3, "{found}");
     assert!(found.contains(&want), "{found}");
+    let start = format!(
+        "[transfer: upload {}, 100000 bytes, starting]",
+        remote.display()
+    );
+    assert!(found.contains(&start), "{found}");
 }
 
 #[test]

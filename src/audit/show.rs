@@ -233,7 +233,8 @@ fn cells(row: &Row<'_>) -> [String; 6] {
 
 /// A transfer event from whatever members it has, e.g.
 /// `[transfer: upload /srv/a.bin, 100000 bytes, sha256 1a2b3c4d5e6f]` or
-/// `[transfer: download /srv/b, 5 bytes, failed: the session ended before the transfer did]`.
+/// `[transfer: download /srv/b, 5 bytes, failed: the session ended before the transfer did]`;
+/// a transfer's start (no hash, no failure yet) ends in `starting`.
 fn transfer(kind: EventKind, record: &Record) -> String {
     let mut parts = Vec::new();
     let what = [record.direction.as_deref(), record.path.as_deref()];
@@ -249,6 +250,10 @@ fn transfer(kind: EventKind, record: &Record) -> String {
     }
     if let Some(rule) = &record.rule {
         parts.push(format!("failed: {rule}"));
+    }
+    if kind == EventKind::Transfer && record.sha256.is_none() && record.rule.is_none() {
+        // Written before the first byte moved; its end is a later row.
+        parts.push("starting".to_owned());
     }
     format!("[{}: {}]", kind.as_str(), parts.join(", "))
 }
@@ -535,6 +540,18 @@ mod tests {
         assert_eq!(
             cells(&row)[5],
             "[transfer: upload /tmp/\\u{1b}[2J, 100000 bytes, sha256 ab]"
+        );
+        // A start: no hash and no failure yet.
+        let mut start = transfer_event(Ok("ab"));
+        start.record.sha256 = None;
+        let row = Row {
+            event: &start,
+            exit: None,
+            duration_ms: None,
+        };
+        assert_eq!(
+            cells(&row)[5],
+            "[transfer: upload /srv/data/report.pdf, 100000 bytes, starting]"
         );
     }
 

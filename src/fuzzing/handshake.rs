@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rsa::pkcs8::DecodePrivateKey as _;
+use rsa::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use rsa::sha2::{Digest as _, Sha256};
 use rsa::{Oaep, PrivateKey};
 use x25519_dalek::EphemeralSecret;
 
 use super::{SHORT_EPOCHS, canonical_message, check_canonical, length_prefixed};
-use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::keys::public::to_spki_der;
 use crate::proto::handshake::server::{self, ExpectClientAuth, ServerKeys};
 use crate::proto::handshake::{
     CLIENT_SIGNATURE_LABEL, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, client, put_record,
@@ -29,11 +29,21 @@ use crate::proto::record::{HEADER_LEN, frame_len};
 use crate::proto::schedule::{self, SessionSecrets};
 use crate::proto::{DecodeError, Message, ProtoError, RecordOpener, RecordSealer, UpdateLimits};
 
-const HOST_PEM: &str = include_str!("../../tests/fixtures/host_rsa");
-const TRANSPORT_PEM: &str = include_str!("../../tests/fixtures/transport_rsa");
-/// The fake client's key: the 2048-bit fixture, whose signature costs a third of a
-/// 3072-bit one.
-const IDENTITY_PEM: &str = include_str!("../../tests/fixtures/other_rsa");
+/// The server target's host and transport keys: 1024 bits. A server never checks the size
+/// of its own keys, and under the fuzzer's instrumentation a 3072-bit private-key operation
+/// takes some 50 ms.
+const SERVER_HOST_PEM: &str = include_str!("../../tests/fixtures/fuzz_host_rsa");
+const SERVER_TRANSPORT_PEM: &str = include_str!("../../tests/fixtures/fuzz_transport_rsa");
+/// The fake client's key in the server target: the server takes client keys of 2048 bits
+/// and up.
+const FAKE_CLIENT_PEM: &str = include_str!("../../tests/fixtures/other_rsa");
+/// The fake server's host key (it signs once) and transport key in the client target: the
+/// client takes 2048 bits and up.
+const FAKE_HOST_PEM: &str = include_str!("../../tests/fixtures/host_rsa");
+const FAKE_TRANSPORT_PEM: &str = include_str!("../../tests/fixtures/other_rsa");
+/// The client's own key in the client target: 1024 bits, as the client never checks its
+/// own key's size.
+const CLIENT_PEM: &str = include_str!("../../tests/fixtures/fuzz_client_rsa");
 
 /// Seeds of the client's and the server's RNGs.
 const CLIENT_SEED: u64 = 0xC11E;
@@ -149,8 +159,13 @@ pub fn server_handshake(data: &[u8]) {
 /// The server's keys: the test host key and transport key.
 fn server_keys() -> Option<&'static ServerKeys> {
     static KEYS: OnceLock<Option<ServerKeys>> = OnceLock::new();
-    KEYS.get_or_init(|| Some(ServerKeys::new(fixture(HOST_PEM)?, fixture(TRANSPORT_PEM)?)))
-        .as_ref()
+    KEYS.get_or_init(|| {
+        Some(ServerKeys::new(
+            fixture(SERVER_HOST_PEM)?,
+            fixture(SERVER_TRANSPORT_PEM)?,
+        ))
+    })
+    .as_ref()
 }
 
 fn server_reads_hello(wire: &[u8]) {
@@ -228,16 +243,24 @@ fn server_reads_key_transport(data: &[u8]) {
     }
 }
 
-/// The fake client's key and its SubjectPublicKeyInfo DER.
-fn identity() -> Option<&'static (PrivateKey, Vec<u8>)> {
-    static IDENTITY: OnceLock<Option<(PrivateKey, Vec<u8>)>> = OnceLock::new();
-    IDENTITY
-        .get_or_init(|| {
-            let key = fixture(IDENTITY_PEM)?;
-            let der = to_spki_der(key.as_public_key());
-            Some((key, der))
-        })
-        .as_ref()
+/// A client key of the fixtures and its SubjectPublicKeyInfo DER.
+type ClientKey = (PrivateKey, Vec<u8>);
+
+fn client_key(cell: &'static OnceLock<Option<ClientKey>>, pem: &str) -> Option<&'static ClientKey> {
+    cell.get_or_init(|| {
+        let key = fixture(pem)?;
+        let der = to_spki_der(key.as_public_key());
+        Some((key, der))
+    })
+    .as_ref()
+}
+
+/// `make()`, or the value it gave the first time if `key` is the same as then. The fake
+/// peers' private-key results repeat from input to input (the RNGs are seeded): this pays
+/// for them once.
+fn remembered<V: Clone>(cell: &OnceLock<(Vec<u8>, V)>, key: &[u8], make: impl Fn() -> V) -> V {
+    let (known, value) = cell.get_or_init(|| (key.to_vec(), make()));
+    if known == key { value.clone() } else { make() }
 }
 
 fn server_reads_client_auth(data: &[u8]) {
@@ -246,7 +269,11 @@ fn server_reads_client_auth(data: &[u8]) {
     };
     let signed = flags & 1 == 1;
     let now = Instant::now();
-    let (Some(keys), Some((identity, identity_der))) = (server_keys(), identity()) else {
+    static FAKE_CLIENT: OnceLock<Option<ClientKey>> = OnceLock::new();
+    static SIGNATURE: OnceLock<(Vec<u8>, Option<Vec<u8>>)> = OnceLock::new();
+    let (Some(keys), Some((identity, identity_der))) =
+        (server_keys(), client_key(&FAKE_CLIENT, FAKE_CLIENT_PEM))
+    else {
         return;
     };
     let mut server_rng = StdRng::seed_from_u64(SERVER_SEED);
@@ -269,7 +296,7 @@ fn server_reads_client_auth(data: &[u8]) {
     let parsed = reply.and_then(|body| ServerHello::decode(body).ok());
     let transport = parsed
         .as_ref()
-        .and_then(|hello| from_spki_der(&hello.transport_key).ok());
+        .and_then(|hello| rsa::PublicKey::from_public_key_der(&hello.transport_key).ok());
     let ciphertext = transport.and_then(|key| {
         key.encrypt(
             &mut client_rng,
@@ -306,9 +333,14 @@ fn server_reads_client_auth(data: &[u8]) {
     };
     let mut chunks = length_prefixed(messages).filter_map(canonical_message);
     let signature = if signed {
-        let message = [CLIENT_SIGNATURE_LABEL, &th].concat();
-        let signature = identity.pss_sign_with_rng::<Sha256, _>(&mut client_rng, &message);
-        assert!(signature.is_ok(), "the fake client cannot sign");
+        let signature = remembered(&SIGNATURE, &th, || {
+            let message = [CLIENT_SIGNATURE_LABEL, &th].concat();
+            let mut rng = StdRng::seed_from_u64(CLIENT_SEED);
+            identity
+                .pss_sign_with_rng::<Sha256, _>(&mut rng, &message)
+                .ok()
+        });
+        assert!(signature.is_some(), "the fake client cannot sign");
         signature.unwrap_or_default()
     } else {
         Vec::new()
@@ -426,8 +458,8 @@ fn fake_server() -> Option<&'static FakeServer> {
 
 impl FakeServer {
     fn new() -> Option<Self> {
-        let host = fixture(HOST_PEM)?;
-        let transport = fixture(TRANSPORT_PEM)?;
+        let host = fixture(FAKE_HOST_PEM)?;
+        let transport = fixture(FAKE_TRANSPORT_PEM)?;
         let (_, hello) = client::start(&mut StdRng::seed_from_u64(CLIENT_SEED));
         let hello = handshake_record(&hello)?.0.to_vec();
         let mut reply = ServerHello {
@@ -466,18 +498,22 @@ impl FakeServer {
     fn receive_flight(
         &self,
         flight: &[u8],
-        identity_der: &[u8],
+        (identity, identity_der): &ClientKey,
         now: Instant,
     ) -> Option<SessionSecrets> {
+        static SECRET: OnceLock<(Vec<u8>, Option<[u8; 32]>)> = OnceLock::new();
         let (body, frame) = handshake_record(flight)?;
-        let key_transport = KeyTransport::decode(body).ok()?;
-        let mut rng = StdRng::seed_from_u64(SERVER_SEED);
-        let padding = Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL);
-        let secret = self
-            .transport
-            .decrypt_blinded(&mut rng, padding, &key_transport.ciphertext)
-            .ok()
-            .and_then(|plain| <[u8; 32]>::try_from(plain.as_slice()).ok());
+        let ciphertext = KeyTransport::decode(body).ok()?.ciphertext;
+        let secret = remembered(&SECRET, &ciphertext, || {
+            let mut rng = StdRng::seed_from_u64(SERVER_SEED);
+            let padding = Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL);
+            let plain = self
+                .transport
+                .decrypt_blinded(&mut rng, padding, &ciphertext);
+            plain
+                .ok()
+                .and_then(|plain| <[u8; 32]>::try_from(plain.as_slice()).ok())
+        });
         assert!(
             secret.is_some(),
             "the client's KeyTransport does not unwrap"
@@ -495,14 +531,17 @@ impl FakeServer {
             .flatten()
             .and_then(|n| body.get(..n))
             .and_then(|plain| Message::decode(plain).ok());
+        let key = identity.as_public_key();
         let signed = match auth {
             Some(Message::ClientAuth {
                 public_key,
                 signature,
-            }) if public_key == identity_der => from_spki_der(public_key).is_ok_and(|key| {
-                key.pss_verify::<Sha256>(&[CLIENT_SIGNATURE_LABEL, &th].concat(), signature)
-                    .is_ok()
-            }),
+            }) => {
+                public_key == identity_der
+                    && key
+                        .pss_verify::<Sha256>(&[CLIENT_SIGNATURE_LABEL, &th].concat(), signature)
+                        .is_ok()
+            }
             _ => false,
         };
         assert!(
@@ -524,7 +563,8 @@ fn client_reads_auth_result(data: &[u8]) {
     };
     let confirmed = flags & 1 == 1;
     let now = Instant::now();
-    let (Some(server), Some((identity, identity_der))) = (fake_server(), identity()) else {
+    static CLIENT: OnceLock<Option<ClientKey>> = OnceLock::new();
+    let (Some(server), Some(client)) = (fake_server(), client_key(&CLIENT, CLIENT_PEM)) else {
         return;
     };
     let mut rng = StdRng::seed_from_u64(CLIENT_SEED);
@@ -541,12 +581,12 @@ fn client_reads_auth_result(data: &[u8]) {
     );
     let Ok(verified) = verified else { return };
     assert_eq!(verified.host_key_der(), server.host_der);
-    let trusted = verified.trust(identity, UpdateLimits::default(), &mut rng, now);
+    let trusted = verified.trust(&client.0, UpdateLimits::default(), &mut rng, now);
     assert!(trusted.is_ok(), "the client cannot answer the fake server");
     let Ok((flight, mut state)) = trusted else {
         return;
     };
-    let Some(secrets) = server.receive_flight(&flight, identity_der, now) else {
+    let Some(secrets) = server.receive_flight(&flight, client, now) else {
         return;
     };
 

@@ -367,8 +367,12 @@ pub fn config(data: &[u8]) {
     };
     let path = Path::new("/nonexistent/seashell.toml");
     // TODO(merge): ConfigFile::parse(text, path)
-    let Ok(file) = toml::from_str::<ConfigFile>(text) else {
-        return;
+    let file = match toml::from_str::<ConfigFile>(text) {
+        Ok(file) => file,
+        Err(err) => {
+            let _ = err.to_string();
+            return;
+        }
     };
     let mut settings = ServerSettings::with_defaults_in(Path::new("/nonexistent"));
     if let Err(err) = file.apply(path, &mut settings) {

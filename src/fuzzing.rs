@@ -449,8 +449,12 @@ pub fn audit_line(data: &[u8]) {
 
 fn host_public() -> Option<&'static PublicKey> {
     static HOST: OnceLock<Option<PublicKey>> = OnceLock::new();
-    HOST.get_or_init(|| public::parse_line(HOST_PUB).ok().map(|line| line.key))
-        .as_ref()
+    HOST.get_or_init(|| {
+        let key = public::parse_line(HOST_PUB).ok().map(|line| line.key);
+        assert!(key.is_some(), "tests/fixtures/host_rsa.pub does not load");
+        key
+    })
+    .as_ref()
 }
 
 /// The verifier takes paths: the log is written to a directory of its own under the

@@ -36,6 +36,8 @@ pub mod client;
 pub mod config;
 pub mod fileio;
 pub mod framepool;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod proto;
 pub mod quickstart;

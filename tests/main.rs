@@ -13,6 +13,7 @@ mod audit;
 mod channel;
 mod common;
 mod console;
+mod corpus;
 mod fuzz;
 mod keys;
 mod layers;

@@ -27,7 +27,6 @@ use crate::keys::authorized::{AuthorizedKey, AuthorizedKeys, ExpiryDate, KeyOpti
 use crate::keys::cidr::Cidr;
 use crate::keys::known_hosts::{HostKeyStatus, KnownHosts, canonical_host_port};
 use crate::keys::public;
-use crate::proto::handshake::server::ExpectClientAuth;
 use crate::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
 use crate::proto::message::{ClientHello, KeyTransport, ServerHello, VersionRefused};
 use crate::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
@@ -200,8 +199,6 @@ pub fn message(data: &[u8]) {
                 let owned = msg.to_owned_message();
                 assert_eq!(owned.as_message(), msg);
                 let _ = (msg.name(), msg.is_transfer());
-                // The server's look at a ClientAuth's key before checking its signature.
-                let _ = ExpectClientAuth::claimed_key(&msg);
             }
         }
         1 => check_canonical(bytes, ClientHello::decode(bytes), |hello, out| {
@@ -366,8 +363,7 @@ pub fn config(data: &[u8]) {
         return;
     };
     let path = Path::new("/nonexistent/seashell.toml");
-    // TODO(merge): ConfigFile::parse(text, path)
-    let file = match toml::from_str::<ConfigFile>(text) {
+    let file = match ConfigFile::parse(text, path) {
         Ok(file) => file,
         Err(err) => {
             let _ = err.to_string();

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use seashell::audit::Seal;
 use seashell::audit::chain::{AuditChain, EventKind, Record};
 use seashell::fuzzing;
 use seashell::keys::public::{fingerprint, to_spki_der};
@@ -447,13 +448,13 @@ fn audit_line_seeds() -> Vec<Vec<u8>> {
     }
     lines.push(
         chain
-            .seal_checkpoint(time(), &host, &host_fingerprint)
+            .seal_checkpoint(time(), &host, &host_fingerprint, None)
             .unwrap(),
     );
     lines.push(chain.seal(Record::new(EventKind::Stop), time()).unwrap());
     lines.push(
         chain
-            .seal_checkpoint(time(), &host, &host_fingerprint)
+            .seal_checkpoint(time(), &host, &host_fingerprint, Some(Seal::Final))
             .unwrap(),
     );
     let whole = lines.iter().map(|l| format!("{l}\n")).collect::<String>();

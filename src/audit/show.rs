@@ -394,6 +394,29 @@ mod tests {
         assert_eq!(escape("שלום"), "שלום");
     }
 
+    /// An event at seq `seq`, 2025-06-01 12:00 UTC.
+    fn at(seq: u64, record: Record) -> Event {
+        Event {
+            time: "2025-06-01T12:00:00.000Z".into(),
+            seq,
+            record,
+            genesis: None,
+            prev: String::new(),
+            sig: None,
+        }
+    }
+
+    /// The COMMAND cell `show` prints for `event` alone.
+    fn command_cell(event: &Event) -> String {
+        let row = Row {
+            event,
+            exit: None,
+            duration_ms: None,
+        };
+        let [.., command] = cells(&row);
+        command
+    }
+
     #[test]
     fn a_failure_summary_is_one_readable_line() {
         let key = |name: &str, rule: &str| RefusedKey {
@@ -420,14 +443,7 @@ mod tests {
             },
         ]);
         record.unlisted = Some(3);
-        let event = Event {
-            time: "2025-06-01T12:00:00.000Z".into(),
-            seq: 9,
-            record,
-            genesis: None,
-            prev: String::new(),
-            sig: None,
-        };
+        let event = at(9, record);
         let row = Row {
             event: &event,
             exit: None,
@@ -450,12 +466,7 @@ mod tests {
             record: old,
             ..event.clone()
         };
-        let row = Row {
-            event: &old,
-            exit: None,
-            duration_ms: None,
-        };
-        assert_eq!(cells(&row)[5], "[auth_fail: key SHA256:old refused]");
+        assert_eq!(command_cell(&old), "[auth_fail: key SHA256:old refused]");
     }
 
     #[test]
@@ -464,14 +475,7 @@ mod tests {
         record.lost = Some(3);
         record.duration_ms = Some(2_000);
         record.rule = Some("/var/log/audit.log: No space left on device (os error 28)".into());
-        let event = Event {
-            time: "2025-06-01T12:00:00.000Z".into(),
-            seq: 9,
-            record,
-            genesis: None,
-            prev: String::new(),
-            sig: None,
-        };
+        let event = at(9, record);
         let row = Row {
             event: &event,
             exit: None,
@@ -496,61 +500,34 @@ mod tests {
             Ok(sha256) => record.sha256 = Some(sha256.into()),
             Err(rule) => record.rule = Some(rule.into()),
         }
-        Event {
-            time: "2025-06-01T12:00:00.000Z".into(),
-            seq: 5,
-            record,
-            genesis: None,
-            prev: String::new(),
-            sig: None,
-        }
+        at(5, record)
     }
 
     #[test]
     fn a_transfer_row_shows_direction_path_size_and_a_short_hash() {
         let done = transfer_event(Ok(&"1a2b3c4d5e6f7a8b".repeat(4)));
-        let row = Row {
-            event: &done,
-            exit: None,
-            duration_ms: None,
-        };
         assert_eq!(
-            cells(&row)[5],
+            command_cell(&done),
             "[transfer: upload /srv/data/report.pdf, 100000 bytes, sha256 1a2b3c4d5e6f]"
         );
         let cut = transfer_event(Err("the session ended before the transfer did"));
-        let row = Row {
-            event: &cut,
-            exit: None,
-            duration_ms: None,
-        };
         assert_eq!(
-            cells(&row)[5],
+            command_cell(&cut),
             "[transfer: upload /srv/data/report.pdf, 100000 bytes, failed: the session ended \
              before the transfer did]"
         );
         // A path is shown escaped like any other text.
         let mut odd = transfer_event(Ok("ab"));
         odd.record.path = Some("/tmp/\u{1b}[2J".into());
-        let row = Row {
-            event: &odd,
-            exit: None,
-            duration_ms: None,
-        };
         assert_eq!(
-            cells(&row)[5],
+            command_cell(&odd),
             "[transfer: upload /tmp/\\u{1b}[2J, 100000 bytes, sha256 ab]"
         );
         // A start: no hash and no failure yet.
         let mut start = transfer_event(Ok("ab"));
         start.record.sha256 = None;
-        let row = Row {
-            event: &start,
-            exit: None,
-            duration_ms: None,
-        };
         assert_eq!(
-            cells(&row)[5],
+            command_cell(&start),
             "[transfer: upload /srv/data/report.pdf, 100000 bytes, starting]"
         );
     }
@@ -583,14 +560,7 @@ mod tests {
                 rule: "from=".into(),
             }],
         }]);
-        let event = Event {
-            time: "2025-06-01T12:00:00.000Z".into(),
-            seq: 2,
-            record,
-            genesis: None,
-            prev: String::new(),
-            sig: None,
-        };
+        let event = at(2, record);
         let matches = |key: Option<&str>, grep: Option<&str>| {
             let options = ShowOptions {
                 key: key.map(str::to_owned),

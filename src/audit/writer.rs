@@ -414,8 +414,9 @@ mod tests {
         log.close().await.unwrap();
     }
 
-    #[tokio::test]
-    async fn rotation_keeps_one_chain_across_files() {
+    /// A log of `commands` commands that rotated at 1,200 bytes, closed cleanly: its
+    /// directory, its path and its files.
+    async fn rotated_log(commands: usize) -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let options = AuditOptions {
@@ -424,11 +425,17 @@ mod tests {
         };
         let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
         let session = log.session(who()).await;
-        for n in 0..20 {
+        for n in 0..commands {
             session.command(&format!("echo {n}"), false).await.unwrap();
         }
         log.close().await.unwrap();
         let files = rotated_set(&path);
+        (dir, path, files)
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_one_chain_across_files() {
+        let (_dir, _path, files) = rotated_log(20).await;
         assert!(files.len() >= 3, "{files:?}");
         for rotated in files.iter().take(files.len() - 1) {
             assert_eq!(kinds(rotated).last(), Some(&"checkpoint"), "{rotated:?}");
@@ -469,19 +476,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_or_emptied_rotated_file_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let options = AuditOptions {
-            max_bytes: 1200,
-            ..AuditOptions::default()
-        };
-        let log = AuditLog::open(&path, &options, &host_key()).await.unwrap();
-        let session = log.session(who()).await;
-        for n in 0..30 {
-            session.command(&format!("echo {n}"), false).await.unwrap();
-        }
-        log.close().await.unwrap();
-        let files = rotated_set(&path);
+        let (_dir, path, files) = rotated_log(30).await;
         assert!(files.len() >= 4, "{files:?}");
         let middle = files[1].clone();
 

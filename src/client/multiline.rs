@@ -219,23 +219,7 @@ fn shallow(tokens: &[Token]) -> bool {
                 let was_prefix = after_prefix;
                 after_prefix =
                     matches!(word, "function" | "coproc" | "time") || (was_prefix && word == "-p");
-                command_position = after_prefix
-                    || was_prefix
-                    || matches!(
-                        word,
-                        "{" | "}"
-                            | "!"
-                            | "if"
-                            | "then"
-                            | "else"
-                            | "elif"
-                            | "fi"
-                            | "while"
-                            | "until"
-                            | "do"
-                            | "done"
-                            | "esac"
-                    );
+                command_position = after_prefix || was_prefix || OPENS_A_COMMAND.contains(&word);
                 closer_position = matches!(word, "}" | "fi" | "done" | "esac");
             }
         }
@@ -245,6 +229,11 @@ fn shallow(tokens: &[Token]) -> bool {
     }
     true
 }
+
+/// Reserved words after which the next word is in command position.
+const OPENS_A_COMMAND: &[&str] = &[
+    "{", "}", "!", "if", "then", "else", "elif", "fi", "while", "until", "do", "done", "esac",
+];
 
 /// Whether the text ends (but for newlines) with a word and then `(`, as `echo (` or `f(`:
 /// bash takes that for a syntax error at the newline, where the parser here reads on (it
@@ -261,26 +250,8 @@ fn ends_with_word_and_paren(text: &str) -> bool {
         (Some(Token::Operator(paren, _)), Some(Token::Word(word, _))) => {
             paren == "("
                 && !word.ends_with('=')
-                && !matches!(
-                    word.as_str(),
-                    "!" | "{"
-                        | "}"
-                        | "if"
-                        | "then"
-                        | "else"
-                        | "elif"
-                        | "fi"
-                        | "while"
-                        | "until"
-                        | "do"
-                        | "done"
-                        | "esac"
-                        | "in"
-                        | "time"
-                        | "-p"
-                        | "coproc"
-                        | "[["
-                )
+                && !OPENS_A_COMMAND.contains(&word.as_str())
+                && !matches!(word.as_str(), "in" | "time" | "-p" | "coproc" | "[[")
         }
         _ => false,
     }

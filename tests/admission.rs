@@ -153,6 +153,10 @@ fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
         ),
         "{refused:?}"
     );
+    // The seashell client tells its user what may be going on.
+    let run = client_of(&server, "client_rsa").exec(&server, &["true"], b"");
+    assert_eq!(run.code, Some(255), "{run:#?}");
+    assert!(run.stderr.contains("refusing this address"), "{run:#?}");
     let log = server.wait_for_log(|log| log.contains("source penalized"));
     assert_eq!(count_lines(&log, "authentication failed"), 3, "{log}");
 

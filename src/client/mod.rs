@@ -98,8 +98,10 @@ pub enum ClientError {
     /// The server closed the connection before its ServerHello.
     #[error(
         "{target} closed the connection during the handshake, before its ServerHello: the \
-         server may speak an older protocol version than this client's version {ours} \
-         (upgrade seashell on the server), or it is not a seashell server"
+         server may be refusing this address for a while after repeated failed \
+         authentications, or be full of unauthenticated connections (its log says which); \
+         or it speaks an older protocol version than this client's version {ours} (upgrade \
+         seashell on the server), or it is not a seashell server"
     )]
     ClosedInHandshake {
         /// host:port.

@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage known_hosts.
     #[command(name = "known-hosts", subcommand)]
     KnownHosts(KnownHostsCommand),
+    /// Read the client configuration ($SEASHELL_HOME/config: host aliases).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check or read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -75,6 +78,9 @@ pub struct ServeArgs {
 /// Who we are and which host keys we trust (shared by connect, exec and cp).
 #[derive(Debug, Args)]
 pub struct TrustArgs {
+    /// Client configuration (host aliases). Default: $SEASHELL_HOME/config, if it exists.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Identity (private key). Default: $SEASHELL_HOME/id_rsa.
     #[arg(short = 'i', value_name = "KEY")]
     pub identity: Option<PathBuf>,
@@ -98,7 +104,7 @@ pub struct TargetArgs {
     /// Port (default 7022; wins over a port in DEST).
     #[arg(short = 'p', value_name = "PORT")]
     pub port: Option<u16>,
-    /// host, host:port or `[ipv6]:port`.
+    /// An alias of the client configuration, host, host:port or `[ipv6]:port`.
     #[arg(value_name = "DEST")]
     pub dest: String,
 }
@@ -169,6 +175,21 @@ pub enum KnownHostsCommand {
         /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
         #[arg(long, value_name = "FILE")]
         known_hosts: Option<PathBuf>,
+    },
+}
+
+/// `seashell config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the settings a command for HOST would use and where each came from (like
+    /// `ssh -G`): one `key = value  # origin` line each.
+    Show {
+        /// An alias, host, host:port or `[ipv6]:port`.
+        #[arg(value_name = "HOST")]
+        host: String,
+        /// Client configuration. Default: $SEASHELL_HOME/config, if it exists.
+        #[arg(short = 'F', value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 

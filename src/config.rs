@@ -3,7 +3,10 @@
 //! defaults. Command-line flags are applied after the file, so they win. Every error names
 //! the file and the line, and the key with its allowed range: `x.toml:3: keepalive_secs =
 //! 18446744073709551615 is out of range (1 to 86400 seconds)`. It reads only the file it is
-//! given and never starts anything: a value out of range never reaches the server.
+//! given and never starts anything: a value out of range never reaches the server. The
+//! client's file (host aliases) is [`client`]'s, with the same parsing and the same errors.
+
+pub mod client;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 
 use crate::server::ServerSettings;
@@ -198,27 +202,8 @@ impl ConfigFile {
     /// configuration or an error, never a panic; values are range-checked by
     /// [`ConfigFile::apply`].
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let line_starts: Vec<usize> = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(index, _)| index + 1))
-            .collect();
-        match toml::from_str::<Keys>(text) {
-            Ok(keys) => Ok(Self { keys, line_starts }),
-            Err(err) => {
-                let line = err.span().map(|span| line_of(&line_starts, span.start));
-                let message = err.message().trim_end().replace('\n', " ");
-                let message = match line.and_then(|line| quoted_line(text, line)) {
-                    Some(quoted) => format!("{quoted}: {message}"),
-                    None => message,
-                };
-                Err(ConfigError::Invalid {
-                    place: Place {
-                        path: path.to_owned(),
-                        line,
-                    },
-                    message,
-                })
-            }
-        }
+        let (keys, line_starts) = parse_toml(text, path)?;
+        Ok(Self { keys, line_starts })
     }
 
     /// Applies every key present over `settings`, each checked against its range, then
@@ -462,6 +447,36 @@ impl Locator<'_> {
                 hello.get_ref()
             ),
         ))
+    }
+}
+
+/// Parses `text`, the contents of `path`, as `T`, with the byte offset where each line
+/// starts (for [`line_of`]). Bad TOML, an unknown key or a wrong type is
+/// [`ConfigError::Invalid`] at its line, quoting it.
+fn parse_toml<T: DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<(T, Vec<usize>), ConfigError> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(index, _)| index + 1))
+        .collect();
+    match toml::from_str::<T>(text) {
+        Ok(value) => Ok((value, line_starts)),
+        Err(err) => {
+            let line = err.span().map(|span| line_of(&line_starts, span.start));
+            let message = err.message().trim_end().replace('\n', " ");
+            let message = match line.and_then(|line| quoted_line(text, line)) {
+                Some(quoted) => format!("{quoted}: {message}"),
+                None => message,
+            };
+            Err(ConfigError::Invalid {
+                place: Place {
+                    path: path.to_owned(),
+                    line,
+                },
+                message,
+            })
+        }
     }
 }
 

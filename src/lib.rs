@@ -21,6 +21,7 @@
 //! - [`fileio`]: the file side of transfers, shared by both ends: hashed chunked reads,
 //!   partial files renamed into place after the hash check, tree walks.
 //! - [`config`]: the server's TOML configuration file.
+//! - [`shown`]: text from a peer or a log file made safe to print on a terminal.
 //! - [`cli`]: the command-line interface; `main.rs` and its `cmd` modules parse, call the
 //!   library, print and map errors to exit codes.
 //!
@@ -42,4 +43,5 @@ pub mod keys;
 pub mod proto;
 pub mod quickstart;
 pub mod server;
+pub mod shown;
 pub mod transport;

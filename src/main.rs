@@ -10,16 +10,19 @@ use std::process::ExitCode;
 use clap::Parser;
 use seashell::audit::{self, show::ShowOptions};
 use seashell::cli::{
-    AuditCommand, Cli, Command, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs, TrustArgs,
+    AuditCommand, Cli, Command, ConfigCommand, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs,
+    TrustArgs,
 };
 use seashell::client::connect::ConnectOptions;
 use seashell::client::cp::{self, Plan};
 use seashell::client::dest::Destination;
+use seashell::client::target::{self, Target, Typed};
 use seashell::client::terminal::PtyRequest;
 use seashell::client::transfer::TransferOptions;
 use seashell::client::{ClientError, exec, repl};
 use seashell::config::{ConfigError, ConfigFile};
 use seashell::server::{self, ServeError, ServerSettings};
+use seashell::shown::shown;
 
 mod cmd;
 
@@ -74,6 +77,9 @@ fn main() -> ExitCode {
                 USAGE,
             )
         }
+        Command::Config(ConfigCommand::Show { host, config }) => {
+            report(show_config(&host, config.as_deref()), USAGE)
+        }
         Command::Serve(args) => serve(args),
         Command::Connect(args) => client(|rt| {
             let (dest, opts) = target(&args.target)?;
@@ -111,8 +117,10 @@ fn report<E: std::fmt::Display>(result: Result<(), E>, code: u8) -> ExitCode {
     }
 }
 
+/// Prints `err` for the user. It can hold a peer's text (a server's reason, a name it sent)
+/// or a file's, so it is [`shown`] escaped.
 fn fail(err: &dyn std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("seashell: {err}");
+    eprintln!("seashell: {}", shown(&err.to_string()));
     ExitCode::from(code)
 }
 
@@ -204,7 +212,12 @@ fn copy(args: &CpArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(err) => return fail(&err, err.exit_code()),
     };
-    let opts = connect_options(&args.trust);
+    let (dest, opts) = match resolve(plan.host(), args.port, &args.trust) {
+        Ok(resolved) => resolved,
+        // As the other usage errors of cp's paths.
+        Err(err @ ClientError::Destination(_)) => return fail(&err, USAGE),
+        Err(err) => return fail(&err, FAILURE),
+    };
     let options = TransferOptions {
         recursive: args.recursive,
         preserve_times: args.preserve_times,
@@ -216,8 +229,7 @@ fn copy(args: &CpArgs) -> ExitCode {
     };
     // On a worker thread, next to the connection's reader and writer tasks: handing frames
     // between workers is cheaper than waking the main thread for each.
-    let port = args.port;
-    let task = rt.spawn(async move { cp::copy(&plan, port, &opts, options).await });
+    let task = rt.spawn(async move { cp::copy(&plan, dest, &opts, options).await });
     let result = rt
         .block_on(task)
         .unwrap_or_else(|err| Err(ClientError::Local(std::io::Error::other(err)).into()));
@@ -229,15 +241,35 @@ fn copy(args: &CpArgs) -> ExitCode {
 }
 
 fn target(args: &TargetArgs) -> Result<(Destination, ConnectOptions), ClientError> {
-    let dest = Destination::parse(&args.dest, args.port)?;
-    Ok((dest, connect_options(&args.trust)))
+    resolve(&args.dest, args.port, &args.trust)
 }
 
-fn connect_options(args: &TrustArgs) -> ConnectOptions {
-    ConnectOptions {
-        identity: args.identity.clone(),
-        known_hosts: args.known_hosts.clone(),
-        accept_new: args.accept_new,
-        host_fingerprint: args.host_fingerprint.clone(),
-    }
+/// DEST and the flags, resolved against the client configuration.
+fn resolve(
+    dest: &str,
+    port: Option<u16>,
+    trust: &TrustArgs,
+) -> Result<(Destination, ConnectOptions), ClientError> {
+    let config = target::load_config(trust.config.as_deref())?;
+    let typed = Typed {
+        dest: dest.to_owned(),
+        port,
+        identity: trust.identity.clone(),
+        known_hosts: trust.known_hosts.clone(),
+        host_fingerprint: trust.host_fingerprint.clone(),
+        accept_new: trust.accept_new,
+    };
+    let target = Target::resolve(&typed, &config)?;
+    Ok((target.destination(), target.connect_options()))
+}
+
+/// `seashell config show HOST`.
+fn show_config(host: &str, config: Option<&std::path::Path>) -> Result<(), ClientError> {
+    let config = target::load_config(config)?;
+    let typed = Typed {
+        dest: host.to_owned(),
+        ..Typed::default()
+    };
+    print!("{}", Target::resolve(&typed, &config)?.describe());
+    Ok(())
 }

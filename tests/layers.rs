@@ -120,6 +120,23 @@ const RULES: &[Rule] = &[
         why: "the log budget is pure: a time in, a yes or no out",
     },
     Rule {
+        from: "shown",
+        never: &[
+            Module("keys"),
+            Module("proto"),
+            Module("transport"),
+            Module("framepool"),
+            Module("fileio"),
+            Module("cli"),
+            Module("server"),
+            Module("client"),
+            Module("audit"),
+            Module("config"),
+            Module("quickstart"),
+        ],
+        why: "shown is one pure function on text, below every layer that prints",
+    },
+    Rule {
         from: "transport",
         never: ABOVE_IO,
         why: "transport drives proto over any stream for both ends: it knows neither end",

@@ -15,6 +15,8 @@ mod common;
 mod console;
 mod corpus;
 mod fuzz;
+mod hostile_server;
+mod hosts;
 mod keys;
 mod layers;
 mod policy;

@@ -310,10 +310,11 @@ fn record_vectors() -> VectorFile {
     let mut sealer = RecordSealer::new(secret, SMALL_LIMITS, now).unwrap();
     let wires = seal_each(&mut sealer, &key_update_messages(), now);
     let notes = [
-        "Ping(1) at seq 0, limits of 2 frames per key",
-        "Ping(2) at seq 1",
-        "Ping(3): the limit is reached, so a KeyUpdate frame (seq 2, old key) comes first,\n\
-         then Ping(3) at seq 0 under the next key (c2s.next of schedule.txt)",
+        "Ping(1) at seq 0, with a limit of 2 frames per key (a KeyUpdate is a key's last frame)",
+        "Ping(2): seq 1 is the key's last, so a KeyUpdate frame (seq 1, old key) comes first,\n\
+         then Ping(2) at seq 0 under the next key (c2s.next of schedule.txt)",
+        "Ping(3): the same again: a KeyUpdate (seq 1, under c2s.next), then Ping(3) at seq 0\n\
+         under the key after it",
     ];
     for (i, wire) in wires.iter().enumerate() {
         file.push(&format!("key_update.wire{i}"), notes[i], wire);

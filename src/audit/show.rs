@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::chain::{Event, EventKind, Record};
 use super::{AuditError, rotated_set};
+use crate::shown::shown;
 
 /// What `seashell audit show` was asked.
 #[derive(Debug, Clone, Default)]
@@ -228,7 +229,7 @@ fn cells(row: &Row<'_>) -> [String; 6] {
         row.duration_ms.map_or_else(dash, duration),
         command,
     ]
-    .map(|cell| escape(&cell))
+    .map(|cell| shown(&cell))
 }
 
 /// A transfer event from whatever members it has, e.g.
@@ -330,29 +331,6 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// Control characters (newlines, escape sequences...) and bidirectional formatting
-/// characters (which reorder the text after them) shown escaped, never sent raw.
-fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() || is_bidi_control(c) {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
-}
-
-/// Unicode's Bidi_Control characters: the marks, embeddings, overrides and isolates.
-fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,34 +342,6 @@ mod tests {
         assert_eq!(duration(1_234), "1.234s");
         assert_eq!(duration(125_000), "2m05s");
         assert_eq!(duration(3_720_000), "1h02m");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(escape("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
-        assert_eq!(escape("héllo"), "héllo");
-        // C1 controls too (U+009B is CSI on terminals that take 8-bit controls).
-        assert_eq!(escape("a\u{9b}2J"), "a\\u{9b}2J");
-    }
-
-    #[test]
-    fn bidi_controls_are_escaped() {
-        // `rm -rf / #` shown as if it were a comment: an override reorders what follows it.
-        assert_eq!(
-            escape("echo hi \u{202e}# /tmp fr- mr"),
-            "echo hi \\u{202e}# /tmp fr- mr"
-        );
-        for c in [
-            '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
-            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
-        ] {
-            assert_eq!(
-                escape(&c.to_string()),
-                c.escape_unicode().to_string(),
-                "{c:?}"
-            );
-        }
-        assert_eq!(escape("שלום"), "שלום");
     }
 
     /// An event at seq `seq`, 2025-06-01 12:00 UTC.

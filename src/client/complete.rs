@@ -10,7 +10,7 @@
 //! operators that start a new command, assignments and redirections; not parameter
 //! expansion, not command substitution inside double quotes, not `~user`.
 
-use super::console::shown;
+use crate::shown::shown;
 
 /// The word under the cursor, for completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,7 +332,7 @@ pub fn replacement(word: &Word, candidate: &str) -> String {
 
 /// A candidate as it is shown in the list: its last component only (a directory with its
 /// '/'), as a shell lists completions, with control characters escaped (`\u{1b}`, the
-/// console's `shown`) so that a name can never drive the terminal.
+/// crate's `shown`) so that a name can never drive the terminal.
 pub fn display(candidate: &str) -> String {
     let (bare, slash) = match candidate.strip_suffix('/') {
         Some(bare) => (bare, "/"),

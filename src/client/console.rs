@@ -33,6 +33,7 @@ use super::transfer_msg::{Reply, Request};
 use crate::framepool::FrameChunk;
 use crate::proto::message::MAX_TEXT;
 use crate::proto::{DataKind, ExitStatus, Message, OwnedMessage, ProtoError};
+use crate::shown::shown;
 use crate::transport::{SecureChannel, SecureReader, SecureWriter, TransportError};
 
 /// How long the server may take to open the console (its first ConsoleState) once the
@@ -673,7 +674,7 @@ impl RemoteConsole {
     }
 }
 
-/// The error for a Close from the server (`reason` as [`close_reason`] made it).
+/// The error for a Close from the server (`reason` already [`shown`]).
 fn closed(reason: String) -> ClientError {
     if reason.is_empty() {
         ClientError::Closed("session ended".to_owned())
@@ -828,7 +829,7 @@ async fn reader_task<R: AsyncRead>(
             }
             Ok(Message::Pong(_)) => continue,
             Ok(Message::Close { reason }) => {
-                let _ = events.send(Event::Closed(close_reason(reason))).await;
+                let _ = events.send(Event::Closed(shown(reason))).await;
                 return;
             }
             Ok(other) => match intake.take(&other).await {
@@ -845,25 +846,6 @@ async fn reader_task<R: AsyncRead>(
             return;
         }
     }
-}
-
-/// The server's reason for a Close, to show: its control characters escaped, so that it
-/// can never drive our terminal (empty for a normal end).
-fn close_reason(reason: &str) -> String {
-    shown(reason)
-}
-
-/// Text from the server made safe to print: control characters as escapes (`\u{1b}`).
-pub(super) fn shown(text: &str) -> String {
-    let mut safe = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            safe.extend(c.escape_debug());
-        } else {
-            safe.push(c);
-        }
-    }
-    safe
 }
 
 async fn writer_task<W: AsyncWrite>(
@@ -891,11 +873,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_from_the_server_is_shown_with_its_control_characters_escaped() {
-        assert_eq!(shown("protocol error"), "protocol error");
-        assert_eq!(shown("bad\u{1b}[2Jthing\r\n"), "bad\\u{1b}[2Jthing\\r\\n");
-        assert_eq!(shown("répertoire"), "répertoire");
-        assert_eq!(close_reason("\u{7}"), "\\u{7}");
+    fn a_close_without_a_reason_is_a_plain_end() {
         assert_eq!(
             closed(String::new()).to_string(),
             "server closed the session: session ended"

@@ -13,6 +13,7 @@ use super::connect::{ConnectOptions, connect};
 use super::console::RemoteConsole;
 use super::dest::Destination;
 use super::transfer::{FileTransfer, Interrupts, TransferError, TransferOptions};
+use crate::shown::shown;
 
 /// One SRC or DST argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +152,8 @@ impl Plan {
         }
     }
 
-    fn host(&self) -> &str {
+    /// The remote side's DEST: an alias, host or `[ipv6]`.
+    pub fn host(&self) -> &str {
         match self {
             Self::Upload { host, .. } | Self::Download { host, .. } => host,
         }
@@ -161,12 +163,10 @@ impl Plan {
 /// Connects and copies; returns the exit code (failures of single files are printed).
 pub async fn copy(
     plan: &Plan,
-    port: Option<u16>,
+    dest: Destination,
     opts: &ConnectOptions,
     options: TransferOptions,
 ) -> Result<u8, CpError> {
-    let dest =
-        Destination::parse(plan.host(), port).map_err(|err| CpError::Usage(err.to_string()))?;
     let connection = connect(dest, opts).await?;
     let mut console = RemoteConsole::start(connection.channel).await?;
     let mut transfer = FileTransfer::new(
@@ -183,7 +183,7 @@ pub async fn copy(
         Ok(all_ok) => u8::from(!all_ok),
         Err(TransferError::Session(err)) => return Err(err.into()),
         Err(err) => {
-            eprintln!("seashell: {err}");
+            eprintln!("seashell: {}", shown(&err.to_string()));
             err.exit_code()
         }
     };

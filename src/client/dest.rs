@@ -20,6 +20,15 @@ pub struct BadDestination(pub String);
 impl Destination {
     /// Parses DEST; `port` (from `-p`) wins over a port in DEST.
     pub fn parse(text: &str, port: Option<u16>) -> Result<Self, BadDestination> {
+        let (host, dest_port) = Self::split(text)?;
+        Ok(Self {
+            host,
+            port: port.or(dest_port).unwrap_or(DEFAULT_PORT),
+        })
+    }
+
+    /// DEST's host (without brackets) and its port, if it has one.
+    pub fn split(text: &str) -> Result<(String, Option<u16>), BadDestination> {
         let bad = || BadDestination(text.to_owned());
         let (host, dest_port) = if let Some(rest) = text.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -41,10 +50,7 @@ impl Destination {
         let dest_port = dest_port
             .map(|p| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad))
             .transpose()?;
-        Ok(Self {
-            host: host.to_owned(),
-            port: port.or(dest_port).unwrap_or(DEFAULT_PORT),
-        })
+        Ok((host.to_owned(), dest_port))
     }
 
     /// `host:port`, with an IPv6 host in brackets: the known_hosts key and the connect target.

@@ -5,7 +5,8 @@
 //! the console's reader task through [`intake`]). Our stdin reaches a command through a
 //! thread that stops when the command ends ([`stdin`]); on a remote pseudo-terminal our own
 //! terminal is raw and restored after ([`terminal`]), and typed keys pass ssh's escapes
-//! ([`escape`]). Every failure of seashell itself is a [`ClientError`], which the binary
+//! ([`escape`]). Where to connect and how comes from DEST, the flags and the client
+//! configuration ([`target`]). Every failure of seashell itself is a [`ClientError`], which the binary
 //! reports in one line and maps to exit code 255; the remote command's own status is
 //! returned as its exit code.
 
@@ -22,6 +23,7 @@ pub mod progress;
 pub mod repl;
 pub mod repl_transfer;
 pub mod stdin;
+pub mod target;
 pub mod terminal;
 pub mod transfer;
 pub mod transfer_msg;
@@ -36,6 +38,9 @@ pub enum ClientError {
     /// Bad DEST.
     #[error(transparent)]
     Destination(#[from] dest::BadDestination),
+    /// The client configuration file.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The identity or known_hosts file.
     #[error(transparent)]
     Key(#[from] KeyError),

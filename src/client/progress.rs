@@ -1,10 +1,13 @@
 //! Transfer progress on a terminal: one bar per file (bytes, rate, ETA) and, for `-r`, a
 //! total. Nothing is drawn when stderr is not a terminal; notes and warnings still go to
-//! stderr, above the bars when there are any.
+//! stderr, above the bars when there are any. Names and notes can hold the server's text
+//! (a file name it sent, its reason for a failure): both are [`shown`] escaped.
 
 use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::shown::shown;
 
 const FILE_TEMPLATE: &str =
     "{msg:30!} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>4} [{wide_bar}]";
@@ -50,7 +53,7 @@ impl Progress {
             Some(multi) => {
                 let bar = ProgressBar::new(size)
                     .with_style(style(FILE_TEMPLATE))
-                    .with_message(name.to_owned());
+                    .with_message(shown(name));
                 bar.set_position(start);
                 match &self.total {
                     Some(total) => multi.insert_before(total, bar),
@@ -68,10 +71,11 @@ impl Progress {
         }
     }
 
-    /// Prints a line on stderr without breaking the bars.
+    /// Prints a line on stderr without breaking the bars, its control characters escaped.
     pub fn note(&self, line: &str) {
+        let line = shown(line);
         match &self.multi {
-            Some(multi) if multi.println(line).is_ok() => {}
+            Some(multi) if multi.println(&line).is_ok() => {}
             _ => eprintln!("{line}"),
         }
     }

@@ -35,7 +35,6 @@ use super::complete;
 use super::connect::{ConnectOptions, connect};
 use super::console::{
     ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink, StdinSource,
-    shown,
 };
 use super::dest::Destination;
 use super::exec::DISCONNECTED_STATUS;
@@ -44,6 +43,7 @@ use super::repl_transfer::ReplTransfer;
 use super::terminal::{PtyRequest, local_term_type, window_size};
 use super::transfer::Interrupts;
 use crate::keys::home;
+use crate::shown::shown;
 
 /// The console's own words, offered by Tab in command position.
 const CONSOLE_WORDS: [&str; 6] = ["put", "get", "exit", "logout", ":help", ":session"];

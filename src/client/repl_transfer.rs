@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::ClientError;
 use super::console::RemoteConsole;
 use super::transfer::{FileTransfer, Interrupts, TransferError, TransferOptions};
+use crate::shown::shown;
 
 /// A `put` or `get` line of the REPL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +86,7 @@ impl ReplTransfer {
             Ok(false) => Ok(1),
             Err(TransferError::Session(err)) => Err(err),
             Err(err) => {
-                eprintln!("seashell: {err}");
+                eprintln!("seashell: {}", shown(&err.to_string()));
                 Ok(err.exit_code())
             }
         }

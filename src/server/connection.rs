@@ -73,7 +73,9 @@ pub(super) fn admit(
             || tracing::warn!(%peer, "cannot set TCP_NODELAY: {err}"),
         );
     }
-    note(shared, || tracing::info!(%peer, "connection"));
+    // Like sshd's "Connection from" (VERBOSE): every client's, honest or not, would spend the
+    // budget that failures need. What each connection comes to is logged at info.
+    tracing::debug!(%peer, "connection");
     connections.spawn(serve(stream, peer, place, Arc::clone(shared)));
 }
 

@@ -168,9 +168,10 @@ pub struct CpArgs {
 /// `seashell known-hosts ...`.
 #[derive(Debug, Subcommand)]
 pub enum KnownHostsCommand {
-    /// Remove every key pinned for HOST:PORT.
+    /// Remove every key pinned for HOST (port 7022 unless given).
     Forget {
-        /// host:port or `[ipv6]:port`.
+        /// host, host:port, `[ipv6]` or `[ipv6]:port`.
+        #[arg(value_name = "HOST")]
         host_port: String,
         /// known_hosts file. Default: $SEASHELL_HOME/known_hosts.
         #[arg(long, value_name = "FILE")]
@@ -253,6 +254,9 @@ pub struct KeygenArgs {
     /// Overwrite existing key files.
     #[arg(long)]
     pub force: bool,
+    /// Print the public key line of the private key -f KEY (like ssh-keygen -y); makes nothing.
+    #[arg(short = 'y', requires = "file", conflicts_with_all = ["force", "no_passphrase", "comment"])]
+    pub public_of: bool,
 }
 
 /// `seashell fingerprint`.

@@ -15,6 +15,7 @@ mod common;
 mod console;
 mod corpus;
 mod fuzz;
+mod habits;
 mod hostile_server;
 mod hosts;
 mod keys;

@@ -196,22 +196,59 @@ fn check_host_key(
     }
 }
 
+/// Asks on the terminal, as OpenSSH does: `yes`, `no`, or the fingerprint itself (pasted from
+/// the server's admin); anything else asks again. End of input is no.
 fn ask_to_trust(host_port: &str, offered: &str) -> Result<bool, ClientError> {
     let mut stderr = std::io::stderr();
-    let question = format!(
+    let mut question = format!(
         "The host {host_port} is not known.\nIts host key fingerprint is {offered}.\n\
          Compare it with the server's (`seashell fingerprint` on the server).\n\
-         Trust this key and connect? (yes/no) "
+         Trust this key and connect? (yes/no/[fingerprint]) "
     );
-    stderr
-        .write_all(question.as_bytes())
-        .map_err(ClientError::Local)?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(ClientError::Local)?;
-    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+    loop {
+        stderr
+            .write_all(question.as_bytes())
+            .map_err(ClientError::Local)?;
+        let mut line = String::new();
+        let read = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(ClientError::Local)?;
+        if read == 0 {
+            return Ok(false);
+        }
+        match answer(&line, offered) {
+            Answer::Yes => return Ok(true),
+            Answer::No => return Ok(false),
+            Answer::Again(why) => {
+                question = format!("{why}Please type 'yes', 'no' or the fingerprint: ")
+            }
+        }
+    }
+}
+
+/// What a line typed at the host key question means.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    /// Ask again, after saying this.
+    Again(&'static str),
+}
+
+fn answer(line: &str, offered: &str) -> Answer {
+    let typed = line.trim();
+    if typed.eq_ignore_ascii_case("yes") {
+        Answer::Yes
+    } else if typed.eq_ignore_ascii_case("no") {
+        Answer::No
+    } else if typed == offered {
+        Answer::Yes
+    } else if typed.starts_with("SHA256:") {
+        Answer::Again("Warning: that fingerprint does not match the host's.\n")
+    } else {
+        Answer::Again("")
+    }
 }
 
 #[cfg(test)]
@@ -251,5 +288,21 @@ mod tests {
             assert_eq!(getsockopt(&stream, sockopt::TcpKeepInterval).unwrap(), 5);
             assert_eq!(getsockopt(&stream, sockopt::TcpKeepCount).unwrap(), 4);
         }
+    }
+
+    #[test]
+    fn the_host_key_question_takes_yes_no_or_the_fingerprint() {
+        let fp = "SHA256:NtQ+o5uZyz+UITEeRXdW+Zc6dlCVMp+jmcmVPVw/HNA";
+        assert_eq!(answer("yes\n", fp), Answer::Yes);
+        assert_eq!(answer("YES\n", fp), Answer::Yes);
+        assert_eq!(answer(&format!(" {fp}\n"), fp), Answer::Yes);
+        assert_eq!(answer("no\n", fp), Answer::No);
+        for again in ["y\n", "\n", "yes please\n", "n\n"] {
+            assert_eq!(answer(again, fp), Answer::Again(""), "{again:?}");
+        }
+        assert!(matches!(
+            answer("SHA256:D+zLkAvOTLIC+5FWgO1bqSGmFQlHjWa6DerNsTrZdck", fp),
+            Answer::Again(why) if why.contains("does not match")
+        ));
     }
 }

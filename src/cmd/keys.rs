@@ -5,12 +5,21 @@
 use std::path::PathBuf;
 
 use seashell::cli::{FingerprintArgs, KeygenArgs};
+use seashell::client::dest::Destination;
 use seashell::keys::keygen::{self, KeyPairPlan, NewPassphrase};
 use seashell::keys::private::PassphraseSource;
 use seashell::keys::{KeyError, home, known_hosts};
 
-/// Runs `seashell keygen`: makes a key pair and prints where it went and its fingerprint.
+/// Runs `seashell keygen`: makes a key pair and prints where it went and its fingerprint;
+/// with `-y`, prints the public line of an existing private key instead.
 pub fn keygen(args: &KeygenArgs) -> Result<(), KeyError> {
+    if args.public_of
+        && let Some(path) = &args.file
+    {
+        let source = PassphraseSource::from_flag(args.passphrase_file.as_deref());
+        println!("{}", keygen::public_line(path, &source)?);
+        return Ok(());
+    }
     let plan = KeyPairPlan::new(
         args.file.clone(),
         args.bits,
@@ -60,15 +69,16 @@ pub fn fingerprint(args: &FingerprintArgs) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Runs `seashell known-hosts forget HOST:PORT`: removes every key pinned for it and says how
-/// many went.
-pub fn forget(host_port: &str, file: Option<PathBuf>) -> Result<(), KeyError> {
+/// Runs `seashell known-hosts forget HOST[:PORT]` (the port defaults as for every other
+/// command): removes every key pinned for it and says how many went.
+pub fn forget(host: &str, file: Option<PathBuf>) -> Result<(), KeyError> {
     let path = match file {
         Some(path) => path,
         None => home::seashell_home()?.join("known_hosts"),
     };
-    let canonical = known_hosts::canonical_host_port(host_port)
-        .ok_or_else(|| KeyError::BadHostPort(host_port.to_owned()))?;
+    let bad = || KeyError::BadHostPort(host.to_owned());
+    let dest = Destination::parse(host, None).map_err(|_| bad())?;
+    let canonical = known_hosts::canonical_host_port(&dest.host_port()).ok_or_else(bad)?;
     let removed = known_hosts::forget(&path, &canonical)?;
     println!(
         "removed {removed} key(s) for {canonical} from {}",

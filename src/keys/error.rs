@@ -12,6 +12,21 @@ use crate::keys::public::PublicKeyError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
+    /// No file at a private key's path.
+    #[error("no key at {path}: create one with `seashell keygen -f {path}`", path = .0.display())]
+    Missing(PathBuf),
+    /// A public key line where a private key was expected (`-i id_rsa.pub`).
+    #[error(
+        "{path} is a public key: pass the private key ({private})",
+        path = .path.display(),
+        private = .private.display()
+    )]
+    PublicNotPrivate {
+        /// The file given.
+        path: PathBuf,
+        /// Where its private key would be: the path without `.pub`.
+        private: PathBuf,
+    },
     /// A file could not be read (missing, unreadable, not a regular file...).
     #[error("cannot read {}: {source}", path.display())]
     Read {

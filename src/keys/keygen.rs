@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::keys::authorized::AuthorizedKeys;
 use crate::keys::known_hosts::{self, KnownHosts};
 use crate::keys::private::{self, Passphrase, PassphraseSource};
-use crate::keys::{KeyError, LineWarning, home, public, trust_file};
+use crate::keys::{KeyError, LineWarning, files, home, public, trust_file};
 
 /// A key pair about to be made: where it goes and its comment settled, and (unless
 /// overwriting) both files checked not to exist yet.
@@ -43,7 +43,8 @@ pub struct NewKeyPair {
 }
 
 impl KeyPairPlan {
-    /// Settles the path (`file`, else `$SEASHELL_HOME/id_rsa`, the directory made if missing)
+    /// Settles the path (`file`, else `$SEASHELL_HOME/id_rsa`; a missing directory is made,
+    /// 0700, as `~/.seashell` for README's first server step)
     /// and the comment (`comment`, else `user@hostname`). Without `force`, fails here, before
     /// the slow key generation, if either file of the pair exists.
     pub fn new(
@@ -53,7 +54,14 @@ impl KeyPairPlan {
         force: bool,
     ) -> Result<Self, KeyError> {
         let path = match file {
-            Some(path) => path,
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+                    && !dir.exists()
+                {
+                    files::create_private_dir(dir)?;
+                }
+                path
+            }
             None => {
                 home::ensure_home()?;
                 home::default_identity()?
@@ -123,6 +131,13 @@ impl FileFingerprints {
         }
         Ok(self.lines)
     }
+}
+
+/// The public key line (`seashell-rsa <base64>`, no comment: PKCS#8 holds none) of the
+/// private key at `path`, opened with `passphrase` if it is encrypted (`keygen -y`).
+pub fn public_line(path: &Path, passphrase: &PassphraseSource) -> Result<String, KeyError> {
+    let key = private::load_private_key(path, passphrase)?;
+    Ok(public::to_line(key.as_public_key(), ""))
 }
 
 /// The fingerprint of every key in `path`: a private key (opened with `passphrase` if it is

@@ -190,10 +190,27 @@ fn read_private_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KeyError::Missing(path.to_owned()));
+        }
+        Err(err) => return Err(read_error(err)),
+    };
     let meta = file.metadata().map_err(read_error)?;
     if !meta.is_file() {
         return Err(read_error(std::io::Error::other("not a regular file")));
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_SECRET_FILE)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    // Told before the mode: a .pub is readable by all, and `chmod 600` is not the fix.
+    if text.starts_with("seashell-rsa ") {
+        return Err(KeyError::PublicNotPrivate {
+            path: path.to_owned(),
+            private: path.with_extension(""),
+        });
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
@@ -212,10 +229,6 @@ fn read_private_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
             me,
         });
     }
-    let mut text = Zeroizing::new(String::new());
-    file.take(MAX_SECRET_FILE)
-        .read_to_string(&mut text)
-        .map_err(read_error)?;
     Ok(text)
 }
 

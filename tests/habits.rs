@@ -1,0 +1,129 @@
+//! What an ssh user's fingers expect, tried with the real binary: the host-key question's
+//! answers on a real pseudo-terminal, `keygen` into a directory that does not exist yet,
+//! `keygen -y`, the messages for a missing identity and for a `.pub` given as one, and
+//! `known-hosts forget HOST` with the default port.
+
+use std::fs;
+
+use crate::common::{HOST_FP, Sandbox, Server, bare_key, client_of, mode_of};
+use crate::terminal::{in_pty, type_line};
+
+#[test]
+fn the_host_key_question_asks_again_until_yes_no_or_the_fingerprint() {
+    let server = Server::shared();
+    for (answers, trusted) in [
+        (&["y", "maybe", "yes"][..], true),
+        (
+            &[
+                "SHA256:D+zLkAvOTLIC+5FWgO1bqSGmFQlHjWa6DerNsTrZdck",
+                HOST_FP,
+            ][..],
+            true,
+        ),
+        (&["", "no"][..], false),
+    ] {
+        let sandbox = Sandbox::new();
+        sandbox.install_identity("client_rsa");
+        let mut session = in_pty(sandbox.command(["exec", &server.dest(), "--", "echo", "in"]));
+        session.exp_string("(yes/no/[fingerprint])").unwrap();
+        for (i, typed) in answers.iter().enumerate() {
+            type_line(&mut session, typed);
+            if i + 1 < answers.len() {
+                session
+                    .exp_string("Please type 'yes', 'no' or the fingerprint:")
+                    .unwrap();
+            }
+        }
+        if trusted {
+            session.exp_string("in").unwrap();
+            assert!(
+                fs::read_to_string(sandbox.known_hosts())
+                    .unwrap()
+                    .contains(&server.dest())
+            );
+        } else {
+            session.exp_string("not accepted").unwrap();
+            assert!(!sandbox.known_hosts().exists());
+        }
+        session.exp_eof().unwrap();
+    }
+}
+
+#[test]
+fn keygen_makes_a_missing_directory_0700_and_y_prints_the_public_line() {
+    let sandbox = Sandbox::new();
+    let key = sandbox.path().join("fresh/.seashell/host_rsa");
+    let key = key.to_str().unwrap();
+    sandbox
+        .seashell(["keygen", "-b", "2048", "-f", key, "--no-passphrase"])
+        .ok();
+    assert_eq!(mode_of(&sandbox.path().join("fresh/.seashell")), 0o700);
+    assert_eq!(mode_of(&sandbox.path().join("fresh")), 0o700);
+
+    let client = sandbox.fixture("client_rsa");
+    let out = sandbox
+        .seashell(["keygen", "-y", "-f", client.to_str().unwrap()])
+        .ok()
+        .to_owned();
+    assert_eq!(out, format!("{}\n", bare_key("client_rsa.pub")));
+    // -y needs the key.
+    assert_eq!(sandbox.seashell(["keygen", "-y"]).code, Some(1));
+}
+
+#[test]
+fn a_missing_identity_or_a_pub_says_what_to_do() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let missing = client.path().join("nokey");
+    let run = client.run(
+        [
+            "exec",
+            "-i",
+            missing.to_str().unwrap(),
+            &server.dest(),
+            "--",
+            "true",
+        ],
+        b"",
+    );
+    let want = format!(
+        "no key at {0}: create one with `seashell keygen -f {0}`",
+        missing.display()
+    );
+    assert!(run.failed_with(255).contains(&want), "{run:?}");
+
+    let public = client.home().join("id_rsa.pub");
+    fs::set_permissions(&public, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let run = client.run(
+        [
+            "exec",
+            "-i",
+            public.to_str().unwrap(),
+            &server.dest(),
+            "--",
+            "true",
+        ],
+        b"",
+    );
+    let stderr = run.failed_with(255);
+    assert!(stderr.contains("is a public key"), "{stderr}");
+    assert!(!stderr.contains("chmod"), "{stderr}");
+}
+
+#[test]
+fn known_hosts_forget_defaults_the_port() {
+    let sandbox = Sandbox::new();
+    fs::create_dir_all(sandbox.home()).unwrap();
+    sandbox.pin_host("box.lan:7022", "host_rsa.pub");
+    sandbox.pin_host("box.lan:2200", "host_rsa.pub");
+    let run = sandbox.run(["known-hosts", "forget", "box.lan"], b"");
+    assert!(
+        run.ok().contains("removed 1 key(s) for box.lan:7022"),
+        "{run:?}"
+    );
+    let left = fs::read_to_string(sandbox.known_hosts()).unwrap();
+    assert!(
+        left.contains("box.lan:2200") && !left.contains("box.lan:7022"),
+        "{left}"
+    );
+}

@@ -136,8 +136,14 @@ pub struct ExecArgs {
     /// Never a pseudo-terminal (the default for exec).
     #[arg(short = 'T', conflicts_with = "tty")]
     pub no_pty: bool,
-    /// The command; its words are joined with spaces and run by the remote console.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// The command: everything after DEST (`--` before it is accepted), like `ssh host cmd`;
+    /// its words are joined with spaces and run by the server user's shell.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 

@@ -127,3 +127,88 @@ fn known_hosts_forget_defaults_the_port() {
         "{left}"
     );
 }
+
+#[test]
+fn exec_takes_the_command_without_a_double_dash() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let run = client.run(["exec", &server.dest(), "echo", "-n", "a", "b"], b"");
+    assert_eq!(run.ok(), "a b");
+    // `--` is still accepted.
+    let run = client.run(["exec", &server.dest(), "--", "echo", "c"], b"");
+    assert_eq!(run.ok(), "c\n");
+}
+
+/// `git clone` through `GIT_SSH_COMMAND='seashell exec'`: an alias for the server's address
+/// and port (git passes only `host command`), and git's pack protocol on stdin and stdout,
+/// byte for byte.
+#[test]
+fn git_clones_through_seashell_exec() {
+    if std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: no git");
+        return;
+    }
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    fs::write(
+        client.home().join("config"),
+        format!(
+            "[host.box]\naddress = \"127.0.0.1\"\nport = {}\n",
+            server.port()
+        ),
+    )
+    .unwrap();
+    let repo = server.home().join("habits-repo");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("HOME", client.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        out
+    };
+    git(&["init", "-q", repo.to_str().unwrap()]);
+    git(&[
+        "-C",
+        repo.to_str().unwrap(),
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "over seashell",
+    ]);
+    let cloned = client.path().join("cloned");
+    let out = std::process::Command::new("git")
+        .args([
+            "clone",
+            "-q",
+            &format!("box:{}", repo.display()),
+            cloned.to_str().unwrap(),
+        ])
+        .env(
+            "GIT_SSH_COMMAND",
+            format!("'{}' exec", crate::common::SEASHELL),
+        )
+        .env("GIT_SSH_VARIANT", "simple")
+        .env("SEASHELL_HOME", client.home())
+        .env("HOME", client.path())
+        .output()
+        .unwrap();
+    fs::remove_dir_all(&repo).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let log = git(&["-C", cloned.to_str().unwrap(), "log", "--format=%s"]);
+    assert_eq!(String::from_utf8_lossy(&log.stdout), "over seashell\n");
+}

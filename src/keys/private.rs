@@ -474,7 +474,10 @@ mod tests {
 
         let missing = dir.path().join("missing");
         let err = load_private_key(&missing, &PassphraseSource::EnvOrPrompt).unwrap_err();
-        assert!(matches!(err, KeyError::Missing(ref path) if *path == missing), "{err}");
+        assert!(
+            matches!(err, KeyError::Missing(ref path) if *path == missing),
+            "{err}"
+        );
     }
 
     #[test]

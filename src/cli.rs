@@ -48,11 +48,21 @@ pub enum Command {
 
 /// `seashell serve`.
 #[derive(Debug, Args)]
+#[command(after_help = "Environment:
+  SEASHELL_HOME  the server's directory (default ~/.seashell): host_rsa, authorized_keys
+  RUST_LOG       the log filter (default info)
+
+Every other default (limits, timeouts, the audit log's) is in docs/seashell.toml.
+
+Exit status:
+  0 after a clean stop (SIGTERM, SIGINT); 1 for a bad flag or configuration; 255 when it
+  cannot start or fails")]
 pub struct ServeArgs {
     /// TOML configuration file (see docs/seashell.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on (IPv6: `[::]:7022`; port 0 picks a free port).
+    /// Address to listen on (IPv6: `[::]:7022`; port 0 picks a free port). Default:
+    /// 0.0.0.0:7022.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
     /// Host key (private). Default: $SEASHELL_HOME/host_rsa.
@@ -75,6 +85,23 @@ pub struct ServeArgs {
     pub syslog: Option<SyslogTarget>,
 }
 
+/// A client command's `--help` epilogue: the environment it reads, then its exit status.
+macro_rules! client_after_help {
+    ($exit:literal) => {
+        concat!(
+            "Environment:
+  SEASHELL_HOME        the client's directory (default ~/.seashell): id_rsa, known_hosts,
+                       config, history
+  SEASHELL_PASSPHRASE  the identity's passphrase, when there is no --passphrase-file
+  RUST_LOG             a log filter, over -v (e.g. seashell=trace)
+
+Exit status:
+",
+            $exit
+        )
+    };
+}
+
 /// Who we are and which host keys we trust (shared by connect, exec and cp).
 #[derive(Debug, Args)]
 pub struct TrustArgs {
@@ -93,6 +120,15 @@ pub struct TrustArgs {
     /// Trust exactly this host key (SHA256:...), without known_hosts.
     #[arg(long, value_name = "SHA256:...")]
     pub host_fingerprint: Option<String>,
+    /// Read the identity's passphrase from the first line of FILE (for scripts).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Say what the client does on stderr (connect, host key, key offered, result); -vv more.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Quiet: no warnings or notices (errors still), like ssh -q.
+    #[arg(short = 'q')]
+    pub quiet: bool,
 }
 
 /// How to reach and trust a server (shared by connect and exec).
@@ -111,6 +147,10 @@ pub struct TargetArgs {
 
 /// `seashell connect`.
 #[derive(Debug, Args)]
+#[command(after_help = client_after_help!(
+    "  the last command's status (`exit N`: N); 255 when seashell fails (connect, host key,
+  authentication, protocol) or after ~.; 1 for a usage error"
+))]
 pub struct ConnectArgs {
     /// Where and how to connect.
     #[command(flatten)]
@@ -122,6 +162,11 @@ pub struct ConnectArgs {
 
 /// `seashell exec`.
 #[derive(Debug, Args)]
+#[command(after_help = client_after_help!(
+    "  the remote command's code; 128+N if it died of signal N; 141 when whoever reads the
+  output goes away; 255 when seashell fails (connect, host key, authentication, protocol) or
+  after ~.; 1 for a usage error"
+))]
 pub struct ExecArgs {
     /// Where and how to connect.
     #[command(flatten)]
@@ -149,7 +194,14 @@ pub struct ExecArgs {
 
 /// `seashell cp`.
 #[derive(Debug, Args)]
-#[command(override_usage = "seashell cp [OPTIONS] SRC... DST")]
+#[command(
+    override_usage = "seashell cp [OPTIONS] SRC... DST",
+    after_help = client_after_help!(
+        "  0 when every file was copied; 1 when one could not be (each failure printed, the
+  others still copied) or for a usage error; 130/143 when interrupted by Ctrl-C/SIGTERM; 255
+  when seashell fails (connect, host key, authentication, protocol)"
+    )
+)]
 pub struct CpArgs {
     /// Copy directories recursively.
     #[arg(short = 'r')]
@@ -206,6 +258,10 @@ pub enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check every link of the chain and every checkpoint signature.
+    #[command(after_help = "Exit status:
+  0 intact and ending in its final seal (a clean stop); 1 broken, unreadable, or missing a
+  checkpoint its witness recorded; 2 intact but not sealed: live (a running server's log),
+  crashed or cut (check it with --witness)")]
     Verify {
         /// The server's public host key.
         #[arg(long, value_name = "HOST.pub")]
@@ -275,6 +331,29 @@ pub struct FingerprintArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// Why seashell has no such flag, for the ssh flags it deliberately lacks (`-L`, `-R`, `-D`,
+/// `-A`, `-X`, `-Y`, `-J`, each possibly with its value attached).
+pub fn lacking_flag(arg: &str) -> Option<&'static str> {
+    let flag = arg.get(..2)?;
+    match flag {
+        "-L" | "-R" | "-D" => Some("seashell does not forward ports; use ssh for tunnels"),
+        "-A" => Some("seashell has no agent forwarding: a private key never leaves its host"),
+        "-X" | "-Y" => Some("seashell does not forward X11"),
+        "-J" => Some("seashell has no jump hosts: run seashell on the jump host instead"),
+        _ => None,
+    }
+}
+
+/// A usage error as clap renders it, without clap's advice to pass a flag after `--`: for a
+/// client command that is wrong (what follows DEST is the command's already).
+pub fn without_dash_dash_tip(rendered: &str) -> String {
+    rendered
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("tip: to pass"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// Accepts exactly the RSA sizes keygen makes: 2048, 3072 or 4096 bits.
 fn parse_bits(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
@@ -297,6 +376,24 @@ mod tests {
         match cli.command {
             Command::Serve(args) => Ok(args.audit_max_bytes),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_flag_gets_no_dash_dash_tip_and_lacking_ssh_flags_say_why() {
+        let err = Cli::try_parse_from(["seashell", "exec", "--jsn", "box", "true"]).unwrap_err();
+        let text = without_dash_dash_tip(&err.render().to_string());
+        assert!(text.contains("unexpected argument '--jsn'"), "{text}");
+        assert!(
+            text.contains("a similar argument exists: '--json'"),
+            "{text}"
+        );
+        assert!(!text.contains("use '--"), "{text}");
+        for flag in ["-L", "-L8080:x:80", "-R", "-D", "-A", "-X", "-Y", "-J"] {
+            assert!(lacking_flag(flag).is_some(), "{flag}");
+        }
+        for flag in ["-v", "-x", "-", ""] {
+            assert_eq!(lacking_flag(flag), None, "{flag}");
         }
     }
 

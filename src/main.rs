@@ -34,6 +34,20 @@ const USAGE: u8 = 1;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(err) if err.kind() == clap::error::ErrorKind::UnknownArgument => {
+            let arg = match err.get(clap::error::ContextKind::InvalidArg) {
+                Some(clap::error::ContextValue::String(arg)) => arg.clone(),
+                _ => String::new(),
+            };
+            match seashell::cli::lacking_flag(&arg) {
+                Some(why) => eprintln!("seashell: {arg}: {why}"),
+                None => eprint!(
+                    "{}",
+                    seashell::cli::without_dash_dash_tip(&err.render().to_string())
+                ),
+            }
+            return ExitCode::from(USAGE);
+        }
         Err(err) => {
             let code = if err.use_stderr() { USAGE } else { 0 };
             let _ = err.print();
@@ -133,6 +147,26 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(cores.max(2))
         .enable_all()
         .build()
+}
+
+/// A client's log on stderr: nothing but errors by default (they are printed, not logged),
+/// `-v` what it does (debug), `-vv` and more everything (trace); `RUST_LOG` wins over both.
+/// Lines carry their level and no time, as ssh's `debug1:` lines.
+fn client_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "off",
+        1 => "seashell=debug",
+        _ => "seashell=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
@@ -250,6 +284,7 @@ fn resolve(
     port: Option<u16>,
     trust: &TrustArgs,
 ) -> Result<(Destination, ConnectOptions), ClientError> {
+    client_logging(trust.verbose);
     let config = target::load_config(trust.config.as_deref())?;
     let typed = Typed {
         dest: dest.to_owned(),
@@ -258,6 +293,8 @@ fn resolve(
         known_hosts: trust.known_hosts.clone(),
         host_fingerprint: trust.host_fingerprint.clone(),
         accept_new: trust.accept_new,
+        passphrase_file: trust.passphrase_file.clone(),
+        quiet: trust.quiet,
     };
     let target = Target::resolve(&typed, &config)?;
     Ok((target.destination(), target.connect_options()))

@@ -69,6 +69,8 @@ pub fn run(runtime: &Runtime) -> Result<u8, QuickstartError> {
         known_hosts: None,
         accept_new: false,
         host_fingerprint: Some(fingerprint(&host_public)),
+        passphrase_file: None,
+        quiet: false,
     };
     let dest = Destination {
         host: addr.ip().to_string(),

@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use crate::common::{HOST_FP, Sandbox, Server, bare_key, client_of, mode_of};
+use crate::common::{FIXTURE_PASSPHRASE, HOST_FP, Sandbox, Server, bare_key, client_of, mode_of};
 use crate::terminal::{in_pty, type_line};
 
 #[test]
@@ -211,4 +211,127 @@ fn git_clones_through_seashell_exec() {
     assert!(out.status.success(), "{out:?}");
     let log = git(&["-C", cloned.to_str().unwrap(), "log", "--format=%s"]);
     assert_eq!(String::from_utf8_lossy(&log.stdout), "over seashell\n");
+}
+
+#[test]
+fn v_says_what_the_client_does_and_q_silences_notices() {
+    let server = Server::shared();
+    let sandbox = Sandbox::new();
+    sandbox.install_identity("client_rsa");
+    let run = sandbox.run(
+        ["exec", "-v", "--accept-new", &server.dest(), "echo", "hi"],
+        b"",
+    );
+    assert_eq!(run.ok(), "hi\n");
+    for step in [
+        format!("connecting to {}", server.dest()),
+        format!("connected to {}", server.dest()),
+        "offering key SHA256:".to_owned(),
+        "authenticated; session ".to_owned(),
+    ] {
+        assert!(run.stderr.contains(&step), "{step}: {}", run.stderr);
+    }
+    assert!(run.stderr.contains("seashell: added"), "{}", run.stderr);
+    let run = sandbox.run(["exec", "-v", &server.dest(), "true"], b"");
+    assert!(run.stderr.contains("is known for"), "{}", run.stderr);
+
+    // -q: no first-contact notice, no terminal warning; errors still.
+    let quiet = Sandbox::new();
+    quiet.install_identity("client_rsa");
+    let run = quiet.run(
+        [
+            "exec",
+            "-q",
+            "-t",
+            "--accept-new",
+            &server.dest(),
+            "echo",
+            "hi",
+        ],
+        b"",
+    );
+    assert_eq!(run.ok(), "hi\n");
+    assert_eq!(run.stderr, "");
+    let run = quiet.run(["exec", "-q", "-p", "1", "127.0.0.1", "true"], b"");
+    assert!(run.failed_with(255).contains("cannot connect"), "{run:?}");
+}
+
+#[test]
+fn every_client_command_takes_a_passphrase_file() {
+    let server = Server::shared();
+    let sandbox = client_of(server, "client_rsa");
+    let key = sandbox.fixture("client_enc_rsa");
+    let key = key.to_str().unwrap();
+    let pass = sandbox.write("pass", &format!("{FIXTURE_PASSPHRASE}\n"));
+    let pass = pass.to_str().unwrap();
+    let dest = server.dest();
+    let port = server.port().to_string();
+    for command in [
+        vec!["exec", "-i", key, "--passphrase-file", pass, &dest, "true"],
+        vec!["connect", "-i", key, "--passphrase-file", pass, &dest],
+        vec![
+            "cp",
+            "-P",
+            &port,
+            "-i",
+            key,
+            "--passphrase-file",
+            pass,
+            "127.0.0.1:x",
+            ".",
+        ],
+    ] {
+        let run = sandbox.run(&command, b"");
+        // The key opened, and the server (which does not know it) refused it.
+        assert!(
+            run.failed_with(255).contains("authentication refused"),
+            "{command:?}: {run:?}"
+        );
+    }
+    let run = sandbox.run(["exec", "-i", key, &dest, "true"], b"");
+    assert!(
+        run.failed_with(255).contains("no passphrase was given"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn help_names_the_environment_and_the_exit_codes_and_missing_ssh_flags_say_why() {
+    let sandbox = Sandbox::new();
+    for command in ["connect", "exec", "cp"] {
+        let help = sandbox.seashell([command, "--help"]).ok().to_owned();
+        for needle in [
+            "SEASHELL_HOME",
+            "SEASHELL_PASSPHRASE",
+            "Exit status:",
+            "255",
+        ] {
+            assert!(
+                help.contains(needle),
+                "{command} --help lacks {needle}: {help}"
+            );
+        }
+    }
+    let verify = sandbox
+        .seashell(["audit", "verify", "--help"])
+        .ok()
+        .to_owned();
+    assert!(
+        verify.contains("Exit status:") && verify.contains("2 intact but not sealed"),
+        "{verify}"
+    );
+    let serve = sandbox.seashell(["serve", "--help"]).ok().to_owned();
+    assert!(serve.contains("Default: 0.0.0.0:7022"), "{serve}");
+
+    let run = sandbox.seashell(["exec", "-L", "8080:localhost:80", "box", "true"]);
+    assert_eq!(
+        run.failed_with(1),
+        "seashell: -L: seashell does not forward ports; use ssh for tunnels\n"
+    );
+    let run = sandbox.seashell(["exec", "--jsn", "box", "true"]);
+    let err = run.failed_with(1);
+    assert!(
+        err.contains("'--json'") && !err.contains("use '--"),
+        "{err}"
+    );
 }

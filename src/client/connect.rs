@@ -35,6 +35,10 @@ pub struct ConnectOptions {
     pub accept_new: bool,
     /// Trust exactly this host key fingerprint, without known_hosts.
     pub host_fingerprint: Option<String>,
+    /// The identity's passphrase file (`--passphrase-file`), else the environment or a prompt.
+    pub passphrase_file: Option<PathBuf>,
+    /// No notices (`-q`): a first-contact key is recorded without saying so.
+    pub quiet: bool,
 }
 
 /// An authenticated connection.
@@ -55,9 +59,11 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
         Some(path) => path.clone(),
         None => home::default_identity()?,
     };
-    let identity = load_private_key(&identity_path, &PassphraseSource::from_flag(None))?;
+    let passphrase = PassphraseSource::from_flag(opts.passphrase_file.as_deref());
+    let identity = load_private_key(&identity_path, &passphrase)?;
     let fingerprint = fingerprint(&identity.to_public_key());
     let target = dest.host_port();
+    tracing::debug!("connecting to {target}");
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let stream = TcpStream::connect((dest.host.as_str(), dest.port))
             .await
@@ -65,6 +71,9 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
                 target: target.clone(),
                 source,
             })?;
+        if let Ok(peer) = stream.peer_addr() {
+            tracing::debug!("connected to {peer}");
+        }
         stream
             .set_nodelay(true)
             .and_then(|()| watch_for_dead_server(&stream))
@@ -76,6 +85,10 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
             .await
             .map_err(|err| before_server_hello(err, &target))?;
         check_host_key(&dest, pending.host_key(), opts)?;
+        tracing::debug!(
+            "offering key {fingerprint} from {}",
+            identity_path.display()
+        );
         Ok::<_, ClientError>(
             pending
                 .authenticate(&identity, UpdateLimits::default())
@@ -84,6 +97,7 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
     })
     .await
     .map_err(|_| ClientError::Timeout(target.clone()))??;
+    tracing::debug!("authenticated; session {}", hex::encode(channel.session_id));
     Ok(Connection {
         session_id: hex::encode(channel.session_id),
         channel,
@@ -149,6 +163,7 @@ fn check_host_key(
     let offered = fingerprint(key);
     if let Some(expected) = &opts.host_fingerprint {
         return if *expected == offered {
+            tracing::debug!("host key {offered} is the pinned one");
             Ok(())
         } else {
             Err(ClientError::FingerprintMismatch {
@@ -161,7 +176,13 @@ fn check_host_key(
     let path = known_hosts_path(opts)?;
     let (known, _warnings) = KnownHosts::load(&path)?;
     match known.check(&host_port, key) {
-        HostKeyStatus::Known => Ok(()),
+        HostKeyStatus::Known => {
+            tracing::debug!(
+                "host key {offered} is known for {host_port} in {}",
+                path.display()
+            );
+            Ok(())
+        }
         HostKeyStatus::Changed {
             line,
             old_fingerprint,
@@ -174,10 +195,12 @@ fn check_host_key(
         }),
         HostKeyStatus::Unknown if opts.accept_new => {
             known_hosts::append(&path, &host_port, key)?;
-            eprintln!(
-                "seashell: added {host_port} ({offered}) to {}",
-                path.display()
-            );
+            if !opts.quiet {
+                eprintln!(
+                    "seashell: added {host_port} ({offered}) to {}",
+                    path.display()
+                );
+            }
             Ok(())
         }
         HostKeyStatus::Unknown if std::io::stdin().is_terminal() => {

@@ -829,7 +829,9 @@ async fn reader_task<R: AsyncRead>(
             }
             Ok(Message::Pong(_)) => continue,
             Ok(Message::Close { reason }) => {
-                let _ = events.send(Event::Closed(shown(reason))).await;
+                let reason = shown(reason);
+                tracing::debug!("the server closed the session ({reason:?})");
+                let _ = events.send(Event::Closed(reason)).await;
                 return;
             }
             Ok(other) => match intake.take(&other).await {

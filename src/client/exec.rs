@@ -34,7 +34,7 @@ pub async fn exec(
 ) -> Result<u8, ClientError> {
     let started = Instant::now();
     let plan = PtyPlan::new(pty, std::io::stdin().is_terminal());
-    if plan == PtyPlan::PipesNoTerminal {
+    if plan == PtyPlan::PipesNoTerminal && !opts.quiet {
         eprintln!("{NO_TERMINAL_WARNING}");
     }
     let host = dest.host.clone();

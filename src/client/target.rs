@@ -54,6 +54,10 @@ pub struct Typed {
     pub host_fingerprint: Option<String>,
     /// `--accept-new`.
     pub accept_new: bool,
+    /// `--passphrase-file`.
+    pub passphrase_file: Option<PathBuf>,
+    /// `-q`.
+    pub quiet: bool,
 }
 
 /// Every setting a command for one DEST uses, with its origin.
@@ -71,6 +75,10 @@ pub struct Target {
     pub known_hosts: Setting<PathBuf>,
     /// `--accept-new`.
     pub accept_new: bool,
+    /// `--passphrase-file`.
+    pub passphrase_file: Option<PathBuf>,
+    /// `-q`.
+    pub quiet: bool,
 }
 
 impl Target {
@@ -107,6 +115,8 @@ impl Target {
             fingerprint,
             known_hosts,
             accept_new: typed.accept_new,
+            passphrase_file: typed.passphrase_file.clone(),
+            quiet: typed.quiet,
         })
     }
 
@@ -125,6 +135,8 @@ impl Target {
             known_hosts: Some(self.known_hosts.value.clone()),
             accept_new: self.accept_new,
             host_fingerprint: self.fingerprint.as_ref().map(|f| f.value.clone()),
+            passphrase_file: self.passphrase_file.clone(),
+            quiet: self.quiet,
         }
     }
 
@@ -199,6 +211,8 @@ mod tests {
             known_hosts: Some("/kh".into()),
             host_fingerprint: Some("SHA256:x".into()),
             accept_new: true,
+            passphrase_file: None,
+            quiet: false,
         };
         let flagged = Target::resolve(&flags, &config()).unwrap();
         assert_eq!(flagged.destination().host_port(), "10.0.0.5:9");

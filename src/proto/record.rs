@@ -117,12 +117,19 @@ impl RecordSealer {
     }
 
     /// Appends the frame for `msg` to `out`; first a KeyUpdate frame if a limit was reached.
+    /// A KeyUpdate is the sealer's own (it switches keys after sealing one): asked to seal
+    /// one as a message, it refuses, since the peer would switch keys and this side not.
     pub fn seal(
         &mut self,
         msg: &Message<'_>,
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtoError> {
+        if matches!(msg, Message::KeyUpdate) {
+            return Err(ProtoError::Misuse(
+                "a KeyUpdate is sealed only by the sealer itself",
+            ));
+        }
         self.update_if_due(now, out)?;
         self.seal_one(msg, out)
     }

@@ -6,7 +6,7 @@
 use std::fs;
 
 use crate::common::{FIXTURE_PASSPHRASE, HOST_FP, Sandbox, Server, bare_key, client_of, mode_of};
-use crate::terminal::{in_pty, type_line};
+use crate::terminal::{in_pty, resize, type_line};
 
 #[test]
 fn the_host_key_question_asks_again_until_yes_no_or_the_fingerprint() {
@@ -333,5 +333,53 @@ fn help_names_the_environment_and_the_exit_codes_and_missing_ssh_flags_say_why()
     assert!(
         err.contains("'--json'") && !err.contains("use '--"),
         "{err}"
+    );
+}
+
+#[test]
+fn the_progress_bar_fits_80_columns_with_a_percentage_and_the_file_name() {
+    let server = Server::shared();
+    let client = client_of(server, "client_rsa");
+    let deep = client
+        .path()
+        .join("a-rather-long-directory-name/and-another-one-below-it");
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("report.bin"), vec![7u8; 4 << 20]).unwrap();
+    let target = format!("127.0.0.1:{}/", server.home().display());
+    let port = server.port().to_string();
+    let mut session = in_pty(client.command([
+        "cp",
+        "-r",
+        "-P",
+        &port,
+        "a-rather-long-directory-name",
+        &target,
+    ]));
+    resize(&session, 24, 80);
+    let out = session.exp_eof().unwrap();
+    let copied = server.home().join("a-rather-long-directory-name");
+    assert!(copied.exists(), "{out:?}");
+    fs::remove_dir_all(copied).unwrap();
+    // rexpect reads the terminal as Latin-1, and drops the cursor moves between redraws.
+    let out = out.replace("\u{e2}\u{80}\u{a6}", "…");
+    let bars: Vec<&str> = out
+        .split(['\r', '\n'])
+        .flat_map(|segment| segment.split_inclusive(']'))
+        .collect();
+    let last = bars
+        .iter()
+        .rfind(|bar| bar.contains("report.bin"))
+        .unwrap_or_else(|| panic!("no bar for report.bin: {out:?}"));
+    assert!(last.contains("100%"), "{last:?}");
+    assert!(
+        last.contains("…/report.bin"),
+        "the name is shortened in the middle: {last:?}"
+    );
+    let columns = last.chars().count();
+    assert!(columns <= 80, "{columns} columns: {last:?}");
+    assert!(
+        bars.iter()
+            .any(|bar| bar.starts_with("total") && bar.contains("100%")),
+        "{out:?}"
     );
 }

@@ -53,7 +53,7 @@ pub(crate) fn in_pty(command: Command) -> PtySession {
 }
 
 /// Sets the size of the session's terminal; the kernel sends SIGWINCH to its foreground.
-fn resize(session: &PtySession, rows: u16, cols: u16) {
+pub(crate) fn resize(session: &PtySession, rows: u16, cols: u16) {
     let master = session.process().get_file_handle().unwrap();
     let size = rustix::termios::Winsize {
         ws_row: rows,

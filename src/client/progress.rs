@@ -1,6 +1,9 @@
-//! Transfer progress on a terminal: one bar per file (bytes, rate, ETA) and, for `-r`, a
-//! total. Nothing is drawn when stderr is not a terminal; notes and warnings still go to
-//! stderr, above the bars when there are any. Names and notes can hold the server's text
+//! Transfer progress on a terminal: one bar per file (name, percentage, bytes, rate, ETA)
+//! and, for `-r`, a total, laid out to leave a usable bar at 80 columns. A long name is
+//! shortened in the middle, keeping the file's own name; a resumed file's rate counts only
+//! the bytes moved now. Bars are drawn only once they are placed (no stray line). Nothing
+//! is drawn when stderr is not a terminal; notes and warnings still go to stderr, above the
+//! bars when there are any. Names and notes can hold the server's text
 //! (a file name it sent, its reason for a failure): both are [`shown`] escaped.
 
 use std::io::IsTerminal;
@@ -9,11 +12,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::shown::shown;
 
+/// Columns a file's name takes in its bar.
+const NAME_COLUMNS: usize = 28;
 const FILE_TEMPLATE: &str =
-    "{msg:30!} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>4} [{wide_bar}]";
-const TOTAL_TEMPLATE: &str =
-    "total {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>4} [{wide_bar}]";
-const TOTAL_UNKNOWN_TEMPLATE: &str = "total {bytes:>10} {binary_bytes_per_sec:>12} {spinner}";
+    "{msg:28} {percent:>3}% {bytes:>10} {binary_bytes_per_sec:>12} {eta:>4} [{wide_bar}]";
+const TOTAL_TEMPLATE: &str = "total                        {percent:>3}% {bytes:>10} {binary_bytes_per_sec:>12} {eta:>4} [{wide_bar}]";
+const TOTAL_UNKNOWN_TEMPLATE: &str =
+    "total                             {bytes:>10} {binary_bytes_per_sec:>12} {spinner}";
 
 /// The bars of one transfer command.
 pub struct Progress {
@@ -34,8 +39,8 @@ impl Progress {
     pub fn start_total(&mut self, bytes: Option<u64>) {
         let Some(multi) = &self.multi else { return };
         let bar = match bytes {
-            Some(len) => ProgressBar::new(len).with_style(style(TOTAL_TEMPLATE)),
-            None => ProgressBar::new_spinner().with_style(style(TOTAL_UNKNOWN_TEMPLATE)),
+            Some(len) => unplaced(Some(len)).with_style(style(TOTAL_TEMPLATE)),
+            None => unplaced(None).with_style(style(TOTAL_UNKNOWN_TEMPLATE)),
         };
         self.total = Some(multi.add(bar));
     }
@@ -51,10 +56,12 @@ impl Progress {
     pub fn file(&self, name: &str, size: u64, start: u64) -> FileBar {
         let bar = match &self.multi {
             Some(multi) => {
-                let bar = ProgressBar::new(size)
+                let bar = unplaced(Some(size))
                     .with_style(style(FILE_TEMPLATE))
-                    .with_message(shown(name));
+                    .with_message(shortened(&shown(name), NAME_COLUMNS));
                 bar.set_position(start);
+                // The bytes already there are not a rate.
+                bar.reset_eta();
                 match &self.total {
                     Some(total) => multi.insert_before(total, bar),
                     None => multi.add(bar),
@@ -62,8 +69,11 @@ impl Progress {
             }
             None => ProgressBar::hidden(),
         };
-        if let Some(total) = &self.total {
+        if let Some(total) = &self.total
+            && start > 0
+        {
             total.inc(start);
+            total.reset_eta();
         }
         FileBar {
             bar,
@@ -79,6 +89,40 @@ impl Progress {
             _ => eprintln!("{line}"),
         }
     }
+}
+
+/// A bar that draws nothing until a [`MultiProgress`] places it (a new bar draws on stderr
+/// at once, which left a stray `0 B` line above the real one).
+fn unplaced(len: Option<u64>) -> ProgressBar {
+    ProgressBar::with_draw_target(len, ProgressDrawTarget::hidden())
+}
+
+/// `name` in at most `columns` characters: as it is if it fits, else shortened in the
+/// middle with `…`, keeping its last component (or that component's end, if even it is too
+/// long), so that the files of one directory still look different.
+fn shortened(name: &str, columns: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= columns {
+        return name.to_owned();
+    }
+    let last_start = chars.iter().rposition(|&c| c == '/').map_or(0, |i| i + 1);
+    let last = chars.get(last_start..).unwrap_or_default();
+    let room = columns.saturating_sub(1);
+    if last.len() + 1 >= room {
+        let tail = chars
+            .get(chars.len().saturating_sub(room)..)
+            .unwrap_or_default();
+        return std::iter::once('…').chain(tail.iter().copied()).collect();
+    }
+    // A head from the start, `…/`, then the last component.
+    let head = columns.saturating_sub(last.len() + 2);
+    chars
+        .iter()
+        .take(head)
+        .copied()
+        .chain("…/".chars())
+        .chain(last.iter().copied())
+        .collect()
 }
 
 fn style(template: &str) -> ProgressStyle {
@@ -114,5 +158,30 @@ impl Drop for FileBar {
         if !self.bar.is_finished() {
             self.bar.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_keep_their_file_name() {
+        assert_eq!(shortened("/tmp/a.bin", 28), "/tmp/a.bin");
+        let long = "/tmp/tree-copy/aaaaaaaaaaaaaaaaaaaaaaaa/bbbbbbbbbbbb/file1.bin";
+        let short = shortened(long, 28);
+        assert_eq!(short, "/tmp/tree-copy/aa…/file1.bin");
+        assert_eq!(short.chars().count(), 28);
+        assert_ne!(short, shortened(&long.replace("file1", "file2"), 28));
+        let huge_file = format!("/d/{}", "x".repeat(40));
+        let short = shortened(&huge_file, 28);
+        assert_eq!(short.chars().count(), 28);
+        assert!(short.starts_with('…') && short.ends_with("xxx"), "{short}");
+        assert_eq!(
+            shortened("répertoire/日本語のファイル名です.txt", 12)
+                .chars()
+                .count(),
+            12
+        );
     }
 }

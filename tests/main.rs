@@ -20,6 +20,7 @@ mod hostile_server;
 mod hosts;
 mod keys;
 mod layers;
+mod man;
 mod policy;
 mod proto;
 mod session;

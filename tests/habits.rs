@@ -5,7 +5,9 @@
 
 use std::fs;
 
-use crate::common::{FIXTURE_PASSPHRASE, HOST_FP, Sandbox, Server, bare_key, client_of, mode_of};
+use crate::common::{
+    FIXTURE_PASSPHRASE, HOST_FP, Sandbox, Server, bare_key, client_of, mode_of, pub_line,
+};
 use crate::terminal::{in_pty, resize, type_line};
 
 #[test]
@@ -258,36 +260,34 @@ fn v_says_what_the_client_does_and_q_silences_notices() {
 
 #[test]
 fn every_client_command_takes_a_passphrase_file() {
-    let server = Server::shared();
-    let sandbox = client_of(server, "client_rsa");
+    // A server of its own that trusts the encrypted key (the shared one would count the
+    // failures of other keys against 127.0.0.1).
+    let server = Server::start(&Sandbox::new(), &[], &pub_line("client_enc_rsa"));
+    let sandbox = client_of(&server, "client_rsa");
     let key = sandbox.fixture("client_enc_rsa");
     let key = key.to_str().unwrap();
     let pass = sandbox.write("pass", &format!("{FIXTURE_PASSPHRASE}\n"));
     let pass = pass.to_str().unwrap();
     let dest = server.dest();
     let port = server.port().to_string();
-    for command in [
-        vec!["exec", "-i", key, "--passphrase-file", pass, &dest, "true"],
-        vec!["connect", "-i", key, "--passphrase-file", pass, &dest],
-        vec![
-            "cp",
-            "-P",
-            &port,
-            "-i",
-            key,
-            "--passphrase-file",
-            pass,
-            "127.0.0.1:x",
-            ".",
-        ],
-    ] {
-        let run = sandbox.run(&command, b"");
-        // The key opened, and the server (which does not know it) refused it.
-        assert!(
-            run.failed_with(255).contains("authentication refused"),
-            "{command:?}: {run:?}"
-        );
-    }
+    fs::write(server.home().join("x"), b"fetched").unwrap();
+    let with_key = ["-i", key, "--passphrase-file", pass];
+    let run = sandbox.run(
+        [&["exec"][..], &with_key, &[&dest, "echo", "in"]].concat(),
+        b"",
+    );
+    assert_eq!(run.ok(), "in\n");
+    let run = sandbox.run(
+        [&["connect"][..], &with_key, &[&dest]].concat(),
+        b"echo console\n",
+    );
+    assert!(run.ok().contains("console"), "{run:?}");
+    let run = sandbox.run(
+        [&["cp", "-P", &port][..], &with_key, &["127.0.0.1:x", "got"]].concat(),
+        b"",
+    );
+    run.ok();
+    assert_eq!(fs::read(sandbox.path().join("got")).unwrap(), b"fetched");
     let run = sandbox.run(["exec", "-i", key, &dest, "true"], b"");
     assert!(
         run.failed_with(255).contains("no passphrase was given"),

@@ -190,29 +190,55 @@ async fn a_server_cannot_write_outside_the_destination_of_a_tree() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transfer_failed_reason_is_shown_escaped() {
+/// How the fake server answers the client's GetFile.
+#[derive(Clone, Copy)]
+enum Refusal {
+    TransferFailed,
+    Close,
+}
+
+/// `cp HOST:secret here` against a server that answers with `refusal` and `reason`.
+async fn refused_get(refusal: Refusal, reason: String) -> Run {
     let sandbox = Sandbox::new();
-    let run = cp_against(
+    cp_against(
         &sandbox,
         &["HOST:secret", "here"],
-        |mut channel| async move {
+        move |mut channel| async move {
             let Ok(Message::GetFile { .. }) = channel.reader.recv().await else {
                 return;
             };
-            let reason = format!("no such file{EVIL}");
-            let failed = Message::TransferFailed { reason: &reason };
-            channel.writer.send(&failed).await.unwrap();
-            while channel.reader.recv().await.is_ok() {}
+            match refusal {
+                Refusal::TransferFailed => {
+                    let failed = Message::TransferFailed { reason: &reason };
+                    channel.writer.send(&failed).await.unwrap();
+                    while channel.reader.recv().await.is_ok() {}
+                }
+                Refusal::Close => {
+                    let _ = channel.writer.close(&reason).await;
+                }
+            }
         },
     )
-    .await;
-    assert_eq!(run.code, Some(1), "{run:#?}");
+    .await
+}
+
+/// The run exited `code` and showed `escaped`, with no escape character left.
+fn assert_shown_escaped(run: &Run, code: i32, escaped: &str) {
+    assert_eq!(run.code, Some(code), "{run:#?}");
     assert!(!run.stderr.contains('\u{1b}'), "{run:#?}");
-    assert!(
-        run.stderr.contains(&format!("no such file{EVIL_SHOWN}")),
-        "{run:#?}"
-    );
+    assert!(run.stderr.contains(escaped), "{run:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_failed_reason_is_shown_escaped() {
+    let run = refused_get(Refusal::TransferFailed, format!("no such file{EVIL}")).await;
+    assert_shown_escaped(&run, 1, &format!("no such file{EVIL_SHOWN}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_reason_is_shown_escaped() {
+    let run = refused_get(Refusal::Close, format!("going away{EVIL}")).await;
+    assert_shown_escaped(&run, 255, &format!("going away{EVIL_SHOWN}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,30 +252,5 @@ async fn a_path_in_a_tree_is_shown_escaped_in_errors() {
         serve_tree(channel, entries)
     })
     .await;
-    assert_eq!(run.code, Some(1), "{run:#?}");
-    assert!(!run.stderr.contains('\u{1b}'), "{run:#?}");
-    assert!(run.stderr.contains("missing\\u{1b}[2J"), "{run:#?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_close_reason_is_shown_escaped() {
-    let sandbox = Sandbox::new();
-    let run = cp_against(
-        &sandbox,
-        &["HOST:secret", "here"],
-        |mut channel| async move {
-            let Ok(Message::GetFile { .. }) = channel.reader.recv().await else {
-                return;
-            };
-            let reason = format!("going away{EVIL}");
-            let _ = channel.writer.close(&reason).await;
-        },
-    )
-    .await;
-    assert_eq!(run.code, Some(255), "{run:#?}");
-    assert!(!run.stderr.contains('\u{1b}'), "{run:#?}");
-    assert!(
-        run.stderr.contains(&format!("going away{EVIL_SHOWN}")),
-        "{run:#?}"
-    );
+    assert_shown_escaped(&run, 1, "missing\\u{1b}[2J");
 }

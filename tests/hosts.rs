@@ -63,16 +63,16 @@ fn flags_win_over_the_file() {
         b"",
     );
     assert!(run.failed_with(255).contains("not the pinned"), "{run:?}");
-    // -i: another key, which the server does not know.
-    let other = sandbox.fixture("other_rsa");
+    // -i wins over the file's identity (moved away: the file's would fail).
+    let moved = sandbox.path().join("moved_rsa");
+    fs::rename(sandbox.path().join("keys/ops_rsa"), &moved).unwrap();
     let run = sandbox.run(
-        ["exec", "-i", other.to_str().unwrap(), "box", "--", "true"],
+        ["exec", "-i", moved.to_str().unwrap(), "box", "echo", "i"],
         b"",
     );
-    assert!(
-        run.failed_with(255).contains("authentication refused"),
-        "{run:?}"
-    );
+    assert_eq!(run.ok(), "i\n");
+    let run = sandbox.run(["exec", "box", "true"], b"");
+    assert!(run.failed_with(255).contains("no key at"), "{run:?}");
 }
 
 #[test]

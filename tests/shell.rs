@@ -384,7 +384,7 @@ fn the_last_progress_line_of_put_is_not_drawn_over_by_the_prompt() {
     );
     let out = repl.exp_string(&home).unwrap();
     // The full bar, then a line end before the prompt (which clears the line it starts on).
-    let last_bar = out.rfind("19 B/19 B").expect("the finished bar");
+    let last_bar = out.rfind("100%       19 B").expect("the finished bar");
     assert!(out[last_bar..].contains("]\r\n"), "{out:?}");
     assert_eq!(fs::read(&remote).unwrap(), b"some bytes to copy\n");
     exit_repl(repl);

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             report(show_config(&host, config.as_deref()), USAGE)
         }
         Command::Serve(args) => serve(args),
-        Command::Connect(args) => client(|rt| {
+        Command::Connect(args) => client(args.target.trust.verbose, |rt| {
             let (dest, opts) = target(&args.target)?;
             let pty = if args.no_pty {
                 PtyRequest::Never
@@ -104,7 +104,7 @@ fn main() -> ExitCode {
             };
             repl::run(rt, dest, &opts, pty)
         }),
-        Command::Exec(args) => client(|rt| {
+        Command::Exec(args) => client(args.target.trust.verbose, |rt| {
             let (dest, opts) = target(&args.target)?;
             let pty = PtyRequest::from_flags(args.tty, args.no_pty);
             rt.block_on(exec::exec(dest, &opts, &args.command, args.json, pty))
@@ -228,7 +228,12 @@ enum StartError {
     SyslogWithoutLog,
 }
 
-fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>) -> ExitCode {
+/// Runs a client command with its log (`-v`) set up.
+fn client(
+    verbose: u8,
+    run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>,
+) -> ExitCode {
+    client_logging(verbose);
     let result = runtime().map_err(ClientError::Local).and_then(|rt| {
         let code = run(&rt);
         // Don't wait for a blocked stdin reader: the session is over.
@@ -242,6 +247,7 @@ fn client(run: impl FnOnce(&tokio::runtime::Runtime) -> Result<u8, ClientError>)
 }
 
 fn copy(args: &CpArgs) -> ExitCode {
+    client_logging(args.trust.verbose);
     let plan = match Plan::from_args(&args.paths) {
         Ok(plan) => plan,
         Err(err) => return fail(&err, err.exit_code()),
@@ -284,7 +290,6 @@ fn resolve(
     port: Option<u16>,
     trust: &TrustArgs,
 ) -> Result<(Destination, ConnectOptions), ClientError> {
-    client_logging(trust.verbose);
     let config = target::load_config(trust.config.as_deref())?;
     let typed = Typed {
         dest: dest.to_owned(),

@@ -140,7 +140,11 @@ pub struct TargetArgs {
     /// Port (default 7022; wins over a port in DEST).
     #[arg(short = 'p', value_name = "PORT")]
     pub port: Option<u16>,
-    /// An alias of the client configuration, host, host:port or `[ipv6]:port`.
+    /// The account to ask for (wins over `user@` in DEST): the server refuses any but its own.
+    #[arg(short = 'l', value_name = "USER")]
+    pub user: Option<String>,
+    /// An alias of the client configuration, host, host:port or `[ipv6]:port`, maybe after
+    /// `user@`.
     #[arg(value_name = "DEST")]
     pub dest: String,
 }
@@ -218,7 +222,8 @@ pub struct CpArgs {
     /// Identity and host key trust.
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// SRC... DST: local paths, or `host:path` / `[ipv6]:path` (relative to the server user's home).
+    /// SRC... DST: local paths, or `[user@]host:path` / `[user@][ipv6]:path` (relative to the
+    /// server user's home).
     #[arg(required = true, num_args = 2.., value_name = "PATH")]
     pub paths: Vec<String>,
 }

@@ -252,10 +252,12 @@ fn copy(args: &CpArgs) -> ExitCode {
         Ok(plan) => plan,
         Err(err) => return fail(&err, err.exit_code()),
     };
-    let (dest, opts) = match resolve(plan.host(), args.port, &args.trust) {
+    let (dest, opts) = match resolve(plan.host(), args.port, None, &args.trust) {
         Ok(resolved) => resolved,
         // As the other usage errors of cp's paths.
-        Err(err @ ClientError::Destination(_)) => return fail(&err, USAGE),
+        Err(err @ (ClientError::Destination(_) | ClientError::Account(_))) => {
+            return fail(&err, USAGE);
+        }
         Err(err) => return fail(&err, FAILURE),
     };
     let options = TransferOptions {
@@ -281,19 +283,21 @@ fn copy(args: &CpArgs) -> ExitCode {
 }
 
 fn target(args: &TargetArgs) -> Result<(Destination, ConnectOptions), ClientError> {
-    resolve(&args.dest, args.port, &args.trust)
+    resolve(&args.dest, args.port, args.user.clone(), &args.trust)
 }
 
 /// DEST and the flags, resolved against the client configuration.
 fn resolve(
     dest: &str,
     port: Option<u16>,
+    user: Option<String>,
     trust: &TrustArgs,
 ) -> Result<(Destination, ConnectOptions), ClientError> {
     let config = target::load_config(trust.config.as_deref())?;
     let typed = Typed {
         dest: dest.to_owned(),
         port,
+        user,
         identity: trust.identity.clone(),
         known_hosts: trust.known_hosts.clone(),
         host_fingerprint: trust.host_fingerprint.clone(),

@@ -269,15 +269,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
         self.state.host_key()
     }
 
-    /// Sends KeyTransport and ClientAuth, and waits for the server's verdict.
+    /// Sends KeyTransport and ClientAuth (asking for `account`, empty for none), and waits
+    /// for the server's verdict.
     pub async fn authenticate(
         mut self,
         identity: &impl ClientSigner,
+        account: &str,
         limits: UpdateLimits,
     ) -> Result<SecureChannel<S>, TransportError> {
         let (flight, mut waiting) =
             self.state
-                .trust(identity, limits, &mut rand::rng(), Instant::now())?;
+                .trust(identity, account, limits, &mut rand::rng(), Instant::now())?;
         self.inbox.inner.write_all(&flight).await?;
         let plain = self.inbox.next_frame(waiting.opener()).await?;
         let msg = Message::decode(self.inbox.get_mut(plain)).map_err(ProtoError::from)?;
@@ -418,6 +420,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ProvenClient<S> {
         let mut channel = SecureChannel::new(self.inbox, self.established);
         channel.writer.send(&Message::AuthOk { session_id }).await?;
         Ok(channel)
+    }
+
+    /// Tells an authorized client, in a Close instead of AuthOk, why it cannot have the account
+    /// it asked for, and drops the connection.
+    pub async fn refuse_account(self, reason: &str) -> Result<(), TransportError> {
+        let mut channel = SecureChannel::new(self.inbox, self.established);
+        channel.writer.close(reason).await
     }
 
     /// Refuses the client (its key is not authorized, or its options refuse it).

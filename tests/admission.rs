@@ -28,7 +28,7 @@ fn handshake(server: &Server, signer: &impl ClientSigner) -> Result<(), Transpor
         let stream = tokio::net::TcpStream::connect(server.addr()).await?;
         let pending = transport::client_hello(stream).await?;
         pending
-            .authenticate(signer, UpdateLimits::default())
+            .authenticate(signer, "", UpdateLimits::default())
             .await?;
         Ok(())
     })

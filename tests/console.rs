@@ -626,10 +626,10 @@ fn a_client_of_another_version_is_told_which_versions_the_server_speaks() {
     hello.extend_from_slice(&1u16.to_be_bytes());
     hello.extend_from_slice(&[7u8; 64]);
     let (peer, answer) = send_and_wait_for_hang_up(server, &hello);
-    // One clear VersionRefused record listing version 3, then the server hangs up.
-    assert_eq!(answer, [0, 0, 0, 4, 0x04, 1, 0, 3]);
+    // One clear VersionRefused record listing version 4, then the server hangs up.
+    assert_eq!(answer, [0, 0, 0, 4, 0x04, 1, 0, 4]);
     assert!(handshake_failure_of(server, peer).contains(
-        "the client speaks protocol version 1, this server speaks 3: upgrade the client"
+        "the client speaks protocol version 1, this server speaks 4: upgrade the client"
     ));
     assert_still_serves(server);
 }

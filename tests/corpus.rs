@@ -190,6 +190,7 @@ fn sample_messages() -> Vec<OwnedMessage> {
         OwnedMessage::ClientAuth {
             public_key: to_spki_der(client_key().as_public_key()),
             signature: vec![7; 384],
+            account: "root".into(),
         },
         OwnedMessage::AuthOk {
             session_id: [9; 32],

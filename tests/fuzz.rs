@@ -19,8 +19,8 @@ use seashell::proto::handshake::client::{self, ExpectServerHello};
 use seashell::proto::handshake::server::{self, ExpectClientAuth, ExpectKeyTransport};
 use seashell::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
 use seashell::proto::message::{
-    ClientHello, KeyTransport, MAGIC, MAX_BANNER, MAX_RSA_BLOCK, MAX_SPKI, MAX_TEXT, ServerHello,
-    VERSION,
+    ClientHello, KeyTransport, MAGIC, MAX_ACCOUNT, MAX_BANNER, MAX_RSA_BLOCK, MAX_SPKI, MAX_TEXT,
+    ServerHello, VERSION,
 };
 use seashell::proto::record::{HEADER_LEN, MAX_FRAME_LEN, TAG_LEN, frame_len};
 use seashell::proto::schedule;
@@ -200,12 +200,18 @@ fn data() -> impl Strategy<Value = Vec<u8>> {
 /// Any message with every field within the bounds the decoder enforces.
 fn arb_message() -> impl Strategy<Value = OwnedMessage> {
     prop_oneof![
-        (bytes_up_to(MAX_SPKI), bytes_up_to(MAX_RSA_BLOCK)).prop_map(|(public_key, signature)| {
-            OwnedMessage::ClientAuth {
-                public_key,
-                signature,
-            }
-        }),
+        (
+            bytes_up_to(MAX_SPKI),
+            bytes_up_to(MAX_RSA_BLOCK),
+            "[a-z0-9._-]{0,64}"
+        )
+            .prop_map(
+                |(public_key, signature, account)| OwnedMessage::ClientAuth {
+                    public_key,
+                    signature,
+                    account,
+                }
+            ),
         any::<[u8; 32]>().prop_map(|session_id| OwnedMessage::AuthOk { session_id }),
         Just(OwnedMessage::AuthFailed),
         Just(OwnedMessage::KeyUpdate),
@@ -560,15 +566,20 @@ proptest! {
 #[test]
 fn over_long_client_auth_fields_are_refused_both_ways() {
     // The encoder refuses fields above their bound; a hand-made one is refused on receipt.
-    for (key_len, sig_len) in [(MAX_SPKI + 1, 0), (0, MAX_RSA_BLOCK + 1)] {
+    for (key_len, sig_len, account_len) in [
+        (MAX_SPKI + 1, 0, 0),
+        (0, MAX_RSA_BLOCK + 1, 0),
+        (0, 0, MAX_ACCOUNT + 1),
+    ] {
         let msg = OwnedMessage::ClientAuth {
             public_key: vec![0; key_len],
             signature: vec![0; sig_len],
+            account: "a".repeat(account_len),
         };
         assert!(try_encode(&msg).is_err());
-        // type 0x01, then key and signature as u16-length-prefixed fields.
+        // type 0x01, then key, signature and account as u16-length-prefixed fields.
         let mut bytes = vec![0x01];
-        for len in [key_len, sig_len] {
+        for len in [key_len, sig_len, account_len] {
             bytes.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
             bytes.extend(std::iter::repeat_n(0u8, len));
         }
@@ -678,7 +689,13 @@ fn honest() -> &'static Honest {
         let (flight, _) = client
             .handle(record_body(&server_hello))
             .unwrap()
-            .trust(client_key(), UpdateLimits::default(), &mut client_rng, now)
+            .trust(
+                client_key(),
+                "",
+                UpdateLimits::default(),
+                &mut client_rng,
+                now,
+            )
             .unwrap();
         let (header, kt_body, client_auth_frame) = crate::proto::split_unit(&flight);
         let key_transport = [&header[..], kt_body].concat();

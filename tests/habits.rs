@@ -1,7 +1,7 @@
 //! What an ssh user's fingers expect, tried with the real binary: the host-key question's
 //! answers on a real pseudo-terminal, `keygen` into a directory that does not exist yet,
-//! `keygen -y`, the messages for a missing identity and for a `.pub` given as one, and
-//! `known-hosts forget HOST` with the default port.
+//! `keygen -y`, the messages for a missing identity and for a `.pub` given as one,
+//! `known-hosts forget HOST` with the default port, and `user@host`.
 
 use std::fs;
 
@@ -382,4 +382,64 @@ fn the_progress_bar_fits_80_columns_with_a_percentage_and_the_file_name() {
             .any(|bar| bar.starts_with("total") && bar.contains("100%")),
         "{out:?}"
     );
+}
+
+#[test]
+fn user_at_host_is_the_servers_own_account_or_refused_naming_it() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox, &[], &pub_line("client_rsa"));
+    let client = client_of(&server, "client_rsa");
+    let me = Server::account();
+    let at = |user: &str| format!("{user}@{}", server.dest());
+    assert_eq!(
+        client.run(["exec", &at(&me), "echo", "in"], b"").ok(),
+        "in\n"
+    );
+
+    let refused = client.run(["exec", &at("nobody-here"), "echo", "ran"], b"");
+    let err = refused.failed_with(255);
+    assert!(
+        err.contains(&format!("runs every session as `{me}`, not `nobody-here`")),
+        "{err}"
+    );
+    assert!(!refused.stdout_text().contains("ran"));
+    assert!(
+        server
+            .wait_for_log(|log| log.contains("asked for account `nobody-here`"))
+            .contains("refused")
+    );
+    // -l wins over DEST's user, as in ssh.
+    let run = client.run(["exec", "-l", "nobody-here", &at(&me), "true"], b"");
+    run.failed_with(255);
+    let run = client.run(["exec", "-l", &me, &at("nobody-here"), "echo", "l"], b"");
+    assert_eq!(run.ok(), "l\n");
+    // cp takes user@host:path; a refused account copies nothing. A refusal is no failed
+    // authentication: no penalty for the source, the next connection is served.
+    let file = client.write("f.txt", "data\n");
+    let file = file.to_str().unwrap();
+    let port = server.port().to_string();
+    let cp = |user: &str| {
+        let dest = format!("{user}@127.0.0.1:got.txt");
+        client.run(["cp", "-P", &port, file, &dest], b"")
+    };
+    let err = cp("nobody-here").failed_with(255).to_owned();
+    assert!(err.contains("not `nobody-here`"), "{err}");
+    assert!(!server.home().join("got.txt").exists());
+    cp(&me).ok();
+    assert_eq!(
+        fs::read_to_string(server.home().join("got.txt")).unwrap(),
+        "data\n"
+    );
+    // A user that is no account name is the client's own error (255 like a bad DEST, as in
+    // ssh; 1 in cp, where a bad path is a usage error).
+    let err = client
+        .run(["exec", "a b@box", "true"], b"")
+        .failed_with(255)
+        .to_owned();
+    assert!(err.contains("`a b` is not a user name"), "{err}");
+    let err = client
+        .run(["cp", file, "a b@box:x"], b"")
+        .failed_with(1)
+        .to_owned();
+    assert!(err.contains("`a b` is not a user name"), "{err}");
 }

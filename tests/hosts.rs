@@ -86,6 +86,7 @@ fn config_show_prints_each_setting_and_where_it_came_from() {
     let want = format!(
         "address = 127.0.0.1  # {config}:5 [host.box]\n\
          port = {}  # {config}:6 [host.box]\n\
+         user = none (the server's own account)  # default\n\
          identity = {home}/keys/ops_rsa  # {config}:2 [defaults]\n\
          fingerprint = {HOST_FP}  # {config}:7 [host.box]\n\
          known_hosts = {}  # default\n",

@@ -83,7 +83,7 @@ fn handshake_with(tamper: impl Fn(usize, &mut Vec<u8>)) -> Result<Pair, ProtoErr
     let verify = c.handle(record_body(&sh))?;
     assert_eq!(verify.host_key(), keys.host_public());
     let (mut flight, waiting) =
-        verify.trust(client_key(), UpdateLimits::default(), &mut rng, now)?;
+        verify.trust(client_key(), "", UpdateLimits::default(), &mut rng, now)?;
     tamper(2, &mut flight);
     let (_, kt, auth_wire) = split_unit(&flight);
     let mut s = s.handle(keys, kt, UpdateLimits::default(), &mut rng, now)?;
@@ -157,14 +157,14 @@ fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
     };
     // Our own version in a refusal cannot happen; the advice names both sides' versions.
     assert!(
-        matches!(err, ProtoError::VersionRefused { ours: 3, .. }),
+        matches!(err, ProtoError::VersionRefused { ours: 4, .. }),
         "{err:?}"
     );
     let (state, _) = client::start(&mut rng);
     let err = state.handle(&newer).err().unwrap().to_string();
     assert_eq!(
         err,
-        "protocol version mismatch: the server speaks version 9, this client speaks 3: upgrade this client"
+        "protocol version mismatch: the server speaks version 9, this client speaks 4: upgrade this client"
     );
     let (state, _) = client::start(&mut rng);
     let err = state.handle(&[0x04, 1, 0, 1]).err().unwrap().to_string();
@@ -273,6 +273,7 @@ fn unknown_client_key_still_proves_possession() {
     let (flight, _) = verify
         .trust(
             &fixture_key("other_rsa"),
+            "",
             UpdateLimits::default(),
             &mut rng,
             now,
@@ -290,6 +291,7 @@ fn unknown_client_key_still_proves_possession() {
     let forged = Message::ClientAuth {
         public_key: &client_der,
         signature,
+        account: "",
     };
     assert_eq!(
         s.handle(&forged).err(),
@@ -307,7 +309,7 @@ fn auth_failed_and_wrong_session_are_errors() {
     let (flight, waiting) = c
         .handle(record_body(&sh))
         .unwrap()
-        .trust(client_key(), UpdateLimits::default(), &mut rng, now)
+        .trust(client_key(), "", UpdateLimits::default(), &mut rng, now)
         .unwrap();
     let (_, kt, _) = split_unit(&flight);
     assert!(
@@ -317,6 +319,41 @@ fn auth_failed_and_wrong_session_are_errors() {
     assert_eq!(
         waiting.handle(&Message::AuthFailed).err(),
         Some(ProtoError::AuthRejected)
+    );
+}
+
+#[test]
+fn the_account_asked_for_reaches_the_server_and_a_close_refuses_it() {
+    let keys = server_keys();
+    let mut rng = rand::rng();
+    let now = Instant::now();
+    let (c, ch) = client::start(&mut rng);
+    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
+    let (flight, waiting) = c
+        .handle(record_body(&sh))
+        .unwrap()
+        .trust(
+            client_key(),
+            "deploy",
+            UpdateLimits::default(),
+            &mut rng,
+            now,
+        )
+        .unwrap();
+    let (_, kt, auth_wire) = split_unit(&flight);
+    let mut s = s
+        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
+        .unwrap();
+    let auth = open_all(s.opener(), auth_wire).unwrap();
+    let (identity, _) = s.handle(&Message::decode(&auth[0]).unwrap()).unwrap();
+    assert_eq!(identity.account, "deploy");
+    assert_eq!(
+        waiting
+            .handle(&Message::Close {
+                reason: "not `deploy`"
+            })
+            .err(),
+        Some(ProtoError::AccountRefused("not `deploy`".into()))
     );
 }
 

@@ -743,7 +743,7 @@ async fn channel_pair() -> (
     let client = transport::client_hello(client)
         .await
         .unwrap()
-        .authenticate(client_key(), UpdateLimits::default())
+        .authenticate(client_key(), "", UpdateLimits::default())
         .await
         .unwrap();
     (client, server.await.unwrap())

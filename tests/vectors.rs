@@ -350,7 +350,13 @@ fn handshake_vectors() -> VectorFile {
     let (flight, mut waiting) = c
         .handle(record_body(&server_hello))
         .unwrap()
-        .trust(client_key(), UpdateLimits::default(), &mut client_rng, now)
+        .trust(
+            client_key(),
+            "admin",
+            UpdateLimits::default(),
+            &mut client_rng,
+            now,
+        )
         .unwrap();
     let (_, kt, auth_frame) = split_unit(&flight);
     let mut s = s

@@ -29,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ConnectOptions {
     /// Identity (private key); default `$SEASHELL_HOME/id_rsa`.
     pub identity: Option<PathBuf>,
+    /// The account to ask the server for (`user@host`); none asks for none.
+    pub account: Option<String>,
     /// known_hosts; default `$SEASHELL_HOME/known_hosts`.
     pub known_hosts: Option<PathBuf>,
     /// Record an unknown host key instead of refusing it.
@@ -91,7 +93,11 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
         );
         Ok::<_, ClientError>(
             pending
-                .authenticate(&identity, UpdateLimits::default())
+                .authenticate(
+                    &identity,
+                    opts.account.as_deref().unwrap_or_default(),
+                    UpdateLimits::default(),
+                )
                 .await?,
         )
     })

@@ -20,9 +20,9 @@ use crate::shown::shown;
 pub enum Endpoint {
     /// A local path.
     Local(PathBuf),
-    /// `host:path`.
+    /// `host:path` or `user@host:path`.
     Remote {
-        /// The host as written (an IPv6 address keeps its brackets).
+        /// The host as written, with its `user@` (an IPv6 address keeps its brackets).
         host: String,
         /// The path on it (may be empty: the home directory).
         path: String,
@@ -30,23 +30,30 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Reads `host:path`, `[v6]:path`, or a local path.
+    /// Reads `host:path`, `[v6]:path`, either after `user@`, or a local path.
     pub fn parse(arg: &str) -> Self {
-        if let Some(rest) = arg.strip_prefix('[') {
-            return match rest.split_once("]:") {
-                Some((host, path)) => Self::Remote {
-                    host: format!("[{host}]"),
-                    path: path.to_owned(),
-                },
-                None => Self::Local(PathBuf::from(arg)),
-            };
-        }
-        match arg.split_once(':') {
-            Some((host, path)) if !host.is_empty() && !host.contains('/') => Self::Remote {
-                host: host.to_owned(),
+        let (user, rest) = match arg.split_once('@') {
+            Some((user, rest)) if !user.contains(['/', ':']) => (format!("{user}@"), rest),
+            _ => (String::new(), arg),
+        };
+        let remote = if let Some(bracketed) = rest.strip_prefix('[') {
+            bracketed
+                .split_once("]:")
+                .map(|(host, path)| (format!("{user}[{host}]"), path))
+        } else {
+            match rest.split_once(':') {
+                Some((host, path)) if !host.is_empty() && !host.contains('/') => {
+                    Some((format!("{user}{host}"), path))
+                }
+                _ => None,
+            }
+        };
+        match remote {
+            Some((host, path)) => Self::Remote {
+                host,
                 path: path.to_owned(),
             },
-            _ => Self::Local(PathBuf::from(arg)),
+            None => Self::Local(PathBuf::from(arg)),
         }
     }
 }
@@ -209,7 +216,12 @@ mod tests {
         assert_eq!(Endpoint::parse("box:"), remote("box", ""));
         assert_eq!(Endpoint::parse("[::1]:/tmp/x"), remote("[::1]", "/tmp/x"));
         assert_eq!(Endpoint::parse("10.0.0.1:f"), remote("10.0.0.1", "f"));
-        for local in ["file", "./a:b", "/abs:x", ":x", "[::1]"] {
+        assert_eq!(Endpoint::parse("root@box:d"), remote("root@box", "d"));
+        assert_eq!(Endpoint::parse("me@[::1]:x"), remote("me@[::1]", "x"));
+        assert_eq!(Endpoint::parse("box:a@b"), remote("box", "a@b"));
+        for local in [
+            "file", "./a:b", "/abs:x", ":x", "[::1]", "a@b", "./x@y:z", "u@[::1]",
+        ] {
             assert_eq!(
                 Endpoint::parse(local),
                 Endpoint::Local(local.into()),

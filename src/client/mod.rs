@@ -38,6 +38,9 @@ pub enum ClientError {
     /// Bad DEST.
     #[error(transparent)]
     Destination(#[from] dest::BadDestination),
+    /// A bad `user@` in DEST or `-l`.
+    #[error("{0}")]
+    Account(String),
     /// The client configuration file.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

@@ -1,7 +1,8 @@
 //! From what the user typed (DEST and the flags) and the client configuration, where to
-//! connect and how: the address, port, identity, pinned fingerprint and known_hosts file,
-//! each with where it came from. A flag wins over the host's `[host.NAME]` entry, which wins
-//! over `[defaults]`, which wins over seashell's defaults; a port in DEST counts as a flag.
+//! connect and how: the address, port, account, identity, pinned fingerprint and known_hosts
+//! file, each with where it came from. A flag wins over the host's `[host.NAME]` entry, which
+//! wins over `[defaults]`, which wins over seashell's defaults; a `user@` or a port in DEST
+//! counts as a flag (`-l` and `-p` win over them, as in ssh).
 //! A name the configuration does not know is used as an address, as typed. It reads no file
 //! but the configuration; `seashell config show` prints what it decides.
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::ClientError;
 use super::connect::ConnectOptions;
 use super::dest::Destination;
-use crate::config::client::{ClientConfig, Origin, Setting};
+use crate::config::client::{ClientConfig, Origin, Setting, account_problem};
 use crate::keys::home;
 use crate::proto::DEFAULT_PORT;
 
@@ -42,10 +43,12 @@ fn default<T>(value: T) -> Setting<T> {
 /// The client flags that say where and how to connect.
 #[derive(Debug, Clone, Default)]
 pub struct Typed {
-    /// DEST as typed: an alias, `host`, `host:port`, `[v6]:port`.
+    /// DEST as typed: an alias, `host`, `host:port`, `[v6]:port`, each maybe after `user@`.
     pub dest: String,
     /// `-p`/`-P`.
     pub port: Option<u16>,
+    /// `-l`.
+    pub user: Option<String>,
     /// `-i`.
     pub identity: Option<PathBuf>,
     /// `--known-hosts`.
@@ -67,6 +70,8 @@ pub struct Target {
     pub address: Setting<String>,
     /// TCP port.
     pub port: Setting<u16>,
+    /// The account to ask for, if any (else the server's own, unasked).
+    pub user: Option<Setting<String>>,
     /// Identity (private key).
     pub identity: Setting<PathBuf>,
     /// Pinned host key fingerprint, if any (else known_hosts decides).
@@ -84,8 +89,22 @@ pub struct Target {
 impl Target {
     /// Resolves `typed` against `config`.
     pub fn resolve(typed: &Typed, config: &ClientConfig) -> Result<Self, ClientError> {
-        let (name, dest_port) = Destination::split(&typed.dest)?;
+        let (dest_user, host) = match typed.dest.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, typed.dest.as_str()),
+        };
+        let (name, dest_port) = Destination::split(host)?;
         let file = config.for_host(&name);
+        let user = typed
+            .user
+            .as_deref()
+            .or(dest_user)
+            .map(|user| match account_problem(user) {
+                Some(problem) => Err(ClientError::Account(problem)),
+                None => Ok(typed_setting(user.to_owned())),
+            })
+            .transpose()?
+            .or(file.user);
         let address = file.address.unwrap_or_else(|| typed_setting(name.clone()));
         let port = typed
             .port
@@ -111,6 +130,7 @@ impl Target {
         Ok(Self {
             address,
             port,
+            user,
             identity,
             fingerprint,
             known_hosts,
@@ -132,6 +152,7 @@ impl Target {
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             identity: Some(self.identity.value.clone()),
+            account: self.user.as_ref().map(|u| u.value.clone()),
             known_hosts: Some(self.known_hosts.value.clone()),
             accept_new: self.accept_new,
             host_fingerprint: self.fingerprint.as_ref().map(|f| f.value.clone()),
@@ -146,6 +167,14 @@ impl Target {
             |key: &str, value: String, origin: &Origin| format!("{key} = {value}  # {origin}\n");
         let mut out = line("address", self.address.value.clone(), &self.address.origin);
         out += &line("port", self.port.value.to_string(), &self.port.origin);
+        out += &match &self.user {
+            Some(user) => line("user", user.value.clone(), &user.origin),
+            None => line(
+                "user",
+                "none (the server's own account)".into(),
+                &Origin::Default,
+            ),
+        };
         out += &line(
             "identity",
             self.identity.value.display().to_string(),
@@ -207,6 +236,7 @@ mod tests {
         let flags = Typed {
             dest: "web1".into(),
             port: Some(9),
+            user: None,
             identity: Some("/mine".into()),
             known_hosts: Some("/kh".into()),
             host_fingerprint: Some("SHA256:x".into()),
@@ -228,6 +258,58 @@ mod tests {
     }
 
     #[test]
+    fn the_user_comes_from_l_then_dest_then_the_file() {
+        let config = ClientConfig::parse(
+            "[defaults]\nuser = \"ops\"\n[host.db]\naddress = \"10.0.0.9\"\nuser = \"pg\"\n",
+            Path::new("/c"),
+            None,
+        )
+        .unwrap();
+        let user = |dest: &str, l: Option<&str>| {
+            let typed = Typed {
+                dest: dest.into(),
+                user: l.map(str::to_owned),
+                ..Typed::default()
+            };
+            Target::resolve(&typed, &config).map(|t| {
+                let user = t.user.map(|u| (u.value, u.origin.to_string()));
+                (t.address.value, user)
+            })
+        };
+        let of = |addr: &str, user: &str, origin: &str| {
+            (addr.to_owned(), Some((user.to_owned(), origin.to_owned())))
+        };
+        assert_eq!(
+            user("db", None).unwrap(),
+            of("10.0.0.9", "pg", "/c:5 [host.db]")
+        );
+        assert_eq!(
+            user("box", None).unwrap(),
+            of("box", "ops", "/c:2 [defaults]")
+        );
+        assert_eq!(
+            user("root@db", None).unwrap(),
+            of("10.0.0.9", "root", "command line")
+        );
+        assert_eq!(
+            user("root@db:99", Some("me")).unwrap(),
+            of("10.0.0.9", "me", "command line")
+        );
+        assert_eq!(
+            user("me@[::1]:8", None).unwrap(),
+            of("::1", "me", "command line")
+        );
+        let plain = Target::resolve(&typed("box"), &ClientConfig::default()).unwrap();
+        assert_eq!(plain.connect_options().account, None);
+        for bad in ["@db", "a b@db", "-x@db"] {
+            let err = user(bad, None).unwrap_err().to_string();
+            assert!(err.contains("user name"), "{bad}: {err}");
+        }
+        let err = user("db", Some(&"x".repeat(65))).unwrap_err().to_string();
+        assert_eq!(err, "a user name is at most 64 bytes");
+    }
+
+    #[test]
     fn an_unknown_name_is_an_address_with_the_defaults() {
         let other = Target::resolve(&typed("[::1]"), &config()).unwrap();
         assert_eq!(other.destination().host_port(), "[::1]:7100");
@@ -242,10 +324,14 @@ mod tests {
             .unwrap()
             .describe();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         assert_eq!(lines[0], "address = 10.0.0.5  # /c:6 [host.web1]");
         assert_eq!(lines[1], "port = 7200  # /c:7 [host.web1]");
-        assert_eq!(lines[4], "known_hosts = /k/known  # /c:3 [defaults]");
+        assert_eq!(
+            lines[2],
+            "user = none (the server's own account)  # default"
+        );
+        assert_eq!(lines[5], "known_hosts = /k/known  # /c:3 [defaults]");
         let plain = Target::resolve(&typed("box"), &ClientConfig::default())
             .unwrap()
             .describe();

@@ -1,5 +1,5 @@
 //! The client's TOML file, `$SEASHELL_HOME/config` (or the one `-F` names): host aliases
-//! (`[host.NAME]`) with an address, port, identity, pinned fingerprint and known_hosts file,
+//! (`[host.NAME]`) with an address, port, user, identity, pinned fingerprint and known_hosts file,
 //! `[defaults]` for any host, and `[group]` lists of hosts. The file is parsed totally:
 //! unknown keys and bad values are errors naming the file, the line and the key, like the
 //! server's. For one name it gives the settings the file holds, each with where it came from
@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Place, line_of, parse_toml};
+use crate::proto::message::MAX_ACCOUNT;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +34,7 @@ struct Raw {
 struct RawEntry {
     address: Option<Spanned<String>>,
     port: Option<Spanned<u64>>,
+    user: Option<Spanned<String>>,
     identity: Option<Spanned<String>>,
     fingerprint: Option<Spanned<String>>,
     known_hosts: Option<Spanned<String>>,
@@ -83,6 +85,8 @@ pub struct HostSettings {
     pub address: Option<Setting<String>>,
     /// TCP port.
     pub port: Option<Setting<u16>>,
+    /// The account to ask the server for (like `user@host`).
+    pub user: Option<Setting<String>>,
     /// Identity (private key).
     pub identity: Option<Setting<PathBuf>>,
     /// Pinned host key fingerprint (`SHA256:…`).
@@ -96,6 +100,7 @@ pub struct HostSettings {
 struct Entry {
     address: Option<(String, Place)>,
     port: Option<(u16, Place)>,
+    user: Option<(String, Place)>,
     identity: Option<(PathBuf, Place)>,
     fingerprint: Option<(String, Place)>,
     known_hosts: Option<(PathBuf, Place)>,
@@ -155,10 +160,31 @@ impl ClientConfig {
             address: pick_from(name, host, &self.defaults, |e| e.address.clone()),
             fingerprint: pick_from(name, host, &self.defaults, |e| e.fingerprint.clone()),
             port: pick_from(name, host, &self.defaults, |e| e.port.clone()),
+            user: pick_from(name, host, &self.defaults, |e| e.user.clone()),
             identity: pick_from(name, host, &self.defaults, |e| e.identity.clone()),
             known_hosts: pick_from(name, host, &self.defaults, |e| e.known_hosts.clone()),
         }
     }
+}
+
+/// What is wrong with `name` as an account to ask a server for (`user@host`, `-l`, `user =`),
+/// if anything: empty, too long for the protocol, or holding a character no account name has
+/// (whitespace, controls, `@`, `:`, `/`) or starting with `-`.
+pub fn account_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("an empty user name".into());
+    }
+    if name.len() > MAX_ACCOUNT {
+        return Some(format!("a user name is at most {MAX_ACCOUNT} bytes"));
+    }
+    let odd = |c: char| c.is_whitespace() || c.is_control() || "@:/".contains(c);
+    if name.starts_with('-') || name.chars().any(odd) {
+        return Some(format!(
+            "`{}` is not a user name",
+            crate::shown::shown(name)
+        ));
+    }
+    None
 }
 
 /// `of(host)` if set, else `of(defaults)`, with its origin.
@@ -216,6 +242,7 @@ impl Checker<'_> {
         Ok(Entry {
             address: raw.address.map(|a| self.address(a)).transpose()?,
             port: raw.port.map(|p| self.port(p)).transpose()?,
+            user: raw.user.map(|u| self.user(u)).transpose()?,
             identity: raw
                 .identity
                 .map(|p| self.path_value("identity", p))
@@ -262,6 +289,13 @@ impl Checker<'_> {
                 &value,
                 format!("{} is not a port (1 to 65535)", value.get_ref()),
             )),
+        }
+    }
+
+    fn user(&self, value: Spanned<String>) -> Result<(String, Place), ConfigError> {
+        match account_problem(value.get_ref()) {
+            Some(problem) => Err(self.bad("user", &value, problem)),
+            None => Ok((value.get_ref().clone(), self.place(&value))),
         }
     }
 

@@ -349,6 +349,7 @@ fn server_reads_client_auth(data: &[u8]) {
         Some(Message::ClientAuth {
             public_key: identity_der,
             signature: &signature,
+            account: "",
         })
     } else {
         chunks.next()
@@ -537,6 +538,7 @@ impl FakeServer {
             Some(Message::ClientAuth {
                 public_key,
                 signature,
+                ..
             }) => {
                 public_key == identity_der
                     && key
@@ -582,7 +584,7 @@ fn client_reads_auth_result(data: &[u8]) {
     );
     let Ok(verified) = verified else { return };
     assert_eq!(verified.host_key_der(), server.host_der);
-    let trusted = verified.trust(&client.0, UpdateLimits::default(), &mut rng, now);
+    let trusted = verified.trust(&client.0, "", UpdateLimits::default(), &mut rng, now);
     assert!(trusted.is_ok(), "the client cannot answer the fake server");
     let Ok((flight, mut state)) = trusted else {
         return;
@@ -625,6 +627,7 @@ fn client_reads_auth_result(data: &[u8]) {
                     err,
                     ProtoError::SessionMismatch
                         | ProtoError::AuthRejected
+                        | ProtoError::AccountRefused(_)
                         | ProtoError::Unexpected(_)
                 ),
                 "{err:?}"

@@ -97,6 +97,10 @@ pub enum ProtoError {
     /// The server refused our key.
     #[error("authentication refused by the server")]
     AuthRejected,
+    /// The server proved our key authorized but refused the account we asked for
+    /// (`user@host`); its reason, which names the account it runs sessions as.
+    #[error("the server refused the account: {0}")]
+    AccountRefused(String),
     /// The AuthOk session id is not the one both sides derived.
     #[error("server confirmed a different session id")]
     SessionMismatch,

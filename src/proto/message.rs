@@ -8,15 +8,17 @@ use super::error::{DecodeError, EncodeError};
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
-/// The one protocol version this implementation speaks (3: a console that is the server
-/// user's shell, `OpenConsole`, and remote completion).
-pub const VERSION: u16 = 3;
+/// The one protocol version this implementation speaks (4: ClientAuth names the account the
+/// client asks for).
+pub const VERSION: u16 = 4;
 /// Upper bound for an encoded public key (SPKI DER of RSA-4096 is 550 bytes).
 pub const MAX_SPKI: usize = 1024;
 /// Upper bound for an RSA signature or ciphertext (RSA-4096: 512 bytes).
 pub const MAX_RSA_BLOCK: usize = 512;
 /// Upper bound for a text field (command line, cwd, reasons, paths).
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Upper bound for the account a [`Message::ClientAuth`] asks for (Linux allows 32 bytes).
+pub const MAX_ACCOUNT: usize = 64;
 /// Upper bound for a terminal type (`TERM`) in [`Message::ExecPty`].
 pub const MAX_TERM: usize = 64;
 /// Upper bound for what a login shell printed, in [`Message::ConsoleOpened`].
@@ -306,6 +308,8 @@ pub enum Message<'a> {
         public_key: &'a [u8],
         /// RSA-PSS-SHA256 over `"seashell/1 client\0" || th`.
         signature: &'a [u8],
+        /// The account the client asks to run as (`user@host`); empty when it asks for none.
+        account: &'a str,
     },
     /// The server accepted the client; carries the session id both sides derived.
     AuthOk {
@@ -595,10 +599,12 @@ impl<'a> Message<'a> {
             Self::ClientAuth {
                 public_key,
                 signature,
+                account,
             } => {
                 out.push(M_CLIENT_AUTH);
                 put_bytes16(out, public_key, MAX_SPKI)?;
                 put_bytes16(out, signature, MAX_RSA_BLOCK)?;
+                put_bytes16(out, account.as_bytes(), MAX_ACCOUNT)?;
             }
             Self::AuthOk { session_id } => {
                 out.push(M_AUTH_OK);
@@ -784,6 +790,7 @@ impl<'a> Message<'a> {
             M_CLIENT_AUTH => Self::ClientAuth {
                 public_key: r.bytes16(MAX_SPKI)?,
                 signature: r.bytes16(MAX_RSA_BLOCK)?,
+                account: text(r.bytes16(MAX_ACCOUNT)?)?,
             },
             M_AUTH_OK => Self::AuthOk {
                 session_id: r.array()?,

@@ -16,6 +16,7 @@ pub enum OwnedMessage {
     ClientAuth {
         public_key: Vec<u8>,
         signature: Vec<u8>,
+        account: String,
     },
     AuthOk {
         session_id: [u8; 32],
@@ -122,9 +123,11 @@ impl Message<'_> {
             Self::ClientAuth {
                 public_key,
                 signature,
+                account,
             } => O::ClientAuth {
                 public_key: public_key.to_vec(),
                 signature: signature.to_vec(),
+                account: account.to_owned(),
             },
             Self::AuthOk { session_id } => O::AuthOk { session_id },
             Self::AuthFailed => O::AuthFailed,
@@ -255,9 +258,11 @@ impl OwnedMessage {
             Self::ClientAuth {
                 public_key,
                 signature,
+                account,
             } => M::ClientAuth {
                 public_key,
                 signature,
+                account,
             },
             Self::AuthOk { session_id } => M::AuthOk {
                 session_id: *session_id,

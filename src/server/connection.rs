@@ -93,6 +93,9 @@ enum Ended {
     Silent,
     /// The handshake failed.
     Transport(TransportError),
+    /// The client was told why it cannot go on (an account it may not have), and that was
+    /// logged.
+    Answered,
 }
 
 impl From<TransportError> for Ended {
@@ -128,6 +131,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, place: Place, shared: Arc<Sh
             };
             tracing::warn!(%peer, "handshake failed: the client speaks protocol version {theirs}, this server speaks {VERSION}: upgrade {side}");
         }),
+        Ok(Err(Ended::Answered)) => {}
         Ok(Err(Ended::Transport(err))) => {
             note(&shared, || tracing::info!(%peer, "handshake failed: {err}"));
         }
@@ -199,6 +203,33 @@ async fn handshake(
         };
         failed(shared, peer, source, &reason, Some(refused)).await;
         return Ok(Verdict::Refused(client.refuse(), answer_at));
+    }
+    let asked = client.identity.account.clone();
+    if !asked.is_empty() && asked != shared.account {
+        // Told to a key that proved possession and is authorized; not a failed
+        // authentication (no penalty, no delay), but audited like a refused key.
+        let rule = format!(
+            "asked for account `{asked}`; this server runs sessions as `{}`",
+            shared.account
+        );
+        note(shared, || {
+            tracing::warn!(%peer, "key {key} ({}) refused: {rule}", entry.comment);
+        });
+        let refused = RefusedKey {
+            name: entry.comment.clone(),
+            key,
+            rule,
+        };
+        shared
+            .audit
+            .auth_failure(&source.to_string(), Some(refused))
+            .await;
+        let reason = format!(
+            "this server runs every session as `{0}`, not `{asked}`: connect as {0}@HOST, or without a user",
+            shared.account
+        );
+        let _ = tokio::time::timeout(REFUSAL_SEND_TIMEOUT, client.refuse_account(&reason)).await;
+        return Err(Ended::Answered);
     }
     let channel = client.accept().await?;
     let who = Peer {

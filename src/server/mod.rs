@@ -163,6 +163,8 @@ struct Shared {
     audit: AuditLog,
     commands: Arc<std::collections::BTreeMap<String, Vec<String>>>,
     shell: Arc<shell::LoginShell>,
+    /// The name of the account sessions run as: the only one a client may ask for.
+    account: String,
 }
 
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
@@ -220,6 +222,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         sessions: Arc::new(Semaphore::new(settings.max_sessions)),
         commands: Arc::new(settings.commands.clone()),
         shell: Arc::new(shell::LoginShell::from_passwd(settings.shell.as_deref())),
+        account: session::Account::of_server().user,
         settings,
         stop,
         audit,

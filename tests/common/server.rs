@@ -137,19 +137,28 @@ impl Server {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("~{rest}"),
             _ => cwd.to_owned(),
         };
-        let uid = nix::unistd::geteuid();
-        let user = nix::unistd::User::from_uid(uid)
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| uid.to_string());
+        let user = Self::account();
         let host = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
         let host = host.split('.').next().unwrap_or_default();
-        let sign = if uid.is_root() { '#' } else { '$' };
+        let sign = if nix::unistd::geteuid().is_root() {
+            '#'
+        } else {
+            '$'
+        };
         format!("{user}@{host}:{cwd}{sign} ")
+    }
+
+    /// The Unix account the tests (and so their servers) run as: the one `user@` may name.
+    pub fn account() -> String {
+        let uid = nix::unistd::geteuid();
+        nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string())
     }
 
     /// The server's HOME (its sandbox): where each session starts.

@@ -139,9 +139,11 @@ impl VerifyHostKey {
 
     /// Trusts the host key: wraps a fresh secret to the transport key, derives the session
     /// keys, and returns the KeyTransport record followed by the ClientAuth frame (one flight).
+    /// `account` is the account asked for (`user@host`), empty for none.
     pub fn trust<R: CryptoRng>(
         self,
         identity: &impl ClientSigner,
+        account: &str,
         limits: UpdateLimits,
         rng: &mut R,
         now: Instant,
@@ -173,6 +175,7 @@ impl VerifyHostKey {
             &Message::ClientAuth {
                 public_key: &public_key,
                 signature: &signature,
+                account,
             },
             now,
             &mut wire,
@@ -181,7 +184,7 @@ impl VerifyHostKey {
     }
 }
 
-/// Sent KeyTransport and ClientAuth; waiting for AuthOk or AuthFailed.
+/// Sent KeyTransport and ClientAuth; waiting for AuthOk, AuthFailed, or Close.
 pub struct ExpectAuthResult {
     established: Established,
 }
@@ -192,7 +195,8 @@ impl ExpectAuthResult {
         &mut self.established.opener
     }
 
-    /// Takes the server's answer: AuthOk with our session id completes the handshake.
+    /// Takes the server's answer: AuthOk with our session id completes the handshake; a Close
+    /// instead is the refusal of the account asked for, to a key the server authorized.
     pub fn handle(self, msg: &Message<'_>) -> Result<Established, ProtoError> {
         match *msg {
             Message::AuthOk { session_id } if session_id == self.established.session_id => {
@@ -200,6 +204,7 @@ impl ExpectAuthResult {
             }
             Message::AuthOk { .. } => Err(ProtoError::SessionMismatch),
             Message::AuthFailed => Err(ProtoError::AuthRejected),
+            Message::Close { reason } => Err(ProtoError::AccountRefused(reason.to_owned())),
             other => Err(ProtoError::Unexpected(other.name())),
         }
     }

@@ -184,6 +184,9 @@ pub struct ClientIdentity {
     pub public_key: PublicKey,
     /// Its SubjectPublicKeyInfo DER (for lookups in authorized_keys).
     pub public_key_der: Vec<u8>,
+    /// The account it asked for (`user@host`), empty when none: the caller checks it once
+    /// the key is authorized.
+    pub account: String,
 }
 
 impl ExpectClientAuth {
@@ -205,6 +208,7 @@ impl ExpectClientAuth {
         let Message::ClientAuth {
             public_key,
             signature,
+            account,
         } = *msg
         else {
             return Err(ProtoError::Unexpected(msg.name()));
@@ -218,6 +222,7 @@ impl ExpectClientAuth {
         Ok(ClientIdentity {
             public_key_der: to_spki_der(&key),
             public_key: key,
+            account: account.to_owned(),
         })
     }
 

@@ -136,9 +136,9 @@ async fn hang_up_after_failure(pgid: i32) {
 }
 
 /// The Unix account the server runs as, which every session uses.
-struct Account {
+pub(super) struct Account {
     /// Its name.
-    user: String,
+    pub(super) user: String,
     /// The host's short name.
     host: String,
     /// Where sessions start: the server's `HOME`, else the passwd entry's, else `/`.
@@ -148,7 +148,8 @@ struct Account {
 }
 
 impl Account {
-    fn of_server() -> Self {
+    /// The account of the server process (its effective uid), looked up now.
+    pub(super) fn of_server() -> Self {
         let uid = nix::unistd::geteuid();
         let entry = nix::unistd::User::from_uid(uid).ok().flatten();
         let user = entry

@@ -225,7 +225,7 @@ fn handshake(keys: &ServerKeys, identity: &PrivateKey) -> (Established, Establis
     let (flight, mut waiting) = c
         .handle(split_unit(&sh).0)
         .unwrap()
-        .trust(identity, "", limits, &mut rng, now)
+        .trust(identity, "", None, limits, &mut rng, now)
         .unwrap();
     let (kt, auth_frame) = split_unit(&flight);
     let mut s = s.handle(keys, kt, limits, &mut rng, now).unwrap();

@@ -8,9 +8,11 @@
 #   --runs-bulk N      runs of rows b, c, f (1 GiB transfers)     (default 5)
 #   --runs-d N         runs of row d (commands in one session)    (default 11)
 #   --runs-e N         runs of row e (concurrent sessions)        (default 3)
+#   --runs-g N         runs of row g at each RTT (delay proxy)    (default 11)
+#   --rtts LIST        round-trip times of row g in ms, comma-separated (default 2,20)
 #   --commands N       commands per session in row d              (default 100)
 #   --concurrency N    concurrent sessions in row e               (default 100)
-#   --only LIST        rows to run, comma-separated, e.g. a,b,d   (default a,b,c,d,e,f)
+#   --only LIST        rows to run, comma-separated, e.g. a,b,d   (default a,b,c,d,e,f,g)
 #   --binary PATH      use this seashell binary instead of building one (e.g. to compare builds)
 #   --stock-limits     keep both servers' admission limits at their defaults (sshd
 #                      MaxStartups 10:30:100, seashell max_unauthenticated 32 /
@@ -34,14 +36,17 @@
 # seashell's is); e) N concurrent sessions of `sleep 1`: wall time, failures, peak server
 # memory; f) seashell cp vs scp of a SIZE-byte file, both directions
 # (`seashell cp -i KEY --known-hosts FILE -P PORT SRC host:DST` and back), and, for
-# reference, one `openssl dgst -sha256` of the same file: the hash cp computes on each end.
+# reference, one `openssl dgst -sha256` of the same file: the hash cp computes on each end;
+# g) row a through benches/delay-proxy.py, a userspace TCP proxy that adds a round-trip time
+# (these machines have no netem; it emulates TCP's own handshake round trip too), at each
+# RTT of --rtts: medians, ratio, and round trips (median / RTT, CPU time included).
 #
 # ssh runs as: ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=FILE
 #   -o StrictHostKeyChecking=accept-new -o BatchMode=yes -c aes256-gcm@openssh.com
 #   -o HostKeyAlgorithms=rsa-sha2-256 -p PORT USER@127.0.0.1 ... (default key exchange).
 # The machine is shared: numbers are noisy; the script prints the load average at the start
 # and at the end. Needs bash >= 5 (EPOCHREALTIME), awk, sort, ps; root or sudo-less apt for
-# the sshd install.
+# the sshd install; python3 for row g.
 
 set -euo pipefail
 export LC_ALL=C
@@ -53,9 +58,11 @@ RUNS_A=11
 RUNS_BULK=5
 RUNS_D=11
 RUNS_E=3
+RUNS_G=11
+RTTS=2,20
 COMMANDS=100
 CONCURRENCY=100
-ONLY=a,b,c,d,e,f
+ONLY=a,b,c,d,e,f,g
 STOCK_LIMITS=0
 QUICK=0
 BINARY=
@@ -69,13 +76,15 @@ while (($#)); do
         --quick)
             QUICK=1
             SIZE=$((64 * 1024 * 1024))
-            RUNS_A=3 RUNS_BULK=3 RUNS_D=3 RUNS_E=1
+            RUNS_A=3 RUNS_BULK=3 RUNS_D=3 RUNS_E=1 RUNS_G=3
             ;;
         --size) SIZE=$2; shift ;;
         --runs-a) RUNS_A=$2; shift ;;
         --runs-bulk) RUNS_BULK=$2; shift ;;
         --runs-d) RUNS_D=$2; shift ;;
         --runs-e) RUNS_E=$2; shift ;;
+        --runs-g) RUNS_G=$2; shift ;;
+        --rtts) RTTS=$2; shift ;;
         --commands) COMMANDS=$2; shift ;;
         --concurrency) CONCURRENCY=$2; shift ;;
         --only) ONLY=$2; shift ;;
@@ -87,7 +96,9 @@ while (($#)); do
     shift
 done
 
-for n in "$SIZE" "$RUNS_A" "$RUNS_BULK" "$RUNS_D" "$RUNS_E" "$COMMANDS" "$CONCURRENCY"; do
+IFS=, read -r -a RTT_LIST <<<"$RTTS"
+for n in "$SIZE" "$RUNS_A" "$RUNS_BULK" "$RUNS_D" "$RUNS_E" "$RUNS_G" "$COMMANDS" "$CONCURRENCY" \
+    "${RTT_LIST[@]}"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "not a positive integer: $n" >&2; exit 1; }
 done
 
@@ -137,6 +148,7 @@ command -v ssh >/dev/null || { echo "ssh (openssh-client) is missing" >&2; exit 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seashell-vs-ssh.XXXXXX")
 SSHD_PID=
 SEA_PID=
+PROXY_PIDS=()
 SAMPLER_PID=
 MASTER_SOCK=$TMP/ssh-master.sock
 SSH=()
@@ -150,6 +162,7 @@ cleanup() {
     fi
     [[ -z $SSHD_PID ]] || kill "$SSHD_PID" 2>/dev/null
     [[ -z $SEA_PID ]] || kill "$SEA_PID" 2>/dev/null
+    ((${#PROXY_PIDS[@]} == 0)) || kill "${PROXY_PIDS[@]}" 2>/dev/null
     wait 2>/dev/null
     rm -rf "$TMP"
 }
@@ -228,10 +241,12 @@ log "== sshd on 127.0.0.1:$SSH_PORT"
 SSHD_PID=$!
 wait_port "$SSH_PORT" 10 || { cat "$TMP/ssh/sshd.log" >&2; echo "sshd did not start" >&2; exit 1; }
 
-SSH=(ssh -F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
+# ssh takes the first -p it is given: SSH_ANY_PORT is for row g's proxies.
+SSH_ANY_PORT=(ssh -F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
     -o UserKnownHostsFile="$TMP/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null
     -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
-    -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256 -p "$SSH_PORT")
+    -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256)
+SSH=("${SSH_ANY_PORT[@]}" -p "$SSH_PORT")
 SCP=(scp -F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
     -o UserKnownHostsFile="$TMP/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null
     -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
@@ -518,6 +533,34 @@ if want f; then
     rm -f "$F_SRC"
 fi
 
+# g) row a through a delay proxy at each RTT
+G_SSH_PORT=
+G_SEA_PORT=
+start_proxy() { # TARGET_PORT RTT_MS: prints the proxy's port
+    local out=$TMP/proxy.$1.$2 i
+    python3 "$ROOT/benches/delay-proxy.py" "$1" "$2" >"$out" &
+    PROXY_PIDS+=("$!")
+    for ((i = 0; i < 200; i++)); do
+        [[ ! -s $out ]] || { head -n 1 "$out"; return; }
+        sleep 0.05
+    done
+    echo "delay proxy did not start" >&2
+    return 1
+}
+g_ssh() { "${SSH_ANY_PORT[@]}" -p "$G_SSH_PORT" "$SSH_DEST" true </dev/null; }
+g_sea() { "$SEA" exec "${SEA_TARGET[@]}" "127.0.0.1:$G_SEA_PORT" -- true </dev/null; }
+if want g; then
+    command -v python3 >/dev/null || { echo "row g needs python3" >&2; exit 1; }
+    for rtt in "${RTT_LIST[@]}"; do
+        G_SSH_PORT=$(start_proxy "$SSH_PORT" "$rtt")
+        G_SEA_PORT=$(start_proxy "$SEA_PORT" "$rtt")
+        # First contact with the proxies' addresses (new host:port entries), untimed.
+        "${SSH_ANY_PORT[@]}" -p "$G_SSH_PORT" "$SSH_DEST" true
+        "$SEA" exec "${SEA_TARGET[@]}" --accept-new -q "127.0.0.1:$G_SEA_PORT" -- true
+        bench "g-$rtt" "$RUNS_G" g_ssh g_sea
+    done
+fi
+
 LOAD_END=$(load_avg)
 
 # ---------------------------------------------------------------- the table
@@ -579,6 +622,11 @@ if want e; then
         "$RUNS_E" $((s_rss / 1024)) "$s_n" $((s_pss / 1024)) $((E_HWM / 1024)) $((e_rss / 1024)) \
         "$( ((E_HWM < 65536)) && echo yes || echo no)"
 fi
+if want g; then
+    for rtt in "${RTT_LIST[@]}"; do
+        row_line "g-$rtt" "connect + auth + \`true\` at $rtt ms RTT (delay proxy)" "$RUNS_G" 0.18 ms
+    done
+fi
 if want f; then
     row_line f-up "cp vs scp, upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
     row_line f-down "cp vs scp, download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
@@ -588,4 +636,14 @@ if want f; then
         echo "f, for reference: reading and hashing the $SIZE_LABEL source once (\`openssl dgst -sha256\`, median of $RUNS_BULK) took $(fmt_s "$sha");"
         echo "\`seashell cp\` hashes every byte on both ends (issue 5's end-to-end SHA-256 check), on the same $(nproc) CPUs as scp."
     fi
+fi
+if want g; then
+    echo
+    echo "g, round trips (median / RTT, CPU time included; TCP's own handshake is one of them):"
+    for rtt in "${RTT_LIST[@]}"; do
+        ms=$(median "${TIMES[g-$rtt.ssh]:-}")
+        mss=$(median "${TIMES[g-$rtt.seashell]:-}")
+        [[ -n $ms && -n $mss ]] || continue
+        echo "at $rtt ms: ssh $(awk -v u="$ms" -v r="$rtt" 'BEGIN { printf "%.1f", u / 1000 / r }'), seashell $(awk -v u="$mss" -v r="$rtt" 'BEGIN { printf "%.1f", u / 1000 / r }')."
+    done
 fi

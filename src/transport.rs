@@ -269,17 +269,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
         self.state.host_key()
     }
 
-    /// Sends KeyTransport and ClientAuth (asking for `account`, empty for none), and waits
-    /// for the server's verdict.
+    /// Sends KeyTransport and ClientAuth (asking for `account`, empty for none) and `ahead`,
+    /// the session's first message, in one flight, and waits for the server's verdict.
     pub async fn authenticate(
         mut self,
         identity: &impl ClientSigner,
         account: &str,
+        ahead: Option<&Message<'_>>,
         limits: UpdateLimits,
     ) -> Result<SecureChannel<S>, TransportError> {
-        let (flight, mut waiting) =
-            self.state
-                .trust(identity, account, limits, &mut rand::rng(), Instant::now())?;
+        let (flight, mut waiting) = self.state.trust(
+            identity,
+            account,
+            ahead,
+            limits,
+            &mut rand::rng(),
+            Instant::now(),
+        )?;
         self.inbox.inner.write_all(&flight).await?;
         let plain = self.inbox.next_frame(waiting.opener()).await?;
         let msg = Message::decode(self.inbox.get_mut(plain)).map_err(ProtoError::from)?;

@@ -11,7 +11,7 @@ use rand::CryptoRng;
 use rsa::{PrivateKey, PublicKey};
 use seashell::keys::public::{fingerprint, to_line};
 use seashell::proto::handshake::client::ClientSigner;
-use seashell::proto::{ProtoError, UpdateLimits};
+use seashell::proto::{ExitStatus, Message, ProtoError, UpdateLimits};
 use seashell::transport::{self, TransportError};
 
 use crate::common::{Sandbox, Server, client_of, count_lines, pub_line};
@@ -20,6 +20,17 @@ use crate::proto::fixture_key;
 /// A handshake as a client would make it with `signer`, from the library; the result the
 /// client sees.
 fn handshake(server: &Server, signer: &impl ClientSigner) -> Result<(), TransportError> {
+    pipelined(server, signer, "", None).map(|_| ())
+}
+
+/// A handshake asking for `account`, with `line`'s Exec in the same flight as ClientAuth,
+/// as `seashell exec` sends it; the command's status, when it ran.
+fn pipelined(
+    server: &Server,
+    signer: &impl ClientSigner,
+    account: &str,
+    line: Option<&str>,
+) -> Result<Option<ExitStatus>, TransportError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,10 +38,18 @@ fn handshake(server: &Server, signer: &impl ClientSigner) -> Result<(), Transpor
     runtime.block_on(async {
         let stream = tokio::net::TcpStream::connect(server.addr()).await?;
         let pending = transport::client_hello(stream).await?;
-        pending
-            .authenticate(signer, "", UpdateLimits::default())
+        let ahead = line.map(|line| Message::Exec { line });
+        let mut channel = pending
+            .authenticate(signer, account, ahead.as_ref(), UpdateLimits::default())
             .await?;
-        Ok(())
+        if ahead.is_none() {
+            return Ok(None);
+        }
+        loop {
+            if let Message::Exit(status) = channel.reader.recv().await? {
+                return Ok(Some(status));
+            }
+        }
     })
 }
 
@@ -192,4 +211,74 @@ fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
         !events.iter().any(|e| e["event"] == "connect"),
         "connections are not audit events: {audit}"
     );
+}
+
+#[test]
+fn a_command_sent_with_client_auth_runs_only_once_the_key_and_account_are_accepted() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "server.toml",
+        "auth_failure_delay_ms = 0\naudit_log = \"audit.log\"\n",
+    );
+    let elsewhere = fixture_key("transport_rsa");
+    let authorized = format!(
+        "{}from=\"10.0.0.0/8\" {}\n",
+        pub_line("client_rsa"),
+        to_line(elsewhere.as_public_key(), "elsewhere")
+    );
+    let server = Server::start(&sandbox, &["--config", "server.toml"], &authorized);
+    let client = fixture_key("client_rsa");
+    let stranger = fixture_key("other_rsa");
+    let forged = Forger {
+        claimed: client.clone(),
+        signer: stranger.clone(),
+    };
+    let marker = |name: &str| sandbox.path().join(name);
+    let touch = |name: &str| format!("touch {}", marker(name).display());
+
+    // The account refused (not a failed authentication, so first: no penalty follows).
+    let result = pipelined(&server, &client, "nobody-here", Some(&touch("account")));
+    assert!(
+        matches!(
+            result,
+            Err(TransportError::Proto(ProtoError::AccountRefused(_)))
+        ),
+        "{result:?}"
+    );
+    // Accepted: the command that came with ClientAuth runs, once.
+    let ran = pipelined(&server, &client, "", Some(&touch("accepted")));
+    assert_eq!(ran.unwrap(), Some(ExitStatus::Code(0)));
+    assert!(marker("accepted").exists());
+    for (what, result) in [
+        (
+            "not in authorized_keys",
+            pipelined(&server, &stranger, "", Some(&touch("stranger"))),
+        ),
+        (
+            "signature by another key",
+            pipelined(&server, &forged, "", Some(&touch("forged"))),
+        ),
+        (
+            "refused by from=",
+            pipelined(&server, &elsewhere, "", Some(&touch("from"))),
+        ),
+    ] {
+        assert!(
+            matches!(result, Err(TransportError::Proto(ProtoError::AuthRejected))),
+            "{what}: {result:?}"
+        );
+    }
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    for refused in ["account", "stranger", "forged", "from"] {
+        assert!(!marker(refused).exists(), "{refused}: the command ran");
+    }
+    let audit = std::fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
+    let commands: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|e| e["event"] == "command")
+        .collect();
+    assert_eq!(commands.len(), 1, "{audit}");
+    assert_eq!(commands[0]["command"], touch("accepted"), "{audit}");
 }

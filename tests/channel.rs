@@ -55,7 +55,7 @@ where
     let pending = transport::client_hello(client).await.unwrap();
     assert_eq!(pending.host_key(), server_keys().host_public());
     let client = pending
-        .authenticate(client_key(), "", UpdateLimits::default())
+        .authenticate(client_key(), "", None, UpdateLimits::default())
         .await
         .unwrap();
     let server = server.await.unwrap();
@@ -180,7 +180,7 @@ async fn rejected_client_sees_auth_rejected() {
     });
     let pending = transport::client_hello(a).await.unwrap();
     let result = pending
-        .authenticate(&fixture_key("other_rsa"), "", UpdateLimits::default())
+        .authenticate(&fixture_key("other_rsa"), "", None, UpdateLimits::default())
         .await;
     server.await.unwrap();
     assert!(matches!(

@@ -692,6 +692,7 @@ fn honest() -> &'static Honest {
             .trust(
                 client_key(),
                 "",
+                None,
                 UpdateLimits::default(),
                 &mut client_rng,
                 now,

@@ -82,8 +82,14 @@ fn handshake_with(tamper: impl Fn(usize, &mut Vec<u8>)) -> Result<Pair, ProtoErr
     tamper(1, &mut sh);
     let verify = c.handle(record_body(&sh))?;
     assert_eq!(verify.host_key(), keys.host_public());
-    let (mut flight, waiting) =
-        verify.trust(client_key(), "", UpdateLimits::default(), &mut rng, now)?;
+    let (mut flight, waiting) = verify.trust(
+        client_key(),
+        "",
+        None,
+        UpdateLimits::default(),
+        &mut rng,
+        now,
+    )?;
     tamper(2, &mut flight);
     let (_, kt, auth_wire) = split_unit(&flight);
     let mut s = s.handle(keys, kt, UpdateLimits::default(), &mut rng, now)?;
@@ -274,6 +280,7 @@ fn unknown_client_key_still_proves_possession() {
         .trust(
             &fixture_key("other_rsa"),
             "",
+            None,
             UpdateLimits::default(),
             &mut rng,
             now,
@@ -309,7 +316,14 @@ fn auth_failed_and_wrong_session_are_errors() {
     let (flight, waiting) = c
         .handle(record_body(&sh))
         .unwrap()
-        .trust(client_key(), "", UpdateLimits::default(), &mut rng, now)
+        .trust(
+            client_key(),
+            "",
+            None,
+            UpdateLimits::default(),
+            &mut rng,
+            now,
+        )
         .unwrap();
     let (_, kt, _) = split_unit(&flight);
     assert!(
@@ -335,6 +349,7 @@ fn the_account_asked_for_reaches_the_server_and_a_close_refuses_it() {
         .trust(
             client_key(),
             "deploy",
+            None,
             UpdateLimits::default(),
             &mut rng,
             now,
@@ -355,6 +370,60 @@ fn the_account_asked_for_reaches_the_server_and_a_close_refuses_it() {
             .err(),
         Some(ProtoError::AccountRefused("not `deploy`".into()))
     );
+}
+
+/// A server that has read KeyTransport, and the rest of the client's flight: ClientAuth,
+/// then `ahead`.
+fn flight_with_ahead(ahead: &Message<'_>) -> (server::ExpectClientAuth, Vec<u8>) {
+    let keys = server_keys();
+    let mut rng = rand::rng();
+    let now = Instant::now();
+    let (c, ch) = client::start(&mut rng);
+    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
+    let (flight, _) = c
+        .handle(record_body(&sh))
+        .unwrap()
+        .trust(
+            client_key(),
+            "",
+            Some(ahead),
+            UpdateLimits::default(),
+            &mut rng,
+            now,
+        )
+        .unwrap();
+    let (_, kt, frames) = split_unit(&flight);
+    let s = s
+        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
+        .unwrap();
+    (s, frames.to_vec())
+}
+
+#[test]
+fn a_message_sent_ahead_follows_client_auth_and_opens_only_after_it() {
+    let ahead = Message::Exec { line: "uptime" };
+    // Not in ClientAuth's place: there it is a bad frame, which ends the handshake.
+    let (mut s, frames) = flight_with_ahead(&ahead);
+    let (_, _, ahead_wire) = split_unit(&frames);
+    let (header, body, _) = split_unit(ahead_wire);
+    assert_eq!(
+        s.opener()
+            .open(header, &mut body.to_vec(), Instant::now())
+            .err(),
+        Some(ProtoError::BadFrame)
+    );
+    // After ClientAuth, once the server has accepted it, it is the session's first message.
+    let (mut s, frames) = flight_with_ahead(&ahead);
+    let (header, body, ahead_wire) = split_unit(&frames);
+    let mut body = body.to_vec();
+    let n = s
+        .opener()
+        .open(header, &mut body, Instant::now())
+        .unwrap()
+        .unwrap();
+    let (_, mut established) = s.handle(&Message::decode(&body[..n]).unwrap()).unwrap();
+    let got = open_all(&mut established.opener, ahead_wire).unwrap();
+    assert_eq!(Message::decode(&got[0]).unwrap(), ahead);
 }
 
 #[test]

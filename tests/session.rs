@@ -26,7 +26,7 @@ async fn open_as(server: &Server, key: &rsa::PrivateKey) -> Channel {
     let stream = TcpStream::connect(server.addr()).await.unwrap();
     let pending = transport::client_hello(stream).await.unwrap();
     let mut channel = pending
-        .authenticate(key, "", UpdateLimits::default())
+        .authenticate(key, "", None, UpdateLimits::default())
         .await
         .unwrap();
     match channel.reader.recv().await.unwrap() {

@@ -743,7 +743,7 @@ async fn channel_pair() -> (
     let client = transport::client_hello(client)
         .await
         .unwrap()
-        .authenticate(client_key(), "", UpdateLimits::default())
+        .authenticate(client_key(), "", None, UpdateLimits::default())
         .await
         .unwrap();
     (client, server.await.unwrap())
@@ -755,7 +755,7 @@ async fn a_server_that_never_opens_the_console_is_given_up_on_after_30_s() {
     // The clock runs only when nothing else can: the 30 s pass at once, and exactly.
     tokio::time::pause();
     let started = tokio::time::Instant::now();
-    let err = RemoteConsole::start(client).await.err().unwrap();
+    let err = RemoteConsole::start(client, None).await.err().unwrap();
     assert!(matches!(err, ClientError::ConsoleTimeout(30)), "{err}");
     assert_eq!(started.elapsed().as_secs(), 30);
     assert_eq!(
@@ -770,7 +770,7 @@ async fn a_message_at_the_wrong_time_is_named_not_dumped() {
     // 64 KiB of output where the console's state belongs.
     let big = vec![b'x'; 64 * 1024];
     server.writer.send(&Message::Stdout(&big)).await.unwrap();
-    let err = RemoteConsole::start(client).await.err().unwrap();
+    let err = RemoteConsole::start(client, None).await.err().unwrap();
     assert_eq!(err.to_string(), "unexpected Stdout message from peer");
 }
 

@@ -353,6 +353,7 @@ fn handshake_vectors() -> VectorFile {
         .trust(
             client_key(),
             "admin",
+            None,
             UpdateLimits::default(),
             &mut client_rng,
             now,

@@ -18,7 +18,7 @@ use crate::keys::private::{PassphraseSource, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
 use crate::proto::message::VERSION;
-use crate::proto::{ProtoError, UpdateLimits};
+use crate::proto::{Message, ProtoError, UpdateLimits};
 use crate::transport::{self, SecureChannel, TransportError};
 
 /// Deadline for TCP connect plus handshake.
@@ -55,8 +55,14 @@ pub struct Connection {
     pub destination: Destination,
 }
 
-/// Connects, checks the host key and authenticates.
-pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connection, ClientError> {
+/// Connects, checks the host key and authenticates; `ahead`, the session's first message,
+/// travels with ClientAuth (then [`super::console::RemoteConsole::start`] is told so), which
+/// saves the round trip it would take after AuthOk.
+pub async fn connect(
+    dest: Destination,
+    opts: &ConnectOptions,
+    ahead: Option<&Message<'_>>,
+) -> Result<Connection, ClientError> {
     let identity_path = match &opts.identity {
         Some(path) => path.clone(),
         None => home::default_identity()?,
@@ -96,6 +102,7 @@ pub async fn connect(dest: Destination, opts: &ConnectOptions) -> Result<Connect
                 .authenticate(
                     &identity,
                     opts.account.as_deref().unwrap_or_default(),
+                    ahead,
                     UpdateLimits::default(),
                 )
                 .await?,

@@ -282,6 +282,8 @@ pub struct RemoteConsole {
     told_pty_refused: bool,
     /// Completion answers, until [`RemoteConsole::completer`] takes them.
     completions: Option<mpsc::Receiver<Vec<String>>>,
+    /// The first command's message, already sent with ClientAuth (see [`Self::start`]).
+    sent_ahead: Option<OwnedMessage>,
     /// The server ended the session after the last command's status (its shell did not
     /// come back: `exit`, `exec`).
     over: bool,
@@ -289,8 +291,14 @@ pub struct RemoteConsole {
 
 impl RemoteConsole {
     /// Starts the reader and writer tasks and waits (up to 30 s) for the first console
-    /// state.
-    pub async fn start<S>(channel: SecureChannel<S>) -> Result<Self, ClientError>
+    /// state. `sent_ahead` is the message that went with ClientAuth ([`super::connect`]),
+    /// built by [`exec_message`], [`exec_pty_message`] or [`open_message`]: the first
+    /// [`Self::run`], [`Self::run_pty`] or [`Self::open`] must be the one it starts, and does
+    /// not send it again.
+    pub async fn start<S>(
+        channel: SecureChannel<S>,
+        sent_ahead: Option<OwnedMessage>,
+    ) -> Result<Self, ClientError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
@@ -320,6 +328,7 @@ impl RemoteConsole {
             abandoned: 0,
             told_pty_refused: false,
             completions: Some(completions),
+            sent_ahead,
             over: false,
         };
         let first = tokio::time::timeout(START_TIMEOUT, console.next())
@@ -343,9 +352,7 @@ impl RemoteConsole {
         &mut self,
         terminal: Option<(String, crate::proto::WindowSize)>,
     ) -> Result<ConsoleInfo, ClientError> {
-        let (term, size) = terminal.unwrap_or_default();
-        self.send(Outgoing::Message(OwnedMessage::OpenConsole { term, size }))
-            .await?;
+        self.send_command(open_message(terminal)).await?;
         tokio::time::timeout(START_TIMEOUT, async {
             let info = match self.next().await? {
                 Event::Opened(info) => info,
@@ -392,10 +399,7 @@ impl RemoteConsole {
             Sink::Terminal => Route::Terminal,
             Sink::Collect { .. } => Route::Queue,
         });
-        self.send(Outgoing::Message(OwnedMessage::Exec {
-            line: line.to_owned(),
-        }))
-        .await?;
+        self.send_command(exec_message(line)).await?;
         let stdin = match stdin {
             StdinSource::Forward => Some(
                 StdinForwarder::start(self.out.clone(), StdinKind::Data)
@@ -473,12 +477,7 @@ impl RemoteConsole {
         kind: StdinKind,
         running: &mut Running,
     ) -> Result<(), ClientError> {
-        self.send(Outgoing::Message(OwnedMessage::ExecPty {
-            line: command.line.to_owned(),
-            term: command.term.clone(),
-            size: window_size(),
-        }))
-        .await?;
+        self.send_command(exec_pty_message(command)).await?;
         running.stdin =
             Some(StdinForwarder::start(self.out.clone(), kind).map_err(ClientError::Local)?);
         Ok(())
@@ -666,12 +665,65 @@ impl RemoteConsole {
         }
     }
 
+    /// Sends a command's first message, unless it went ahead with ClientAuth. A terminal
+    /// resized since then gets a WindowChange instead.
+    async fn send_command(&mut self, msg: OwnedMessage) -> Result<(), ClientError> {
+        let Some(ahead) = self.sent_ahead.take() else {
+            return self.send(Outgoing::Message(msg)).await;
+        };
+        match (ahead, msg) {
+            (
+                OwnedMessage::ExecPty { line, term, size },
+                OwnedMessage::ExecPty {
+                    line: now_line,
+                    term: now_term,
+                    size: now_size,
+                },
+            ) if line == now_line && term == now_term => {
+                if size == now_size {
+                    Ok(())
+                } else {
+                    let resized = OwnedMessage::WindowChange(now_size);
+                    self.send(Outgoing::Message(resized)).await
+                }
+            }
+            (ahead, msg) if ahead == msg => Ok(()),
+            _ => Err(ClientError::Transport(TransportError::Proto(
+                ProtoError::Misuse("a command other than the one sent ahead"),
+            ))),
+        }
+    }
+
     async fn send(&self, msg: Outgoing) -> Result<(), ClientError> {
         self.out
             .send(msg)
             .await
             .map_err(|_| ClientError::Closed("connection lost".into()))
     }
+}
+
+/// The Exec that [`RemoteConsole::run`] sends for `line`.
+pub fn exec_message(line: &str) -> OwnedMessage {
+    OwnedMessage::Exec {
+        line: line.to_owned(),
+    }
+}
+
+/// The ExecPty that [`RemoteConsole::run_pty`] sends for `command`, with our terminal's
+/// size now.
+pub fn exec_pty_message(command: &PtyCommand<'_>) -> OwnedMessage {
+    OwnedMessage::ExecPty {
+        line: command.line.to_owned(),
+        term: command.term.clone(),
+        size: window_size(),
+    }
+}
+
+/// The OpenConsole that [`RemoteConsole::open`] sends for `terminal` (type and size; none:
+/// pipes).
+pub fn open_message(terminal: Option<(String, crate::proto::WindowSize)>) -> OwnedMessage {
+    let (term, size) = terminal.unwrap_or_default();
+    OwnedMessage::OpenConsole { term, size }
 }
 
 /// The error for a Close from the server (`reason` already [`shown`]).

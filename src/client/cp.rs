@@ -174,8 +174,8 @@ pub async fn copy(
     opts: &ConnectOptions,
     options: TransferOptions,
 ) -> Result<u8, CpError> {
-    let connection = connect(dest, opts).await?;
-    let mut console = RemoteConsole::start(connection.channel).await?;
+    let connection = connect(dest, opts, None).await?;
+    let mut console = RemoteConsole::start(connection.channel, None).await?;
     let mut transfer = FileTransfer::new(
         &mut console,
         plan.host(),

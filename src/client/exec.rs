@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use super::ClientError;
 use super::connect::{ConnectOptions, connect};
-use super::console::{Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource};
+use super::console::{
+    Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource, exec_message, exec_pty_message,
+};
 use super::dest::Destination;
 use super::terminal::{NO_TERMINAL_WARNING, PtyPlan, PtyRequest, local_term_type};
 use crate::proto::ExitStatus;
@@ -38,8 +40,6 @@ pub async fn exec(
         eprintln!("{NO_TERMINAL_WARNING}");
     }
     let host = dest.host.clone();
-    let connection = connect(dest, opts).await?;
-    let mut console = RemoteConsole::start(connection.channel).await?;
     let line = words.join(" ");
     let mut sink = if json {
         Sink::Collect {
@@ -54,21 +54,26 @@ pub async fn exec(
         PtyPlan::Interactive => Some(Keyboard::Terminal),
         PtyPlan::Forced => Some(Keyboard::Stream),
     };
-    let ran = match keyboard {
+    let command = keyboard.map(|keyboard| PtyCommand {
+        line: &line,
+        term: local_term_type(),
+        keyboard,
+        interrupt_on_pipes: false,
+    });
+    // The command goes with ClientAuth: the whole exec takes two round trips after TCP's.
+    let ahead = match &command {
+        None => exec_message(&line),
+        Some(command) => exec_pty_message(command),
+    };
+    let connection = connect(dest, opts, Some(&ahead.as_message())).await?;
+    let mut console = RemoteConsole::start(connection.channel, Some(ahead)).await?;
+    let ran = match &command {
         None => {
             console
                 .run(&line, StdinSource::Forward, &mut sink, false)
                 .await
         }
-        Some(keyboard) => {
-            let command = PtyCommand {
-                line: &line,
-                term: local_term_type(),
-                keyboard,
-                interrupt_on_pipes: false,
-            };
-            console.run_pty(&command).await
-        }
+        Some(command) => console.run_pty(command).await,
     };
     let outcome = match ran {
         Ok(outcome) => outcome,

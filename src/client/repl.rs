@@ -35,6 +35,7 @@ use super::complete;
 use super::connect::{ConnectOptions, connect};
 use super::console::{
     ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink, StdinSource,
+    open_message,
 };
 use super::dest::Destination;
 use super::exec::DISCONNECTED_STATUS;
@@ -59,11 +60,6 @@ pub fn run(
     opts: &ConnectOptions,
     pty: PtyRequest,
 ) -> Result<u8, ClientError> {
-    let connection = runtime.block_on(connect(dest, opts))?;
-    let fingerprint = connection.fingerprint.clone();
-    let session_id = connection.session_id.clone();
-    let host = connection.destination.host.clone();
-    let mut console = runtime.block_on(RemoteConsole::start(connection.channel))?;
     let interactive_stdin = std::io::stdin().is_terminal();
     let lines = if interactive_stdin && pty != PtyRequest::Never && std::io::stdout().is_terminal()
     {
@@ -75,6 +71,13 @@ pub fn run(
         Lines::Pty(term) => Some((term.clone(), window_size())),
         Lines::Pipes => None,
     };
+    // OpenConsole goes with ClientAuth, saving the round trip after AuthOk.
+    let ahead = open_message(terminal.clone());
+    let connection = runtime.block_on(connect(dest, opts, Some(&ahead.as_message())))?;
+    let fingerprint = connection.fingerprint.clone();
+    let session_id = connection.session_id.clone();
+    let host = connection.destination.host.clone();
+    let mut console = runtime.block_on(RemoteConsole::start(connection.channel, Some(ahead)))?;
     let info = match runtime.block_on(console.open(terminal)) {
         Ok(info) => info,
         Err(err) => {

@@ -584,7 +584,7 @@ fn client_reads_auth_result(data: &[u8]) {
     );
     let Ok(verified) = verified else { return };
     assert_eq!(verified.host_key_der(), server.host_der);
-    let trusted = verified.trust(&client.0, "", UpdateLimits::default(), &mut rng, now);
+    let trusted = verified.trust(&client.0, "", None, UpdateLimits::default(), &mut rng, now);
     assert!(trusted.is_ok(), "the client cannot answer the fake server");
     let Ok((flight, mut state)) = trusted else {
         return;

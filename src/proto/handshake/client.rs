@@ -139,11 +139,14 @@ impl VerifyHostKey {
 
     /// Trusts the host key: wraps a fresh secret to the transport key, derives the session
     /// keys, and returns the KeyTransport record followed by the ClientAuth frame (one flight).
-    /// `account` is the account asked for (`user@host`), empty for none.
+    /// `account` is the account asked for (`user@host`), empty for none. `ahead`, the
+    /// session's first message (an Exec, ExecPty or OpenConsole), goes in the same flight,
+    /// after ClientAuth: the server acts on it only once it has authorized the key (§6.3).
     pub fn trust<R: CryptoRng>(
         self,
         identity: &impl ClientSigner,
         account: &str,
+        ahead: Option<&Message<'_>>,
         limits: UpdateLimits,
         rng: &mut R,
         now: Instant,
@@ -180,6 +183,9 @@ impl VerifyHostKey {
             now,
             &mut wire,
         )?;
+        if let Some(msg) = ahead {
+            established.sealer.seal(msg, now, &mut wire)?;
+        }
         Ok((wire, ExpectAuthResult { established }))
     }
 }

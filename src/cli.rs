@@ -42,8 +42,91 @@ pub enum Command {
     /// Check or read the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Start an identity agent, like ssh-agent: `eval "$(seashell agent)"`.
+    Agent(AgentArgs),
+    /// Give keys to the agent, like ssh-add: a passphrase typed once, then no prompt.
+    Add(AddArgs),
     /// Local demo: keys under keys/, a server on 127.0.0.1, and the REPL connected to it.
     Quickstart,
+}
+
+/// `seashell agent`.
+#[derive(Debug, Args)]
+#[command(after_help = "Environment:
+  SEASHELL_AGENT_PID  the agent -k stops
+  SHELL               csh syntax when it ends in csh (unless -s)
+  TMPDIR              where the socket's directory goes (default /tmp)
+
+Exit status:
+  0 once the agent runs (or, with -k, was stopped); 1 for a usage error; 255 when it cannot
+  start")]
+pub struct AgentArgs {
+    /// Print csh commands (setenv), whatever $SHELL is.
+    #[arg(short = 'c', conflicts_with = "sh")]
+    pub csh: bool,
+    /// Print sh commands (the default unless $SHELL ends in csh).
+    #[arg(short = 's')]
+    pub sh: bool,
+    /// Stop the agent named by $SEASHELL_AGENT_PID, and print the commands that unset it.
+    #[arg(short = 'k', conflicts_with_all = ["foreground", "socket"])]
+    pub kill: bool,
+    /// Stay in the foreground (for a systemd user unit); log to stderr.
+    #[arg(short = 'D')]
+    pub foreground: bool,
+    /// Listen on this socket. Default: $TMPDIR/seashell-XXXXXXXXXXXX/agent.PID, in a new
+    /// 0700 directory.
+    #[arg(short = 'a', value_name = "SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Started by `seashell agent` itself: a new session, detached from the terminal.
+    #[arg(long, hide = true)]
+    pub detached: bool,
+}
+
+/// `seashell add`.
+#[derive(Debug, Args)]
+#[command(after_help = "Environment:
+  SEASHELL_AUTH_SOCK   the agent's socket (set by `eval \"$(seashell agent)\"`)
+  SEASHELL_HOME        the client's directory (default ~/.seashell): id_rsa
+  SEASHELL_PASSPHRASE  the keys' passphrase, when there is no --passphrase-file
+
+Exit status:
+  0 done; 1 for a usage error, or -l when the agent holds no key; 255 when the agent cannot
+  be reached, refuses, or a key cannot be read")]
+pub struct AddArgs {
+    /// Forget the keys after this long (`90s`, `30m`, `8h`, `2d`; a bare number is seconds).
+    #[arg(short = 't', value_name = "LIFETIME", value_parser = parse_lifetime)]
+    pub lifetime: Option<std::time::Duration>,
+    /// List the agent's keys: bits, fingerprint, comment, time left.
+    #[arg(short = 'l', conflicts_with_all = ["lifetime", "remove", "remove_all", "keys"])]
+    pub list: bool,
+    /// Remove the KEYs from the agent (a private key or its .pub).
+    #[arg(short = 'd', conflicts_with_all = ["lifetime", "remove_all"])]
+    pub remove: bool,
+    /// Remove every key from the agent.
+    #[arg(short = 'D', conflicts_with_all = ["lifetime", "keys"])]
+    pub remove_all: bool,
+    /// Read the keys' passphrase from the first line of FILE (for scripts).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Private keys. Default: $SEASHELL_HOME/id_rsa.
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<PathBuf>,
+}
+
+/// A lifetime: a bare number of seconds, or humantime's `90s`, `30m`, `8h`, `2d`, `1w`;
+/// from 1 second to 2^32 - 1.
+fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    let duration = if text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|err| err.to_string())?
+    } else {
+        humantime::parse_duration(text).map_err(|err| format!("{err} (e.g. 90s, 30m, 8h, 2d)"))?
+    };
+    if duration.as_secs() == 0 || duration.as_secs() > u64::from(u32::MAX) {
+        return Err("a lifetime is 1 second to 136 years".to_owned());
+    }
+    Ok(duration)
 }
 
 /// `seashell serve`.
@@ -93,6 +176,7 @@ macro_rules! client_after_help {
   SEASHELL_HOME        the client's directory (default ~/.seashell): id_rsa, known_hosts,
                        config, history
   SEASHELL_PASSPHRASE  the identity's passphrase, when there is no --passphrase-file
+  SEASHELL_AUTH_SOCK   the agent's socket: its key signs in place of the identity file
   RUST_LOG             a log filter, over -v (e.g. seashell=trace)
 
 Exit status:

@@ -252,6 +252,52 @@ fn length_prefixed(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 // ---------------------------------------------------------------------------------------
+// agent: the identity agent's socket protocol
+// ---------------------------------------------------------------------------------------
+
+/// The identity agent's socket protocol (PROTOCOL.md §12). The first byte chooses: even, the
+/// rest is a request body, which either does not decode or encodes back to exactly its
+/// frame, and which a key store answers with one well-formed frame; odd, the rest is a
+/// response body, under the same canonical-encoding rule.
+pub fn agent(data: &[u8]) {
+    use crate::agent::store::KeyStore;
+    use crate::proto::agent::{self as wire, Request, Response};
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let framed = |encode: &dyn Fn(&mut Vec<u8>) -> Result<(), EncodeError>| {
+        let mut out = Vec::new();
+        assert!(
+            encode(&mut out).is_ok(),
+            "a decoded message does not encode"
+        );
+        let (header, rest) = out.split_at(wire::HEADER_LEN);
+        let header: [u8; wire::HEADER_LEN] = header.try_into().unwrap_or_default();
+        assert_eq!(wire::frame_len(header), Ok(rest.len()));
+        assert_eq!(rest, body, "not canonical");
+    };
+    if which % 2 == 0 {
+        let Ok(request) = Request::decode(body) else {
+            return;
+        };
+        framed(&|out| request.encode(out));
+        let mut answer = Vec::new();
+        let _ = KeyStore::default().handle(&request, Instant::now(), &mut rand::rng(), &mut answer);
+        let (header, rest) = answer
+            .split_at_checked(wire::HEADER_LEN)
+            .unwrap_or_default();
+        let header: [u8; wire::HEADER_LEN] = header.try_into().unwrap_or_default();
+        assert_eq!(wire::frame_len(header), Ok(rest.len()));
+        assert!(
+            Response::decode(rest).is_ok(),
+            "the store's answer does not parse"
+        );
+    } else if let Ok(response) = Response::decode(body) {
+        framed(&|out| response.encode(out));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Text files: authorized_keys, known_hosts, the server's config
 // ---------------------------------------------------------------------------------------
 

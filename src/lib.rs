@@ -31,6 +31,7 @@
 //! and follows a frame from the socket to a process and back; `tests/layers.rs` enforces the
 //! rule.
 
+pub mod agent;
 pub mod audit;
 pub mod cli;
 pub mod client;

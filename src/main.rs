@@ -110,6 +110,14 @@ fn main() -> ExitCode {
             rt.block_on(exec::exec(dest, &opts, &args.command, args.json, pty))
         }),
         Command::Cp(args) => copy(&args),
+        Command::Agent(args) => {
+            init_logging("info");
+            report(cmd::agent::agent(&args), FAILURE)
+        }
+        Command::Add(args) => match cmd::agent::add(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => fail(&err, FAILURE),
+        },
         Command::Quickstart => match runtime() {
             Ok(rt) => {
                 // The demo server shares the terminal with the REPL: only problems.

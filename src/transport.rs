@@ -153,6 +153,7 @@ impl<S: AsyncRead + Unpin> Inbox<S> {
             if let Some(len) = opener.open(header, self.get_mut(body.clone()), Instant::now())? {
                 return Ok(body.start..body.start + len);
             }
+            tracing::debug!("the peer updated its sending keys (KeyUpdate)");
         }
     }
 
@@ -196,10 +197,22 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         }
     }
 
+    /// Logs a KeyUpdate the sealer sent since it had sent `before`.
+    fn note_update(&self, before: u64) {
+        if self.sealer.key_updates() != before {
+            tracing::debug!(
+                "updated our sending keys (KeyUpdate {})",
+                self.sealer.key_updates()
+            );
+        }
+    }
+
     /// Seals and sends one message, waiting until the socket took it (backpressure).
     pub async fn send(&mut self, msg: &Message<'_>) -> Result<(), TransportError> {
         self.out.clear();
+        let updates = self.sealer.key_updates();
         self.sealer.seal(msg, Instant::now(), &mut self.out)?;
+        self.note_update(updates);
         self.inner.write_all(&self.out).await?;
         Ok(())
     }
@@ -227,9 +240,11 @@ impl<W: AsyncWrite + Unpin> SecureWriter<W> {
         len: usize,
     ) -> Result<(), TransportError> {
         self.out.clear();
+        let updates = self.sealer.key_updates();
         let sealed = self
             .sealer
             .seal_data(kind, frame, len, Instant::now(), &mut self.out)?;
+        self.note_update(updates);
         if !self.out.is_empty() {
             self.inner.write_all(&self.out).await?;
         }

@@ -55,6 +55,11 @@ fn record() {
 }
 
 #[test]
+fn agent() {
+    replay("agent", fuzzing::agent);
+}
+
+#[test]
 fn message() {
     replay("message", fuzzing::message);
 }
@@ -150,7 +155,8 @@ const FUZZ_CLIENT_SEED: u64 = 0xC11E;
 #[test]
 #[ignore = "writes the seed corpora into fuzz/corpus; run by hand"]
 fn write_seed_corpora() {
-    let seeds: [(&str, Vec<Vec<u8>>); 10] = [
+    let seeds: [(&str, Vec<Vec<u8>>); 11] = [
+        ("agent", agent_seeds()),
         ("record", record_seeds()),
         ("message", message_seeds()),
         ("server_handshake", server_handshake_seeds()),
@@ -169,6 +175,53 @@ fn write_seed_corpora() {
             fs::write(dir.join(format!("seed-{n:02}")), input).unwrap();
         }
     }
+}
+
+/// Each agent request and response body, after its selector byte (0 request, 1 response).
+fn agent_seeds() -> Vec<Vec<u8>> {
+    use seashell::proto::agent::{Listed, Request, Response};
+    use seashell::proto::handshake::CLIENT_SIGNATURE_LABEL;
+    let spki = to_spki_der(client_key().as_public_key());
+    let data = [CLIENT_SIGNATURE_LABEL, &[5; 32]].concat();
+    let body = |encode: &dyn Fn(&mut Vec<u8>)| {
+        let mut out = Vec::new();
+        encode(&mut out);
+        out.split_off(4)
+    };
+    let requests = [
+        Request::Add {
+            private_key: b"not a key",
+            comment: "ops@box",
+            lifetime_secs: 28800,
+        },
+        Request::Remove { public_key: &spki },
+        Request::RemoveAll,
+        Request::List,
+        Request::Sign {
+            public_key: &spki,
+            data: &data,
+        },
+    ];
+    let responses = [
+        Response::Ok,
+        Response::Failure("the agent does not hold that key"),
+        Response::Keys(vec![Listed {
+            public_key: &spki,
+            comment: "test-client",
+            expires_in_secs: 60,
+        }]),
+        Response::Signature(&[7; 384]),
+    ];
+    let mut seeds: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| [&[0][..], &body(&|out| r.encode(out).unwrap())].concat())
+        .collect();
+    seeds.extend(
+        responses
+            .iter()
+            .map(|r| [&[1][..], &body(&|out| r.encode(out).unwrap())].concat()),
+    );
+    seeds
 }
 
 fn encode(msg: &Message<'_>) -> Vec<u8> {

@@ -35,6 +35,7 @@ use Target::{Crate, Module};
 
 /// Everything above the protocol.
 const ABOVE_PROTO: &[Target] = &[
+    Module("agent"),
     Module("cli"),
     Module("server"),
     Module("client"),
@@ -139,6 +140,17 @@ const RULES: &[Rule] = &[
         from: "transport",
         never: ABOVE_IO,
         why: "transport drives proto over any stream for both ends: it knows neither end",
+    },
+    Rule {
+        from: "agent",
+        never: ABOVE_IO,
+        why: "the agent holds keys for the client commands: it knows neither end, the audit \
+              log nor the command line",
+    },
+    Rule {
+        from: "agent::store",
+        never: &[Crate("tokio"), Module("transport")],
+        why: "the key store is pure: requests and a time in, answers out",
     },
     Rule {
         from: "framepool",

@@ -9,6 +9,7 @@
 )]
 
 mod admission;
+mod agent;
 mod audit;
 mod channel;
 mod common;

@@ -13,10 +13,11 @@ use tokio::net::TcpStream;
 
 use super::ClientError;
 use super::dest::Destination;
+use super::identity;
 use crate::keys::known_hosts::{self, HostKeyStatus, KnownHosts};
-use crate::keys::private::{PassphraseSource, load_private_key};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
+use crate::proto::handshake::client::ClientSigner as _;
 use crate::proto::message::VERSION;
 use crate::proto::{Message, ProtoError, UpdateLimits};
 use crate::transport::{self, SecureChannel, TransportError};
@@ -63,13 +64,8 @@ pub async fn connect(
     opts: &ConnectOptions,
     ahead: Option<&Message<'_>>,
 ) -> Result<Connection, ClientError> {
-    let identity_path = match &opts.identity {
-        Some(path) => path.clone(),
-        None => home::default_identity()?,
-    };
-    let passphrase = PassphraseSource::from_flag(opts.passphrase_file.as_deref());
-    let identity = load_private_key(&identity_path, &passphrase)?;
-    let fingerprint = fingerprint(&identity.to_public_key());
+    let identity = identity::choose(opts)?;
+    let fingerprint = fingerprint(identity.public_key());
     let target = dest.host_port();
     tracing::debug!("connecting to {target}");
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -93,10 +89,6 @@ pub async fn connect(
             .await
             .map_err(|err| before_server_hello(err, &target))?;
         check_host_key(&dest, pending.host_key(), opts)?;
-        tracing::debug!(
-            "offering key {fingerprint} from {}",
-            identity_path.display()
-        );
         Ok::<_, ClientError>(
             pending
                 .authenticate(

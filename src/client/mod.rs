@@ -17,6 +17,7 @@ pub mod cp;
 pub mod dest;
 pub mod escape;
 pub mod exec;
+pub mod identity;
 pub mod intake;
 pub mod multiline;
 pub mod progress;
@@ -132,4 +133,17 @@ pub enum ClientError {
     /// The command line does not fit a message.
     #[error("command line too long ({0} bytes; the limit is 16384)")]
     LineTooLong(usize),
+    /// The agent holds several keys and nothing says which to offer.
+    #[error(
+        "the agent holds {count} keys and none is {default}: choose one with -i KEY (its .pub \
+         next to it names the agent's key): {keys}"
+    )]
+    AgentChoice {
+        /// How many keys the agent holds.
+        count: usize,
+        /// The default identity's path.
+        default: String,
+        /// Each key's fingerprint and comment.
+        keys: String,
+    },
 }

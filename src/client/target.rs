@@ -151,7 +151,10 @@ impl Target {
     /// How to trust the server and who we are.
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
-            identity: Some(self.identity.value.clone()),
+            // Only a key named by a flag or the config: the default identity lets an agent
+            // offer its only key (client::identity).
+            identity: (self.identity.origin != Origin::Default)
+                .then(|| self.identity.value.clone()),
             account: self.user.as_ref().map(|u| u.value.clone()),
             known_hosts: Some(self.known_hosts.value.clone()),
             accept_new: self.accept_new,

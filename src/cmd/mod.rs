@@ -3,4 +3,5 @@
 //! The library never prints on these commands' behalf; nothing here decides anything the
 //! library could test on its own.
 
+pub mod agent;
 pub mod keys;

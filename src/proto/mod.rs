@@ -5,6 +5,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+pub mod agent;
 pub mod codec;
 pub mod error;
 pub mod handshake;

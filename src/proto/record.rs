@@ -101,6 +101,7 @@ impl Epoch {
 pub struct RecordSealer {
     epoch: Epoch,
     limits: UpdateLimits,
+    updates: u64,
 }
 
 impl RecordSealer {
@@ -113,7 +114,13 @@ impl RecordSealer {
         Ok(Self {
             epoch: Epoch::new(secret, now)?,
             limits,
+            updates: 0,
         })
+    }
+
+    /// How many KeyUpdates this sealer has sent (for logs).
+    pub fn key_updates(&self) -> u64 {
+        self.updates
     }
 
     /// Appends the frame for `msg` to `out`; first a KeyUpdate frame if a limit was reached.
@@ -169,6 +176,7 @@ impl RecordSealer {
         if self.epoch.exhausted(&self.limits, now) {
             self.seal_one(&Message::KeyUpdate, out)?;
             self.epoch = self.epoch.next(now)?;
+            self.updates += 1;
         }
         Ok(())
     }

@@ -116,7 +116,9 @@ impl Sandbox {
             .env("SEASHELL_HOME", self.home())
             .env("HOME", self.path())
             .env("USER", TEST_USER)
-            .env_remove("SEASHELL_PASSPHRASE");
+            .env_remove("SEASHELL_PASSPHRASE")
+            .env_remove("SEASHELL_AUTH_SOCK")
+            .env_remove("SEASHELL_AGENT_PID");
         command
     }
 

@@ -291,13 +291,12 @@ pub struct RemoteConsole {
 
 impl RemoteConsole {
     /// Starts the reader and writer tasks and waits (up to 30 s) for the first console
-    /// state. `sent_ahead` is the message that went with ClientAuth ([`super::connect`]),
-    /// built by [`exec_message`], [`exec_pty_message`] or [`open_message`]: the first
-    /// [`Self::run`], [`Self::run_pty`] or [`Self::open`] must be the one it starts, and does
-    /// not send it again.
+    /// state. `sent_ahead` is the message that went with ClientAuth ([`super::connect`]):
+    /// the first [`Self::run`], [`Self::run_pty`] or [`Self::open`] must be the one it
+    /// starts, and does not send it again.
     pub async fn start<S>(
         channel: SecureChannel<S>,
-        sent_ahead: Option<OwnedMessage>,
+        sent_ahead: Option<Ahead>,
     ) -> Result<Self, ClientError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
@@ -305,7 +304,14 @@ impl RemoteConsole {
         let (event_tx, events) = mpsc::channel(16);
         let (out, out_rx) = mpsc::channel(16);
         let (completions_tx, completions) = mpsc::channel(2);
-        let route = Arc::new(AtomicU8::new(Route::Queue as u8));
+        // Output of a command sent ahead may come before its `run`: routed already.
+        let first_route = match &sent_ahead {
+            Some(Ahead {
+                to_terminal: true, ..
+            }) => Route::Terminal,
+            _ => Route::Queue,
+        };
+        let route = Arc::new(AtomicU8::new(first_route as u8));
         let mid_line = Arc::new(AtomicBool::new(false));
         tokio::spawn(reader_task(
             channel.reader,
@@ -328,7 +334,7 @@ impl RemoteConsole {
             abandoned: 0,
             told_pty_refused: false,
             completions: Some(completions),
-            sent_ahead,
+            sent_ahead: sent_ahead.map(|ahead| ahead.message),
             over: false,
         };
         let first = tokio::time::timeout(START_TIMEOUT, console.next())
@@ -700,6 +706,16 @@ impl RemoteConsole {
             .await
             .map_err(|_| ClientError::Closed("connection lost".into()))
     }
+}
+
+/// A session's first message, sent with ClientAuth ([`super::connect::connect`]'s `ahead`),
+/// and whether its output goes to our terminal (else it is queued for the caller).
+#[derive(Debug, Clone)]
+pub struct Ahead {
+    /// The message, built by [`exec_message`], [`exec_pty_message`] or [`open_message`].
+    pub message: OwnedMessage,
+    /// Its command's output goes straight to our stdout and stderr ([`Sink::Terminal`]).
+    pub to_terminal: bool,
 }
 
 /// The Exec that [`RemoteConsole::run`] sends for `line`.

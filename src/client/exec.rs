@@ -13,7 +13,8 @@ use std::time::Instant;
 use super::ClientError;
 use super::connect::{ConnectOptions, connect};
 use super::console::{
-    Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource, exec_message, exec_pty_message,
+    Ahead, Keyboard, Outcome, PtyCommand, RemoteConsole, Sink, StdinSource, exec_message,
+    exec_pty_message,
 };
 use super::dest::Destination;
 use super::terminal::{NO_TERMINAL_WARNING, PtyPlan, PtyRequest, local_term_type};
@@ -66,6 +67,10 @@ pub async fn exec(
         Some(command) => exec_pty_message(command),
     };
     let connection = connect(dest, opts, Some(&ahead.as_message())).await?;
+    let ahead = Ahead {
+        message: ahead,
+        to_terminal: matches!(sink, Sink::Terminal),
+    };
     let mut console = RemoteConsole::start(connection.channel, Some(ahead)).await?;
     let ran = match &command {
         None => {

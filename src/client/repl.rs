@@ -34,8 +34,8 @@ use super::ClientError;
 use super::complete;
 use super::connect::{ConnectOptions, connect};
 use super::console::{
-    ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink, StdinSource,
-    open_message,
+    Ahead, ConsoleInfo, Keyboard, Outcome, PtyCommand, RemoteCompleter, RemoteConsole, Sink,
+    StdinSource, open_message,
 };
 use super::dest::Destination;
 use super::exec::DISCONNECTED_STATUS;
@@ -77,6 +77,10 @@ pub fn run(
     let fingerprint = connection.fingerprint.clone();
     let session_id = connection.session_id.clone();
     let host = connection.destination.host.clone();
+    let ahead = Ahead {
+        message: ahead,
+        to_terminal: false,
+    };
     let mut console = runtime.block_on(RemoteConsole::start(connection.channel, Some(ahead)))?;
     let info = match runtime.block_on(console.open(terminal)) {
         Ok(info) => info,

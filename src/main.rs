@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => client(args.target.trust.verbose, |rt| {
             let (dest, opts) = target(&args.target)?;
             let pty = PtyRequest::from_flags(args.tty, args.no_pty);
-            rt.block_on(exec::exec(dest, &opts, &args.command, args.json, pty))
+            rt.block_on(exec::exec(&args.target.dest, dest, &opts, &args.command, args.json, pty))
         }),
         Command::Cp(args) => copy(&args),
         Command::Quickstart => match runtime() {

@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rsa::PublicKey;
+use rsa::{PrivateKey, PublicKey};
 use tokio::net::TcpStream;
 
 use super::ClientError;
@@ -41,6 +41,9 @@ pub struct ConnectOptions {
     pub passphrase_file: Option<PathBuf>,
     /// No notices (`-q`): a first-contact key is recorded without saying so.
     pub quiet: bool,
+    /// Ask on a terminal whether to trust an unknown host key (never in fan-out, where it is
+    /// refused unless `accept_new`).
+    pub ask_host_key: bool,
 }
 
 /// An authenticated connection.
@@ -63,12 +66,32 @@ pub async fn connect(
     opts: &ConnectOptions,
     ahead: Option<&Message<'_>>,
 ) -> Result<Connection, ClientError> {
-    let identity_path = match &opts.identity {
+    let identity = load_identity(opts)?;
+    connect_as(dest, opts, &identity, ahead).await
+}
+
+/// The identity `opts` names (its passphrase from the file, the environment or a prompt).
+pub fn load_identity(opts: &ConnectOptions) -> Result<PrivateKey, ClientError> {
+    let passphrase = PassphraseSource::from_flag(opts.passphrase_file.as_deref());
+    Ok(load_private_key(&identity_path(opts)?, &passphrase)?)
+}
+
+/// The identity file `opts` names, else the default one.
+pub fn identity_path(opts: &ConnectOptions) -> Result<PathBuf, ClientError> {
+    Ok(match &opts.identity {
         Some(path) => path.clone(),
         None => home::default_identity()?,
-    };
-    let passphrase = PassphraseSource::from_flag(opts.passphrase_file.as_deref());
-    let identity = load_private_key(&identity_path, &passphrase)?;
+    })
+}
+
+/// [`connect`] with an identity already loaded (fan-out loads each once for all its hosts).
+pub async fn connect_as(
+    dest: Destination,
+    opts: &ConnectOptions,
+    identity: &PrivateKey,
+    ahead: Option<&Message<'_>>,
+) -> Result<Connection, ClientError> {
+    let identity_path = identity_path(opts)?;
     let fingerprint = fingerprint(&identity.to_public_key());
     let target = dest.host_port();
     tracing::debug!("connecting to {target}");
@@ -100,7 +123,7 @@ pub async fn connect(
         Ok::<_, ClientError>(
             pending
                 .authenticate(
-                    &identity,
+                    identity,
                     opts.account.as_deref().unwrap_or_default(),
                     ahead,
                     UpdateLimits::default(),
@@ -216,7 +239,7 @@ fn check_host_key(
             }
             Ok(())
         }
-        HostKeyStatus::Unknown if std::io::stdin().is_terminal() => {
+        HostKeyStatus::Unknown if opts.ask_host_key && std::io::stdin().is_terminal() => {
             if ask_to_trust(&host_port, &offered)? {
                 known_hosts::append(&path, &host_port, key)?;
                 eprintln!("seashell: added {host_port} to {}", path.display());

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod intake;
 pub mod multiline;
 pub mod progress;
+pub mod record;
 pub mod repl;
 pub mod repl_transfer;
 pub mod stdin;

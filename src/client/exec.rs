@@ -23,7 +23,7 @@ use crate::proto::ExitStatus;
 
 /// The exit code when our stdout is a pipe whose reader has gone: 128 + SIGPIPE, what a
 /// shell reports for a local command in the same place.
-const SIGPIPE_STATUS: u8 = 141;
+pub const SIGPIPE_STATUS: u8 = 141;
 
 /// The exit code after `~.`, as ssh's.
 pub const DISCONNECTED_STATUS: u8 = 255;
@@ -110,7 +110,6 @@ pub async fn exec(
             return Ok(DISCONNECTED_STATUS);
         }
     };
-    drop(sink);
     if let Some(captured) = &captured {
         let record = Record {
             host: name,

@@ -17,6 +17,7 @@ pub mod cp;
 pub mod dest;
 pub mod escape;
 pub mod exec;
+pub mod fanout;
 pub mod intake;
 pub mod multiline;
 pub mod progress;
@@ -39,6 +40,9 @@ pub enum ClientError {
     /// Bad DEST.
     #[error(transparent)]
     Destination(#[from] dest::BadDestination),
+    /// A bad `-g` or `-H` (fan-out).
+    #[error("{0}")]
+    Hosts(String),
     /// A bad `user@` in DEST or `-l`.
     #[error("{0}")]
     Account(String),

@@ -85,7 +85,8 @@ impl Captured {
             .filter(|(_, stream)| stream.cut)
             .map(|(name, _)| name)
             .collect();
-        (!names.is_empty()).then(|| format!("{} cut at {} MiB", names.join(" and "), self.cap >> 20))
+        (!names.is_empty())
+            .then(|| format!("{} cut at {} MiB", names.join(" and "), self.cap >> 20))
     }
 }
 
@@ -172,11 +173,21 @@ mod tests {
                    "stderr_encoding": "utf-8", "duration_ms": 1500, "error": null})
         );
         let killed = record(Some(ExitStatus::Signal(9)), Some(&out)).to_json();
-        assert_eq!((&killed["exit"], &killed["signal"]), (&Value::Null, &json!(9)));
+        assert_eq!(
+            (&killed["exit"], &killed["signal"]),
+            (&Value::Null, &json!(9))
+        );
         let mut unreachable = record(None, None);
         unreachable.error = Some("connection refused".into());
         let unreachable = unreachable.to_json();
-        for member in ["exit", "signal", "stdout", "stdout_encoding", "stderr", "stderr_encoding"] {
+        for member in [
+            "exit",
+            "signal",
+            "stdout",
+            "stdout_encoding",
+            "stderr",
+            "stderr_encoding",
+        ] {
             assert_eq!(unreachable[member], Value::Null, "{member}");
         }
         assert_eq!(unreachable["error"], "connection refused");
@@ -206,7 +217,10 @@ mod tests {
         let mut cut = record(Some(ExitStatus::Code(0)), Some(&out));
         assert_eq!(cut.to_json()["error"], "stdout cut at 4 MiB");
         cut.error = Some("timed out after 5 s".into());
-        assert_eq!(cut.to_json()["error"], "timed out after 5 s; stdout cut at 4 MiB");
+        assert_eq!(
+            cut.to_json()["error"],
+            "timed out after 5 s; stdout cut at 4 MiB"
+        );
         out.take(Stream::Stderr, &chunk);
         out.take(Stream::Stderr, &chunk);
         let both = record(None, Some(&out)).to_json();

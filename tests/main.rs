@@ -14,6 +14,7 @@ mod channel;
 mod common;
 mod console;
 mod corpus;
+mod fanout;
 mod fuzz;
 mod habits;
 mod hostile_server;

@@ -215,9 +215,9 @@ pub struct TrustArgs {
     pub quiet: bool,
 }
 
-/// How to reach and trust a server (shared by connect and exec).
+/// How to reach and trust a server, but where (shared by connect and exec).
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub struct ReachArgs {
     /// Identity and host key trust.
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -227,6 +227,14 @@ pub struct TargetArgs {
     /// The account to ask for (wins over `user@` in DEST): the server refuses any but its own.
     #[arg(short = 'l', value_name = "USER")]
     pub user: Option<String>,
+}
+
+/// Where and how to reach and trust a server (connect).
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// How.
+    #[command(flatten)]
+    pub reach: ReachArgs,
     /// An alias of the client configuration, host, host:port or `[ipv6]:port`, maybe after
     /// `user@`.
     #[arg(value_name = "DEST")]
@@ -250,34 +258,82 @@ pub struct ConnectArgs {
 
 /// `seashell exec`.
 #[derive(Debug, Args)]
-#[command(after_help = client_after_help!(
-    "  the remote command's code; 128+N if it died of signal N; 141 when whoever reads the
+#[command(
+    group(clap::ArgGroup::new("fan_out").multiple(true)),
+    override_usage = "seashell exec [OPTIONS] DEST [--] COMMAND...
+       seashell exec [OPTIONS] -g GROUP|-H HOST... [--] COMMAND...",
+    after_help = client_after_help!(
+        "  the remote command's code; 128+N if it died of signal N; 141 when whoever reads the
   output goes away; 255 when seashell fails (connect, host key, authentication, protocol) or
-  after ~.; 1 for a usage error"
-))]
+  after ~.; 1 for a usage error.
+  With -g/-H: 0 when every command exited 0; 4 when every host was reached but some command
+  failed (exit not 0, a signal, --timeout); 255 when some host could not be reached, verified
+  or authenticated to; 130 after a second Ctrl-C"
+    )
+)]
 pub struct ExecArgs {
-    /// Where and how to connect.
+    /// How to connect.
     #[command(flatten)]
-    pub target: TargetArgs,
-    /// Print one JSON object at the end (stdout, stderr, exit, signal, duration_ms).
+    pub reach: ReachArgs,
+    /// Run the command on every host of GROUP, from the client configuration's `[group]`
+    /// (repeatable; then there is no DEST).
+    #[arg(short = 'g', long = "group", value_name = "GROUP", group = "fan_out")]
+    pub groups: Vec<String>,
+    /// Run the command on HOST too (an alias or host:port; a comma-separated list; repeatable;
+    /// after the groups' hosts).
+    #[arg(short = 'H', long = "host", value_name = "HOST", group = "fan_out")]
+    pub hosts: Vec<String>,
+    /// With -g/-H: at most N sessions at once (default 32; 1 keeps the order given).
+    #[arg(long, value_name = "N", requires = "fan_out")]
+    pub parallel: Option<std::num::NonZeroUsize>,
+    /// With -g/-H: give up on a host whose whole session takes longer than SECS.
+    #[arg(long, value_name = "SECS", requires = "fan_out",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// With -g/-H: no `HOST: ` before each line of output.
+    #[arg(long, requires = "fan_out")]
+    pub no_prefix: bool,
+    /// Print one JSON object at the end (host, address, exit, signal, stdout, stderr, their
+    /// encodings, duration_ms, error); with -g/-H, one line per host.
     #[arg(long, conflicts_with = "tty")]
     pub json: bool,
     /// Run the command on a pseudo-terminal if stdin is a terminal (like ssh -t); twice
     /// (-tt), even when it is not.
-    #[arg(short = 't', action = ArgAction::Count)]
+    #[arg(short = 't', action = ArgAction::Count, conflicts_with = "fan_out")]
     pub tty: u8,
     /// Never a pseudo-terminal (the default for exec).
     #[arg(short = 'T', conflicts_with = "tty")]
     pub no_pty: bool,
+    /// An alias of the client configuration, host, host:port or `[ipv6]:port`, maybe after
+    /// `user@`; none with -g/-H.
+    #[arg(value_name = "DEST", required_unless_present = "fan_out")]
+    pub dest: Option<String>,
     /// The command: everything after DEST (`--` before it is accepted), like `ssh host cmd`;
     /// its words are joined with spaces and run by the server user's shell.
     #[arg(
-        required = true,
+        required_unless_present = "fan_out",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "COMMAND"
     )]
     pub command: Vec<String>,
+}
+
+impl ExecArgs {
+    /// Whether `-g` or `-H` was given.
+    pub fn fans_out(&self) -> bool {
+        !self.groups.is_empty() || !self.hosts.is_empty()
+    }
+
+    /// The command's words: with `-g`/`-H` there is no DEST, so what clap took for one is
+    /// the command's first word.
+    pub fn words(&self) -> Vec<String> {
+        if self.fans_out() {
+            self.dest.iter().chain(&self.command).cloned().collect()
+        } else {
+            self.command.clone()
+        }
+    }
 }
 
 /// `seashell cp`.

@@ -6,12 +6,13 @@
 //! that does not end in its final seal (live, crashed or cut).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use seashell::audit::{self, show::ShowOptions};
 use seashell::cli::{
-    AuditCommand, Cli, Command, ConfigCommand, CpArgs, KnownHostsCommand, ServeArgs, TargetArgs,
-    TrustArgs,
+    AuditCommand, Cli, Command, ConfigCommand, CpArgs, ExecArgs, KnownHostsCommand, ServeArgs,
+    TargetArgs, TrustArgs,
 };
 use seashell::client::connect::ConnectOptions;
 use seashell::client::cp::{self, Plan};
@@ -19,7 +20,7 @@ use seashell::client::dest::Destination;
 use seashell::client::target::{self, Target, Typed};
 use seashell::client::terminal::PtyRequest;
 use seashell::client::transfer::TransferOptions;
-use seashell::client::{ClientError, exec, repl};
+use seashell::client::{ClientError, exec, fanout, repl};
 use seashell::config::{ConfigError, ConfigFile};
 use seashell::server::{self, ServeError, ServerSettings};
 use seashell::shown::shown;
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
             report(show_config(&host, config.as_deref()), USAGE)
         }
         Command::Serve(args) => serve(args),
-        Command::Connect(args) => client(args.target.trust.verbose, |rt| {
+        Command::Connect(args) => client(args.target.reach.trust.verbose, |rt| {
             let (dest, opts) = target(&args.target)?;
             let pty = if args.no_pty {
                 PtyRequest::Never
@@ -104,10 +105,24 @@ fn main() -> ExitCode {
             };
             repl::run(rt, dest, &opts, pty)
         }),
-        Command::Exec(args) => client(args.target.trust.verbose, |rt| {
-            let (dest, opts) = target(&args.target)?;
+        Command::Exec(args) if args.fans_out() => fan_out(&args),
+        Command::Exec(args) => client(args.reach.trust.verbose, |rt| {
+            let name = args.dest.clone().unwrap_or_default();
+            let (dest, opts) = resolve(
+                &name,
+                args.reach.port,
+                args.reach.user.clone(),
+                &args.reach.trust,
+            )?;
             let pty = PtyRequest::from_flags(args.tty, args.no_pty);
-            rt.block_on(exec::exec(dest, &opts, &args.command, args.json, pty))
+            rt.block_on(exec::exec(
+                &name,
+                dest,
+                &opts,
+                &args.command,
+                args.json,
+                pty,
+            ))
         }),
         Command::Cp(args) => copy(&args),
         Command::Agent(args) => {
@@ -291,7 +306,59 @@ fn copy(args: &CpArgs) -> ExitCode {
 }
 
 fn target(args: &TargetArgs) -> Result<(Destination, ConnectOptions), ClientError> {
-    resolve(&args.dest, args.port, args.user.clone(), &args.trust)
+    let reach = &args.reach;
+    resolve(&args.dest, reach.port, reach.user.clone(), &reach.trust)
+}
+
+/// `seashell exec -g GROUP -H HOST… COMMAND…`.
+fn fan_out(args: &ExecArgs) -> ExitCode {
+    let words = args.words();
+    if words.is_empty() {
+        eprintln!("seashell: exec -g/-H: no command to run (it goes after the options)");
+        return ExitCode::from(USAGE);
+    }
+    let plan = match fan_out_plan(args, words.join(" ")) {
+        Ok(plan) => plan,
+        Err(
+            err @ (ClientError::Destination(_)
+            | ClientError::Account(_)
+            | ClientError::Hosts(_)
+            | ClientError::Config(_)),
+        ) => return fail(&err, USAGE),
+        Err(err) => return fail(&err, FAILURE),
+    };
+    client(args.reach.trust.verbose, |rt| {
+        rt.block_on(fanout::run(plan))
+    })
+}
+
+/// The hosts of `-g` and `-H`, each resolved as a DEST would be.
+fn fan_out_plan(args: &ExecArgs, line: String) -> Result<fanout::Plan, ClientError> {
+    let trust = &args.reach.trust;
+    let config = target::load_config(trust.config.as_deref())?;
+    let hosts = fanout::names(&config, &args.groups, &args.hosts)?
+        .into_iter()
+        .map(|name| {
+            let typed = typed(&name, args.reach.port, args.reach.user.clone(), trust);
+            let target = Target::resolve(&typed, &config)?;
+            let mut opts = target.connect_options();
+            opts.ask_host_key = false;
+            Ok(fanout::Host {
+                dest: target.destination(),
+                opts,
+                name,
+            })
+        })
+        .collect::<Result<_, ClientError>>()?;
+    Ok(fanout::Plan {
+        hosts,
+        line,
+        parallel: args.parallel.unwrap_or(fanout::DEFAULT_PARALLEL),
+        timeout: args.timeout.map(Duration::from_secs),
+        json: args.json,
+        prefix: !args.no_prefix,
+        quiet: trust.quiet,
+    })
 }
 
 /// DEST and the flags, resolved against the client configuration.
@@ -302,7 +369,13 @@ fn resolve(
     trust: &TrustArgs,
 ) -> Result<(Destination, ConnectOptions), ClientError> {
     let config = target::load_config(trust.config.as_deref())?;
-    let typed = Typed {
+    let target = Target::resolve(&typed(dest, port, user, trust), &config)?;
+    Ok((target.destination(), target.connect_options()))
+}
+
+/// What was typed for DEST (or one host of a fan-out).
+fn typed(dest: &str, port: Option<u16>, user: Option<String>, trust: &TrustArgs) -> Typed {
+    Typed {
         dest: dest.to_owned(),
         port,
         user,
@@ -312,9 +385,7 @@ fn resolve(
         accept_new: trust.accept_new,
         passphrase_file: trust.passphrase_file.clone(),
         quiet: trust.quiet,
-    };
-    let target = Target::resolve(&typed, &config)?;
-    Ok((target.destination(), target.connect_options()))
+    }
 }
 
 /// `seashell config show HOST`.

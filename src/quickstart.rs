@@ -72,6 +72,7 @@ pub fn run(runtime: &Runtime) -> Result<u8, QuickstartError> {
         host_fingerprint: Some(fingerprint(&host_public)),
         passphrase_file: None,
         quiet: false,
+        ask_host_key: true,
     };
     let dest = Destination {
         host: addr.ip().to_string(),

@@ -173,12 +173,17 @@ fn exec_json_reports_stdout_stderr_exit_and_duration() {
     assert_eq!(report["stderr"], "err\n");
     assert_eq!(report["exit"], 3);
     assert!(report["duration_ms"].is_u64(), "{report}");
+    assert_eq!(report["host"], server.dest());
+    assert_eq!(report["address"], server.dest());
+    assert_eq!(report["stdout_encoding"], "utf-8");
+    assert_eq!(report["error"], serde_json::Value::Null);
 
     let run = client_of(server, "client_rsa")
         .run(["exec", "--json", &server.dest(), "--", "kill -9 $$"], b"");
     assert_eq!(run.code, Some(137), "stderr: {}", run.stderr);
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(report["exit"], 137);
+    // The same schema as fan-out's: no exit code for a signal (the exit status is still 137).
+    assert_eq!(report["exit"], serde_json::Value::Null);
     assert_eq!(report["signal"], 9);
 }
 

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 
 use super::ClientError;
 use super::dest::Destination;
-use super::identity;
+use super::identity::{self, Identity};
 use crate::keys::known_hosts::{self, HostKeyStatus, KnownHosts};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
@@ -42,6 +42,9 @@ pub struct ConnectOptions {
     pub passphrase_file: Option<PathBuf>,
     /// No notices (`-q`): a first-contact key is recorded without saying so.
     pub quiet: bool,
+    /// Ask on a terminal whether to trust an unknown host key (never in fan-out, where it is
+    /// refused unless `accept_new`).
+    pub ask_host_key: bool,
 }
 
 /// An authenticated connection.
@@ -65,6 +68,26 @@ pub async fn connect(
     ahead: Option<&Message<'_>>,
 ) -> Result<Connection, ClientError> {
     let identity = identity::choose(opts)?;
+    connect_as(dest, opts, &identity, ahead).await
+}
+
+/// The identity file `opts` names, else the default one (fan-out loads each distinct one
+/// once).
+pub fn identity_path(opts: &ConnectOptions) -> Result<PathBuf, ClientError> {
+    Ok(match &opts.identity {
+        Some(path) => path.clone(),
+        None => home::default_identity()?,
+    })
+}
+
+/// [`connect`] with an identity already chosen (fan-out chooses each once for all its
+/// hosts).
+pub async fn connect_as(
+    dest: Destination,
+    opts: &ConnectOptions,
+    identity: &Identity,
+    ahead: Option<&Message<'_>>,
+) -> Result<Connection, ClientError> {
     let fingerprint = fingerprint(identity.public_key());
     let target = dest.host_port();
     tracing::debug!("connecting to {target}");
@@ -92,7 +115,7 @@ pub async fn connect(
         Ok::<_, ClientError>(
             pending
                 .authenticate(
-                    &identity,
+                    identity,
                     opts.account.as_deref().unwrap_or_default(),
                     ahead,
                     UpdateLimits::default(),
@@ -208,7 +231,7 @@ fn check_host_key(
             }
             Ok(())
         }
-        HostKeyStatus::Unknown if std::io::stdin().is_terminal() => {
+        HostKeyStatus::Unknown if opts.ask_host_key && std::io::stdin().is_terminal() => {
             if ask_to_trust(&host_port, &offered)? {
                 known_hosts::append(&path, &host_port, key)?;
                 eprintln!("seashell: added {host_port} to {}", path.display());

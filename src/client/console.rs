@@ -1,6 +1,6 @@
 //! The client's end of a session, shared by `exec` and the REPL. A reader task opens the
 //! server's frames, answers keepalive pings, writes a command's output straight to our
-//! stdout and stderr (or queues it, for `--json`), and queues the rest as events (a
+//! stdout and stderr (or queues it for a [`Receiver`]: `--json`, fan-out), and queues the rest as events (a
 //! bounded queue). A writer task seals what we send; a thread reads our stdin straight into
 //! frame buffers for it, and is stopped when the command ends ([`super::stdin`]). Output is
 //! written with blocking writes from the reader task: a slow terminal slows the reader, and
@@ -127,17 +127,25 @@ pub enum StdinSource {
     Closed,
 }
 
+/// Which of a command's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its stdout.
+    Stdout,
+    /// Its stderr.
+    Stderr,
+}
+
+/// What receives each piece of a command's output, as it arrives; an error ends the command
+/// for us (as a failed write to our terminal does).
+pub type Receiver<'a> = &'a mut (dyn FnMut(Stream, &[u8]) -> std::io::Result<()> + Send);
+
 /// Where a command's output goes.
-pub enum Sink {
+pub enum Sink<'a> {
     /// Straight to our stdout and stderr, as it arrives.
     Terminal,
-    /// Collected, for `--json`.
-    Collect {
-        /// Everything on stdout.
-        stdout: Vec<u8>,
-        /// Everything on stderr.
-        stderr: Vec<u8>,
-    },
+    /// Handed, piece by piece, to a receiver (`--json`, fan-out).
+    Each(Receiver<'a>),
 }
 
 /// What the server says of the console it opened.
@@ -195,6 +203,20 @@ impl RemoteCompleter {
                     .flatten()
             })
             .unwrap_or_default()
+    }
+}
+
+/// Sends Interrupt to a console's running command: the server sends SIGINT to its process
+/// group, as for Ctrl-C in the REPL.
+pub struct Interrupter(mpsc::Sender<Outgoing>);
+
+impl Interrupter {
+    /// Sends it (nothing if the session is already over).
+    pub async fn interrupt(&self) {
+        let _ = self
+            .0
+            .send(Outgoing::Message(OwnedMessage::Interrupt))
+            .await;
     }
 }
 
@@ -347,6 +369,11 @@ impl RemoteConsole {
         Ok(console)
     }
 
+    /// What interrupts the running command from outside [`Self::run`] (fan-out's Ctrl-C).
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter(self.out.clone())
+    }
+
     /// The server's current directory.
     pub fn cwd(&self) -> &str {
         &self.cwd
@@ -394,7 +421,7 @@ impl RemoteConsole {
         &mut self,
         line: &str,
         stdin: StdinSource,
-        sink: &mut Sink,
+        sink: &mut Sink<'_>,
         interruptible: bool,
     ) -> Result<Outcome, ClientError> {
         if line.len() > MAX_TEXT {
@@ -403,7 +430,7 @@ impl RemoteConsole {
         self.skip_abandoned().await?;
         self.set_route(match sink {
             Sink::Terminal => Route::Terminal,
-            Sink::Collect { .. } => Route::Queue,
+            Sink::Each(_) => Route::Queue,
         });
         self.send_command(exec_message(line)).await?;
         let stdin = match stdin {
@@ -516,7 +543,7 @@ impl RemoteConsole {
 
     async fn collect(
         &mut self,
-        sink: &mut Sink,
+        sink: &mut Sink<'_>,
         running: &mut Running,
     ) -> Result<Outcome, ClientError> {
         let mut interrupted_at: Option<Instant> = None;
@@ -541,8 +568,8 @@ impl RemoteConsole {
                 () = disconnect_typed(&mut running.stdin) => return Ok(Outcome::Disconnected),
             };
             match event {
-                Event::Stdout(data) => sink.stdout(&data),
-                Event::Stderr(data) => sink.stderr(&data),
+                Event::Stdout(data) => sink.take(Stream::Stdout, &data)?,
+                Event::Stderr(data) => sink.take(Stream::Stderr, &data)?,
                 Event::PtyRefused(handled) if running.may_be_refused => {
                     self.pty_refused(running);
                     // The reader task may now write the command's output.
@@ -772,16 +799,12 @@ async fn disconnect_typed(stdin: &mut Option<StdinForwarder>) {
     }
 }
 
-impl Sink {
-    fn stdout(&mut self, data: &[u8]) {
-        if let Self::Collect { stdout, .. } = self {
-            stdout.extend_from_slice(data);
-        }
-    }
-
-    fn stderr(&mut self, data: &[u8]) {
-        if let Self::Collect { stderr, .. } = self {
-            stderr.extend_from_slice(data);
+impl Sink<'_> {
+    /// Output queued for this sink (the reader task writes [`Sink::Terminal`]'s itself).
+    fn take(&mut self, stream: Stream, data: &[u8]) -> Result<(), ClientError> {
+        match self {
+            Self::Terminal => Ok(()),
+            Self::Each(receiver) => receiver(stream, data).map_err(ClientError::Local),
         }
     }
 }

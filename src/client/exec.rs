@@ -1,6 +1,7 @@
 //! `seashell exec DEST -- COMMAND...`: like `ssh host cmd`. The words are joined with spaces
 //! and run by the remote console; our stdin is forwarded (EOF too); output goes to our stdout
-//! and stderr as it arrives, or, with `--json`, into one JSON object at the end. Returns the
+//! and stderr as it arrives, or, with `--json`, into one JSON object at the end (the schema
+//! of [`super::record`], as fan-out's). Returns the
 //! remote status as a local exit code (128+N for signal N). When whoever reads our output
 //! goes away (`seashell exec host -- cat log | head`), it ends quietly with 141, as a local
 //! command killed by SIGPIPE would. With `-t` (and a terminal on our stdin) or `-tt`, the
@@ -17,18 +18,21 @@ use super::console::{
     exec_pty_message,
 };
 use super::dest::Destination;
+use super::record::{Captured, Record};
 use super::terminal::{NO_TERMINAL_WARNING, PtyPlan, PtyRequest, local_term_type};
 use crate::proto::ExitStatus;
 
 /// The exit code when our stdout is a pipe whose reader has gone: 128 + SIGPIPE, what a
 /// shell reports for a local command in the same place.
-const SIGPIPE_STATUS: u8 = 141;
+pub const SIGPIPE_STATUS: u8 = 141;
 
 /// The exit code after `~.`, as ssh's.
 pub const DISCONNECTED_STATUS: u8 = 255;
 
 /// Runs one command remotely; returns the exit code seashell should exit with.
+/// `name` is DEST as given (JSON's `host`).
 pub async fn exec(
+    name: &str,
     dest: Destination,
     opts: &ConnectOptions,
     words: &[String],
@@ -41,12 +45,17 @@ pub async fn exec(
         eprintln!("{NO_TERMINAL_WARNING}");
     }
     let host = dest.host.clone();
+    let address = dest.host_port();
     let line = words.join(" ");
-    let mut sink = if json {
-        Sink::Collect {
-            stdout: Vec::new(),
-            stderr: Vec::new(),
+    let mut captured = json.then(Captured::default);
+    let mut receive = |stream, data: &[u8]| {
+        if let Some(captured) = &mut captured {
+            captured.take(stream, data);
         }
+        Ok(())
+    };
+    let mut sink = if json {
+        Sink::Each(&mut receive)
     } else {
         Sink::Terminal
     };
@@ -106,19 +115,16 @@ pub async fn exec(
             return Ok(DISCONNECTED_STATUS);
         }
     };
-    if let Sink::Collect { stdout, stderr } = sink {
-        let signal = match status {
-            ExitStatus::Signal(n) => serde_json::Value::from(n),
-            ExitStatus::Code(_) => serde_json::Value::Null,
+    if let Some(captured) = &captured {
+        let record = Record {
+            host: name,
+            address: &address,
+            status: Some(status),
+            output: Some(captured),
+            duration: started.elapsed(),
+            error: None,
         };
-        let report = serde_json::json!({
-            "stdout": String::from_utf8_lossy(&stdout),
-            "stderr": String::from_utf8_lossy(&stderr),
-            "exit": status.shell_code(),
-            "signal": signal,
-            "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
-        println!("{report}");
+        println!("{}", record.to_json());
     }
     Ok(status.shell_code())
 }

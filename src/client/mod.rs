@@ -17,10 +17,12 @@ pub mod cp;
 pub mod dest;
 pub mod escape;
 pub mod exec;
+pub mod fanout;
 pub mod identity;
 pub mod intake;
 pub mod multiline;
 pub mod progress;
+pub mod record;
 pub mod repl;
 pub mod repl_transfer;
 pub mod stdin;
@@ -39,6 +41,9 @@ pub enum ClientError {
     /// Bad DEST.
     #[error(transparent)]
     Destination(#[from] dest::BadDestination),
+    /// A bad `-g` or `-H` (fan-out).
+    #[error("{0}")]
+    Hosts(String),
     /// A bad `user@` in DEST or `-l`.
     #[error("{0}")]
     Account(String),

@@ -161,6 +161,7 @@ impl Target {
             host_fingerprint: self.fingerprint.as_ref().map(|f| f.value.clone()),
             passphrase_file: self.passphrase_file.clone(),
             quiet: self.quiet,
+            ask_host_key: true,
         }
     }
 

@@ -111,6 +111,7 @@ struct Entry {
 pub struct ClientConfig {
     defaults: Entry,
     hosts: BTreeMap<String, Entry>,
+    groups: BTreeMap<String, Vec<String>>,
 }
 
 impl ClientConfig {
@@ -140,8 +141,11 @@ impl ClientConfig {
             home,
             base: path.parent().map(Path::to_owned).unwrap_or_default(),
         };
-        for (name, members) in &raw.group {
-            at.group(name, members)?;
+        let mut groups = BTreeMap::new();
+        for (name, members) in raw.group {
+            at.group(&name, &members)?;
+            let members = members.into_inner().into_iter().map(Spanned::into_inner);
+            groups.insert(name, members.collect());
         }
         let defaults = at.entry(raw.defaults)?;
         let hosts = raw
@@ -149,7 +153,16 @@ impl ClientConfig {
             .into_iter()
             .map(|(name, entry)| Ok((name, at.entry(entry)?)))
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Self { defaults, hosts })
+        Ok(Self {
+            defaults,
+            hosts,
+            groups,
+        })
+    }
+
+    /// The hosts of `[group]`'s `name` (aliases or `host:port`), in the file's order.
+    pub fn group(&self, name: &str) -> Option<&[String]> {
+        self.groups.get(name).map(Vec::as_slice)
     }
 
     /// The settings for `name` (an alias, or an address typed as is): each from its
@@ -420,6 +433,11 @@ mod tests {
             Some(PathBuf::from("/home/ann/.seashell/id_rsa"))
         );
         assert_eq!(host(6).to_string(), "/etc/c/config:6 [host.web1]");
+        assert_eq!(
+            config.group("web"),
+            Some(&["web1".to_owned(), "web2".into(), "10.0.0.7:7100".into()][..])
+        );
+        assert_eq!(config.group("db"), None);
     }
 
     #[test]

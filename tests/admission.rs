@@ -69,6 +69,49 @@ impl ClientSigner for Forger {
     }
 }
 
+/// A server of its own (no failed-auth delay, an audit log) and who knocks: the authorized
+/// client, a stranger, a held key that `from=` allows only from 10/8 (the fixture transport
+/// key, as a client's), and a forger claiming the client's key.
+struct Cast {
+    sandbox: Sandbox,
+    server: Server,
+    client: PrivateKey,
+    stranger: PrivateKey,
+    elsewhere: PrivateKey,
+    forged: Forger,
+}
+
+impl Cast {
+    fn new() -> Self {
+        let sandbox = Sandbox::new();
+        sandbox.write(
+            "server.toml",
+            "auth_failure_delay_ms = 0\naudit_log = \"audit.log\"\n",
+        );
+        let elsewhere = fixture_key("transport_rsa");
+        let authorized = format!(
+            "{}from=\"10.0.0.0/8\" {}\n",
+            pub_line("client_rsa"),
+            to_line(elsewhere.as_public_key(), "elsewhere")
+        );
+        let server = Server::start(&sandbox, &["--config", "server.toml"], &authorized);
+        let client = fixture_key("client_rsa");
+        let stranger = fixture_key("other_rsa");
+        let forged = Forger {
+            claimed: client.clone(),
+            signer: stranger.clone(),
+        };
+        Self {
+            sandbox,
+            server,
+            client,
+            stranger,
+            elsewhere,
+            forged,
+        }
+    }
+}
+
 #[test]
 fn silent_connections_give_way_to_a_client_and_are_dropped_at_the_hello_deadline() {
     const PLACES: usize = 32;
@@ -124,26 +167,14 @@ fn silent_connections_give_way_to_a_client_and_are_dropped_at_the_hello_deadline
 
 #[test]
 fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
-    let sandbox = Sandbox::new();
-    sandbox.write(
-        "server.toml",
-        "auth_failure_delay_ms = 0\naudit_log = \"audit.log\"\n",
-    );
-    // A third key (the fixture transport key, as a client's), allowed only from 10/8.
-    let elsewhere = fixture_key("transport_rsa");
-    let authorized = format!(
-        "{}from=\"10.0.0.0/8\" {}\n",
-        pub_line("client_rsa"),
-        to_line(elsewhere.as_public_key(), "elsewhere")
-    );
-    let server = Server::start(&sandbox, &["--config", "server.toml"], &authorized);
-    let client = fixture_key("client_rsa");
-    let stranger = fixture_key("other_rsa");
-
-    let forged = Forger {
-        claimed: client.clone(),
-        signer: stranger.clone(),
-    };
+    let Cast {
+        sandbox,
+        server,
+        client,
+        stranger,
+        elsewhere,
+        forged,
+    } = Cast::new();
     for (what, result) in [
         (
             "a key not in authorized_keys",
@@ -215,29 +246,17 @@ fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
 
 #[test]
 fn a_command_sent_with_client_auth_runs_only_once_the_key_and_account_are_accepted() {
-    let sandbox = Sandbox::new();
-    sandbox.write(
-        "server.toml",
-        "auth_failure_delay_ms = 0\naudit_log = \"audit.log\"\n",
-    );
-    let elsewhere = fixture_key("transport_rsa");
-    let authorized = format!(
-        "{}from=\"10.0.0.0/8\" {}\n",
-        pub_line("client_rsa"),
-        to_line(elsewhere.as_public_key(), "elsewhere")
-    );
-    let server = Server::start(&sandbox, &["--config", "server.toml"], &authorized);
-    let client = fixture_key("client_rsa");
-    let stranger = fixture_key("other_rsa");
-    let forged = Forger {
-        claimed: client.clone(),
-        signer: stranger.clone(),
-    };
-    let marker = |name: &str| sandbox.path().join(name);
+    let cast = Cast::new();
+    let marker = |name: &str| cast.sandbox.path().join(name);
     let touch = |name: &str| format!("touch {}", marker(name).display());
 
     // The account refused (not a failed authentication, so first: no penalty follows).
-    let result = pipelined(&server, &client, "nobody-here", Some(&touch("account")));
+    let result = pipelined(
+        &cast.server,
+        &cast.client,
+        "nobody-here",
+        Some(&touch("account")),
+    );
     assert!(
         matches!(
             result,
@@ -246,21 +265,21 @@ fn a_command_sent_with_client_auth_runs_only_once_the_key_and_account_are_accept
         "{result:?}"
     );
     // Accepted: the command that came with ClientAuth runs, once.
-    let ran = pipelined(&server, &client, "", Some(&touch("accepted")));
+    let ran = pipelined(&cast.server, &cast.client, "", Some(&touch("accepted")));
     assert_eq!(ran.unwrap(), Some(ExitStatus::Code(0)));
     assert!(marker("accepted").exists());
     for (what, result) in [
         (
             "not in authorized_keys",
-            pipelined(&server, &stranger, "", Some(&touch("stranger"))),
+            pipelined(&cast.server, &cast.stranger, "", Some(&touch("stranger"))),
         ),
         (
             "signature by another key",
-            pipelined(&server, &forged, "", Some(&touch("forged"))),
+            pipelined(&cast.server, &cast.forged, "", Some(&touch("forged"))),
         ),
         (
             "refused by from=",
-            pipelined(&server, &elsewhere, "", Some(&touch("from"))),
+            pipelined(&cast.server, &cast.elsewhere, "", Some(&touch("from"))),
         ),
     ] {
         assert!(
@@ -268,12 +287,12 @@ fn a_command_sent_with_client_auth_runs_only_once_the_key_and_account_are_accept
             "{what}: {result:?}"
         );
     }
-    let status = server.terminate();
+    let status = cast.server.terminate();
     assert!(status.success(), "{status}");
     for refused in ["account", "stranger", "forged", "from"] {
         assert!(!marker(refused).exists(), "{refused}: the command ran");
     }
-    let audit = std::fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
+    let audit = std::fs::read_to_string(cast.sandbox.path().join("audit.log")).unwrap();
     let commands: Vec<serde_json::Value> = audit
         .lines()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())

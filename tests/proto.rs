@@ -306,8 +306,12 @@ fn unknown_client_key_still_proves_possession() {
     );
 }
 
-#[test]
-fn auth_failed_and_wrong_session_are_errors() {
+/// A server that has read KeyTransport, the rest of the client's flight (ClientAuth asking
+/// for `account`, then `ahead`), and the client awaiting the verdict.
+fn past_key_transport(
+    account: &str,
+    ahead: Option<&Message<'_>>,
+) -> (server::ExpectClientAuth, Vec<u8>, ExpectAuthResult) {
     let keys = server_keys();
     let mut rng = rand::rng();
     let now = Instant::now();
@@ -318,18 +322,23 @@ fn auth_failed_and_wrong_session_are_errors() {
         .unwrap()
         .trust(
             client_key(),
-            "",
-            None,
+            account,
+            ahead,
             UpdateLimits::default(),
             &mut rng,
             now,
         )
         .unwrap();
-    let (_, kt, _) = split_unit(&flight);
-    assert!(
-        s.handle(keys, kt, UpdateLimits::default(), &mut rng, now)
-            .is_ok()
-    );
+    let (_, kt, frames) = split_unit(&flight);
+    let s = s
+        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
+        .unwrap();
+    (s, frames.to_vec(), waiting)
+}
+
+#[test]
+fn auth_failed_and_wrong_session_are_errors() {
+    let (_, _, waiting) = past_key_transport("", None);
     assert_eq!(
         waiting.handle(&Message::AuthFailed).err(),
         Some(ProtoError::AuthRejected)
@@ -338,28 +347,8 @@ fn auth_failed_and_wrong_session_are_errors() {
 
 #[test]
 fn the_account_asked_for_reaches_the_server_and_a_close_refuses_it() {
-    let keys = server_keys();
-    let mut rng = rand::rng();
-    let now = Instant::now();
-    let (c, ch) = client::start(&mut rng);
-    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
-    let (flight, waiting) = c
-        .handle(record_body(&sh))
-        .unwrap()
-        .trust(
-            client_key(),
-            "deploy",
-            None,
-            UpdateLimits::default(),
-            &mut rng,
-            now,
-        )
-        .unwrap();
-    let (_, kt, auth_wire) = split_unit(&flight);
-    let mut s = s
-        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
-        .unwrap();
-    let auth = open_all(s.opener(), auth_wire).unwrap();
+    let (mut s, auth_wire, waiting) = past_key_transport("deploy", None);
+    let auth = open_all(s.opener(), &auth_wire).unwrap();
     let (identity, _) = s.handle(&Message::decode(&auth[0]).unwrap()).unwrap();
     assert_eq!(identity.account, "deploy");
     assert_eq!(
@@ -372,38 +361,11 @@ fn the_account_asked_for_reaches_the_server_and_a_close_refuses_it() {
     );
 }
 
-/// A server that has read KeyTransport, and the rest of the client's flight: ClientAuth,
-/// then `ahead`.
-fn flight_with_ahead(ahead: &Message<'_>) -> (server::ExpectClientAuth, Vec<u8>) {
-    let keys = server_keys();
-    let mut rng = rand::rng();
-    let now = Instant::now();
-    let (c, ch) = client::start(&mut rng);
-    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
-    let (flight, _) = c
-        .handle(record_body(&sh))
-        .unwrap()
-        .trust(
-            client_key(),
-            "",
-            Some(ahead),
-            UpdateLimits::default(),
-            &mut rng,
-            now,
-        )
-        .unwrap();
-    let (_, kt, frames) = split_unit(&flight);
-    let s = s
-        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
-        .unwrap();
-    (s, frames.to_vec())
-}
-
 #[test]
 fn a_message_sent_ahead_follows_client_auth_and_opens_only_after_it() {
     let ahead = Message::Exec { line: "uptime" };
     // Not in ClientAuth's place: there it is a bad frame, which ends the handshake.
-    let (mut s, frames) = flight_with_ahead(&ahead);
+    let (mut s, frames, _) = past_key_transport("", Some(&ahead));
     let (_, _, ahead_wire) = split_unit(&frames);
     let (header, body, _) = split_unit(ahead_wire);
     assert_eq!(
@@ -413,7 +375,7 @@ fn a_message_sent_ahead_follows_client_auth_and_opens_only_after_it() {
         Some(ProtoError::BadFrame)
     );
     // After ClientAuth, once the server has accepted it, it is the session's first message.
-    let (mut s, frames) = flight_with_ahead(&ahead);
+    let (mut s, frames, _) = past_key_transport("", Some(&ahead));
     let (header, body, ahead_wire) = split_unit(&frames);
     let mut body = body.to_vec();
     let n = s

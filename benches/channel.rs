@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rsa::PrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use seashell::crypto::PrivateKey;
 use seashell::proto::handshake::server::ServerKeys;
 use seashell::proto::handshake::{Established, client, server};
 use seashell::proto::record::{HEADER_LEN, MAX_CHUNK, TAG_LEN, frame_len};
@@ -197,7 +196,7 @@ fn aes256gcm_raw_seal_open(c: &mut Criterion) {
 
 fn fixture_key(name: &str) -> PrivateKey {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+    seashell::keys::private::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Splits one `len || body` unit off the front of `wire`.
@@ -217,18 +216,17 @@ fn open_one(opener: &mut RecordOpener, wire: &[u8]) -> Vec<u8> {
 
 /// Both sides of a handshake, in memory, up to the client holding AuthOk.
 fn handshake(keys: &ServerKeys, identity: &PrivateKey) -> (Established, Established) {
-    let mut rng = rand::rng();
     let now = Instant::now();
     let limits = UpdateLimits::default();
-    let (c, ch) = client::start(&mut rng);
-    let (s, sh) = server::accept(keys, split_unit(&ch).0, &mut rng).unwrap();
+    let (c, ch) = client::start().unwrap();
+    let (s, sh) = server::accept(keys, split_unit(&ch).0).unwrap();
     let (flight, mut waiting) = c
         .handle(split_unit(&sh).0)
         .unwrap()
-        .trust(identity, "", None, limits, &mut rng, now)
+        .trust(identity, "", None, limits, now)
         .unwrap();
     let (kt, auth_frame) = split_unit(&flight);
-    let mut s = s.handle(keys, kt, limits, &mut rng, now).unwrap();
+    let mut s = s.handle(keys, kt, limits, now).unwrap();
     let auth = open_one(s.opener(), auth_frame);
     let (_, mut server) = s.handle(&Message::decode(&auth).unwrap()).unwrap();
     let mut ok = Vec::new();

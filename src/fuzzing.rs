@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 
 use crate::audit::chain::{Event, check_checkpoint};
 use crate::audit::verify::verify_files;
@@ -282,7 +282,7 @@ pub fn agent(data: &[u8]) {
         };
         framed(&|out| request.encode(out));
         let mut answer = Vec::new();
-        let _ = KeyStore::default().handle(&request, Instant::now(), &mut rand::rng(), &mut answer);
+        let _ = KeyStore::default().handle(&request, Instant::now(), &mut answer);
         let (header, rest) = answer
             .split_at_checked(wire::HEADER_LEN)
             .unwrap_or_default();

@@ -13,6 +13,9 @@
 //! - [`transport`]: the thin tokio shell that drives [`proto`] over any `AsyncRead +
 //!   AsyncWrite`, with deadlines; [`framepool`]: the frame buffers a reading thread fills
 //!   and the writer seals in place (the data path's zero-copy hand-over).
+//! - [`crypto`]: the crypto provider, the one place that names a crypto crate: RSA-PSS,
+//!   RSA-OAEP, AES-256-GCM, X25519, HKDF, SHA-256 and the CSPRNG, from AWS-LC (the default) or
+//!   the pure-Rust RustCrypto stack (`--features rustcrypto`).
 //! - [`keys`]: key generation, key files, fingerprints, authorized_keys and known_hosts.
 //! - [`server`]: `seashell serve`: accept loop, limits, sessions, commands.
 //! - [`client`]: `seashell connect` / `exec`: host key checks, the REPL, one-shot commands.
@@ -25,7 +28,7 @@
 //! - [`cli`]: the command-line interface; `main.rs` and its `cmd` modules parse, call the
 //!   library, print and map errors to exit codes.
 //!
-//! The layers point one way: `keys` at the bottom, then `proto`, the shared I/O (`transport`,
+//! The layers point one way: `crypto` at the bottom, then `keys`, then `proto`, the shared I/O (`transport`,
 //! `framepool`, `fileio`), `audit`, the two ends (which never import each other) and the
 //! commands. `docs/ARCHITECTURE.md` gives each module's job and what it must never import,
 //! and follows a frame from the socket to a process and back; `tests/layers.rs` enforces the
@@ -36,6 +39,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod crypto;
 pub mod fileio;
 pub mod framepool;
 #[doc(hidden)]

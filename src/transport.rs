@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::framepool::FrameChunk;
@@ -272,7 +272,7 @@ pub async fn client_hello<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
 ) -> Result<PendingHostKey<S>, TransportError> {
     let mut inbox = Inbox::new(stream);
-    let (state, hello) = client::start(&mut rand::rng());
+    let (state, hello) = client::start()?;
     inbox.inner.write_all(&hello).await?;
     let state = state.handle(inbox.handshake_record().await?)?;
     Ok(PendingHostKey { state, inbox })
@@ -293,14 +293,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
         ahead: Option<&Message<'_>>,
         limits: UpdateLimits,
     ) -> Result<SecureChannel<S>, TransportError> {
-        let (flight, mut waiting) = self.state.trust(
-            identity,
-            account,
-            ahead,
-            limits,
-            &mut rand::rng(),
-            Instant::now(),
-        )?;
+        let (flight, mut waiting) =
+            self.state
+                .trust(identity, account, ahead, limits, Instant::now())?;
         self.inbox.inner.write_all(&flight).await?;
         let plain = self.inbox.next_frame(waiting.opener()).await?;
         let msg = Message::decode(self.inbox.get_mut(plain)).map_err(ProtoError::from)?;
@@ -391,7 +386,7 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<PendingAuth<S>, TransportError> {
     let mut inbox = Inbox::new(stream);
     let host = Arc::clone(&keys);
-    let accepted = off_the_runtime(move || server::accept(&host, &hello, &mut rand::rng())).await;
+    let accepted = off_the_runtime(move || server::accept(&host, &hello)).await;
     if let Err(TransportError::Proto(ProtoError::Decode(DecodeError::BadVersion(_)))) = &accepted {
         inbox.inner.write_all(&server::version_refusal()).await?;
     }
@@ -401,8 +396,7 @@ pub async fn server_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let kt = inbox.handshake_record().await?.to_vec();
     waiting(false);
     let mut state =
-        off_the_runtime(move || state.handle(&keys, &kt, limits, &mut rand::rng(), Instant::now()))
-            .await?;
+        off_the_runtime(move || state.handle(&keys, &kt, limits, Instant::now())).await?;
     waiting(true);
     let plain = inbox.next_frame(state.opener()).await?;
     waiting(false);

@@ -7,8 +7,7 @@ use std::io::Read as _;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use rand::CryptoRng;
-use rsa::{PrivateKey, PublicKey};
+use seashell::crypto::{PrivateKey, PublicKey};
 use seashell::keys::public::{fingerprint, to_line};
 use seashell::proto::handshake::client::ClientSigner;
 use seashell::proto::{ExitStatus, Message, ProtoError, UpdateLimits};
@@ -61,11 +60,11 @@ struct Forger {
 
 impl ClientSigner for Forger {
     fn public_key(&self) -> &PublicKey {
-        self.claimed.as_public_key()
+        self.claimed.public_key()
     }
 
-    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
-        ClientSigner::sign(&self.signer, rng, message)
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
+        ClientSigner::sign(&self.signer, message)
     }
 }
 
@@ -92,7 +91,7 @@ impl Cast {
         let authorized = format!(
             "{}from=\"10.0.0.0/8\" {}\n",
             pub_line("client_rsa"),
-            to_line(elsewhere.as_public_key(), "elsewhere")
+            to_line(elsewhere.public_key(), "elsewhere")
         );
         let server = Server::start(&sandbox, &["--config", "server.toml"], &authorized);
         let client = fixture_key("client_rsa");
@@ -212,7 +211,7 @@ fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
     assert!(status.success(), "{status}");
     let audit = std::fs::read_to_string(sandbox.path().join("audit.log")).unwrap();
     // The forged attempt claimed client_rsa: its fingerprint and name appear nowhere.
-    let claimed = fingerprint(client.as_public_key());
+    let claimed = fingerprint(client.public_key());
     assert!(!audit.contains(&claimed), "{audit}");
     let events: Vec<serde_json::Value> = audit
         .lines()
@@ -231,7 +230,7 @@ fn every_failed_authentication_gets_the_same_answer_and_names_nobody() {
     assert_eq!(refused.as_array().map(Vec::len), Some(1), "{summary}");
     assert_eq!(
         refused[0]["key"],
-        fingerprint(elsewhere.as_public_key()),
+        fingerprint(elsewhere.public_key()),
         "{summary}"
     );
     assert!(

@@ -15,8 +15,6 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sha2::Digest as _;
-
 use crate::common::{
     CLIENT_FP, HOST_FP, RUN_DEADLINE, Run, Sandbox, Server, client_of, fixture_path, pub_line,
     wait_for,
@@ -694,7 +692,7 @@ fn each_transfer_is_an_audit_event_with_its_hash() {
         .lines()
         .find(|l| l.contains(r#""event":"transfer""#) && l.contains(r#""sha256""#))
         .unwrap_or_else(|| panic!("no transfer end event in:\n{log}"));
-    let sha256: String = sha2::Sha256::digest(&content)
+    let sha256: String = seashell::crypto::sha256(&content)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

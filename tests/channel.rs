@@ -49,7 +49,7 @@ where
     let server = tokio::spawn(async move {
         let pending = server_side(server).await.unwrap();
         let (identity, channel) = accept(pending).await;
-        assert_eq!(&identity.public_key, client_key().as_public_key());
+        assert_eq!(&identity.public_key, client_key().public_key());
         channel
     });
     let pending = transport::client_hello(client).await.unwrap();

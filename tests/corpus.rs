@@ -9,12 +9,10 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use seashell::audit::Seal;
 use seashell::audit::chain::{AuditChain, EventKind, Record};
 use seashell::fuzzing;
-use seashell::keys::public::{fingerprint, to_spki_der};
+use seashell::keys::public::fingerprint;
 use seashell::proto::handshake::{client, server};
 use seashell::proto::message::{ClientHello, KeyTransport, ServerHello, VersionRefused};
 use seashell::proto::record::HEADER_LEN;
@@ -147,10 +145,6 @@ fn the_program_never_uses_the_fuzzing_entry_points() {
 // Seeds: valid inputs for each target, in the layout its fuzzing function documents
 // ---------------------------------------------------------------------------------------
 
-/// The client's RNG seed in `seashell::fuzzing`: a ServerHello signed for the ClientHello
-/// it makes gets past the signature check.
-const FUZZ_CLIENT_SEED: u64 = 0xC11E;
-
 /// Writes the seed inputs into `fuzz/corpus/TARGET/seed-*`.
 #[test]
 #[ignore = "writes the seed corpora into fuzz/corpus; run by hand"]
@@ -181,7 +175,7 @@ fn write_seed_corpora() {
 fn agent_seeds() -> Vec<Vec<u8>> {
     use seashell::proto::agent::{Listed, Request, Response};
     use seashell::proto::handshake::CLIENT_SIGNATURE_LABEL;
-    let spki = to_spki_der(client_key().as_public_key());
+    let spki = client_key().public_key().spki_der().to_vec();
     let data = [CLIENT_SIGNATURE_LABEL, &[5; 32]].concat();
     let body = |encode: &dyn Fn(&mut Vec<u8>)| {
         let mut out = Vec::new();
@@ -241,7 +235,7 @@ fn sample_messages() -> Vec<OwnedMessage> {
     let of = |m: Message<'_>| m.to_owned_message();
     vec![
         OwnedMessage::ClientAuth {
-            public_key: to_spki_der(client_key().as_public_key()),
+            public_key: client_key().public_key().spki_der().to_vec(),
             signature: vec![7; 384],
             account: "root".into(),
         },
@@ -343,8 +337,11 @@ fn message_seeds() -> Vec<Vec<u8>> {
     ServerHello {
         random: [1; 32],
         x25519: [2; 32],
-        host_key: to_spki_der(fixture_key("host_rsa").as_public_key()),
-        transport_key: to_spki_der(fixture_key("transport_rsa").as_public_key()),
+        host_key: fixture_key("host_rsa").public_key().spki_der().to_vec(),
+        transport_key: fixture_key("transport_rsa")
+            .public_key()
+            .spki_der()
+            .to_vec(),
         signature: vec![3; 384],
     }
     .encode(&mut server_hello)
@@ -369,12 +366,12 @@ fn message_seeds() -> Vec<Vec<u8>> {
 
 fn server_handshake_seeds() -> Vec<Vec<u8>> {
     let messages = sample_messages();
-    let (_, hello_wire) = client::start(&mut StdRng::seed_from_u64(1));
+    let (_, hello_wire) = client::start().unwrap();
     let hello = ClientHello::decode(&hello_wire[HEADER_LEN..]).unwrap();
     let mut key_transport = Vec::new();
-    // The size of the fuzz server's 1024-bit transport key: the server tries to decrypt it.
+    // The size of the fuzz server's 2048-bit transport key: the server tries to decrypt it.
     KeyTransport {
-        ciphertext: vec![4; 128],
+        ciphertext: vec![4; 256],
     }
     .encode(&mut key_transport)
     .unwrap();
@@ -393,13 +390,8 @@ fn server_handshake_seeds() -> Vec<Vec<u8>> {
 
 fn client_handshake_seeds() -> Vec<Vec<u8>> {
     let messages = sample_messages();
-    let (_, hello) = client::start(&mut StdRng::seed_from_u64(FUZZ_CLIENT_SEED));
-    let (_, reply) = server::accept(
-        server_keys(),
-        &hello[HEADER_LEN..],
-        &mut StdRng::seed_from_u64(2),
-    )
-    .unwrap();
+    let (_, hello) = client::start().unwrap();
+    let (_, reply) = server::accept(server_keys(), &hello[HEADER_LEN..]).unwrap();
     let refusal = server::version_refusal();
     vec![
         [&[0][..], &reply].concat(),
@@ -478,7 +470,7 @@ fn allow_seeds() -> Vec<Vec<u8>> {
 
 fn audit_line_seeds() -> Vec<Vec<u8>> {
     let host = fixture_key("host_rsa");
-    let host_fingerprint = fingerprint(host.as_public_key());
+    let host_fingerprint = fingerprint(host.public_key());
     let mut chain = AuditChain::new([7; 32]);
     let time = || "2025-06-01T12:00:00.000Z".to_owned();
     let mut lines = Vec::new();

@@ -8,13 +8,10 @@
 //! transcript binding, AEAD, client signature) any change is rejected. Properties that do
 //! RSA private-key work per case run 32 cases; the pure ones run proptest's default 256.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use seashell::proto::handshake::client::{self, ExpectServerHello};
 use seashell::proto::handshake::server::{self, ExpectClientAuth, ExpectKeyTransport};
 use seashell::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
@@ -665,91 +662,68 @@ proptest! {
 // Handshake states fed mutated messages
 // ---------------------------------------------------------------------------------------
 
-const CLIENT_SEED: u64 = 0xC11E;
-const SERVER_SEED: u64 = 0x5E12;
-
-/// One honest handshake whose states can be rebuilt for every case: the client's and the
-/// server's RNGs are seeded, so `client::start` and `server::accept` always make the same
-/// ephemeral keys and messages.
+/// One honest handshake, made afresh for each case (the provider draws its own randomness,
+/// so no handshake can be replayed), with the server's state from before KeyTransport.
 struct Honest {
-    client_hello: Vec<u8>,
-    server_hello: Vec<u8>,
     key_transport: Vec<u8>,
     client_auth_frame: Vec<u8>,
-    client_auth: Vec<u8>,
+    server: ExpectKeyTransport,
 }
 
-fn honest() -> &'static Honest {
-    static HONEST: OnceLock<Honest> = OnceLock::new();
-    HONEST.get_or_init(|| {
-        let now = Instant::now();
-        let mut client_rng = StdRng::seed_from_u64(CLIENT_SEED);
-        let (client, client_hello) = client::start(&mut client_rng);
-        let (server, server_hello) = replay_accept(record_body(&client_hello)).unwrap();
-        let (flight, _) = client
-            .handle(record_body(&server_hello))
-            .unwrap()
-            .trust(
-                client_key(),
-                "",
-                None,
-                UpdateLimits::default(),
-                &mut client_rng,
-                now,
-            )
-            .unwrap();
-        let (header, kt_body, client_auth_frame) = crate::proto::split_unit(&flight);
-        let key_transport = [&header[..], kt_body].concat();
-        let mut server = replay_key_transport(server, kt_body).unwrap();
-        let client_auth = open_all(server.opener(), client_auth_frame)
-            .unwrap()
-            .remove(0);
-        Honest {
-            client_hello,
-            server_hello,
-            key_transport,
-            client_auth_frame: client_auth_frame.to_vec(),
-            client_auth,
-        }
-    })
+/// A client's ClientHello and the server's ServerHello for it, with both states.
+fn hellos() -> (ExpectServerHello, Vec<u8>, ExpectKeyTransport, Vec<u8>) {
+    let (client, client_hello) = client::start().unwrap();
+    let (server, server_hello) = server::accept(server_keys(), record_body(&client_hello)).unwrap();
+    (client, client_hello, server, server_hello)
 }
 
-/// The client state awaiting ServerHello, rebuilt from its seed.
-fn replay_start() -> ExpectServerHello {
-    client::start(&mut StdRng::seed_from_u64(CLIENT_SEED)).0
+fn honest() -> Honest {
+    let (client, _, server, server_hello) = hellos();
+    let (flight, _) = client
+        .handle(record_body(&server_hello))
+        .unwrap()
+        .trust(
+            client_key(),
+            "",
+            None,
+            UpdateLimits::default(),
+            Instant::now(),
+        )
+        .unwrap();
+    let (header, kt_body, client_auth_frame) = crate::proto::split_unit(&flight);
+    Honest {
+        key_transport: [&header[..], kt_body].concat(),
+        client_auth_frame: client_auth_frame.to_vec(),
+        server,
+    }
 }
 
-/// `server::accept` with the server's seed.
-fn replay_accept(client_hello: &[u8]) -> Result<(ExpectKeyTransport, Vec<u8>), ProtoError> {
-    server::accept(
-        server_keys(),
-        client_hello,
-        &mut StdRng::seed_from_u64(SERVER_SEED),
-    )
+/// The server's state after `body` as KeyTransport.
+fn key_transport(state: ExpectKeyTransport, body: &[u8]) -> Result<ExpectClientAuth, ProtoError> {
+    state.handle(server_keys(), body, UpdateLimits::default(), Instant::now())
 }
 
-fn replay_key_transport(
-    state: ExpectKeyTransport,
-    body: &[u8],
-) -> Result<ExpectClientAuth, ProtoError> {
-    state.handle(
-        server_keys(),
-        body,
-        UpdateLimits::default(),
-        &mut StdRng::seed_from_u64(SERVER_SEED + 1),
-        Instant::now(),
-    )
-}
-
-/// The server state awaiting ClientAuth, rebuilt from the honest handshake.
-fn replay_expect_client_auth() -> ExpectClientAuth {
+/// An honest handshake up to the server's state awaiting ClientAuth, and the honest
+/// ClientAuth it opened.
+fn honest_client_auth() -> (ExpectClientAuth, Vec<u8>) {
     let h = honest();
-    let (state, server_hello) = replay_accept(record_body(&h.client_hello)).unwrap();
-    assert_eq!(
-        server_hello, h.server_hello,
-        "seeded server::accept is not deterministic"
-    );
-    replay_key_transport(state, record_body(&h.key_transport)).unwrap()
+    let mut state = key_transport(h.server, record_body(&h.key_transport)).unwrap();
+    let client_auth = open_all(state.opener(), &h.client_auth_frame)
+        .unwrap()
+        .remove(0);
+    (state, client_auth)
+}
+
+/// Whether `frames` opened to exactly one message: ClientAuth with the client's key.
+fn is_honest_client_auth(frames: &[Vec<u8>]) -> bool {
+    matches!(
+        frames,
+        [one] if matches!(
+            Message::decode(one),
+            Ok(Message::ClientAuth { public_key, .. })
+                if public_key == client_key().public_key().spki_der()
+        )
+    )
 }
 
 /// The body a reader would take from a mutated handshake record: its header must pass
@@ -765,10 +739,10 @@ proptest! {
 
     #[test]
     fn server_binds_every_client_hello_byte(edits in mutations()) {
-        let h = honest();
-        let mutated = mutate(&h.client_hello, &edits, &[u32_field(0)]);
+        let (client, client_hello) = client::start().unwrap();
+        let mutated = mutate(&client_hello, &edits, &[u32_field(0)]);
         let Some(body) = first_record(&mutated) else { return Ok(()) };
-        match replay_accept(body) {
+        match server::accept(server_keys(), body) {
             Err(err) => {
                 prop_assert!(matches!(err, ProtoError::Decode(_)), "{:?}", err);
                 prop_assert!(ClientHello::decode(body).is_err());
@@ -777,8 +751,8 @@ proptest! {
                 // No integrity yet: the server takes any well-formed hello, but signs what it
                 // got, so the client (which sent the original) notices any change.
                 check_canonical(body, ClientHello::decode(body), encode_client_hello)?;
-                let verdict = replay_start().handle(record_body(&server_hello));
-                if body == record_body(&h.client_hello) {
+                let verdict = client.handle(record_body(&server_hello));
+                if body == record_body(&client_hello) {
                     prop_assert!(verdict.is_ok());
                 } else {
                     prop_assert_eq!(verdict.err(), Some(ProtoError::BadServerSignature));
@@ -798,13 +772,12 @@ proptest! {
             return Ok(());
         }
         check_canonical(body, KeyTransport::decode(body), KeyTransport::encode)?;
-        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
         // Whatever the ciphertext, the server answers the same way (no padding oracle)...
-        let mut state = replay_key_transport(state, body).unwrap();
+        let mut state = key_transport(h.server, body).unwrap();
         // ...and only the client's first frame tells whether the keys match.
         let opened = open_all(state.opener(), &h.client_auth_frame);
         if body == record_body(&h.key_transport) {
-            prop_assert_eq!(opened, Ok(vec![h.client_auth.clone()]));
+            prop_assert!(opened.is_ok_and(|frames| is_honest_client_auth(&frames)));
         } else {
             prop_assert_eq!(opened, Err(ProtoError::BadFrame));
         }
@@ -814,9 +787,8 @@ proptest! {
     fn malformed_key_transport_is_a_decode_error(
         bytes in random_after(vec![0x03, 0x01]),
     ) {
-        let h = honest();
-        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
-        match replay_key_transport(state, &bytes) {
+        let (_, _, state, _) = hellos();
+        match key_transport(state, &bytes) {
             Ok(_) => check_canonical(&bytes, KeyTransport::decode(&bytes), KeyTransport::encode)?,
             Err(err) => {
                 prop_assert!(KeyTransport::decode(&bytes).is_err());
@@ -834,30 +806,29 @@ proptest! {
         full[..32].copy_from_slice(&ciphertext);
         let body = encoded(&KeyTransport { ciphertext: full }, KeyTransport::encode);
         prop_assume!(body != record_body(&h.key_transport));
-        let (state, _) = replay_accept(record_body(&h.client_hello)).unwrap();
-        let mut state = replay_key_transport(state, &body).unwrap();
+        let mut state = key_transport(h.server, &body).unwrap();
         prop_assert_eq!(open_all(state.opener(), &h.client_auth_frame), Err(ProtoError::BadFrame));
     }
 
     #[test]
     fn mutated_client_auth_is_refused(edits in mutations()) {
-        let h = honest();
+        let (state, client_auth) = honest_client_auth();
         let Ok(OwnedMessage::ClientAuth { public_key: key, .. }) =
-            Message::decode(&h.client_auth).map(|m| m.to_owned_message())
+            Message::decode(&client_auth).map(|m| m.to_owned_message())
         else {
             return Err(TestCaseError::fail("the honest first frame is not ClientAuth"));
         };
         let fields = [u16_field(1), u16_field(3 + key.len())];
-        let mutated = mutate(&h.client_auth, &edits, &fields);
+        let mutated = mutate(&client_auth, &edits, &fields);
         let Ok(msg) = Message::decode(&mutated) else { return Ok(()) };
         check_canonical(&mutated, Ok(msg), |m, out| m.encode(out))?;
-        match replay_expect_client_auth().handle(&msg) {
+        match state.handle(&msg) {
             Ok((identity, _)) => {
-                prop_assert_eq!(&mutated, &h.client_auth);
+                prop_assert_eq!(&mutated, &client_auth);
                 prop_assert_eq!(identity.public_key_der, key);
             }
             Err(err) => {
-                prop_assert_ne!(&mutated, &h.client_auth);
+                prop_assert_ne!(&mutated, &client_auth);
                 prop_assert!(
                     matches!(
                         err,
@@ -873,7 +844,7 @@ proptest! {
 
     #[test]
     fn anything_but_a_valid_client_auth_is_refused(msg in arb_message()) {
-        let result = replay_expect_client_auth().handle(&msg.as_message());
+        let result = honest_client_auth().0.handle(&msg.as_message());
         match msg {
             OwnedMessage::ClientAuth { .. } => prop_assert!(
                 matches!(
@@ -897,14 +868,14 @@ proptest! {
 
     #[test]
     fn client_accepts_only_the_signed_server_hello(edits in mutations()) {
-        let h = honest();
-        let hello = ServerHello::decode(record_body(&h.server_hello)).unwrap();
+        let (client, _, _, server_hello) = hellos();
+        let hello = ServerHello::decode(record_body(&server_hello)).unwrap();
         let mut fields = server_hello_fields(&hello, HEADER_LEN);
         fields.push(u32_field(0));
-        let mutated = mutate(&h.server_hello, &edits, &fields);
+        let mutated = mutate(&server_hello, &edits, &fields);
         let Some(body) = first_record(&mutated) else { return Ok(()) };
-        let verdict = replay_start().handle(body);
-        if body == record_body(&h.server_hello) {
+        let verdict = client.handle(body);
+        if body == record_body(&server_hello) {
             prop_assert!(verdict.is_ok());
         } else {
             let err = verdict.err();
@@ -919,7 +890,7 @@ proptest! {
     fn random_server_hello_is_refused(
         bytes in random_after([&[0x02][..], &VERSION.to_be_bytes()].concat()),
     ) {
-        let err = replay_start().handle(&bytes).err();
+        let err = client::start().unwrap().0.handle(&bytes).err();
         prop_assert!(
             matches!(err, Some(ProtoError::Decode(_) | ProtoError::BadServerSignature)),
             "{:?}", err

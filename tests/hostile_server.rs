@@ -11,7 +11,6 @@ use std::path::Path;
 
 use seashell::proto::{Message, PathKind};
 use seashell::transport::SecureChannel;
-use sha2::{Digest, Sha256};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::channel::{accept, server_side};
@@ -127,7 +126,7 @@ async fn send_file(
     };
     channel.writer.send(&info).await?;
     channel.writer.send(&Message::FileData(data)).await?;
-    let sha256 = Sha256::digest(data).into();
+    let sha256 = seashell::crypto::sha256(data);
     channel.writer.send(&Message::FileEnd { sha256 }).await
 }
 

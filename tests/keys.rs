@@ -28,7 +28,7 @@ fn assert_fingerprint_format(fingerprint: &str) {
     );
 }
 
-fn pub_key(name: &str) -> rsa::PublicKey {
+fn pub_key(name: &str) -> seashell::crypto::PublicKey {
     private::load_public_key_file(&fixture_path(name))
         .unwrap()
         .0
@@ -82,9 +82,9 @@ fn keygen_writes_a_0600_key_and_a_pub_with_the_printed_fingerprint() {
     }
 
     let key = private::load_private_key(&key_path, &PassphraseSource::EnvOrPrompt).unwrap();
-    assert_eq!(&public::fingerprint(key.as_public_key()), fingerprint);
+    assert_eq!(&public::fingerprint(key.public_key()), fingerprint);
     assert_eq!(
-        key.as_public_key(),
+        key.public_key(),
         &private::load_public_key_file(&pub_path).unwrap().0
     );
 }
@@ -211,7 +211,7 @@ fn passphrase_file_encrypts_and_every_passphrase_source_is_honoured() {
     let err = private::load_private_key(&key_path, &PassphraseSource::File(wrong)).unwrap_err();
     assert!(matches!(err, KeyError::WrongPassphrase { .. }), "{err}");
     let key = private::load_private_key(&key_path, &PassphraseSource::File(pass)).unwrap();
-    assert_eq!(&public::fingerprint(key.as_public_key()), fingerprint);
+    assert_eq!(&public::fingerprint(key.public_key()), fingerprint);
 }
 
 #[test]

@@ -4,10 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rsa::PrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use seashell::crypto::PrivateKey;
 use seashell::proto::handshake::client::{self, ExpectAuthResult};
 use seashell::proto::handshake::server::{self, ServerKeys};
 use seashell::proto::handshake::{Established, record_len};
@@ -19,7 +16,7 @@ use seashell::proto::{
 pub fn fixture_key(name: &str) -> PrivateKey {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let pem = std::fs::read_to_string(&path).unwrap();
-    PrivateKey::from_pkcs8_pem(&pem).unwrap()
+    seashell::keys::private::from_pem(&pem).unwrap()
 }
 
 pub fn server_keys() -> &'static Arc<ServerKeys> {
@@ -74,28 +71,21 @@ pub struct Pair {
 
 fn handshake_with(tamper: impl Fn(usize, &mut Vec<u8>)) -> Result<Pair, ProtoError> {
     let keys = server_keys();
-    let mut rng = rand::rng();
     let now = Instant::now();
-    let (c, mut ch) = client::start(&mut rng);
+    let (c, mut ch) = client::start().unwrap();
     tamper(0, &mut ch);
-    let (s, mut sh) = server::accept(keys, record_body(&ch), &mut rng)?;
+    let (s, mut sh) = server::accept(keys, record_body(&ch))?;
     tamper(1, &mut sh);
     let verify = c.handle(record_body(&sh))?;
     assert_eq!(verify.host_key(), keys.host_public());
-    let (mut flight, waiting) = verify.trust(
-        client_key(),
-        "",
-        None,
-        UpdateLimits::default(),
-        &mut rng,
-        now,
-    )?;
+    let (mut flight, waiting) =
+        verify.trust(client_key(), "", None, UpdateLimits::default(), now)?;
     tamper(2, &mut flight);
     let (_, kt, auth_wire) = split_unit(&flight);
-    let mut s = s.handle(keys, kt, UpdateLimits::default(), &mut rng, now)?;
+    let mut s = s.handle(keys, kt, UpdateLimits::default(), now)?;
     let auth = open_all(s.opener(), auth_wire)?;
     let (identity, mut server) = s.handle(&Message::decode(&auth[0]).map_err(ProtoError::from)?)?;
-    assert_eq!(&identity.public_key, client_key().as_public_key());
+    assert_eq!(&identity.public_key, client_key().public_key());
     let mut ok = Vec::new();
     server.sealer.seal(
         &Message::AuthOk {
@@ -154,8 +144,7 @@ fn flip(unit: usize, offset: usize) -> impl Fn(usize, &mut Vec<u8>) {
 
 #[test]
 fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
-    let mut rng = StdRng::seed_from_u64(9);
-    let (state, _) = client::start(&mut rng);
+    let (state, _) = client::start().unwrap();
     let refusal = server::version_refusal();
     let newer = [0x04, 1, 0, 9];
     let Err(err) = state.handle(record_body(&refusal)) else {
@@ -166,13 +155,13 @@ fn a_version_refusal_tells_the_user_which_side_to_upgrade() {
         matches!(err, ProtoError::VersionRefused { ours: 4, .. }),
         "{err:?}"
     );
-    let (state, _) = client::start(&mut rng);
+    let (state, _) = client::start().unwrap();
     let err = state.handle(&newer).err().unwrap().to_string();
     assert_eq!(
         err,
         "protocol version mismatch: the server speaks version 9, this client speaks 4: upgrade this client"
     );
-    let (state, _) = client::start(&mut rng);
+    let (state, _) = client::start().unwrap();
     let err = state.handle(&[0x04, 1, 0, 1]).err().unwrap().to_string();
     assert!(err.ends_with("upgrade seashell on the server"), "{err}");
 }
@@ -206,8 +195,8 @@ fn tampered_client_hello_fields_are_caught() {
 #[test]
 fn every_server_hello_byte_is_protected() {
     let keys = server_keys();
-    let (_, ch) = client::start(&mut rand::rng());
-    let (_, sh) = server::accept(keys, record_body(&ch), &mut rand::rng()).unwrap();
+    let (_, ch) = client::start().unwrap();
+    let (_, sh) = server::accept(keys, record_body(&ch)).unwrap();
     let len = sh.len();
     // Every byte of the body, sampled densely through the keys and signature.
     for offset in (4..len).step_by(7) {
@@ -228,10 +217,10 @@ fn wrong_host_key_signature_is_refused() {
     // different host key (the caller's known_hosts check), and a spliced-in host key
     // without the matching private key fails the signature.
     let keys = server_keys();
-    let (c, ch) = client::start(&mut rand::rng());
-    let (_, sh) = server::accept(keys, record_body(&ch), &mut rand::rng()).unwrap();
+    let (c, ch) = client::start().unwrap();
+    let (_, sh) = server::accept(keys, record_body(&ch)).unwrap();
     let mitm = ServerKeys::new(fixture_key("other_rsa"), fixture_key("transport_rsa"));
-    let (_, mitm_sh) = server::accept(&mitm, record_body(&ch), &mut rand::rng()).unwrap();
+    let (_, mitm_sh) = server::accept(&mitm, record_body(&ch)).unwrap();
     // Honest signature, swapped host key: fails.
     let mut spliced = seashell::proto::message::ServerHello::decode(record_body(&sh)).unwrap();
     spliced.host_key = seashell::proto::message::ServerHello::decode(record_body(&mitm_sh))
@@ -271,10 +260,9 @@ fn unknown_client_key_still_proves_possession() {
     // The protocol verifies the signature; the caller decides authorization. A signature
     // made with another key than the one presented is refused.
     let keys = server_keys();
-    let mut rng = rand::rng();
     let now = Instant::now();
-    let (c, ch) = client::start(&mut rng);
-    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
+    let (c, ch) = client::start().unwrap();
+    let (s, sh) = server::accept(keys, record_body(&ch)).unwrap();
     let verify = c.handle(record_body(&sh)).unwrap();
     let (flight, _) = verify
         .trust(
@@ -282,19 +270,16 @@ fn unknown_client_key_still_proves_possession() {
             "",
             None,
             UpdateLimits::default(),
-            &mut rng,
             now,
         )
         .unwrap();
     let (_, kt, auth_wire) = split_unit(&flight);
-    let mut s = s
-        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
-        .unwrap();
+    let mut s = s.handle(keys, kt, UpdateLimits::default(), now).unwrap();
     let auth = open_all(s.opener(), auth_wire).unwrap();
     let Message::ClientAuth { signature, .. } = Message::decode(&auth[0]).unwrap() else {
         panic!()
     };
-    let client_der = seashell::keys::public::to_spki_der(client_key().as_public_key());
+    let client_der = client_key().public_key().spki_der().to_vec();
     let forged = Message::ClientAuth {
         public_key: &client_der,
         signature,
@@ -313,26 +298,16 @@ fn past_key_transport(
     ahead: Option<&Message<'_>>,
 ) -> (server::ExpectClientAuth, Vec<u8>, ExpectAuthResult) {
     let keys = server_keys();
-    let mut rng = rand::rng();
     let now = Instant::now();
-    let (c, ch) = client::start(&mut rng);
-    let (s, sh) = server::accept(keys, record_body(&ch), &mut rng).unwrap();
+    let (c, ch) = client::start().unwrap();
+    let (s, sh) = server::accept(keys, record_body(&ch)).unwrap();
     let (flight, waiting) = c
         .handle(record_body(&sh))
         .unwrap()
-        .trust(
-            client_key(),
-            account,
-            ahead,
-            UpdateLimits::default(),
-            &mut rng,
-            now,
-        )
+        .trust(client_key(), account, ahead, UpdateLimits::default(), now)
         .unwrap();
     let (_, kt, frames) = split_unit(&flight);
-    let s = s
-        .handle(keys, kt, UpdateLimits::default(), &mut rng, now)
-        .unwrap();
+    let s = s.handle(keys, kt, UpdateLimits::default(), now).unwrap();
     (s, frames.to_vec(), waiting)
 }
 
@@ -512,9 +487,7 @@ fn fresh_secrets() -> (
     seashell::proto::schedule::TrafficSecret,
     seashell::proto::schedule::TrafficSecret,
 ) {
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut th = [0u8; 32];
-    rand::Rng::fill_bytes(&mut rng, &mut th);
+    let th = seashell::crypto::random::<32>().unwrap();
     let s = seashell::proto::schedule::derive(&th, &[1; 32], &[2; 32]);
     (s.client_to_server, s.server_to_client)
 }

@@ -22,7 +22,7 @@ async fn open(server: &Server) -> Channel {
     open_as(server, client_key()).await
 }
 
-async fn open_as(server: &Server, key: &rsa::PrivateKey) -> Channel {
+async fn open_as(server: &Server, key: &seashell::crypto::PrivateKey) -> Channel {
     let stream = TcpStream::connect(server.addr()).await.unwrap();
     let pending = transport::client_hello(stream).await.unwrap();
     let mut channel = pending

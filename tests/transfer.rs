@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use seashell::proto::record::MAX_CHUNK;
-use sha2::{Digest, Sha256};
 
 use crate::common::{Run, Sandbox, Server, fixture_path, mode_of, wait_for};
 
@@ -146,12 +145,12 @@ fn write_random(path: &Path, len: usize, seed: u64) {
 
 fn sha_of(path: &Path) -> [u8; 32] {
     let mut file = fs::File::open(path).unwrap();
-    let mut hasher = Sha256::new();
+    let mut hasher = seashell::crypto::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).unwrap();
         if n == 0 {
-            return hasher.finalize().into();
+            return hasher.finish();
         }
         hasher.update(&buf[..n]);
     }
@@ -589,7 +588,7 @@ fn transfers_are_logged_with_direction_size_and_hash() {
     let file = c.local("f");
     fs::write(&file, b"audit me").unwrap();
     c.cp(&[s(&file), &c.remote("f")]).ok();
-    let hex: String = Sha256::digest(b"audit me")
+    let hex: String = seashell::crypto::sha256(b"audit me")
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

@@ -9,12 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rand::CryptoRng;
-use rsa::pkcs8::EncodePrivateKey as _;
-use rsa::{PrivateKey, PublicKey};
+use crate::crypto::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::keys::public::from_spki_der;
 use crate::proto::ProtoError;
 use crate::proto::agent::{HEADER_LEN, Request, Response, frame_len};
 use crate::proto::handshake::client::ClientSigner;
@@ -101,7 +99,7 @@ impl Agent {
             .map_err(|_| AgentError::Refused("the key does not encode as PKCS#8".into()))?;
         let lifetime_secs = lifetime.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
         self.expect_ok(&Request::Add {
-            private_key: der.as_bytes(),
+            private_key: &der,
             comment,
             lifetime_secs,
         })
@@ -109,7 +107,7 @@ impl Agent {
 
     /// Asks the agent to forget `key`.
     pub fn remove(&self, key: &PublicKey) -> Result<(), AgentError> {
-        let spki = to_spki_der(key);
+        let spki = key.spki_der().to_vec();
         self.expect_ok(&Request::Remove { public_key: &spki })
     }
 
@@ -141,7 +139,7 @@ impl Agent {
 
     /// Has the agent sign `data` (a ClientAuth input) with `key`.
     pub fn sign(&self, key: &PublicKey, data: &[u8]) -> Result<Vec<u8>, AgentError> {
-        let spki = to_spki_der(key);
+        let spki = key.spki_der().to_vec();
         let answer = self.call(&Request::Sign {
             public_key: &spki,
             data,
@@ -208,7 +206,7 @@ impl ClientSigner for AgentSigner {
         &self.public_key
     }
 
-    fn sign<R: CryptoRng>(&self, _rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
         self.agent.sign(&self.public_key, message).map_err(|err| {
             tracing::warn!("{}", crate::shown::shown(&err.to_string()));
             ProtoError::Crypto("signing by the agent")

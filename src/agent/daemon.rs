@@ -51,10 +51,8 @@ impl Socket {
         }
         let base = std::env::temp_dir();
         for _ in 0..16 {
-            let dir = base.join(format!(
-                "seashell-{}",
-                hex::encode(rand::random::<[u8; 6]>())
-            ));
+            let name: [u8; 6] = crate::crypto::random().map_err(std::io::Error::other)?;
+            let dir = base.join(format!("seashell-{}", hex::encode(name)));
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     return Ok(Self {
@@ -176,12 +174,7 @@ fn answer(store: &Mutex<KeyStore>, body: &[u8]) -> (Option<Done>, Zeroizing<Vec<
     let mut out = Zeroizing::new(Vec::new());
     match Request::decode(body) {
         Ok(request) => {
-            let done = lock(store).handle(
-                &request,
-                std::time::Instant::now(),
-                &mut rand::rng(),
-                &mut out,
-            );
+            let done = lock(store).handle(&request, std::time::Instant::now(), &mut out);
             (Some(done), out)
         }
         Err(err) => {

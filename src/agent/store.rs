@@ -5,12 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use rand::CryptoRng;
-use rsa::PrivateKey;
-use rsa::pkcs8::DecodePrivateKey as _;
-use rsa::traits::PublicKeyParts as _;
+use crate::crypto::PrivateKey;
 
-use crate::keys::public::{MAX_RSA_BITS, MIN_RSA_BITS, to_spki_der};
+use crate::keys::public::{MAX_RSA_BITS, MIN_RSA_BITS};
 use crate::proto::agent::{Listed, MAX_KEYS, Request, Response, is_client_auth_input};
 use crate::proto::handshake::client::ClientSigner;
 
@@ -45,13 +42,7 @@ pub enum Done {
 
 impl KeyStore {
     /// Answers `request` at `now`, appending the response frame to `out`.
-    pub fn handle<R: CryptoRng>(
-        &mut self,
-        request: &Request<'_>,
-        now: Instant,
-        rng: &mut R,
-        out: &mut Vec<u8>,
-    ) -> Done {
+    pub fn handle(&mut self, request: &Request<'_>, now: Instant, out: &mut Vec<u8>) -> Done {
         self.expire(now);
         let (done, signature) = match request {
             Request::Add {
@@ -84,7 +75,7 @@ impl KeyStore {
                     .collect();
                 return encoded(out, &Response::Keys(keys), Done::Listed);
             }
-            Request::Sign { public_key, data } => self.sign(public_key, data, rng),
+            Request::Sign { public_key, data } => self.sign(public_key, data),
         };
         let response = match (&done, &signature) {
             (Done::Refused(why), _) => Response::Failure(why),
@@ -111,10 +102,10 @@ impl KeyStore {
         let Ok(key) = PrivateKey::from_pkcs8_der(der) else {
             return Done::Refused("not a PKCS#8 RSA private key");
         };
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&(key.size() * 8)) {
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&key.public_key().bits()) {
             return Done::Refused("an RSA key of an unsupported size");
         }
-        let public_key = to_spki_der(key.as_public_key());
+        let public_key = key.public_key().spki_der().to_vec();
         // The same key again replaces the one held (its comment and lifetime are new).
         self.keys.retain(|held| held.public_key != public_key);
         if self.keys.len() >= MAX_KEYS {
@@ -132,12 +123,7 @@ impl KeyStore {
         Done::Added(comment.to_owned())
     }
 
-    fn sign<R: CryptoRng>(
-        &self,
-        public_key: &[u8],
-        data: &[u8],
-        rng: &mut R,
-    ) -> (Done, Option<Vec<u8>>) {
+    fn sign(&self, public_key: &[u8], data: &[u8]) -> (Done, Option<Vec<u8>>) {
         if !is_client_auth_input(data) {
             return (
                 Done::Refused("the agent signs only a seashell ClientAuth"),
@@ -147,7 +133,7 @@ impl KeyStore {
         let Some(held) = self.keys.iter().find(|held| held.public_key == public_key) else {
             return (Done::Refused("the agent does not hold that key"), None);
         };
-        match ClientSigner::sign(&held.key, rng, data) {
+        match ClientSigner::sign(&held.key, data) {
             Ok(signature) => (Done::Signed(held.comment.clone()), Some(signature)),
             Err(_) => (Done::Refused("signing failed"), None),
         }
@@ -175,21 +161,18 @@ fn encoded(out: &mut Vec<u8>, response: &Response<'_>, done: Done) -> Done {
 
 #[cfg(test)]
 mod tests {
-    use rsa::pkcs8::EncodePrivateKey as _;
-    use sha2::Sha256;
-
     use super::*;
     use crate::proto::agent::{HEADER_LEN, SIGNED_LEN, frame_len};
     use crate::proto::handshake::CLIENT_SIGNATURE_LABEL;
 
     fn fixture() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/client_rsa")).unwrap()
+        crate::keys::private::from_pem(include_str!("../../tests/fixtures/client_rsa")).unwrap()
     }
 
     /// Handles `request` and returns the decoded response, owned enough to compare.
     fn ask(store: &mut KeyStore, request: &Request<'_>, now: Instant) -> (Done, Vec<u8>) {
         let mut out = Vec::new();
-        let done = store.handle(request, now, &mut rand::rng(), &mut out);
+        let done = store.handle(request, now, &mut out);
         let header: [u8; HEADER_LEN] = out[..HEADER_LEN].try_into().unwrap();
         assert_eq!(frame_len(header).unwrap(), out.len() - HEADER_LEN);
         (done, out[HEADER_LEN..].to_vec())
@@ -210,11 +193,11 @@ mod tests {
     fn a_held_key_signs_only_a_client_auth_input_and_the_signature_verifies() {
         let key = fixture();
         let der = key.to_pkcs8_der().unwrap();
-        let spki = to_spki_der(key.as_public_key());
+        let spki = key.public_key().spki_der().to_vec();
         let mut store = KeyStore::default();
         let now = Instant::now();
         let add = Request::Add {
-            private_key: der.as_bytes(),
+            private_key: &der,
             comment: "ops",
             lifetime_secs: 0,
         };
@@ -231,10 +214,7 @@ mod tests {
         let Response::Signature(signature) = Response::decode(&body).unwrap() else {
             panic!("no signature");
         };
-        let verifying = rsa::pss::VerifyingKey::<Sha256>::new(key.to_public_key());
-        let signature = rsa::pss::Signature::try_from(signature).unwrap();
-        use rsa::signature::Verifier as _;
-        assert!(verifying.verify(&data, &signature).is_ok());
+        assert!(key.public_key().verify_pss_sha256(&data, signature));
 
         // Anything else of that length is refused: the agent is no signing oracle.
         let mut server_label = data.clone();
@@ -269,11 +249,11 @@ mod tests {
     fn keys_expire_at_their_lifetime_and_are_removed_one_or_all() {
         let key = fixture();
         let der = key.to_pkcs8_der().unwrap();
-        let spki = to_spki_der(key.as_public_key());
+        let spki = key.public_key().spki_der().to_vec();
         let mut store = KeyStore::default();
         let start = Instant::now();
         let add = |lifetime_secs| Request::Add {
-            private_key: der.as_bytes(),
+            private_key: &der,
             comment: "ops",
             lifetime_secs,
         };

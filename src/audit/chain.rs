@@ -3,11 +3,11 @@
 //! checkpoint line is signed and checked. No files, no clock, no channels: the writer passes
 //! the time in, the verifier passes the bytes in. docs/audit.md is the normative description.
 
+use crate::crypto;
+use crate::crypto::{PrivateKey, PublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rsa::{PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What a checkpoint signature covers is this label followed by the SHA-256 of the checkpoint
 /// line without its `sig` member.
@@ -283,13 +283,13 @@ pub enum SignatureProblem {
 
 /// Lower-case hex of SHA-256 over `line` (the bytes without the newline).
 pub fn line_hash(line: &[u8]) -> String {
-    hex::encode(Sha256::digest(line))
+    hex::encode(crypto::sha256(line))
 }
 
 /// The message a checkpoint signature covers: [`CHECKPOINT_LABEL`] || SHA-256(unsigned line).
 pub fn checkpoint_message(unsigned_line: &[u8]) -> Vec<u8> {
     let mut message = CHECKPOINT_LABEL.to_vec();
-    message.extend_from_slice(&Sha256::digest(unsigned_line));
+    message.extend_from_slice(&crypto::sha256(unsigned_line));
     message
 }
 
@@ -315,8 +315,11 @@ pub fn check_checkpoint(
     let sig = STANDARD
         .decode(sig)
         .map_err(|_| SignatureProblem::NotBase64)?;
-    host.pss_verify::<Sha256>(&checkpoint_message(unsigned.as_bytes()), &sig)
-        .map_err(|_| SignatureProblem::Invalid)
+    if host.verify_pss_sha256(&checkpoint_message(unsigned.as_bytes()), &sig) {
+        Ok(())
+    } else {
+        Err(SignatureProblem::Invalid)
+    }
 }
 
 /// The writer's end of the chain: the next sequence number and the hash the next line links
@@ -378,10 +381,7 @@ impl AuditChain {
         let mut event = self.event(record, time);
         let unsigned = event.to_line()?;
         let sig = host
-            .pss_sign_with_rng::<Sha256, _>(
-                &mut rand::rng(),
-                &checkpoint_message(unsigned.as_bytes()),
-            )
+            .sign_pss_sha256(&checkpoint_message(unsigned.as_bytes()))
             .map_err(|err| ChainError::Sign(err.to_string()))?;
         event.sig = Some(STANDARD.encode(sig));
         let line = event.to_line()?;
@@ -409,14 +409,13 @@ impl AuditChain {
 
 #[cfg(test)]
 mod tests {
-    use rsa::pkcs8::DecodePrivateKey as _;
 
     use super::*;
 
     const TIME: &str = "2025-06-01T12:00:00.000Z";
 
     fn host_key() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
+        crate::keys::private::from_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
     }
 
     #[test]
@@ -551,17 +550,17 @@ mod tests {
         let mut plain = event.clone();
         plain.sig = None;
         assert_eq!(unsigned, plain.to_line().unwrap());
-        assert_eq!(check_checkpoint(&line, &event, key.as_public_key()), Ok(()));
+        assert_eq!(check_checkpoint(&line, &event, key.public_key()), Ok(()));
 
         let edited = line.replacen("\"seq\":2", "\"seq\":9", 1);
         let event_edited = Event::parse(edited.as_bytes()).unwrap();
         assert_eq!(
-            check_checkpoint(&edited, &event_edited, key.as_public_key()),
+            check_checkpoint(&edited, &event_edited, key.public_key()),
             Err(SignatureProblem::Invalid)
         );
         let unsigned_event = Event::parse(unsigned.as_bytes()).unwrap();
         assert_eq!(
-            check_checkpoint(&unsigned, &unsigned_event, key.as_public_key()),
+            check_checkpoint(&unsigned, &unsigned_event, key.public_key()),
             Err(SignatureProblem::Missing)
         );
     }

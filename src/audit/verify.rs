@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 
 use self::witness::{Confirmed, Witnessed};
 use super::chain::{Event, EventKind, Seal, check_checkpoint, line_hash};
@@ -625,8 +625,7 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
-    use rsa::PrivateKey;
-    use rsa::pkcs8::DecodePrivateKey as _;
+    use crate::crypto::PrivateKey;
 
     use super::*;
     use crate::audit::chain::{AuditChain, Record};
@@ -634,7 +633,7 @@ mod tests {
     const TIME: &str = "2025-06-01T12:00:00.000Z";
 
     fn host_key() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
+        crate::keys::private::from_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
     }
 
     /// A sealed log of 11 lines with a checkpoint in the middle (line 6) and the final seal at
@@ -678,7 +677,7 @@ mod tests {
             lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
         )
         .unwrap();
-        verify_files(&[path], host_key().as_public_key()).unwrap()
+        verify_files(&[path], host_key().public_key()).unwrap()
     }
 
     fn broken_at(verdict: &Verdict) -> (u64, Tamper) {
@@ -812,7 +811,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         std::fs::write(&path, torn).unwrap();
-        let verdict = verify_files(&[path], host_key().as_public_key()).unwrap();
+        let verdict = verify_files(&[path], host_key().public_key()).unwrap();
         assert!(matches!(
             verdict,
             Verdict::Unsealed {
@@ -880,8 +879,8 @@ mod tests {
         let witness_path = dir.path().join("witness");
         std::fs::write(&witness_path, witness).unwrap();
         let key = host_key();
-        let witnessed = witness::read(&witness_path, key.as_public_key()).unwrap();
-        verify_against(&[path], key.as_public_key(), Some(&witnessed)).unwrap()
+        let witnessed = witness::read(&witness_path, key.public_key()).unwrap();
+        verify_against(&[path], key.public_key(), Some(&witnessed)).unwrap()
     }
 
     #[test]
@@ -927,7 +926,7 @@ mod tests {
         let path = dir.path().join("witness");
         let forged = lines[5].replacen("\"seq\":6", "\"seq\":60", 1);
         std::fs::write(&path, format!("{}\n{forged}\n", lines[3])).unwrap();
-        let err = witness::read(&path, host_key().as_public_key()).unwrap_err();
+        let err = witness::read(&path, host_key().public_key()).unwrap_err();
         assert!(
             err.to_string()
                 .contains("witness:2: a witnessed checkpoint"),
@@ -946,8 +945,8 @@ mod tests {
         )
         .unwrap();
         let other =
-            PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/other_rsa")).unwrap();
-        let verdict = verify_files(&[path], other.as_public_key()).unwrap();
+            crate::keys::private::from_pem(include_str!("../../tests/fixtures/other_rsa")).unwrap();
+        let verdict = verify_files(&[path], other.public_key()).unwrap();
         let (line, tamper) = broken_at(&verdict);
         assert_eq!((line, tamper), (6, Tamper::BadSignature));
         assert!(
@@ -975,7 +974,7 @@ mod tests {
             })
             .collect();
         let key = host_key();
-        let all = verify_files(&files, key.as_public_key()).unwrap();
+        let all = verify_files(&files, key.public_key()).unwrap();
         assert!(
             matches!(
                 all,
@@ -987,7 +986,7 @@ mod tests {
             ),
             "{all:?}"
         );
-        let gap = verify_files(&[files[0].clone(), files[2].clone()], key.as_public_key()).unwrap();
+        let gap = verify_files(&[files[0].clone(), files[2].clone()], key.public_key()).unwrap();
         let Verdict::Broken(found) = gap else {
             panic!("{gap:?}")
         };
@@ -999,7 +998,7 @@ mod tests {
             found.detail
         );
         // A later file alone does not begin at the genesis.
-        let tail = verify_files(&files[2..], key.as_public_key()).unwrap();
+        let tail = verify_files(&files[2..], key.public_key()).unwrap();
         assert!(matches!(
             tail,
             Verdict::Broken(Break {
@@ -1018,7 +1017,7 @@ mod tests {
         let path = dir.path().join("log");
         std::fs::write(&path, "").unwrap();
         assert!(matches!(
-            verify_files(&[path], host_key().as_public_key()),
+            verify_files(&[path], host_key().public_key()),
             Err(AuditError::Empty { .. })
         ));
     }

@@ -18,7 +18,7 @@ mod sink;
 use std::path::Path;
 use std::time::Duration;
 
-use rsa::PrivateKey;
+use crate::crypto::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::sink::AuditOptions;
@@ -228,15 +228,13 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Instant;
 
-    use rsa::pkcs8::DecodePrivateKey as _;
-
     use super::*;
     use crate::audit::chain::Event;
     use crate::audit::verify::{Ending, Verdict, verify_files};
     use crate::audit::{numbered, rotated_set};
 
     fn host_key() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
+        crate::keys::private::from_pem(include_str!("../../tests/fixtures/host_rsa")).unwrap()
     }
 
     fn events(path: &Path) -> Vec<Event> {
@@ -255,7 +253,7 @@ mod tests {
     }
 
     fn verdict(files: &[PathBuf]) -> Verdict {
-        verify_files(files, host_key().as_public_key()).unwrap()
+        verify_files(files, host_key().public_key()).unwrap()
     }
 
     /// Waits, on tokio's clock (paused in these tests: no real time passes), until the kinds

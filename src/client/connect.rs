@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 use tokio::net::TcpStream;
 
 use super::ClientError;

@@ -8,8 +8,7 @@
 
 use std::path::Path;
 
-use rand::CryptoRng;
-use rsa::{PrivateKey, PublicKey};
+use crate::crypto::{PrivateKey, PublicKey};
 
 use super::ClientError;
 use super::connect::ConnectOptions;
@@ -39,10 +38,10 @@ impl ClientSigner for Identity {
         }
     }
 
-    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
         match self {
-            Self::File(key) => ClientSigner::sign(key, rng, message),
-            Self::Agent(signer) => signer.sign(rng, message),
+            Self::File(key) => ClientSigner::sign(key, message),
+            Self::Agent(signer) => signer.sign(message),
         }
     }
 }
@@ -73,7 +72,7 @@ pub fn choose(opts: &ConnectOptions) -> Result<Identity, ClientError> {
     let key = load_private_key(path, &passphrase)?;
     tracing::debug!(
         "offering key {} from {}",
-        fingerprint(key.as_public_key()),
+        fingerprint(key.public_key()),
         path.display()
     );
     Ok(Identity::File(key))

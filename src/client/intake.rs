@@ -97,7 +97,7 @@ impl Intake {
 
 #[cfg(test)]
 mod tests {
-    use sha2::{Digest, Sha256};
+    use crate::crypto;
 
     use super::*;
     use crate::client::progress::Progress;
@@ -156,7 +156,7 @@ mod tests {
                 Ok(None)
             ));
         }
-        let sha256: [u8; 32] = Sha256::digest(b"hello world").into();
+        let sha256: [u8; 32] = crypto::sha256(b"hello world");
         let Ok(Some(Reply::End {
             sha256: got,
             file: Some(file),

@@ -7,11 +7,10 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use rsa::PublicKey;
-use rsa::traits::PublicKeyParts as _;
 use seashell::agent::client::{AGENT_PID_ENV, AUTH_SOCK_ENV, Agent, AgentError};
 use seashell::agent::daemon::{self, Socket};
 use seashell::cli::{AddArgs, AgentArgs};
+use seashell::crypto::PublicKey;
 use seashell::keys::private::{
     PassphraseSource, load_private_key, load_public_key_file, public_key_path,
 };
@@ -214,7 +213,7 @@ fn list(agent: &Agent) -> Result<u8, AgentCmdError> {
         });
         println!(
             "{} {} {}{left}",
-            key.public_key.size() * 8,
+            key.public_key.bits(),
             fingerprint(&key.public_key),
             shown(&key.comment)
         );
@@ -244,5 +243,5 @@ fn public_of(path: &Path, passphrase: &PassphraseSource) -> Result<(PublicKey, S
         return load_public_key_file(&pub_path);
     }
     let key = load_private_key(path, passphrase)?;
-    Ok((key.to_public_key(), path.display().to_string()))
+    Ok((key.public_key().clone(), path.display().to_string()))
 }

@@ -16,7 +16,7 @@ pub mod tree;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::crypto;
 
 /// The unit of a receiver's file writes (and of hashing a partial file's prefix): 16 frames'
 /// worth (1 MiB), so the writer thread and the async side hand over (and wake each other)
@@ -124,7 +124,7 @@ fn describe(err: &io::Error) -> String {
 
 /// SHA-256 of zero bytes: the prefix hash of a transfer that starts at offset 0.
 pub fn sha256_of_nothing() -> [u8; 32] {
-    Sha256::digest([]).into()
+    crypto::sha256(&[])
 }
 
 /// This process's umask, read once: from `/proc/self/status` where there is one (no change

@@ -382,12 +382,12 @@ fn system_time(secs: i64) -> Option<SystemTime> {
 
 #[cfg(test)]
 mod tests {
-    use sha2::{Digest, Sha256};
+    use crate::crypto;
 
     use super::*;
 
     fn sha(data: &[u8]) -> [u8; 32] {
-        Sha256::digest(data).into()
+        crypto::sha256(data)
     }
 
     fn expected(data: &[u8], mode: u32) -> Expected {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use sha2::{Digest, Sha256};
+use crate::crypto::Sha256;
 
 use super::{BLOCK, FileError};
 
@@ -51,7 +51,7 @@ impl Received {
 
     /// SHA-256 of those bytes.
     pub fn prefix_sha256(&self) -> [u8; 32] {
-        self.hasher.clone().finalize().into()
+        self.hasher.clone().finish()
     }
 
     /// Counts and hashes bytes just written after these.

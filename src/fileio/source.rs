@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::crypto::Sha256;
 use tokio::sync::mpsc;
 
 use super::{BLOCK, FileError, blocking, mode_bits, mtime_secs};
@@ -134,7 +134,7 @@ impl SourceFile {
                 return Ok(());
             }
         }
-        let _ = tx.blocking_send(Ok(Piece::End(hasher.finalize().into())));
+        let _ = tx.blocking_send(Ok(Piece::End(hasher.finish())));
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl SourceFile {
             hasher.update(&*chunk);
             left -= want as u64;
         }
-        if <[u8; 32]>::from(hasher.clone().finalize()) == prefix_sha256 {
+        if hasher.clone().finish() == prefix_sha256 {
             return Ok((offset, hasher));
         }
         self.file
@@ -191,6 +191,7 @@ impl FileStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto;
 
     async fn collect(
         source: SourceFile,
@@ -220,7 +221,7 @@ mod tests {
         let path = dir.path().join("f");
         let content: Vec<u8> = (0..(BLOCK * 2 + 7)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &content).unwrap();
-        let whole: [u8; 32] = Sha256::digest(&content).into();
+        let whole: [u8; 32] = crypto::sha256(&content);
 
         let source = SourceFile::open(path.clone()).await.unwrap();
         assert_eq!(source.size(), content.len() as u64);
@@ -230,7 +231,7 @@ mod tests {
             (0, content.as_slice(), whole)
         );
 
-        let prefix: [u8; 32] = Sha256::digest(&content[..1000]).into();
+        let prefix: [u8; 32] = crypto::sha256(&content[..1000]);
         let source = SourceFile::open(path.clone()).await.unwrap();
         let (start, data, sha) = collect(source, 1000, prefix).await;
         assert_eq!(

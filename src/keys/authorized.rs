@@ -10,8 +10,8 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::crypto::PublicKey;
 use globset::{Candidate, GlobBuilder, GlobMatcher};
-use rsa::PublicKey;
 
 use crate::keys::cidr::Cidr;
 use crate::keys::public::{self, KEY_TYPE};
@@ -274,7 +274,7 @@ impl AuthorizedKeys {
 
     /// The first entry for `key` (same SubjectPublicKeyInfo DER), if any.
     pub fn find(&self, key: &PublicKey) -> Option<&AuthorizedKey> {
-        let spki = public::to_spki_der(key);
+        let spki = key.spki_der().to_vec();
         self.entries.iter().find(|entry| entry.spki == spki)
     }
 }
@@ -282,7 +282,7 @@ impl AuthorizedKeys {
 fn parse_entry(content: &str, line: usize) -> Result<AuthorizedKey, LineProblem> {
     let (options, key_part) = split_options(content.trim())?;
     let parsed = public::parse_line(key_part)?;
-    let spki = public::to_spki_der(&parsed.key);
+    let spki = parsed.key.spki_der().to_vec();
     Ok(AuthorizedKey {
         fingerprint: public::fingerprint_der(&spki),
         key: parsed.key,

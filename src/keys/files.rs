@@ -8,9 +8,6 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use rand::TryRng as _;
-use rand::rngs::SysRng;
-
 use crate::keys::KeyError;
 
 /// Creates `path` with `mode` and writes `contents`; fails if anything already exists there.
@@ -67,10 +64,8 @@ fn temp_path(path: &Path) -> Result<PathBuf, KeyError> {
     let name = path
         .file_name()
         .ok_or_else(|| write_error(path, std::io::Error::other("not a file name")))?;
-    let mut suffix = [0u8; 8];
-    SysRng
-        .try_fill_bytes(&mut suffix)
-        .map_err(|err| KeyError::Random(err.to_string()))?;
+    let suffix: [u8; 8] =
+        crate::crypto::random().map_err(|err| KeyError::Random(err.to_string()))?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
     temp_name.push(format!(".{:016x}.tmp", u64::from_le_bytes(suffix)));

@@ -86,7 +86,7 @@ impl KeyPairPlan {
         Ok(NewKeyPair {
             private_path: self.path.clone(),
             public_path: private::public_key_path(&self.path),
-            fingerprint: public::fingerprint(key.as_public_key()),
+            fingerprint: public::fingerprint(key.public_key()),
             comment: self.comment.clone(),
         })
     }
@@ -137,7 +137,7 @@ impl FileFingerprints {
 /// private key at `path`, opened with `passphrase` if it is encrypted (`keygen -y`).
 pub fn public_line(path: &Path, passphrase: &PassphraseSource) -> Result<String, KeyError> {
     let key = private::load_private_key(path, passphrase)?;
-    Ok(public::to_line(key.as_public_key(), ""))
+    Ok(public::to_line(key.public_key(), ""))
 }
 
 /// The fingerprint of every key in `path`: a private key (opened with `passphrase` if it is
@@ -227,10 +227,10 @@ impl FileKind {
 /// holds the same key, else with the path.
 fn private_key_line(path: &Path, source: &PassphraseSource) -> Result<String, KeyError> {
     let key = private::load_private_key(path, source)?;
-    let fingerprint = public::fingerprint(key.as_public_key());
+    let fingerprint = public::fingerprint(key.public_key());
     let comment = private::load_public_key_file(&private::public_key_path(path))
         .ok()
-        .filter(|(public, _)| public == key.as_public_key())
+        .filter(|(public, _)| public == key.public_key())
         .map_or_else(|| path.display().to_string(), |(_, comment)| comment);
     Ok(labelled(&fingerprint, &comment))
 }

@@ -11,7 +11,7 @@ use std::net::Ipv6Addr;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 
 use crate::keys::trust_file::{is_blank_or_comment, parse_trust_lines};
 use crate::keys::{KeyError, LineProblem, LineWarning, files, public};
@@ -88,8 +88,8 @@ impl KnownHosts {
         let Some(first) = for_host.peek().cloned() else {
             return HostKeyStatus::Unknown;
         };
-        let spki = public::to_spki_der(key);
-        if for_host.any(|entry| public::to_spki_der(&entry.key) == spki) {
+        let spki = key.spki_der().to_vec();
+        if for_host.any(|entry| entry.key.spki_der().to_vec() == spki) {
             return HostKeyStatus::Known;
         }
         HostKeyStatus::Changed {

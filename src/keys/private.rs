@@ -9,14 +9,9 @@ use std::io::{IsTerminal as _, Read as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use rand::rngs::SysRng;
-use rsa::pkcs8::der::pem::PemLabel as _;
-use rsa::pkcs8::{
-    DecodePrivateKey as _, EncodePrivateKey as _, EncryptedPrivateKeyInfoRef, LineEnding,
-    PrivateKeyInfoRef, SecretDocument,
-};
-use rsa::traits::PublicKeyParts as _;
-use rsa::{PrivateKey, PublicKey};
+use crate::crypto::{CryptoError, PrivateKey, PublicKey};
+use pkcs8::der::pem::PemLabel as _;
+use pkcs8::{EncryptedPrivateKeyInfoRef, LineEnding, PrivateKeyInfoRef, SecretDocument};
 use zeroize::Zeroizing;
 
 use crate::keys::KeyError;
@@ -55,7 +50,7 @@ pub fn generate(bits: usize) -> Result<PrivateKey, KeyError> {
     if !matches!(bits, 2048 | 3072 | 4096) {
         return Err(KeyError::UnsupportedSize(bits));
     }
-    PrivateKey::new(&mut SysRng, bits).map_err(|err| KeyError::Crypto {
+    PrivateKey::generate(bits).map_err(|err| KeyError::Crypto {
         action: "generate",
         detail: err.to_string(),
     })
@@ -82,7 +77,7 @@ pub fn write_key_pair(
 ) -> Result<(), KeyError> {
     let pem = private_pem(key, passphrase)?;
     let pub_path = public_key_path(path);
-    let pub_line = format!("{}\n", public::to_line(key.as_public_key(), comment));
+    let pub_line = format!("{}\n", public::to_line(key.public_key(), comment));
     if force {
         files::replace(path, 0o600, pem.as_bytes())?;
         return files::replace(&pub_path, 0o644, pub_line.as_bytes());
@@ -107,25 +102,35 @@ fn private_pem(key: &PrivateKey, passphrase: Option<&[u8]>) -> Result<Zeroizing<
         action: "encode",
         detail,
     };
-    let Some(passphrase) = passphrase else {
-        return key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|err| encode_error(err.to_string()));
-    };
     let plain = key
         .to_pkcs8_der()
         .map_err(|err| encode_error(err.to_string()))?;
-    let info = PrivateKeyInfoRef::try_from(plain.as_bytes())
+    let info = PrivateKeyInfoRef::try_from(plain.as_slice())
         .map_err(|err| encode_error(err.to_string()))?;
-    let encrypted = info
-        .encrypt_with_rng(&mut SysRng, passphrase)
-        .map_err(|err| KeyError::Crypto {
-            action: "encrypt",
-            detail: err.to_string(),
-        })?;
+    let Some(passphrase) = passphrase else {
+        return SecretDocument::try_from(info)
+            .map_err(|err| encode_error(err.to_string()))?
+            .to_pem(PrivateKeyInfoRef::PEM_LABEL, LineEnding::LF)
+            .map_err(|err| encode_error(err.to_string()));
+    };
+    let encrypted = info.encrypt(passphrase).map_err(|err| KeyError::Crypto {
+        action: "encrypt",
+        detail: err.to_string(),
+    })?;
     encrypted
         .to_pem(EncryptedPrivateKeyInfoRef::PEM_LABEL, LineEnding::LF)
         .map_err(|err| encode_error(err.to_string()))
+}
+
+/// Parses an unencrypted PKCS#8 PEM private key (`PRIVATE KEY`) held in memory, as test
+/// fixtures and the fuzzers' fake peers hold theirs. Files go through [`load_private_key`].
+pub fn from_pem(pem: &str) -> Result<PrivateKey, CryptoError> {
+    let bad = CryptoError("PKCS#8 PEM parsing");
+    let (label, document) = SecretDocument::from_pem(pem).map_err(|_| bad)?;
+    if label != PrivateKeyInfoRef::PEM_LABEL {
+        return Err(bad);
+    }
+    PrivateKey::from_pkcs8_der(document.as_bytes())
 }
 
 /// Loads a PKCS#8 PEM private key, asking `passphrase` only if the key is encrypted.
@@ -153,7 +158,7 @@ pub fn load_private_key(
             });
         }
     };
-    let bits = key.size() * 8;
+    let bits = key.public_key().bits();
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(bad_key(
             path,
@@ -318,7 +323,7 @@ mod tests {
     }
 
     fn client_key() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(CLIENT_PEM).unwrap()
+        from_pem(CLIENT_PEM).unwrap()
     }
 
     #[test]
@@ -343,20 +348,23 @@ mod tests {
                 .starts_with("-----BEGIN PRIVATE KEY-----\n")
         );
         let loaded = load_private_key(&path, &PassphraseSource::EnvOrPrompt).unwrap();
-        assert_eq!(loaded, key);
+        assert_eq!(
+            *loaded.to_pkcs8_der().unwrap(),
+            *key.to_pkcs8_der().unwrap()
+        );
 
         let pub_path = dir.path().join("id_rsa.pub");
         let pub_text = fs::read_to_string(&pub_path).unwrap();
         assert_eq!(
             pub_text,
-            format!("{}\n", public::to_line(key.as_public_key(), "me@box"))
+            format!("{}\n", public::to_line(key.public_key(), "me@box"))
         );
         assert_eq!(
             fs::metadata(&pub_path).unwrap().permissions().mode() & 0o777,
             0o644
         );
         let (public, comment) = load_public_key_file(&pub_path).unwrap();
-        assert_eq!(&public, key.as_public_key());
+        assert_eq!(&public, key.public_key());
         assert_eq!(comment, "me@box");
     }
 
@@ -374,7 +382,10 @@ mod tests {
 
         let good = write_secret(dir.path(), "good", "s3cret\r\nsecond line ignored\n", 0o600);
         let loaded = load_private_key(&path, &PassphraseSource::File(good)).unwrap();
-        assert_eq!(loaded, key);
+        assert_eq!(
+            *loaded.to_pkcs8_der().unwrap(),
+            *key.to_pkcs8_der().unwrap()
+        );
 
         let bad = write_secret(dir.path(), "bad", "S3cret\n", 0o600);
         let err = load_private_key(&path, &PassphraseSource::File(bad)).unwrap_err();
@@ -391,7 +402,7 @@ mod tests {
         let path = write_secret(dir.path(), "enc", ENC_PEM, 0o600);
         let pass = write_secret(dir.path(), "pass", &format!("{ENC_PASSPHRASE}\n"), 0o600);
         let key = load_private_key(&path, &PassphraseSource::File(pass)).unwrap();
-        assert_eq!(key.size() * 8, 2048);
+        assert_eq!(key.public_key().bits(), 2048);
     }
 
     #[test]
@@ -415,7 +426,7 @@ mod tests {
 
         write_key_pair(&path, &key, "c", None, true).unwrap();
         let (public, _) = load_public_key_file(&public_key_path(&path)).unwrap();
-        assert_eq!(&public, key.as_public_key());
+        assert_eq!(&public, key.public_key());
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600

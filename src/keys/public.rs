@@ -5,10 +5,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use rsa::PublicKey;
-use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
-use rsa::traits::PublicKeyParts;
-use sha2::{Digest, Sha256};
+
+use crate::crypto::{self, PublicKey};
 
 /// The algorithm word that starts every public key line.
 pub const KEY_TYPE: &str = "seashell-rsa";
@@ -39,38 +37,30 @@ pub enum PublicKeyError {
 
 /// Parses SubjectPublicKeyInfo DER into an RSA key of an accepted size.
 pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, PublicKeyError> {
-    let key = PublicKey::from_public_key_der(der).map_err(|_| PublicKeyError::Malformed)?;
-    let bits = key.n().bit_width_vartime() as usize;
+    let key = PublicKey::from_spki_der(der).map_err(|_| PublicKeyError::Malformed)?;
+    let bits = key.bits();
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return Err(PublicKeyError::BadSize(bits));
     }
     Ok(key)
 }
 
-/// Encodes a key as SubjectPublicKeyInfo DER.
-pub fn to_spki_der(key: &PublicKey) -> Vec<u8> {
-    // Encoding an in-memory RSA key cannot fail: its modulus and exponent are valid integers.
-    key.to_public_key_der()
-        .map(|doc| doc.as_bytes().to_vec())
-        .unwrap_or_default()
-}
-
 /// `SHA256:` and the unpadded standard base64 of SHA-256 over the SPKI DER (43 characters).
 pub fn fingerprint_der(spki_der: &[u8]) -> String {
     format!(
         "SHA256:{}",
-        STANDARD_NO_PAD.encode(Sha256::digest(spki_der))
+        STANDARD_NO_PAD.encode(crypto::sha256(spki_der))
     )
 }
 
 /// The fingerprint of a key: see [`fingerprint_der`].
 pub fn fingerprint(key: &PublicKey) -> String {
-    fingerprint_der(&to_spki_der(key))
+    fingerprint_der(key.spki_der())
 }
 
 /// The one-line text form: `seashell-rsa <base64 SPKI DER> <comment>` (no comment if empty).
 pub fn to_line(key: &PublicKey, comment: &str) -> String {
-    let b64 = STANDARD.encode(to_spki_der(key));
+    let b64 = STANDARD.encode(key.spki_der());
     if comment.is_empty() {
         format!("{KEY_TYPE} {b64}")
     } else {

@@ -121,6 +121,12 @@ pub enum ProtoError {
     Misuse(&'static str),
 }
 
+impl From<crate::crypto::CryptoError> for ProtoError {
+    fn from(err: crate::crypto::CryptoError) -> Self {
+        Self::Crypto(err.0)
+    }
+}
+
 /// One line for the user: both versions, and which side to upgrade.
 fn version_advice(ours: u16, theirs: &[u16]) -> String {
     let list = theirs

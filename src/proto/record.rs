@@ -8,18 +8,17 @@
 
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, Tag, UnboundKey};
-
 use super::error::ProtoError;
 use super::message::{DataKind, Message};
 use super::schedule::TrafficSecret;
+use crate::crypto::{self, AeadKey};
 
 /// Largest plaintext (type byte and payload) one frame may carry.
 pub const MAX_PLAINTEXT: usize = 1 + MAX_CHUNK + 1024;
 /// Largest data chunk (stdout, stderr, stdin) the sender puts in one frame.
 pub const MAX_CHUNK: usize = 64 * 1024;
 /// AES-GCM tag length.
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = crypto::TAG_LEN;
 /// Largest `len` a receiver accepts; anything above is rejected before reading the body.
 pub const MAX_FRAME_LEN: usize = MAX_PLAINTEXT + TAG_LEN;
 /// Length of the frame header.
@@ -47,11 +46,11 @@ impl Default for UpdateLimits {
     }
 }
 
-/// One direction's current key: cipher, IV, sequence number and usage counters. The cipher
-/// is AWS-LC's AES-256-GCM, which zeroizes its key schedule when dropped.
+/// One direction's current key: cipher, IV, sequence number and usage counters. Both
+/// providers' AES-256-GCM zeroize their key schedule when dropped.
 struct Epoch {
     secret: TrafficSecret,
-    cipher: LessSafeKey,
+    cipher: AeadKey,
     iv: [u8; 12],
     seq: u64,
     bytes: u64,
@@ -61,10 +60,8 @@ struct Epoch {
 impl Epoch {
     fn new(secret: TrafficSecret, now: Instant) -> Result<Self, ProtoError> {
         let keys = secret.keys();
-        let key = UnboundKey::new(&AES_256_GCM, &keys.key)
-            .map_err(|_| ProtoError::Crypto("AES-256-GCM key"))?;
         Ok(Self {
-            cipher: LessSafeKey::new(key),
+            cipher: AeadKey::new(&keys.key)?,
             iv: keys.iv,
             secret,
             seq: 0,
@@ -78,7 +75,7 @@ impl Epoch {
     }
 
     /// `iv XOR (0u32 || seq)`, then advances the sequence number.
-    fn next_nonce(&mut self) -> Result<Nonce, ProtoError> {
+    fn next_nonce(&mut self) -> Result<[u8; 12], ProtoError> {
         let mut nonce = self.iv;
         for (n, s) in nonce.iter_mut().skip(4).zip(self.seq.to_be_bytes()) {
             *n ^= s;
@@ -87,7 +84,7 @@ impl Epoch {
             .seq
             .checked_add(1)
             .ok_or(ProtoError::Crypto("sequence number exhausted"))?;
-        Ok(Nonce::assume_unique_for_key(nonce))
+        Ok(nonce)
     }
 
     fn exhausted(&self, limits: &UpdateLimits, now: Instant) -> bool {
@@ -206,7 +203,10 @@ impl RecordSealer {
 
     /// Encrypts `plain` (type byte and payload) in place as the next frame; returns its
     /// header and tag.
-    fn seal_in_place(&mut self, plain: &mut [u8]) -> Result<([u8; HEADER_LEN], Tag), ProtoError> {
+    fn seal_in_place(
+        &mut self,
+        plain: &mut [u8],
+    ) -> Result<([u8; HEADER_LEN], [u8; TAG_LEN]), ProtoError> {
         if plain.len() > MAX_PLAINTEXT {
             return Err(ProtoError::Misuse("message larger than a frame"));
         }
@@ -214,11 +214,7 @@ impl RecordSealer {
             u32::try_from(plain.len() + TAG_LEN).map_err(|_| ProtoError::Misuse("frame length"))?;
         let header = len.to_be_bytes();
         let nonce = self.epoch.next_nonce()?;
-        let tag = self
-            .epoch
-            .cipher
-            .seal_in_place_separate_tag(nonce, Aad::from(header), plain)
-            .map_err(|_| ProtoError::Crypto("AES-GCM seal"))?;
+        let tag = self.epoch.cipher.seal_in_place(&nonce, &header, plain)?;
         self.epoch.bytes = self.epoch.bytes.saturating_add(plain.len() as u64);
         Ok((header, tag))
     }
@@ -305,7 +301,7 @@ impl RecordOpener {
         let plain = self
             .epoch
             .cipher
-            .open_in_place(nonce, Aad::from(header), body)
+            .open_in_place(&nonce, &header, body)
             .map_err(|_| ProtoError::BadFrame)?;
         if Message::decode(plain) == Ok(Message::KeyUpdate) {
             self.epoch = self.epoch.next(now)?;

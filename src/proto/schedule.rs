@@ -3,9 +3,9 @@
 //! and IV. One HKDF-SHA256 extraction, then expansions with distinct labels, so no key ever
 //! serves two purposes or two directions. All secrets zeroize on drop.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::crypto::Prk;
 
 const LABEL_C2S: &[u8] = b"seashell/1 c2s";
 const LABEL_S2C: &[u8] = b"seashell/1 s2c";
@@ -40,15 +40,16 @@ impl TrafficSecret {
             key: [0; 32],
             iv: [0; 12],
         };
-        expand(&self.0, LABEL_KEY, &mut keys.key);
-        expand(&self.0, LABEL_IV, &mut keys.iv);
+        let prk = Prk::from_secret(&self.0);
+        expand(&prk, LABEL_KEY, &mut keys.key);
+        expand(&prk, LABEL_IV, &mut keys.iv);
         keys
     }
 
     /// The next secret after a KeyUpdate; the old one is dropped (and zeroized) by the caller.
     pub fn next(&self) -> Self {
         let mut next = [0; 32];
-        expand(&self.0, LABEL_KEY_UPDATE, &mut next);
+        expand(&Prk::from_secret(&self.0), LABEL_KEY_UPDATE, &mut next);
         Self(next)
     }
 
@@ -75,8 +76,7 @@ pub fn derive(transcript_hash: &[u8; 32], secret: &[u8; 32], x25519: &[u8; 32]) 
     let (left, right) = ikm.split_at_mut(32);
     left.copy_from_slice(secret);
     right.copy_from_slice(x25519);
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(transcript_hash), ikm.as_slice());
-    let prk = Zeroizing::new(<[u8; 32]>::from(prk));
+    let prk = Prk::extract(transcript_hash, ikm.as_slice());
     let mut c2s = [0; 32];
     let mut s2c = [0; 32];
     let mut session_id = [0; 32];
@@ -90,10 +90,7 @@ pub fn derive(transcript_hash: &[u8; 32], secret: &[u8; 32], x25519: &[u8; 32]) 
     }
 }
 
-/// HKDF-Expand with a 32-byte PRK; output lengths here are far below HKDF's 255*32 limit.
-fn expand(prk: &[u8; 32], label: &[u8], out: &mut [u8]) {
-    if let Ok(hkdf) = Hkdf::<Sha256>::from_prk(prk) {
-        // Cannot fail: `out` is at most 32 bytes.
-        let _ = hkdf.expand(label, out);
-    }
+/// HKDF-Expand; output lengths here are far below HKDF's 255 × 32 limit, so it cannot fail.
+fn expand(prk: &Prk, label: &[u8], out: &mut [u8]) {
+    let _ = prk.expand(label, out);
 }

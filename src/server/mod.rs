@@ -168,7 +168,7 @@ struct Shared {
 }
 
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
-async fn fresh_keys(host: rsa::PrivateKey) -> Result<ServerKeys, KeyError> {
+async fn fresh_keys(host: crate::crypto::PrivateKey) -> Result<ServerKeys, KeyError> {
     let transport = tokio::task::spawn_blocking(move || generate(TRANSPORT_KEY_BITS))
         .await
         .map_err(|err| KeyError::Crypto {
@@ -182,7 +182,7 @@ async fn fresh_keys(host: rsa::PrivateKey) -> Result<ServerKeys, KeyError> {
 pub struct BoundServer {
     listener: TcpListener,
     shared: Arc<Shared>,
-    host: rsa::PrivateKey,
+    host: crate::crypto::PrivateKey,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -274,7 +274,7 @@ impl BoundServer {
     }
 }
 
-async fn rotate_transport_key(shared: Arc<Shared>, host: rsa::PrivateKey) {
+async fn rotate_transport_key(shared: Arc<Shared>, host: crate::crypto::PrivateKey) {
     loop {
         tokio::time::sleep(TRANSPORT_KEY_LIFETIME).await;
         match fresh_keys(host.clone()).await {

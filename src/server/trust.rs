@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use crate::crypto::PublicKey;
 use nix::unistd::{Uid, User, geteuid};
-use rsa::PublicKey;
 
 use crate::keys::KeyError;
 use crate::keys::authorized::{AuthorizedKey, AuthorizedKeys};

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 
-use rsa::PublicKey;
+use crate::crypto::PublicKey;
 
 use super::{Break, Location, Tamper};
 use crate::audit::AuditError;

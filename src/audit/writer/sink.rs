@@ -16,8 +16,7 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rand::RngExt as _;
-use rsa::PrivateKey;
+use crate::crypto::PrivateKey;
 use tokio::sync::{mpsc, oneshot};
 
 use super::failures::FailureTally;
@@ -204,7 +203,13 @@ impl Sink {
     ) -> Result<Self, AuditError> {
         let (chain, rotated) = match resume_point(&path)? {
             Some(resumed) => (resumed.chain, resumed.rotated),
-            None => (AuditChain::new(rand::rng().random()), None),
+            None => {
+                let genesis = crate::crypto::random().map_err(|err| AuditError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(err),
+                })?;
+                (AuditChain::new(genesis), None)
+            }
         };
         let file = open_append(&path)?;
         let size = file.metadata().map_err(AuditError::io(&path))?.len();
@@ -213,7 +218,7 @@ impl Sink {
             .as_ref()
             .map(SyslogSender::open)
             .transpose()?;
-        let host_fingerprint = fingerprint(host.as_public_key());
+        let host_fingerprint = fingerprint(host.public_key());
         let mut sink = Self {
             path,
             file,
@@ -566,14 +571,13 @@ fn sync_parent(path: &Path) -> Result<(), AuditError> {
 
 #[cfg(test)]
 mod tests {
-    use rsa::pkcs8::DecodePrivateKey as _;
 
     use super::*;
     use crate::audit::chain::Event;
     use crate::audit::verify::{Verdict, verify_files};
 
     fn host_key() -> PrivateKey {
-        PrivateKey::from_pkcs8_pem(include_str!("../../../tests/fixtures/host_rsa")).unwrap()
+        crate::keys::private::from_pem(include_str!("../../../tests/fixtures/host_rsa")).unwrap()
     }
 
     fn command(line: &str) -> Record {
@@ -658,7 +662,7 @@ mod tests {
         assert_eq!(all[4].record.command.as_deref(), Some("after"));
         let host = host_key();
         assert!(matches!(
-            verify_files(&[path], host.as_public_key()).unwrap(),
+            verify_files(&[path], host.public_key()).unwrap(),
             Verdict::Unsealed { after: 1, .. }
         ));
     }

@@ -4,17 +4,14 @@
 
 use std::time::Instant;
 
-use rand::CryptoRng;
-use rsa::sha2::Sha256;
-use rsa::{Oaep, PrivateKey, PublicKey};
-use x25519_dalek::EphemeralSecret;
+use crate::crypto::{self, EphemeralSecret, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::{
     CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, Transcript,
     labelled, put_record, x25519_shared,
 };
-use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::keys::public::from_spki_der;
 use crate::proto::error::{DecodeError, ProtoError};
 use crate::proto::message::{
     ClientHello, KeyTransport, Message, ServerHello, VERSION, VersionRefused,
@@ -29,29 +26,28 @@ pub trait ClientSigner {
     /// The key the client claims.
     fn public_key(&self) -> &PublicKey;
     /// Signs `message` (RSA-PSS, SHA-256).
-    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError>;
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError>;
 }
 
 impl ClientSigner for PrivateKey {
     fn public_key(&self) -> &PublicKey {
-        self.as_public_key()
+        PrivateKey::public_key(self)
     }
 
-    fn sign<R: CryptoRng>(&self, rng: &mut R, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
-        self.pss_sign_with_rng::<Sha256, _>(rng, message)
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
+        self.sign_pss_sha256(message)
             .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))
     }
 }
 
 /// Begins a handshake: returns the state awaiting ServerHello and the ClientHello record
 /// to send.
-pub fn start<R: CryptoRng>(rng: &mut R) -> (ExpectServerHello, Vec<u8>) {
-    let mut random = [0u8; 32];
-    rng.fill_bytes(&mut random);
-    let ephemeral = EphemeralSecret::random_from_rng(rng);
+pub fn start() -> Result<(ExpectServerHello, Vec<u8>), ProtoError> {
+    let random = crypto::random()?;
+    let ephemeral = EphemeralSecret::generate()?;
     let hello = ClientHello {
         random,
-        x25519: x25519_dalek::PublicKey::from(&ephemeral).to_bytes(),
+        x25519: ephemeral.public(),
     };
     let mut body = Vec::new();
     hello.encode(&mut body);
@@ -59,13 +55,13 @@ pub fn start<R: CryptoRng>(rng: &mut R) -> (ExpectServerHello, Vec<u8>) {
     transcript.add_record(&body);
     let mut wire = Vec::new();
     put_record(&mut wire, &body);
-    (
+    Ok((
         ExpectServerHello {
             ephemeral,
             transcript,
         },
         wire,
-    )
+    ))
 }
 
 /// Sent ClientHello; waiting for ServerHello.
@@ -98,18 +94,18 @@ impl ExpectServerHello {
         let mut unsigned = Vec::new();
         hello.encode_unsigned(&mut unsigned)?;
         signed.add_raw(&unsigned);
-        host_key
-            .pss_verify::<Sha256>(
-                &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()),
-                &hello.signature,
-            )
-            .map_err(|_| ProtoError::BadServerSignature)?;
+        if !host_key.verify_pss_sha256(
+            &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()),
+            &hello.signature,
+        ) {
+            return Err(ProtoError::BadServerSignature);
+        }
         self.transcript.add_record(body);
         Ok(VerifyHostKey {
             ephemeral: self.ephemeral,
             transcript: self.transcript,
             server_x25519: hello.x25519,
-            host_key_der: to_spki_der(&host_key),
+            host_key_der: host_key.spki_der().to_vec(),
             host_key,
             transport_key,
         })
@@ -142,25 +138,19 @@ impl VerifyHostKey {
     /// `account` is the account asked for (`user@host`), empty for none. `ahead`, the
     /// session's first message (an Exec, ExecPty or OpenConsole), goes in the same flight,
     /// after ClientAuth: the server acts on it only once it has authorized the key (§6.3).
-    pub fn trust<R: CryptoRng>(
+    pub fn trust(
         self,
         identity: &impl ClientSigner,
         account: &str,
         ahead: Option<&Message<'_>>,
         limits: UpdateLimits,
-        rng: &mut R,
         now: Instant,
     ) -> Result<(Vec<u8>, ExpectAuthResult), ProtoError> {
         let mut secret = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(secret.as_mut_slice());
+        crypto::fill_random(secret.as_mut_slice())?;
         let ciphertext = self
             .transport_key
-            .encrypt(
-                rng,
-                Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL),
-                secret.as_slice(),
-            )
-            .map_err(|_| ProtoError::Crypto("RSA-OAEP encryption"))?;
+            .encrypt_oaep_sha256(KEY_TRANSPORT_LABEL, secret.as_slice())?;
         let mut body = Vec::new();
         KeyTransport { ciphertext }.encode(&mut body)?;
         let mut transcript = self.transcript;
@@ -170,8 +160,8 @@ impl VerifyHostKey {
         let mut established =
             Established::for_client(schedule::derive(&th, &secret, &shared), limits, now)?;
 
-        let signature = identity.sign(rng, &labelled(CLIENT_SIGNATURE_LABEL, &th))?;
-        let public_key = to_spki_der(identity.public_key());
+        let signature = identity.sign(&labelled(CLIENT_SIGNATURE_LABEL, &th))?;
+        let public_key = identity.public_key().spki_der().to_vec();
         let mut wire = Vec::new();
         put_record(&mut wire, &body);
         established.sealer.seal(

@@ -9,11 +9,10 @@ pub mod server;
 
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 use super::error::ProtoError;
 use super::record::{HEADER_LEN, RecordOpener, RecordSealer, UpdateLimits};
 use super::schedule::{SessionSecrets, TrafficSecret};
+use crate::crypto::{self, Sha256};
 
 /// Largest handshake record body (a ServerHello with two RSA-4096 keys is under 1.7 KiB).
 pub const MAX_HANDSHAKE_LEN: usize = 4096;
@@ -48,7 +47,7 @@ struct Transcript(Sha256);
 impl Transcript {
     fn add_record(&mut self, body: &[u8]) {
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-        self.0.update(len.to_be_bytes());
+        self.0.update(&len.to_be_bytes());
         self.0.update(body);
     }
 
@@ -57,7 +56,7 @@ impl Transcript {
     }
 
     fn hash(&self) -> [u8; 32] {
-        self.0.clone().finalize().into()
+        self.0.clone().finish()
     }
 }
 
@@ -125,12 +124,8 @@ impl Established {
 
 /// The X25519 shared value, refusing the all-zero output of a low-order peer share.
 fn x25519_shared(
-    secret: x25519_dalek::EphemeralSecret,
+    secret: crypto::EphemeralSecret,
     peer: [u8; 32],
 ) -> Result<zeroize::Zeroizing<[u8; 32]>, ProtoError> {
-    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
-    if !shared.was_contributory() {
-        return Err(ProtoError::WeakKeyShare);
-    }
-    Ok(zeroize::Zeroizing::new(shared.to_bytes()))
+    secret.agree(&peer).map_err(|_| ProtoError::WeakKeyShare)
 }

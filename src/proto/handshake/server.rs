@@ -9,18 +9,14 @@
 
 use std::time::Instant;
 
-use rand::CryptoRng;
-use rsa::sha2::Sha256;
-use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, PrivateKey, PublicKey};
-use x25519_dalek::EphemeralSecret;
+use crate::crypto::{self, EphemeralSecret, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::{
     CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, Transcript,
     labelled, put_record, x25519_shared,
 };
-use crate::keys::public::{from_spki_der, to_spki_der};
+use crate::keys::public::from_spki_der;
 use crate::proto::error::{DecodeError, ProtoError};
 use crate::proto::message::{
     ClientHello, KeyTransport, Message, ServerHello, VERSION, VersionRefused,
@@ -41,8 +37,8 @@ impl ServerKeys {
     /// Pairs a host key with a transport key.
     pub fn new(host: PrivateKey, transport: PrivateKey) -> Self {
         Self {
-            host_der: to_spki_der(host.as_public_key()),
-            transport_der: to_spki_der(transport.as_public_key()),
+            host_der: host.public_key().spki_der().to_vec(),
+            transport_der: transport.public_key().spki_der().to_vec(),
             host,
             transport,
         }
@@ -50,7 +46,7 @@ impl ServerKeys {
 
     /// The host public key.
     pub fn host_public(&self) -> &PublicKey {
-        self.host.as_public_key()
+        self.host.public_key()
     }
 }
 
@@ -74,21 +70,19 @@ pub fn version_refusal() -> Vec<u8> {
 
 /// Takes a ClientHello body; returns the state awaiting KeyTransport and the ServerHello
 /// record to send.
-pub fn accept<R: CryptoRng>(
+pub fn accept(
     keys: &ServerKeys,
     client_hello: &[u8],
-    rng: &mut R,
 ) -> Result<(ExpectKeyTransport, Vec<u8>), ProtoError> {
     let hello = ClientHello::decode(client_hello)?;
     let mut transcript = Transcript::default();
     transcript.add_record(client_hello);
 
-    let mut random = [0u8; 32];
-    rng.fill_bytes(&mut random);
-    let ephemeral = EphemeralSecret::random_from_rng(rng);
+    let random = crypto::random()?;
+    let ephemeral = EphemeralSecret::generate()?;
     let mut reply = ServerHello {
         random,
-        x25519: x25519_dalek::PublicKey::from(&ephemeral).to_bytes(),
+        x25519: ephemeral.public(),
         host_key: keys.host_der.clone(),
         transport_key: keys.transport_der.clone(),
         signature: Vec::new(),
@@ -99,8 +93,7 @@ pub fn accept<R: CryptoRng>(
     signed.add_raw(&unsigned);
     reply.signature = keys
         .host
-        .pss_sign_with_rng::<Sha256, _>(rng, &labelled(SERVER_SIGNATURE_LABEL, &signed.hash()))
-        .map_err(|_| ProtoError::Crypto("RSA-PSS signing"))?;
+        .sign_pss_sha256(&labelled(SERVER_SIGNATURE_LABEL, &signed.hash()))?;
     let mut body = Vec::new();
     reply.encode(&mut body)?;
     transcript.add_record(&body);
@@ -126,16 +119,15 @@ pub struct ExpectKeyTransport {
 impl ExpectKeyTransport {
     /// Unwraps the client's secret (or, if it does not unwrap, a random one) and derives the
     /// session keys.
-    pub fn handle<R: CryptoRng>(
+    pub fn handle(
         mut self,
         keys: &ServerKeys,
         body: &[u8],
         limits: UpdateLimits,
-        rng: &mut R,
         now: Instant,
     ) -> Result<ExpectClientAuth, ProtoError> {
         let kt = KeyTransport::decode(body)?;
-        let secret = unwrap_secret(&keys.transport, &kt.ciphertext, rng);
+        let secret = unwrap_secret(&keys.transport, &kt.ciphertext)?;
         self.transcript.add_record(body);
         let th = self.transcript.hash();
         let shared = x25519_shared(self.ephemeral, self.client_x25519)?;
@@ -151,24 +143,18 @@ impl ExpectKeyTransport {
 }
 
 /// The OAEP-wrapped secret, or a random one when the ciphertext does not decrypt.
-fn unwrap_secret<R: CryptoRng>(
+fn unwrap_secret(
     transport: &PrivateKey,
     ciphertext: &[u8],
-    rng: &mut R,
-) -> Zeroizing<[u8; 32]> {
+) -> Result<Zeroizing<[u8; 32]>, ProtoError> {
     let mut secret = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(secret.as_mut_slice());
-    if ciphertext.len() != transport.size() {
-        return secret;
+    crypto::fill_random(secret.as_mut_slice())?;
+    if let Ok(plain) = transport.decrypt_oaep_sha256(KEY_TRANSPORT_LABEL, ciphertext)
+        && let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice())
+    {
+        *secret = bytes;
     }
-    let padding = Oaep::<Sha256>::new_with_label(KEY_TRANSPORT_LABEL);
-    if let Ok(plain) = transport.decrypt_blinded(rng, padding, ciphertext) {
-        let plain = Zeroizing::new(plain);
-        if let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice()) {
-            *secret = bytes;
-        }
-    }
-    secret
+    Ok(secret)
 }
 
 /// Keys derived; waiting for the client's first frame, ClientAuth.
@@ -214,13 +200,14 @@ impl ExpectClientAuth {
             return Err(ProtoError::Unexpected(msg.name()));
         };
         let key = from_spki_der(public_key).map_err(|_| DecodeError::Invalid("client key"))?;
-        key.pss_verify::<Sha256>(
+        if !key.verify_pss_sha256(
             &labelled(CLIENT_SIGNATURE_LABEL, &self.transcript_hash),
             signature,
-        )
-        .map_err(|_| ProtoError::BadClientSignature)?;
+        ) {
+            return Err(ProtoError::BadClientSignature);
+        }
         Ok(ClientIdentity {
-            public_key_der: to_spki_der(&key),
+            public_key_der: key.spki_der().to_vec(),
             public_key: key,
             account: account.to_owned(),
         })

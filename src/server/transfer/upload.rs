@@ -288,7 +288,7 @@ pub(super) async fn make_dir(target: PathBuf, mode: u32) -> Option<Job> {
 
 #[cfg(test)]
 mod tests {
-    use sha2::{Digest, Sha256};
+    use crate::crypto;
 
     use crate::proto::Message;
     use crate::server::policy::Policy;
@@ -314,7 +314,7 @@ mod tests {
             "none"
         );
         t.handle(Message::FileData(b"hello"), cwd).await.unwrap();
-        let sha256 = Sha256::digest(b"hello").into();
+        let sha256 = crypto::sha256(b"hello");
         let done = t.handle(Message::FileEnd { sha256 }, cwd).await.unwrap();
         assert_eq!(answer(done), "done");
         assert_eq!(std::fs::read(cwd.join("f")).unwrap(), b"hello");

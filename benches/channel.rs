@@ -1,9 +1,11 @@
 //! Criterion benches for the secure channel: record-layer seal+open throughput of Stdout
 //! frames at the sizes seashell sends, raw AES-256-GCM seal+open at the same sizes and past
 //! the frame ceiling (the comparison that says whether a larger `MAX_PLAINTEXT` would pay),
-//! and one whole in-memory handshake, both sides, with the RSA-3072 fixture keys.
+//! each RSA-3072 operation, and one whole in-memory handshake, both sides, with the
+//! RSA-3072 fixture keys. The crypto groups carry the provider's name.
 //!
-//! Run: `cargo bench --bench channel -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --bench channel -- --warm-up-time 1 --measurement-time 3`, and for
+//! the pure-Rust provider the same with `--no-default-features --features rustcrypto`.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,9 +17,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use seashell::crypto::PrivateKey;
+use seashell::crypto::{AeadKey, PROVIDER, PrivateKey};
 use seashell::proto::handshake::server::ServerKeys;
 use seashell::proto::handshake::{Established, client, server};
 use seashell::proto::record::{HEADER_LEN, MAX_CHUNK, TAG_LEN, frame_len};
@@ -156,11 +157,12 @@ fn record_one_side(c: &mut Criterion) {
     group.finish();
 }
 
-/// Raw AES-256-GCM, encrypt then decrypt in place with a counter nonce: the ceiling the
-/// record layer's framing overhead is measured against, including sizes it does not allow.
+/// Raw AES-256-GCM through the crypto provider, encrypt then decrypt in place with a
+/// counter nonce: the ceiling the record layer's framing overhead is measured against,
+/// including sizes it does not allow.
 fn aes256gcm_raw_seal_open(c: &mut Criterion) {
-    let mut group = c.benchmark_group("aes256gcm_raw_seal_open");
-    let cipher = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());
+    let mut group = c.benchmark_group(format!("aes256gcm_raw_seal_open/{PROVIDER}"));
+    let cipher = AeadKey::new(&[7u8; 32]).unwrap();
     let aad = [0u8; HEADER_LEN];
     for size in [16 * KIB, 64 * KIB, 256 * KIB] {
         let mut buf: Vec<u8> = (0..size + TAG_LEN).map(|i| i as u8).collect();
@@ -172,25 +174,44 @@ fn aes256gcm_raw_seal_open(c: &mut Criterion) {
                 let mut nonce = [0u8; 12];
                 nonce[4..].copy_from_slice(&seq.to_be_bytes());
                 let (plain, tag_slot) = buf.split_at_mut(size);
-                let tag = cipher
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(aad),
-                        plain,
-                    )
-                    .unwrap();
-                tag_slot.copy_from_slice(tag.as_ref());
-                cipher
-                    .open_in_place(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::from(aad),
-                        &mut buf,
-                    )
-                    .unwrap();
+                let tag = cipher.seal_in_place(&nonce, &aad, plain).unwrap();
+                tag_slot.copy_from_slice(&tag);
+                cipher.open_in_place(&nonce, &aad, &mut buf).unwrap();
                 black_box(&buf);
             });
         });
     }
+    group.finish();
+}
+
+/// Each RSA-3072 operation of a handshake, through the crypto provider: the host key's
+/// PSS signature and its check, the transport key's OAEP wrap and unwrap.
+fn rsa_operations(c: &mut Criterion) {
+    let key = fixture_key("transport_rsa");
+    let public = key.public_key().clone();
+    let message = [5u8; 50];
+    let signature = key.sign_pss_sha256(&message).unwrap();
+    let wrapped = public.encrypt_oaep_sha256(b"label", &[9u8; 32]).unwrap();
+    let mut group = c.benchmark_group(format!("rsa3072/{PROVIDER}"));
+    group.bench_function("sign_pss_sha256", |b| {
+        b.iter(|| key.sign_pss_sha256(black_box(&message)).unwrap());
+    });
+    group.bench_function("verify_pss_sha256", |b| {
+        b.iter(|| assert!(public.verify_pss_sha256(black_box(&message), &signature)));
+    });
+    group.bench_function("encrypt_oaep_sha256", |b| {
+        b.iter(|| {
+            public
+                .encrypt_oaep_sha256(b"label", black_box(&[9u8; 32]))
+                .unwrap()
+        });
+    });
+    group.bench_function("decrypt_oaep_sha256", |b| {
+        b.iter(|| {
+            key.decrypt_oaep_sha256(b"label", black_box(&wrapped))
+                .unwrap()
+        });
+    });
     group.finish();
 }
 
@@ -245,7 +266,7 @@ fn full_handshake(c: &mut Criterion) {
     let identity = fixture_key("client_rsa");
     let (client, server) = handshake(&keys, &identity);
     assert_eq!(client.session_id, server.session_id);
-    let mut group = c.benchmark_group("handshake");
+    let mut group = c.benchmark_group(format!("handshake/{PROVIDER}"));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("in_memory_both_sides_rsa3072", |b| {
@@ -259,6 +280,7 @@ criterion_group!(
     record_seal_open,
     record_one_side,
     aes256gcm_raw_seal_open,
+    rsa_operations,
     full_handshake
 );
 criterion_main!(benches);

@@ -2,15 +2,25 @@
 //! only; `main.rs` hands the parsed values to the library.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::audit::syslog::SyslogTarget;
 use crate::config::AUDIT_MAX_BYTES;
 
+/// `--version`'s text: the version and the crypto provider this binary was built with.
+static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (crypto provider: {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::crypto::PROVIDER
+    )
+});
+
 /// seashell: an encrypted remote console for LANs.
 #[derive(Debug, Parser)]
-#[command(name = "seashell", version, about, long_about = None)]
+#[command(name = "seashell", version, long_version = LONG_VERSION.as_str(), about, long_about = None)]
 pub struct Cli {
     /// The subcommand to run.
     #[command(subcommand)]

@@ -55,7 +55,39 @@ const ABOVE_IO: &[Target] = &[
     Module("quickstart"),
 ];
 
+/// The crates that implement cryptography: only the `crypto` module names them, so the
+/// protocol and everything above it work unchanged with either provider.
+const CRYPTO_CRATES: &[&str] = &[
+    "aws_lc_rs",
+    "rsa",
+    "x25519_dalek",
+    "hkdf",
+    "aes_gcm",
+    "sha2",
+    "rand",
+];
+
 const RULES: &[Rule] = &[
+    Rule {
+        from: "crypto",
+        never: &[
+            Module("proto"),
+            Module("keys"),
+            Module("agent"),
+            Module("cli"),
+            Module("server"),
+            Module("client"),
+            Module("audit"),
+            Module("transport"),
+            Module("config"),
+            Module("quickstart"),
+            Module("fileio"),
+            Module("framepool"),
+            Module("shown"),
+        ],
+        why: "crypto is the bottom layer: primitives over bytes, knowing no message, key \
+              file or end of the connection",
+    },
     Rule {
         from: "proto",
         never: ABOVE_PROTO,
@@ -471,6 +503,16 @@ fn violations(path: &str, source: &str, module: &[String]) -> Vec<String> {
                 ));
             }
         }
+        if let Target::Crate(name) = reference.target
+            && CRYPTO_CRATES.contains(&name)
+            && !under("crypto")
+        {
+            out.push(format!(
+                "{path}:{}: {joined} must not use {} (only crypto names a crypto crate: \
+                 the rest of seashell goes through its provider interface)",
+                reference.line, reference.target
+            ));
+        }
     }
     out
 }
@@ -652,4 +694,19 @@ fn a_violation_names_the_file_the_line_and_the_rule() {
     );
     assert_eq!(crossed.len(), 1, "{crossed:?}");
     assert!(crossed[0].contains("client must not use crate::server"));
+}
+
+#[test]
+fn only_the_crypto_module_names_a_crypto_crate() {
+    let source = "use rsa::Oaep;\nfn f() { let _ = aws_lc_rs::rand::fill(&mut []); }\n";
+    let found = violations("src/proto/record.rs", source, &module("proto/record.rs"));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].starts_with("src/proto/record.rs:1: proto::record must not use the rsa crate"),
+        "{}",
+        found[0]
+    );
+    assert!(found[1].contains("aws_lc_rs"), "{}", found[1]);
+    let inside = violations("src/crypto/aws_lc.rs", source, &module("crypto/aws_lc.rs"));
+    assert!(inside.is_empty(), "{inside:?}");
 }

@@ -25,6 +25,7 @@ mod layers;
 mod man;
 mod policy;
 mod proto;
+mod providers;
 mod session;
 mod shell;
 mod terminal;

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::{CryptoError, TAG_LEN};
 
 /// What `seashell --version` reports.
-pub const NAME: &str = "aws-lc-rs (AWS-LC)";
+pub const NAME: &str = "aws-lc";
 
 pub fn fill_random(out: &mut [u8]) -> Result<(), CryptoError> {
     aws_lc_rs::rand::fill(out).map_err(|_| CryptoError("random generation"))

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::{CryptoError, TAG_LEN};
 
 /// What `seashell --version` reports.
-pub const NAME: &str = "RustCrypto (rsa, aes-gcm, x25519-dalek, hkdf, sha2)";
+pub const NAME: &str = "rustcrypto";
 
 pub fn fill_random(out: &mut [u8]) -> Result<(), CryptoError> {
     rand::rng().fill_bytes(out);

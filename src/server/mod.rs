@@ -199,7 +199,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
             })?;
     raise_file_limit(&settings);
     let keys = fresh_keys(host.clone()).await?;
-    tracing::info!(host_key = %fingerprint(keys.host_public()), "host key");
+    tracing::info!(host_key = %fingerprint(keys.host_public()), crypto = crate::crypto::PROVIDER, "host key");
     if let Some(shell) = &settings.shell
         && !shell.is_file()
     {

@@ -43,6 +43,7 @@ pub fn fixture_path(name: &str) -> PathBuf {
 #[derive(Clone)]
 pub struct Sandbox {
     dir: Arc<TempDir>,
+    binary: PathBuf,
 }
 
 /// What one run of the binary did.
@@ -75,7 +76,15 @@ impl Sandbox {
     pub fn new() -> Self {
         Self {
             dir: Arc::new(tempfile::tempdir().expect("create a temporary directory")),
+            binary: PathBuf::from(SEASHELL),
         }
+    }
+
+    /// The same sandbox, running `binary` instead of the build under test (another build
+    /// of seashell, such as the other crypto provider's).
+    pub fn using(mut self, binary: &Path) -> Self {
+        self.binary = binary.to_owned();
+        self
     }
 
     /// The sandbox directory.
@@ -109,7 +118,7 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(SEASHELL);
+        let mut command = Command::new(&self.binary);
         command
             .args(args)
             .current_dir(self.path())

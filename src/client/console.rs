@@ -309,6 +309,9 @@ pub struct RemoteConsole {
     /// The server ended the session after the last command's status (its shell did not
     /// come back: `exit`, `exec`).
     over: bool,
+    /// The last command's status came with its sequel: a console state (the server goes
+    /// on) or a plain Close. Nothing the server sends later is about that command.
+    settled: bool,
 }
 
 impl RemoteConsole {
@@ -358,6 +361,7 @@ impl RemoteConsole {
             completions: Some(completions),
             sent_ahead: sent_ahead.map(|ahead| ahead.message),
             over: false,
+            settled: false,
         };
         let first = tokio::time::timeout(START_TIMEOUT, console.next())
             .await
@@ -577,9 +581,15 @@ impl RemoteConsole {
                 }
                 Event::Exit(status) => {
                     match self.events.recv().await {
-                        Some(Event::State(cwd)) => self.cwd = cwd,
+                        Some(Event::State(cwd)) => {
+                            self.cwd = cwd;
+                            self.settled = true;
+                        }
                         // The line's shell did not come back: the session ends with it.
-                        Some(Event::Closed(reason)) if reason.is_empty() => self.over = true,
+                        Some(Event::Closed(reason)) if reason.is_empty() => {
+                            self.over = true;
+                            self.settled = true;
+                        }
                         Some(Event::Closed(reason)) => return Err(closed(reason)),
                         Some(Event::Failed(err)) => return Err(ClientError::Transport(err)),
                         Some(Event::Local(err)) => return Err(ClientError::Local(err)),
@@ -619,9 +629,15 @@ impl RemoteConsole {
     /// server's side to end, for the last word on the session: a server that ended it
     /// itself, with a reason (a protocol error after a tampered frame, a shutdown), sends
     /// the hung-up command's status first and its Close after, and that Close, not the
-    /// status, is how the session ended.
+    /// status, is how the session ended. Such a server sends no console state after that
+    /// status, so when one came (or a plain Close did), there is no last word to wait
+    /// for, and no round trip is spent on one: `exec` takes two after TCP's.
     pub async fn finish(mut self) -> Result<(), ClientError> {
         let _ = self.out.send(Outgoing::Close).await;
+        if self.settled {
+            let _ = tokio::time::timeout(FINISH_TIMEOUT, self.writer).await;
+            return Ok(());
+        }
         let last_word = tokio::time::timeout(FINISH_TIMEOUT, async {
             loop {
                 match self.events.recv().await {

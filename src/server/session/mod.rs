@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -81,6 +81,7 @@ pub async fn run<S>(
     };
     let (out, out_rx) = mpsc::channel(4);
     let (ended_tx, ended) = mpsc::unbounded_channel();
+    let closing = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(output::run(
         channel.writer,
         out_rx,
@@ -88,6 +89,7 @@ pub async fn run<S>(
         limits.keepalive,
         console.cwd_text(),
         audit.clone(),
+        Arc::clone(&closing),
     ));
     let transfers = Transfers::new(&console.peer, &audit, &console.account.home);
     let running = Arc::new(AtomicI32::new(0));
@@ -105,6 +107,7 @@ pub async fn run<S>(
         writer_gone: false,
         stopping: false,
         running: Arc::clone(&running),
+        closing: Arc::clone(&closing),
     };
     let shell = tokio::spawn(async move {
         shell.run(channel.reader).await;
@@ -113,6 +116,7 @@ pub async fn run<S>(
     if let Err(err) = shell.await {
         // Supervision: a session that failed still says so and hangs its command up.
         tracing::error!("a session failed: {err}");
+        closing.store(true, Ordering::Release);
         let _ = closer.send(Output::Close("internal error")).await;
         hang_up_after_failure(running.load(Ordering::Acquire)).await;
     }
@@ -471,6 +475,9 @@ struct Shell {
     stopping: bool,
     /// The running command's group (0: none), for supervision if this shell fails.
     running: Arc<AtomicI32>,
+    /// Set before a Close of the server's own is queued: the output task then sends a
+    /// hung-up command's status without a console state.
+    closing: Arc<AtomicBool>,
 }
 
 /// What woke the shell.
@@ -611,7 +618,10 @@ impl Shell {
                 None
             }
             Action::Transfer(msg) => self.transfer(msg).await,
-            Action::SendClose(reason) => self.send(Output::Close(reason)).await,
+            Action::SendClose(reason) => {
+                self.closing.store(true, Ordering::Release);
+                self.send(Output::Close(reason)).await
+            }
             Action::Finish => None,
         }
     }

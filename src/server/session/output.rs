@@ -13,7 +13,7 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pty_process::OwnedReadPty;
@@ -218,6 +218,7 @@ pub async fn run<W: AsyncWrite>(
     keepalive: Duration,
     cwd: String,
     audit: SessionAudit,
+    closing: Arc<AtomicBool>,
 ) {
     if writer
         .send(&Message::ConsoleState { cwd: &cwd })
@@ -264,6 +265,7 @@ pub async fn run<W: AsyncWrite>(
                     writer: &mut writer,
                     keepalive: &mut keepalive,
                     jobs: &mut jobs,
+                    closing: &closing,
                 };
                 stream_command(&mut channel, *command, &cwd, &audit, &ended).await
             }
@@ -289,6 +291,8 @@ struct Channel<'a, W> {
     writer: &'a mut SecureWriter<W>,
     keepalive: &'a mut Keepalive,
     jobs: &'a mut mpsc::Receiver<Output>,
+    /// The session decided to close it (its Close is queued behind this command).
+    closing: &'a AtomicBool,
 }
 
 async fn send_opened<W: AsyncWrite + Unpin>(
@@ -417,6 +421,10 @@ async fn stream_command<W: AsyncWrite + Unpin>(
     }
     channel.writer.send(&Message::Exit(status)).await?;
     match next_cwd {
+        // When the server is closing the session (a protocol error, a shutdown), the
+        // status is followed by its Close, never by a console state: a console state says
+        // the session goes on, and a client that has it need not wait for anything more.
+        Some(_) if channel.closing.load(Ordering::Acquire) => Ok(()),
         Some(cwd) => {
             channel
                 .writer

@@ -15,6 +15,7 @@ mod channel;
 mod common;
 mod console;
 mod corpus;
+mod crypto;
 mod fanout;
 mod fuzz;
 mod habits;

@@ -313,6 +313,3 @@ impl std::fmt::Debug for PrivateKey {
         write!(f, "PrivateKey({} bits)", self.public.bits)
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -607,12 +607,12 @@ echo "transfers of $SIZE_LABEL; admission limits $( ((STOCK_LIMITS)) && echo 'st
 echo
 echo "| row | measurement | runs | OpenSSH | seashell | seashell/ssh | goal | met | failed runs ssh / seashell | load at row start |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-! want a || row_line a "connect + auth + \`true\`" "$RUNS_A" 0.15 ms
+! want a || row_line a "connect + auth + \`true\`" "$RUNS_A" 0.06 ms
 ! want b || row_line b "download $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
 ! want c || row_line c "upload $SIZE_LABEL" "$RUNS_BULK" 0.5 rate
 ! want d || row_line d "$COMMANDS commands, one session" "$RUNS_D" 0.25 ms
 if want e; then
-    row_line e "$CONCURRENCY concurrent \`sleep 1\` sessions (wall time)" "$RUNS_E" 0.25 s
+    row_line e "$CONCURRENCY concurrent \`sleep 1\` sessions (wall time)" "$RUNS_E" 0.20 s
     read -r s_rss s_pss s_n <<<"${E_PEAK[ssh]}"
     read -r e_rss _ _ <<<"${E_PEAK[seashell]}"
     printf '| e | failed sessions, all runs | %s | %s | %s | - | 0 | %s | | |\n' "$RUNS_E" \

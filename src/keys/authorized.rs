@@ -302,6 +302,30 @@ fn split_options(line: &str) -> Result<(Vec<KeyOption>, &str), LineProblem> {
         return Ok((Vec::new(), line));
     }
     let (raw, rest) = scan_options(line)?;
+    if rest.is_empty() {
+        return Err(LineProblem::OptionSyntax("options but no key"));
+    }
+    Ok((interpret_all(raw)?, rest))
+}
+
+/// Parses a list of options alone, `name[="value"],...` with nothing after it (a
+/// certificate's options, `ca sign --option`): the same syntax and checks as before a key in
+/// authorized_keys. Empty text is no option.
+pub fn parse_options(text: &str) -> Result<Vec<KeyOption>, LineProblem> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (raw, rest) = scan_options(text)?;
+    if !rest.is_empty() {
+        return Err(LineProblem::OptionSyntax(
+            "expected `,` between options, not a space",
+        ));
+    }
+    interpret_all(raw)
+}
+
+/// Interprets scanned options, refusing a non-repeatable one given twice.
+fn interpret_all(raw: Vec<RawOption>) -> Result<Vec<KeyOption>, LineProblem> {
     let mut options = Vec::with_capacity(raw.len());
     for (name, value) in raw {
         let option = interpret(&name, value)?;
@@ -315,14 +339,15 @@ fn split_options(line: &str) -> Result<(Vec<KeyOption>, &str), LineProblem> {
         }
         options.push(option);
     }
-    Ok((options, rest))
+    Ok(options)
 }
 
 /// An option as written: its name and its unquoted value, if any.
 type RawOption = (String, Option<String>);
 
-/// Reads `name[="value"],name...` up to the first unquoted whitespace, OpenSSH-style: values are
-/// double-quoted, may contain commas and spaces, and `\"` stands for a quote.
+/// Reads `name[="value"],name...` up to the first unquoted whitespace (or the end: then the
+/// rest is empty), OpenSSH-style: values are double-quoted, may contain commas and spaces, and
+/// `\"` stands for a quote.
 fn scan_options(line: &str) -> Result<(Vec<RawOption>, &str), LineProblem> {
     let mut options = Vec::new();
     let mut chars = line.char_indices().peekable();
@@ -364,7 +389,7 @@ fn scan_options(line: &str) -> Result<(Vec<RawOption>, &str), LineProblem> {
                     "expected `,` or a space after an option",
                 ));
             }
-            None => return Err(LineProblem::OptionSyntax("options but no key")),
+            None => return Ok((options, "")),
         }
     }
 }

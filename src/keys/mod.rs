@@ -1,9 +1,11 @@
 //! Key files: RSA key generation, private keys on disk (PKCS#8 PEM, optionally
 //! passphrase-encrypted, created 0600 and refused when others can read them), public key
 //! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
-//! (client). Nothing here touches the network.
+//! (client), and certificates (a CA key's signature over a key, a name and a validity
+//! window). Nothing here touches the network.
 
 pub mod authorized;
+pub mod cert;
 pub mod cidr;
 mod error;
 mod files;

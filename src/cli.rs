@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// authorized_keys file. Default: $SEASHELL_HOME/authorized_keys.
     #[arg(long, value_name = "PATH")]
     pub authorized_keys: Option<PathBuf>,
+    /// Host certificate to present beside the host key (`seashell ca sign --host`), so
+    /// that clients trusting its CA (`@cert-authority` in known_hosts) need no prompt.
+    #[arg(long, value_name = "FILE")]
+    pub host_cert: Option<PathBuf>,
     /// Write the signed, hash-chained audit log here (continued if it exists).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,

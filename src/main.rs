@@ -219,6 +219,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         if let Some(path) = args.authorized_keys {
             settings.authorized_keys = path;
         }
+        if let Some(path) = args.host_cert {
+            settings.host_cert = Some(path);
+        }
         settings.audit_log = args.audit_log.or(settings.audit_log);
         if let Some(bytes) = args.audit_max_bytes {
             settings.audit.max_bytes = bytes;

@@ -335,7 +335,12 @@ impl Certificate {
         &self.options
     }
 
-    /// The `SHA256:` fingerprint of the CA key that signed it.
+    /// The SHA-256 of the SPKI DER of the CA key that signed it (what it names its CA by).
+    pub fn ca_digest(&self) -> &[u8; 32] {
+        &self.ca
+    }
+
+    /// The CA's fingerprint (`SHA256:...`), as `seashell fingerprint` prints its key's.
     pub fn ca_fingerprint(&self) -> String {
         format!("SHA256:{}", STANDARD_NO_PAD.encode(self.ca))
     }
@@ -403,6 +408,12 @@ pub fn is_cert_line(line: &str) -> bool {
     line.trim_start()
         .strip_prefix(CERT_TYPE)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+}
+
+/// The time now, in Unix seconds (0 before 1970: every certificate is then not yet valid),
+/// for [`Certificate::verify`].
+pub fn unix_now() -> u64 {
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
 }
 
 /// Unix seconds as RFC 3339 UTC (`2026-12-03T08:00:00Z`); the number itself if out of range.

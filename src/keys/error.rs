@@ -212,8 +212,8 @@ pub enum LineProblem {
     Key(#[from] PublicKeyError),
     /// An option seashell does not know.
     #[error(
-        "unknown option `{0}` (seashell knows from=, expires=, allow=, command= and no-files; \
-         the key must start with `seashell-rsa`)"
+        "unknown option `{0}` (seashell knows from=, expires=, allow=, command=, no-files, \
+         no-pty, and cert-authority with principals=; the key must start with `seashell-rsa`)"
     )]
     UnknownOption(String),
     /// A known option with a missing, empty or unexpected value.
@@ -227,6 +227,11 @@ pub enum LineProblem {
     /// The options field is not `name[="value"],...` followed by a space.
     #[error("malformed options: {0}")]
     OptionSyntax(&'static str),
+    /// A revoked_keys line that is neither a key fingerprint nor a certificate serial.
+    #[error(
+        "`{0}` is not `SHA256:<fingerprint>` (a key or a CA) nor `serial:<CA fingerprint>:<N>` (a certificate)"
+    )]
+    BadRevocation(String),
     /// A known_hosts line whose first field is not `host:port`.
     #[error("`{0}` is not host:port (write an IPv6 address as [addr]:port)")]
     BadHostPort(String),

@@ -1,8 +1,9 @@
 //! Key files: RSA key generation, private keys on disk (PKCS#8 PEM, optionally
 //! passphrase-encrypted, created 0600 and refused when others can read them), public key
 //! lines and fingerprints, and the two trust files: authorized_keys (server) and known_hosts
-//! (client), and certificates (a CA key's signature over a key, a name and a validity
-//! window). Nothing here touches the network.
+//! (client), certificates (a CA key's signature over a key, a name and a validity
+//! window), and the server's list of revoked keys and certificates. Nothing here touches the
+//! network.
 
 pub mod authorized;
 pub mod cert;
@@ -14,6 +15,7 @@ pub mod keygen;
 pub mod known_hosts;
 pub mod private;
 pub mod public;
+pub mod revoked;
 mod trust_file;
 
 pub use error::{KeyError, LineProblem, LineWarning};

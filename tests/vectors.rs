@@ -409,12 +409,14 @@ fn replay_handshake(entries: &[(String, Vec<u8>)]) {
         public_key,
         signature,
         account,
+        certificate,
     } = Message::decode(&auth[0]).unwrap()
     else {
         panic!("the client flight's frame is not ClientAuth");
     };
     assert_eq!(public_key, client_key().public_key().spki_der());
     assert_eq!(account, "admin");
+    assert!(certificate.is_empty());
     let client_signed = [CLIENT_SIGNATURE_LABEL, &th].concat();
     assert!(
         client_key()

@@ -232,6 +232,12 @@ pub enum LineProblem {
         "`{0}` is not `SHA256:<fingerprint>` (a key or a CA) nor `serial:<CA fingerprint>:<N>` (a certificate)"
     )]
     BadRevocation(String),
+    /// A known_hosts marker other than `@cert-authority` and `@revoked`.
+    #[error("unknown marker `{0}` (known_hosts knows @cert-authority and @revoked)")]
+    UnknownMarker(String),
+    /// A pattern of a marked known_hosts line that is neither `host:port` nor a host glob.
+    #[error("`{0}` is not a host pattern (a host name or address with `*` and `?`, or host:port)")]
+    BadHostPattern(String),
     /// A known_hosts line whose first field is not `host:port`.
     #[error("`{0}` is not host:port (write an IPv6 address as [addr]:port)")]
     BadHostPort(String),

@@ -31,6 +31,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ConnectOptions {
     /// Identity (private key); default `$SEASHELL_HOME/id_rsa`.
     pub identity: Option<PathBuf>,
+    /// The identity's certificate (the config's `certificate`); default `IDENTITY-cert.pub`
+    /// when there is one.
+    pub certificate: Option<PathBuf>,
     /// The account to ask the server for (`user@host`); none asks for none.
     pub account: Option<String>,
     /// known_hosts; default `$SEASHELL_HOME/known_hosts`.

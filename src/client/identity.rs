@@ -62,14 +62,21 @@ impl ClientSigner for Identity {
 }
 
 impl Identity {
-    /// `signer`, with the certificate beside `path` if there is a usable one.
-    fn with_certificate_of(signer: Signer, path: Option<&Path>, quiet: bool) -> Self {
+    /// `signer`, with its certificate if there is a usable one: the one `opts` names, else
+    /// the one beside `path`.
+    fn with_certificate_of(signer: Signer, path: Option<&Path>, opts: &ConnectOptions) -> Self {
         let mut identity = Self {
             signer,
             certificate: Vec::new(),
         };
-        if let Some(path) = path {
-            identity.certificate = certificate_for(&certificate_path(path), &identity, quiet);
+        let file = match (&opts.certificate, path) {
+            (Some(named), _) => Some(named.clone()),
+            (None, Some(path)) => Some(certificate_path(path)),
+            (None, None) => None,
+        };
+        if let Some(file) = file {
+            let named = opts.certificate.is_some();
+            identity.certificate = certificate_for(&file, &identity, named, opts.quiet);
         }
         identity
     }
@@ -77,36 +84,25 @@ impl Identity {
 
 /// The certificate at `path` when it certifies `identity`'s key and is valid now (its
 /// encoding), else nothing — with a warning, unless `quiet`, when there is a file that
-/// cannot be used.
-fn certificate_for(path: &Path, identity: &Identity, quiet: bool) -> Vec<u8> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let problem = match cert::parse_line(&text) {
+/// cannot be used (or, when the config `named` it, none at all).
+fn certificate_for(path: &Path, identity: &Identity, named: bool, quiet: bool) -> Vec<u8> {
+    let problem = match std::fs::read_to_string(path) {
+        Err(_) if !named => return Vec::new(),
         Err(err) => err.to_string(),
-        Ok(line) if line.cert.key_der() != identity.public_key().spki_der() => format!(
-            "it certifies key {}, not this identity ({})",
-            line.cert.key_fingerprint(),
-            fingerprint(identity.public_key())
-        ),
-        Ok(line) if line.cert.fields().kind != CertKind::User => {
-            "it is a host certificate".to_owned()
-        }
-        Ok(line) => match line.cert.check_time(cert::unix_now()) {
-            Ok(()) => {
-                tracing::debug!(
-                    "presenting certificate {} ({:?}, serial {})",
-                    path.display(),
-                    shown(&line.cert.fields().name),
-                    line.cert.fields().serial
-                );
-                return line.cert.encode();
-            }
-            Err(refusal) => format!(
-                "it is {refusal} (valid {} to {}): ask your CA for a new one",
-                cert::format_time(line.cert.fields().valid_after),
-                cert::format_time(line.cert.fields().valid_before)
-            ),
+        Ok(text) => match cert::parse_line(&text) {
+            Err(err) => err.to_string(),
+            Ok(line) => match usable(&line.cert, identity) {
+                Ok(()) => {
+                    tracing::debug!(
+                        "presenting certificate {} ({:?}, serial {})",
+                        path.display(),
+                        shown(&line.cert.fields().name),
+                        line.cert.fields().serial
+                    );
+                    return line.cert.encode();
+                }
+                Err(problem) => problem,
+            },
         },
     };
     if !quiet {
@@ -117,6 +113,27 @@ fn certificate_for(path: &Path, identity: &Identity, quiet: bool) -> Vec<u8> {
         );
     }
     Vec::new()
+}
+
+/// Whether `cert` may be presented with `identity`: a user certificate of its key, valid now.
+fn usable(cert: &cert::Certificate, identity: &Identity) -> Result<(), String> {
+    if cert.key_der() != identity.public_key().spki_der() {
+        return Err(format!(
+            "it certifies key {}, not this identity ({})",
+            cert.key_fingerprint(),
+            fingerprint(identity.public_key())
+        ));
+    }
+    if cert.fields().kind != CertKind::User {
+        return Err("it is a host certificate".to_owned());
+    }
+    cert.check_time(cert::unix_now()).map_err(|refusal| {
+        format!(
+            "it is {refusal} (valid {} to {}): ask your CA for a new one",
+            cert::format_time(cert.fields().valid_after),
+            cert::format_time(cert.fields().valid_before)
+        )
+    })
 }
 
 /// Chooses and loads the identity `opts` asks for (the rules above).
@@ -130,7 +147,7 @@ pub fn choose(opts: &ConnectOptions) -> Result<Identity, ClientError> {
                     return Ok(Identity::with_certificate_of(
                         Signer::Agent(signer),
                         path,
-                        opts.quiet,
+                        opts,
                     ));
                 }
             }
@@ -155,7 +172,7 @@ pub fn choose(opts: &ConnectOptions) -> Result<Identity, ClientError> {
     Ok(Identity::with_certificate_of(
         Signer::File(key),
         Some(path),
-        opts.quiet,
+        opts,
     ))
 }
 

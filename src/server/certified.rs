@@ -8,7 +8,7 @@
 //! a [`CertFailure::Unbound`] carries none of it.
 
 use crate::keys::authorized::{AuthorizedKey, AuthorizedKeys};
-use crate::keys::cert::{CertKind, CertRefusal, Certificate};
+use crate::keys::cert::{self, CertKind, CertRefusal, Certificate};
 use crate::keys::revoked::RevokedKeys;
 
 use super::policy::Policy;
@@ -37,8 +37,9 @@ pub enum CertFailure {
         reason: &'static str,
         /// The whole reason, for the server's log and the audit log's `rule`.
         detail: String,
-        /// The certificate (its claims now bound to the proven key).
-        cert: Box<Certificate>,
+        /// The certificate, once a trusted CA's signature vouches for what it says; `None`
+        /// for `wrong CA` and `bad signature` (its name, serial and CA are only claims).
+        cert: Option<Box<Certificate>>,
         /// The comment of the CA's line, when the CA has one.
         line_comment: String,
     },
@@ -98,7 +99,10 @@ pub fn admit(
     let refuse = |refusal: CertRefusal, detail: String, comment: &str| CertFailure::Refused {
         reason: refusal.reason(),
         detail,
-        cert: Box::new(cert.clone()),
+        cert: match refusal {
+            CertRefusal::WrongCa | CertRefusal::BadSignature => None,
+            _ => Some(Box::new(cert.clone())),
+        },
         line_comment: comment.to_owned(),
     };
     let Some(first) = lines.first() else {
@@ -112,7 +116,15 @@ pub fn admit(
         ));
     };
     if let Err(refusal) = cert.verify(&first.key, now) {
-        return Err(refuse(refusal, refusal.to_string(), &first.comment));
+        let detail = match refusal {
+            CertRefusal::Expired | CertRefusal::NotYetValid => format!(
+                "{refusal} (valid {} to {})",
+                cert::format_time(cert.fields().valid_after),
+                cert::format_time(cert.fields().valid_before)
+            ),
+            other => other.to_string(),
+        };
+        return Err(refuse(refusal, detail, &first.comment));
     }
     if cert.fields().kind != CertKind::User {
         return Err(refuse(
@@ -150,7 +162,7 @@ pub fn admit(
         .map_err(|conflict| CertFailure::Refused {
             reason: "command conflict",
             detail: conflict.to_string(),
-            cert: Box::new(cert.clone()),
+            cert: Some(Box::new(cert.clone())),
             line_comment: line.comment.clone(),
         })?;
     Ok(Certified {

@@ -348,20 +348,24 @@ impl NotAdmitted {
                 cert,
                 line_comment,
             }) => {
-                let identity = cert_identity(&cert);
-                (
-                    format!(
-                        "key {key}, certificate {:?} serial {} from CA {}: {detail}",
-                        crate::shown::shown(&identity.cert_name),
-                        identity.cert_serial,
-                        identity.ca
+                let identity = cert.map(|cert| cert_identity(&cert));
+                let which = match &identity {
+                    Some(c) => format!(
+                        "certificate {:?} serial {} from CA {}",
+                        crate::shown::shown(&c.cert_name),
+                        c.cert_serial,
+                        c.ca
                     ),
+                    None => "certificate".to_owned(),
+                };
+                (
+                    format!("key {key}, {which} refused: {detail}"),
                     Some(RefusedKey {
                         name: line_comment,
                         key: key.to_owned(),
                         rule: format!("certificate: {detail}"),
                         reason: Some(reason.to_owned()),
-                        cert: Some(identity),
+                        cert: identity,
                     }),
                 )
             }
@@ -381,12 +385,12 @@ fn cert_identity(cert: &Certificate) -> CertIdentity {
 fn authorize(shared: &Shared, identity: &ClientIdentity) -> Result<Admitted, NotAdmitted> {
     let revoked_key = |revocations: Revocations<'_>| revocations.key(&identity.public_key_der);
     let check = |revocations: Revocations<'_>| {
+        if revoked_key(revocations) {
+            return Err(NotAdmitted::Revoked);
+        }
         shared.trust.read(|keys| {
             let keys = keys.ok_or(NotAdmitted::NotListed)?;
             if identity.certificate.is_empty() {
-                if revoked_key(revocations) {
-                    return Err(NotAdmitted::Revoked);
-                }
                 let entry = keys
                     .find(&identity.public_key)
                     .ok_or(NotAdmitted::NotListed)?;

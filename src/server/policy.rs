@@ -223,7 +223,9 @@ impl Policy {
     }
 
     /// How `line` may run for this key, given the config's named commands: when restricted,
-    /// only as every restriction allows it, and as the first one says.
+    /// only when every restriction allows it and all say the same argv (a certificate's
+    /// `allow=` and its CA line's `command=` naming a different argv for the same line is
+    /// refused, so that neither side's check is skipped).
     pub fn authorize(
         &self,
         line: &str,
@@ -238,7 +240,9 @@ impl Policy {
             Some(first) => {
                 let run = first?;
                 for other in runs {
-                    other?;
+                    if other? != run {
+                        return Err(Denied::NotAllowed(line.to_owned()));
+                    }
                 }
                 Ok(run)
             }
@@ -297,6 +301,26 @@ mod tests {
             "restart-web".to_owned(),
             vec!["systemctl".into(), "restart".into(), "nginx".into()],
         )])
+    }
+
+    #[test]
+    fn combined_restrictions_must_all_allow_a_line_and_agree_on_its_argv() {
+        let cert = policy(r#"allow="restart-web *",allow="uptime",no-pty"#);
+        let line = policy(r#"command="restart-web",allow="uptime *",from="127.0.0.0/8""#);
+        let both = cert.combine(line).unwrap();
+        assert_eq!(
+            both.authorize("uptime", &named()),
+            Ok(Run::Direct(vec!["uptime".into()]))
+        );
+        // The certificate allows `restart-web` as words, the line as a named command with
+        // another argv: refused rather than run as either one says.
+        assert!(both.authorize("restart-web", &named()).is_err());
+        assert!(both.authorize("uptime -p", &named()).is_err());
+        assert!(!both.may_have_pty());
+        assert!(both.check_source("10.0.0.1".parse().unwrap()).is_err());
+        assert!(both.check_source("127.0.0.1".parse().unwrap()).is_ok());
+        let other = policy(r#"command="backup""#);
+        assert!(policy(r#"command="restore""#).combine(other).is_err());
     }
 
     #[test]

@@ -66,7 +66,8 @@ impl ServerKeys {
             Ok(len) if len <= MAX_HANDSHAKE_LEN => Ok(self),
             _ => Err(ProtoError::CertificateTooLarge {
                 len: self.certificate.len(),
-                room: MAX_HANDSHAKE_LEN.saturating_sub(body.len() - self.certificate.len()),
+                room: MAX_HANDSHAKE_LEN
+                    .saturating_sub(body.len().saturating_sub(self.certificate.len())),
             }),
         }
     }

@@ -61,7 +61,7 @@ pub trait TrustFile: Sized {
     /// The file's entries, and a warning for each bad line.
     fn parse(text: &str) -> (Self, Vec<LineWarning>);
     /// How many entries it holds, for the log.
-    fn len(&self) -> usize;
+    fn count(&self) -> usize;
 }
 
 impl TrustFile for AuthorizedKeys {
@@ -71,7 +71,7 @@ impl TrustFile for AuthorizedKeys {
         Self::parse(text)
     }
 
-    fn len(&self) -> usize {
+    fn count(&self) -> usize {
         self.entries.len()
     }
 }
@@ -83,8 +83,8 @@ impl TrustFile for RevokedKeys {
         Self::parse(text)
     }
 
-    fn len(&self) -> usize {
-        Self::len(self)
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 
@@ -133,7 +133,7 @@ impl<T: TrustFile> TrustStore<T> {
         }
         match load_logged::<T>(&self.path) {
             Ok(keys) => {
-                tracing::info!(path = %self.path.display(), entries = keys.len(), "{} reloaded", T::NAME);
+                tracing::info!(path = %self.path.display(), entries = keys.count(), "{} reloaded", T::NAME);
                 *state = (now, Some(keys));
             }
             Err(err) => {

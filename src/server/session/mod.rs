@@ -785,7 +785,7 @@ impl Shell {
     async fn transfer<'a>(&mut self, msg: Message<'a>) -> Option<Input<'a>> {
         match self.transfers.handle(msg, &self.console.cwd).await {
             Ok(Some(job)) => {
-                if let Some(gone) = self.send(Output::Transfer(job)).await {
+                if let Some(gone) = self.send(Output::Transfer(Box::new(job))).await {
                     return Some(gone);
                 }
             }

@@ -347,14 +347,18 @@ mod tests {
             .unwrap()
             .describe();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
         assert_eq!(lines[0], "address = 10.0.0.5  # /c:6 [host.web1]");
         assert_eq!(lines[1], "port = 7200  # /c:7 [host.web1]");
         assert_eq!(
             lines[2],
             "user = none (the server's own account)  # default"
         );
-        assert_eq!(lines[5], "known_hosts = /k/known  # /c:3 [defaults]");
+        assert_eq!(
+            lines[4],
+            "certificate = /k/ops-cert.pub, if there is one  # default"
+        );
+        assert_eq!(lines[6], "known_hosts = /k/known  # /c:3 [defaults]");
         let plain = Target::resolve(&typed("box"), &ClientConfig::default())
             .unwrap()
             .describe();

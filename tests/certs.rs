@@ -564,3 +564,29 @@ fn the_client_config_can_name_the_certificate() {
         "{run:#?}"
     );
 }
+
+#[test]
+fn a_renewed_host_certificate_is_read_on_sighup() {
+    let client = trusting("127.0.0.1");
+    let sandbox = Sandbox::new();
+    let server = serve_certified(
+        &sandbox,
+        "host_rsa",
+        &host_cert("ca_rsa", "host_rsa", "web2.lan", NOW),
+    );
+    let run = client.exec(&server, &["echo in"], b"");
+    assert!(run.stderr.contains("not 127.0.0.1"), "{run:#?}");
+    let renewed = host_cert("ca_rsa", "host_rsa", "127.0.0.1", NOW);
+    replace(
+        &sandbox.path().join("host-cert.pub"),
+        &(renewed.to_line("") + "\n"),
+    );
+    server.hangup();
+    server.wait_for_log(|log| log.matches("host certificate").count() >= 2);
+    assert_eq!(client.exec(&server, &["echo in"], b"").ok(), "in\n");
+    // A file that no longer holds a certificate of the host key keeps the one before.
+    replace(&sandbox.path().join("host-cert.pub"), "garbage\n");
+    server.hangup();
+    server.wait_for_log(|log| log.contains("still presenting the one read before"));
+    assert_eq!(client.exec(&server, &["echo in"], b"").ok(), "in\n");
+}

@@ -1,7 +1,8 @@
-//! The server: `seashell serve`. Loads the host key and authorized_keys, makes the transport
-//! key, listens, and hands each accepted connection to `connection` (admission through the
-//! [`gate`], the handshake, authentication, then a [`session`] under a cap on concurrent
-//! sessions). SIGHUP re-reads authorized_keys; SIGTERM or Ctrl-C stops accepting, lets
+//! The server: `seashell serve`. Loads the host key (and its certificate), authorized_keys
+//! and revoked_keys, makes the transport key, listens, and hands each accepted connection to
+//! `connection` (admission through the [`gate`], the handshake, authentication, then a
+//! [`session`] under a cap on concurrent sessions). SIGHUP re-reads authorized_keys,
+//! revoked_keys and the host certificate; SIGTERM or Ctrl-C stops accepting, lets
 //! running sessions end within a grace period, then closes the rest and exits. With an audit
 //! log, every session's steps are recorded (see [`crate::audit`]); a clean stop seals the log
 //! with a final checkpoint.
@@ -173,6 +174,9 @@ pub enum ServeError {
 /// Everything the connections share.
 struct Shared {
     keys: RwLock<Arc<ServerKeys>>,
+    /// The host key and certificate new transport keys are paired with (SIGHUP re-reads the
+    /// certificate).
+    host: RwLock<HostIdentity>,
     trust: TrustStore<AuthorizedKeys>,
     revoked: Option<TrustStore<RevokedKeys>>,
     settings: ServerSettings,
@@ -246,7 +250,6 @@ fn load_host_cert(
 pub struct BoundServer {
     listener: TcpListener,
     shared: Arc<Shared>,
-    host: HostIdentity,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -293,6 +296,7 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
     let (stop_tx, stop) = watch::channel(false);
     let shared = Arc::new(Shared {
         keys: RwLock::new(Arc::new(keys)),
+        host: RwLock::new(host.clone()),
         trust,
         revoked,
         gate: Gate::new(
@@ -312,7 +316,6 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
     Ok(BoundServer {
         listener,
         shared,
-        host,
         stop_tx,
     })
 }
@@ -350,17 +353,54 @@ impl BoundServer {
     /// Serves until SIGTERM / SIGINT, then drains.
     pub async fn run(self) -> Result<(), ServeError> {
         tracing::info!("listening on {}", self.local_addr()?);
-        tokio::spawn(rotate_transport_key(Arc::clone(&self.shared), self.host));
+        tokio::spawn(rotate_transport_key(Arc::clone(&self.shared)));
         accept_until_signal(&self.listener, &self.shared, self.stop_tx).await?;
         Ok(self.shared.audit.close().await?)
     }
 }
 
-async fn rotate_transport_key(shared: Arc<Shared>, host: HostIdentity) {
+/// SIGHUP: re-reads the host certificate, if there is one, and presents it from the next
+/// connection on; one that cannot be presented is logged and the one before kept.
+fn reload_host_cert(shared: &Shared) {
+    let Some(path) = &shared.settings.host_cert else {
+        return;
+    };
+    let mut host = shared.host.write().unwrap_or_else(|p| p.into_inner());
+    let renewed = load_host_cert(path, &host.key).and_then(|certificate| {
+        let keys = shared
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .recertified(certificate.clone())
+            .map_err(|err| ServeError::HostCert {
+                path: path.clone(),
+                problem: err.to_string(),
+            })?;
+        Ok((certificate, keys))
+    });
+    match renewed {
+        Ok((certificate, keys)) => {
+            host.certificate = certificate;
+            *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        }
+        Err(err) => tracing::error!("{err}; still presenting the one read before"),
+    }
+}
+
+async fn rotate_transport_key(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(TRANSPORT_KEY_LIFETIME).await;
-        match fresh_keys(host.clone()).await {
+        let host = shared
+            .host
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match fresh_keys(host).await {
             Ok(keys) => {
+                // Under the host lock, so that a certificate SIGHUP read while the key was
+                // being made is the one presented.
+                let host = shared.host.read().unwrap_or_else(|p| p.into_inner());
+                let keys = keys.recertified(host.certificate.clone()).unwrap_or(keys);
                 *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 tracing::info!("transport key rotated");
             }
@@ -395,6 +435,7 @@ async fn accept_until_signal(
                 if let Some(revoked) = &shared.revoked {
                     revoked.reload();
                 }
+                reload_host_cert(shared);
             }
             _ = promote.tick() => shared.gate.promote(),
             _ = term.recv() => break,

@@ -72,6 +72,12 @@ impl ServerKeys {
         }
     }
 
+    /// The same keys presenting `certificate` instead (a host certificate renewed while the
+    /// server runs); checked as [`Self::with_certificate`] checks.
+    pub fn recertified(&self, certificate: Vec<u8>) -> Result<Self, ProtoError> {
+        Self::new(self.host.clone(), self.transport.clone()).with_certificate(certificate)
+    }
+
     /// The host public key.
     pub fn host_public(&self) -> &PublicKey {
         self.host.public_key()

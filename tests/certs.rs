@@ -13,11 +13,13 @@ use std::time::{Duration, SystemTime};
 use seashell::crypto::{PrivateKey, PublicKey};
 use seashell::keys::cert::{CertFields, CertKind, Certificate, unix_now};
 use seashell::keys::public::{fingerprint, to_line};
+use seashell::proto::ProtoError;
 use seashell::proto::handshake::client::ClientSigner;
-use seashell::proto::{ProtoError, UpdateLimits};
-use seashell::transport::{self, TransportError};
+use seashell::transport::TransportError;
 
+use crate::admission::pipelined;
 use crate::common::{RawRun, Sandbox, Server, client_of, pub_line};
+use crate::policy::audit_events;
 use crate::proto::fixture_key;
 
 /// Quick refusals, an audit log and a revoked_keys file.
@@ -37,11 +39,24 @@ fn issue(
     window: (i64, i64),
     options: &str,
 ) -> Certificate {
+    issue_kind(CertKind::User, ca, key, name, serial, window, options)
+}
+
+/// [`issue`] for a user or a host.
+fn issue_kind(
+    kind: CertKind,
+    ca: &str,
+    key: &str,
+    name: &str,
+    serial: u64,
+    window: (i64, i64),
+    options: &str,
+) -> Certificate {
     let at = |offset: i64| unix_now().saturating_add_signed(offset);
     Certificate::issue(
         &fixture_key(ca),
         CertFields {
-            kind: CertKind::User,
+            kind,
             key: fixture_key(key).public_key().clone(),
             name: name.to_owned(),
             serial,
@@ -92,15 +107,6 @@ fn assert_refused(run: &RawRun, case: &str) {
         run.stderr.contains("authentication refused by the server"),
         "{case}: {run:#?}"
     );
-}
-
-/// The audit log's events, once the server has stopped.
-fn audit_events(sandbox: &Sandbox) -> Vec<serde_json::Value> {
-    fs::read_to_string(sandbox.path().join("audit.log"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
 }
 
 /// Every key the `auth_fail` summaries list as refused.
@@ -212,23 +218,7 @@ impl ClientSigner for Presenter {
 /// A handshake with `signer` and an Exec of `line` in the same flight; whether it was
 /// accepted.
 fn knock(server: &Server, signer: &Presenter, line: &str) -> Result<(), TransportError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let stream = tokio::net::TcpStream::connect(server.addr()).await?;
-        let pending = transport::client_hello(stream).await?;
-        let ahead = seashell::proto::Message::Exec { line };
-        let mut channel = pending
-            .authenticate(signer, "", Some(&ahead), UpdateLimits::default())
-            .await?;
-        loop {
-            if let seashell::proto::Message::Exit(_) = channel.reader.recv().await? {
-                return Ok(());
-            }
-        }
-    })
+    pipelined(server, signer, "", Some(line)).map(|_| ())
 }
 
 /// Knocks with each of `cases` (and a thief presenting someone else's certificate with its
@@ -410,20 +400,7 @@ fn revoking_a_serial_a_key_or_the_ca_takes_effect_without_a_restart_and_fails_cl
 
 /// A host certificate for fixture `key` naming `names`, signed by fixture `ca`.
 fn host_cert(ca: &str, key: &str, names: &str, window: (i64, i64)) -> Certificate {
-    let at = |offset: i64| unix_now().saturating_add_signed(offset);
-    Certificate::issue(
-        &fixture_key(ca),
-        CertFields {
-            kind: CertKind::Host,
-            key: fixture_key(key).public_key().clone(),
-            name: names.to_owned(),
-            serial: 1,
-            valid_after: at(window.0),
-            valid_before: at(window.1),
-            options: String::new(),
-        },
-    )
-    .unwrap()
+    issue_kind(CertKind::Host, ca, key, names, 1, window, "")
 }
 
 /// A server with fixture `host_key` presenting `cert`.

@@ -191,15 +191,24 @@ impl CertRefusal {
     }
 }
 
-impl Certificate {
-    /// Checks `fields` and signs them with `ca`.
-    pub fn issue(ca: &PrivateKey, fields: CertFields) -> Result<Self, CertError> {
-        check_name(fields.kind, &fields.name).map_err(|why| CertError::BadName {
-            name: fields.name.clone(),
+impl CertFields {
+    /// Checks what [`Certificate::issue`] checks, without a CA key (so that a command can
+    /// refuse bad fields before it asks for the CA key's passphrase); returns the options,
+    /// parsed.
+    pub fn check(&self) -> Result<Vec<KeyOption>, CertError> {
+        check_name(self.kind, &self.name).map_err(|why| CertError::BadName {
+            name: self.name.clone(),
             why,
         })?;
-        check_validity(fields.valid_after, fields.valid_before).map_err(CertError::BadValidity)?;
-        let options = check_options(&fields.options).map_err(CertError::BadOption)?;
+        check_validity(self.valid_after, self.valid_before).map_err(CertError::BadValidity)?;
+        check_options(&self.options).map_err(CertError::BadOption)
+    }
+}
+
+impl Certificate {
+    /// Checks `fields` (see [`CertFields::check`]) and signs them with `ca`.
+    pub fn issue(ca: &PrivateKey, fields: CertFields) -> Result<Self, CertError> {
+        let options = fields.check()?;
         let key_der = fields.key.spki_der().to_vec();
         public::from_spki_der(&key_der).map_err(CertError::Key)?;
         let ca_digest = crypto::sha256(ca.public_key().spki_der());

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::keys::cert::CertError;
 use crate::keys::public::PublicKeyError;
 
 /// A key file, passphrase or key operation that failed; fatal for the command at hand.
@@ -26,6 +27,18 @@ pub enum KeyError {
         path: PathBuf,
         /// Where its private key would be: the path without `.pub`.
         private: PathBuf,
+    },
+    /// A private key where a public key was expected (`ca sign id_rsa`).
+    #[error(
+        "{path} is a private key: pass its public key ({public})",
+        path = .path.display(),
+        public = .public.display()
+    )]
+    PrivateNotPublic {
+        /// The file given.
+        path: PathBuf,
+        /// Where its public key would be: the path with `.pub`.
+        public: PathBuf,
     },
     /// A file could not be read (missing, unreadable, not a regular file...).
     #[error("cannot read {}: {source}", path.display())]
@@ -155,6 +168,24 @@ pub enum KeyError {
         line: usize,
         /// Why the line was rejected.
         source: PublicKeyError,
+    },
+    /// A certificate file that does not hold a certificate seashell can read.
+    #[error("{}:{line}: {source}", path.display())]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Why the line was rejected.
+        source: CertError,
+    },
+    /// Fields a certificate cannot carry, or a CA key that could not sign (`ca sign`).
+    #[error("cannot certify {}: {source}", key.display())]
+    Certify {
+        /// The public key file being certified.
+        key: PathBuf,
+        /// What is wrong.
+        source: CertError,
     },
     /// A file holding no key at all.
     #[error(

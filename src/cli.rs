@@ -35,6 +35,9 @@ pub enum Command {
     /// Print the SHA256 fingerprint of a key file, or of every key in an
     /// authorized_keys / known_hosts file.
     Fingerprint(FingerprintArgs),
+    /// Certificate authority: certify a user's or a host's key, or read a certificate.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Run the server: authenticate clients by key and run their command lines.
     Serve(ServeArgs),
     /// Open the remote console (a REPL; script mode when stdin is not a terminal).
@@ -164,6 +167,10 @@ pub struct ServeArgs {
     /// authorized_keys file. Default: $SEASHELL_HOME/authorized_keys.
     #[arg(long, value_name = "PATH")]
     pub authorized_keys: Option<PathBuf>,
+    /// Host certificate to present beside the host key (`seashell ca sign --host`), so
+    /// that clients trusting its CA (`@cert-authority` in known_hosts) need no prompt.
+    #[arg(long, value_name = "FILE")]
+    pub host_cert: Option<PathBuf>,
     /// Write the signed, hash-chained audit log here (continued if it exists).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
@@ -484,6 +491,79 @@ pub struct FingerprintArgs {
     /// Passphrase file for an encrypted private key.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+}
+
+/// `seashell ca ...`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Certify a public key with a CA key: writes KEY-cert.pub beside KEY.pub (like
+    /// ssh-keygen -s), replacing an older certificate there.
+    Sign(CaSignArgs),
+    /// Print a certificate's fields: key, name or hosts, serial, validity, options, CA.
+    #[command(after_help = "Exit status:
+  0 when the file holds a certificate (whether valid now or not: see `status`); 1 when it
+  cannot be read as one")]
+    Show {
+        /// A certificate file (`KEY-cert.pub`).
+        #[arg(value_name = "CERT")]
+        file: PathBuf,
+    },
+}
+
+/// `seashell ca sign`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("validity").required(true).args(["valid", "valid_until"])),
+    after_help = "Examples:
+  seashell ca sign --ca ca_rsa --name ann --valid 8h ann.pub
+  seashell ca sign --ca ca_rsa --host --name web1.lan,10.0.0.7 --valid 52w host_rsa.pub
+  seashell ca sign --ca ca_rsa --name ci --valid 30d --option no-pty \\
+      --option 'allow=\"systemctl status *\"' ci.pub
+
+Environment:
+  SEASHELL_PASSPHRASE  the CA key's passphrase, when there is no --passphrase-file
+
+Exit status:
+  0 once the certificate is written; 1 for a usage error, a bad name, option or window, or
+  a key file that cannot be read or written"
+)]
+pub struct CaSignArgs {
+    /// The CA's private key (an ordinary key from `seashell keygen`; keep it offline).
+    #[arg(long, value_name = "CA_KEY")]
+    pub ca: PathBuf,
+    /// Read the CA key's passphrase from the first line of FILE (for scripts).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// The user's identity; with --host, the names and addresses the host may serve,
+    /// comma-separated (exact: no `*.lan` patterns).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// Certify a host's key (the default: a user's).
+    #[arg(long)]
+    pub host: bool,
+    /// The serial number, to revoke the certificate by (`serial:CA-FINGERPRINT:N`). Default:
+    /// a random 64-bit number.
+    #[arg(long, value_name = "N")]
+    pub serial: Option<u64>,
+    /// Valid from now for DURATION: a number and one unit of s, m, h, d, w (`8h`, `30d`,
+    /// `52w`). This or --valid-until is required.
+    #[arg(long, value_name = "DURATION", value_parser = crate::keys::ca::parse_duration,
+          conflicts_with_all = ["valid_from", "valid_until"])]
+    pub valid: Option<u64>,
+    /// Valid from T, an RFC 3339 time (`2026-03-02T08:00:00Z`). Default: now.
+    #[arg(long, value_name = "T", value_parser = crate::keys::ca::parse_time)]
+    pub valid_from: Option<u64>,
+    /// Valid until T, an RFC 3339 time.
+    #[arg(long, value_name = "T", value_parser = crate::keys::ca::parse_time)]
+    pub valid_until: Option<u64>,
+    /// An authorized_keys option the certificate carries, in authorized_keys syntax
+    /// (`no-files`, `no-pty`, `allow="systemctl status *"`, `command="NAME"`,
+    /// `from="10.0.0.0/8"`); repeatable.
+    #[arg(long = "option", value_name = "OPT")]
+    pub options: Vec<String>,
+    /// The public key to certify.
+    #[arg(value_name = "KEY.pub")]
+    pub key: PathBuf,
 }
 
 /// Why seashell has no such flag, for the ssh flags it deliberately lacks (`-L`, `-R`, `-D`,

@@ -85,6 +85,10 @@ struct Keys {
     host_key: Option<PathBuf>,
     /// `authorized_keys = "/etc/seashell/authorized_keys"`.
     authorized_keys: Option<PathBuf>,
+    /// `revoked_keys = "/etc/seashell/revoked_keys"`: keys and certificates refused.
+    revoked_keys: Option<PathBuf>,
+    /// `host_cert = "/etc/seashell/host_rsa-cert.pub"`.
+    host_cert: Option<PathBuf>,
     /// Handshake deadline, seconds (default 10).
     handshake_timeout_secs: Option<Spanned<u64>>,
     /// Deadline for the first handshake message once a connection has a slot, seconds
@@ -223,6 +227,12 @@ impl ConfigFile {
         }
         if let Some(v) = keys.authorized_keys {
             settings.authorized_keys = v;
+        }
+        if let Some(v) = keys.revoked_keys {
+            settings.revoked_keys = Some(v);
+        }
+        if let Some(v) = keys.host_cert {
+            settings.host_cert = Some(v);
         }
         let handshake = at.number(
             "handshake_timeout_secs",

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use seashell::audit::{self, show::ShowOptions};
 use seashell::cli::{
-    AuditCommand, Cli, Command, ConfigCommand, CpArgs, ExecArgs, KnownHostsCommand, ServeArgs,
-    TargetArgs, TrustArgs,
+    AuditCommand, CaCommand, Cli, Command, ConfigCommand, CpArgs, ExecArgs, KnownHostsCommand,
+    ServeArgs, TargetArgs, TrustArgs,
 };
 use seashell::client::connect::ConnectOptions;
 use seashell::client::cp::{self, Plan};
@@ -58,6 +58,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Keygen(args) => report(cmd::keys::keygen(&args), USAGE),
         Command::Fingerprint(args) => report(cmd::keys::fingerprint(&args), USAGE),
+        Command::Ca(CaCommand::Sign(args)) => report(cmd::ca::sign(&args), USAGE),
+        Command::Ca(CaCommand::Show { file }) => report(cmd::ca::show(&file), USAGE),
         Command::KnownHosts(KnownHostsCommand::Forget {
             host_port,
             known_hosts,
@@ -218,6 +220,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         if let Some(path) = args.authorized_keys {
             settings.authorized_keys = path;
+        }
+        if let Some(path) = args.host_cert {
+            settings.host_cert = Some(path);
         }
         settings.audit_log = args.audit_log.or(settings.audit_log);
         if let Some(bytes) = args.audit_max_bytes {

@@ -66,6 +66,7 @@ pub fn run(runtime: &Runtime) -> Result<u8, QuickstartError> {
     );
     let opts = ConnectOptions {
         identity: Some(client_key),
+        certificate: None,
         account: None,
         known_hosts: None,
         accept_new: false,

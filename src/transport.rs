@@ -284,6 +284,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PendingHostKey<S> {
         self.state.host_key()
     }
 
+    /// The host certificate the server presented (unchecked), empty for none.
+    pub fn host_certificate(&self) -> &[u8] {
+        self.state.host_certificate()
+    }
+
     /// Sends KeyTransport and ClientAuth (asking for `account`, empty for none) and `ahead`,
     /// the session's first message, in one flight, and waits for the server's verdict.
     pub async fn authenticate(

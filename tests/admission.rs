@@ -24,7 +24,7 @@ fn handshake(server: &Server, signer: &impl ClientSigner) -> Result<(), Transpor
 
 /// A handshake asking for `account`, with `line`'s Exec in the same flight as ClientAuth,
 /// as `seashell exec` sends it; the command's status, when it ran.
-fn pipelined(
+pub(crate) fn pipelined(
     server: &Server,
     signer: &impl ClientSigner,
     account: &str,

@@ -238,6 +238,7 @@ fn sample_messages() -> Vec<OwnedMessage> {
             public_key: client_key().public_key().spki_der().to_vec(),
             signature: vec![7; 384],
             account: "root".into(),
+            certificate: Vec::new(),
         },
         OwnedMessage::AuthOk {
             session_id: [9; 32],
@@ -343,6 +344,7 @@ fn message_seeds() -> Vec<Vec<u8>> {
             .spki_der()
             .to_vec(),
         signature: vec![3; 384],
+        certificate: Vec::new(),
     }
     .encode(&mut server_hello)
     .unwrap();

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use seashell::keys::cert::MAX_CERT_LEN;
 use seashell::proto::handshake::client::{self, ExpectServerHello};
 use seashell::proto::handshake::server::{self, ExpectClientAuth, ExpectKeyTransport};
 use seashell::proto::handshake::{MAX_HANDSHAKE_LEN, record_len};
@@ -200,15 +201,17 @@ fn arb_message() -> impl Strategy<Value = OwnedMessage> {
         (
             bytes_up_to(MAX_SPKI),
             bytes_up_to(MAX_RSA_BLOCK),
-            "[a-z0-9._-]{0,64}"
+            "[a-z0-9._-]{0,64}",
+            bytes_up_to(MAX_CERT_LEN),
         )
-            .prop_map(
-                |(public_key, signature, account)| OwnedMessage::ClientAuth {
+            .prop_map(|(public_key, signature, account, certificate)| {
+                OwnedMessage::ClientAuth {
                     public_key,
                     signature,
                     account,
+                    certificate,
                 }
-            ),
+            }),
         any::<[u8; 32]>().prop_map(|session_id| OwnedMessage::AuthOk { session_id }),
         Just(OwnedMessage::AuthFailed),
         Just(OwnedMessage::KeyUpdate),
@@ -371,14 +374,16 @@ fn arb_server_hello() -> impl Strategy<Value = ServerHello> {
         bytes_up_to(MAX_SPKI),
         bytes_up_to(MAX_SPKI),
         bytes_up_to(MAX_RSA_BLOCK),
+        bytes_up_to(MAX_CERT_LEN),
     )
         .prop_map(
-            |(random, x25519, host_key, transport_key, signature)| ServerHello {
+            |(random, x25519, host_key, transport_key, signature, certificate)| ServerHello {
                 random,
                 x25519,
                 host_key,
                 transport_key,
                 signature,
+                certificate,
             },
         )
 }
@@ -572,6 +577,7 @@ fn over_long_client_auth_fields_are_refused_both_ways() {
             public_key: vec![0; key_len],
             signature: vec![0; sig_len],
             account: "a".repeat(account_len),
+            certificate: Vec::new(),
         };
         assert!(try_encode(&msg).is_err());
         // type 0x01, then key, signature and account as u16-length-prefixed fields.

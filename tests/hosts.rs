@@ -88,6 +88,7 @@ fn config_show_prints_each_setting_and_where_it_came_from() {
          port = {}  # {config}:6 [host.box]\n\
          user = none (the server's own account)  # default\n\
          identity = {home}/keys/ops_rsa  # {config}:2 [defaults]\n\
+         certificate = {home}/keys/ops_rsa-cert.pub, if there is one  # default\n\
          fingerprint = {HOST_FP}  # {config}:7 [host.box]\n\
          known_hosts = {}  # default\n",
         server.port(),

@@ -11,6 +11,7 @@
 mod admission;
 mod agent;
 mod audit;
+mod certs;
 mod channel;
 mod common;
 mod console;

@@ -36,8 +36,8 @@ fn serve(sandbox: &Sandbox, authorized_keys: &str) -> Server {
     Server::start(sandbox, &["--config", "policy.toml"], authorized_keys)
 }
 
-/// The audit log's events (after the server stopped), as JSON.
-fn audit_events(sandbox: &Sandbox) -> Vec<serde_json::Value> {
+/// The audit log's events (after the server stopped), as JSON (`audit.log` in `sandbox`).
+pub(crate) fn audit_events(sandbox: &Sandbox) -> Vec<serde_json::Value> {
     fs::read_to_string(sandbox.path().join("audit.log"))
         .unwrap()
         .lines()

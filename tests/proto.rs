@@ -284,6 +284,7 @@ fn unknown_client_key_still_proves_possession() {
         public_key: &client_der,
         signature,
         account: "",
+        certificate: &[],
     };
     assert_eq!(
         s.handle(&forged).err(),

@@ -1,12 +1,14 @@
 //! Known-answer vectors: fixed inputs and the exact bytes the key schedule and the record
-//! layer must produce, and a whole handshake to replay, pinned in `tests/vectors/*.txt`.
-//! Any change to a derivation label, the nonce construction, the framing or a message
-//! encoding changes these bytes and fails here, naming the entries that moved. The files
-//! are plain text (`name = hex`, `#` comments) so another implementation can check itself
-//! against them; both crypto providers are checked against the same files.
+//! layer must produce, a whole handshake to replay, and two certificates that must verify,
+//! pinned in `tests/vectors/*.txt`. Any change to a derivation label, the nonce
+//! construction, the framing or a message encoding changes these bytes and fails here,
+//! naming the entries that moved. The files are plain text (`name = hex`, `#` comments) so
+//! another implementation can check itself against them; both crypto providers are checked
+//! against the same files.
 //!
-//! After a deliberate change to the protocol, rewrite schedule.txt and record.txt with
-//! `cargo test --test main vectors::regenerate_vectors -- --ignored` and review the diff.
+//! After a deliberate change to the protocol, rewrite schedule.txt, record.txt and cert.txt
+//! with `cargo test --test main vectors::regenerate_vectors -- --ignored` and review the
+//! diff; a pinned certificate keeps its (randomized) signature unless its signed part moved.
 //! handshake.txt holds randomized RSA padding, so it is replayed, not regenerated: a
 //! protocol change that moves it needs a new handshake recorded with known X25519 values.
 
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use seashell::crypto::{self, Sha256};
+use seashell::keys::cert::{CertFields, CertKind, CertRefusal, Certificate};
 use seashell::proto::handshake::{
     CLIENT_SIGNATURE_LABEL, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, record_len,
 };
@@ -406,12 +409,14 @@ fn replay_handshake(entries: &[(String, Vec<u8>)]) {
         public_key,
         signature,
         account,
+        certificate,
     } = Message::decode(&auth[0]).unwrap()
     else {
         panic!("the client flight's frame is not ClientAuth");
     };
     assert_eq!(public_key, client_key().public_key().spki_der());
     assert_eq!(account, "admin");
+    assert!(certificate.is_empty());
     let client_signed = [CLIENT_SIGNATURE_LABEL, &th].concat();
     assert!(
         client_key()
@@ -436,6 +441,113 @@ fn replay_handshake(entries: &[(String, Vec<u8>)]) {
 
 fn all_vectors() -> [VectorFile; 2] {
     [schedule_vectors(), record_vectors()]
+}
+
+// ---------------------------------------------------------------------------------------
+// (d) Certificates
+// ---------------------------------------------------------------------------------------
+
+/// The user certificate's start (2027-01-15T08:00:00Z) and end, 8 hours later.
+const CERT_START: u64 = 1_800_000_000;
+const CERT_END: u64 = CERT_START + 8 * 3600;
+
+/// The two certificates pinned: a user's and a host's, both signed by tests/fixtures/ca_rsa.
+fn cert_fields() -> [(&'static str, CertFields); 2] {
+    let key = |name: &str| fixture_key(name).public_key().clone();
+    [
+        (
+            "user",
+            CertFields {
+                kind: CertKind::User,
+                key: key("client_rsa"),
+                name: "ann".to_owned(),
+                serial: 7,
+                valid_after: CERT_START,
+                valid_before: CERT_END,
+                options: r#"no-files,allow="systemctl status *""#.to_owned(),
+            },
+        ),
+        (
+            "host",
+            CertFields {
+                kind: CertKind::Host,
+                key: key("host_rsa"),
+                name: "web1.lan,10.0.0.7".to_owned(),
+                serial: 1 << 40,
+                valid_after: CERT_START,
+                valid_before: CERT_START + 30 * 86_400,
+                options: String::new(),
+            },
+        ),
+    ]
+}
+
+/// The signed part of a certificate: all but its signature field (`u16` length and bytes).
+fn signed_part(cert: &Certificate) -> Vec<u8> {
+    let bytes = cert.encode();
+    let sig_len = fixture_key("ca_rsa").public_key().size();
+    bytes[..bytes.len() - 2 - sig_len].to_vec()
+}
+
+/// `certs` are the signed certificates to pin (RSA-PSS is randomized: the pinned ones are
+/// read back and verified, fresh ones only at regeneration).
+fn cert_vectors(certs: &[Certificate; 2]) -> VectorFile {
+    let mut file = VectorFile::new(
+        "cert.txt",
+        "certificates (src/keys/cert.rs, PROTOCOL.md §13)",
+        "CA: tests/fixtures/ca_rsa. `user`: client_rsa's key as `ann`, serial 7, valid\n\
+         2027-01-15T08:00:00Z (1800000000) to 16:00:00Z, options\n\
+         `no-files,allow=\"systemctl status *\"`. `host`: host_rsa's key for\n\
+         `web1.lan,10.0.0.7`, serial 2^40, valid 30 days from the same start, no options.\n\
+         `*.signed` and `*.message` are deterministic; each `*.cert` was signed once (PSS is\n\
+         randomized) and MUST verify. `user.tampered` (serial 8) MUST decode and fail its\n\
+         signature; `user.truncated` MUST fail to decode.",
+    );
+    let ca = fixture_key("ca_rsa");
+    for ((name, fields), pinned) in cert_fields().into_iter().zip(certs) {
+        let fresh = Certificate::issue(&ca, fields).unwrap();
+        let signed = signed_part(&fresh);
+        file.push(
+            &format!("{name}.signed"),
+            "the certificate up to its signature field",
+            &signed,
+        );
+        let mut message = b"seashell/1 certificate\0".to_vec();
+        message.extend_from_slice(&signed);
+        file.push(
+            &format!("{name}.message"),
+            "M_cert: the label, then the signed part (what the CA's RSA-PSS-SHA256 signs)",
+            &message,
+        );
+        file.push(
+            &format!("{name}.cert"),
+            "the certificate: the signed part, then the signature as bytes16",
+            &pinned.encode(),
+        );
+    }
+    let user = certs[0].encode();
+    let mut tampered = user.clone();
+    // The serial's last byte: format, kind, key (2 + SPKI), name (2 + 3), then 8 bytes.
+    let serial_end = 2 + 2 + certs[0].key_der().len() + 2 + 3 + 8;
+    tampered[serial_end - 1] = 8;
+    file.push(
+        "user.tampered",
+        "user.cert with its serial changed to 8",
+        &tampered,
+    );
+    file.push(
+        "user.truncated",
+        "user.cert without its last byte",
+        &user[..user.len() - 1],
+    );
+    file
+}
+
+/// The certificates cert.txt pins.
+fn pinned_certs() -> [Certificate; 2] {
+    let path = VectorFile::new("cert.txt", "", "").path();
+    let pinned = parse(&std::fs::read_to_string(path).unwrap());
+    ["user.cert", "host.cert"].map(|name| Certificate::decode(entry(&pinned, name)).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -503,6 +615,34 @@ fn tampered_handshake_fails_replay() {
 }
 
 #[test]
+fn certificates_match_vectors() {
+    // The pinned signatures are checked by verifying them (PSS is randomized); everything
+    // else, byte for byte.
+    let certs = pinned_certs();
+    let ca = fixture_key("ca_rsa");
+    for (cert, (name, fields)) in certs.iter().zip(cert_fields()) {
+        cert.verify(ca.public_key(), CERT_START).unwrap();
+        assert_eq!(cert.fields(), &fields, "{name}.cert");
+        let fresh = Certificate::issue(&ca, fields).unwrap();
+        assert_eq!(signed_part(cert), signed_part(&fresh), "{name}.cert");
+    }
+    let file = cert_vectors(&certs);
+    check(&file);
+    let get = |name: &str| &file.entries.iter().find(|e| e.name == name).unwrap().bytes;
+    let tampered = Certificate::decode(get("user.tampered")).unwrap();
+    assert_eq!(tampered.fields().serial, 8);
+    assert_eq!(
+        tampered.verify(ca.public_key(), CERT_START),
+        Err(CertRefusal::BadSignature)
+    );
+    assert!(Certificate::decode(get("user.truncated")).is_err());
+    assert_eq!(
+        certs[0].verify(fixture_key("other_rsa").public_key(), CERT_START),
+        Err(CertRefusal::WrongCa)
+    );
+}
+
+#[test]
 #[ignore = "rewrites tests/vectors/*.txt; run only after a deliberate protocol change"]
 fn regenerate_vectors() {
     for file in all_vectors() {
@@ -511,4 +651,24 @@ fn regenerate_vectors() {
         std::fs::write(&path, file.render()).unwrap();
         check(&file);
     }
+    // A pinned certificate whose signed part has not moved keeps its signature, so that
+    // regenerating for another file does not rewrite cert.txt.
+    let ca = fixture_key("ca_rsa");
+    let path = VectorFile::new("cert.txt", "", "").path();
+    let pinned = std::fs::read_to_string(path).map_or_else(|_| Vec::new(), |text| parse(&text));
+    let certs = cert_fields().map(|(name, fields)| {
+        let fresh = Certificate::issue(&ca, fields).unwrap();
+        pinned
+            .iter()
+            .find(|(n, _)| *n == format!("{name}.cert"))
+            .and_then(|(_, bytes)| Certificate::decode(bytes).ok())
+            .filter(|old| {
+                signed_part(old) == signed_part(&fresh)
+                    && old.verify(ca.public_key(), CERT_START).is_ok()
+            })
+            .unwrap_or(fresh)
+    });
+    let file = cert_vectors(&certs);
+    std::fs::write(file.path(), file.render()).unwrap();
+    check(&file);
 }

@@ -86,9 +86,18 @@ pub struct Record {
     /// A key fingerprint: the client's, or the host's on `start` and `checkpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// The client key's comment in authorized_keys.
+    /// The client key's comment in authorized_keys, or the name its certificate gives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// For a client admitted by certificate: the certificate's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_name: Option<String>,
+    /// For a client admitted by certificate: its serial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_serial: Option<u64>,
+    /// For a client admitted by certificate: the CA key's fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
     /// The command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
@@ -180,6 +189,25 @@ pub struct RefusedKey {
     /// The option that refused, with its reason, e.g.
     /// `from=: 10.1.2.3 is not an allowed source address for this key`.
     pub rule: String,
+    /// For a certificate refused (or whose options refused): why, in one word or two
+    /// (`expired`, `not yet valid`, `wrong CA`, `wrong name`, `bad signature`, `revoked`,
+    /// `command conflict`), or the option's name (`from=`, `expires=`). Absent for a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The certificate, when the client presented one for the key it proved.
+    #[serde(default, flatten)]
+    pub cert: Option<CertIdentity>,
+}
+
+/// A certificate's claims, once bound to a key its client proved possession of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertIdentity {
+    /// The certificate's name.
+    pub cert_name: String,
+    /// Its serial.
+    pub cert_serial: u64,
+    /// The CA key's fingerprint.
+    pub ca: String,
 }
 
 impl Record {
@@ -191,6 +219,9 @@ impl Record {
             peer: None,
             key: None,
             name: None,
+            cert_name: None,
+            cert_serial: None,
+            ca: None,
             command: None,
             pty: None,
             exit: None,
@@ -485,6 +516,8 @@ mod tests {
                     name: "alice".into(),
                     key: "SHA256:a".into(),
                     rule: "from=: 10.0.0.9 is not allowed".into(),
+                    reason: None,
+                    cert: None,
                 }],
             },
             FailureSource {

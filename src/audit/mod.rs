@@ -14,7 +14,9 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-pub use chain::{AuditChain, Event, EventKind, FailureSource, Record, RefusedKey, Seal};
+pub use chain::{
+    AuditChain, CertIdentity, Event, EventKind, FailureSource, Record, RefusedKey, Seal,
+};
 pub use writer::{AuditLog, AuditOptions, SessionAudit, Who};
 
 /// What went wrong with an audit log file, a host key or an argument; every message names the

@@ -373,6 +373,8 @@ mod tests {
             name: name.into(),
             key: format!("SHA256:{name}"),
             rule: rule.into(),
+            reason: None,
+            cert: None,
         };
         let mut record = Record::new(EventKind::AuthFail);
         record.duration_ms = Some(60_000);
@@ -508,6 +510,8 @@ mod tests {
                 name: "alice".into(),
                 key: "SHA256:alice".into(),
                 rule: "from=".into(),
+                reason: None,
+                cert: None,
             }],
         }]);
         let event = at(2, record);

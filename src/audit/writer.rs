@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use self::sink::AuditOptions;
 use self::sink::{Job, Sink, Write, write_jobs};
 use super::AuditError;
-use super::chain::{EventKind, Record, RefusedKey};
+use super::chain::{CertIdentity, EventKind, Record, RefusedKey};
 
 /// Records waiting for the writer before senders wait.
 const QUEUE: usize = 1024;
@@ -38,8 +38,10 @@ pub struct Who {
     pub peer: String,
     /// The client key's fingerprint.
     pub key: String,
-    /// The client key's comment in authorized_keys.
+    /// The client key's comment in authorized_keys, or its certificate's name.
     pub name: String,
+    /// The certificate that admitted the client, if one did.
+    pub cert: Option<CertIdentity>,
 }
 
 impl Who {
@@ -49,6 +51,11 @@ impl Who {
         record.peer = Some(self.peer.clone());
         record.key = Some(self.key.clone());
         record.name = Some(self.name.clone());
+        if let Some(cert) = &self.cert {
+            record.cert_name = Some(cert.cert_name.clone());
+            record.cert_serial = Some(cert.cert_serial);
+            record.ca = Some(cert.ca.clone());
+        }
         record
     }
 }
@@ -280,6 +287,7 @@ mod tests {
             peer: "127.0.0.1:5000".into(),
             key: "SHA256:client".into(),
             name: "alice".into(),
+            cert: None,
         }
     }
 
@@ -589,6 +597,8 @@ mod tests {
             name: name.into(),
             key: format!("SHA256:{name}"),
             rule: "from=: 10.0.0.9 is not an allowed source address for this key".into(),
+            reason: None,
+            cert: None,
         }
     }
 

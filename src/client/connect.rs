@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use super::ClientError;
 use super::dest::Destination;
 use super::identity::{self, Identity};
-use crate::keys::known_hosts::{self, HostKeyStatus, KnownHosts};
+use crate::keys::cert;
+use crate::keys::known_hosts::{self, HostCertStatus, HostKeyStatus, KnownHosts};
 use crate::keys::public::fingerprint;
 use crate::keys::{KeyError, home};
 use crate::proto::handshake::client::ClientSigner as _;
@@ -30,6 +31,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ConnectOptions {
     /// Identity (private key); default `$SEASHELL_HOME/id_rsa`.
     pub identity: Option<PathBuf>,
+    /// The identity's certificate (the config's `certificate`); default `IDENTITY-cert.pub`
+    /// when there is one.
+    pub certificate: Option<PathBuf>,
     /// The account to ask the server for (`user@host`); none asks for none.
     pub account: Option<String>,
     /// known_hosts; default `$SEASHELL_HOME/known_hosts`.
@@ -111,7 +115,7 @@ pub async fn connect_as(
         let pending = transport::client_hello(stream)
             .await
             .map_err(|err| before_server_hello(err, &target))?;
-        check_host_key(&dest, pending.host_key(), opts)?;
+        check_host_key(&dest, pending.host_key(), pending.host_certificate(), opts)?;
         Ok::<_, ClientError>(
             pending
                 .authenticate(
@@ -185,10 +189,21 @@ fn known_hosts_path(opts: &ConnectOptions) -> Result<PathBuf, KeyError> {
 fn check_host_key(
     dest: &Destination,
     key: &PublicKey,
+    certificate: &[u8],
     opts: &ConnectOptions,
 ) -> Result<(), ClientError> {
     let host_port = dest.host_port();
     let offered = fingerprint(key);
+    let path = known_hosts_path(opts)?;
+    let (known, _warnings) = KnownHosts::load(&path)?;
+    if let Some(line) = known.revoked(&dest.host, &host_port, key) {
+        return Err(ClientError::HostKeyRevoked {
+            host_port,
+            file: path.display().to_string(),
+            line,
+            fingerprint: offered,
+        });
+    }
     if let Some(expected) = &opts.host_fingerprint {
         return if *expected == offered {
             tracing::debug!("host key {offered} is the pinned one");
@@ -201,8 +216,21 @@ fn check_host_key(
             })
         };
     }
-    let path = known_hosts_path(opts)?;
-    let (known, _warnings) = KnownHosts::load(&path)?;
+    match known.check_certificate(&dest.host, &host_port, key, certificate, cert::unix_now()) {
+        HostCertStatus::Trusted { line, ca, serial } => {
+            tracing::debug!(
+                "host key {offered} certified for {} by CA {ca} (serial {serial}; {} line {line})",
+                dest.host,
+                path.display()
+            );
+            return Ok(());
+        }
+        HostCertStatus::Refused(why) if !opts.quiet => eprintln!(
+            "seashell: warning: the host certificate of {host_port} is not trusted: {}; checking its key against known_hosts instead",
+            crate::shown::shown(&why)
+        ),
+        HostCertStatus::Refused(_) | HostCertStatus::NoAuthority => {}
+    }
     match known.check(&host_port, key) {
         HostKeyStatus::Known => {
             tracing::debug!(

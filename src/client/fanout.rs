@@ -199,13 +199,20 @@ struct Shared {
     prefix: bool,
 }
 
+/// Which identity a host uses: its key file and the certificate the config names for it.
+type IdentityKey = (PathBuf, Option<PathBuf>);
+
+fn identity_key(opts: &ConnectOptions) -> Result<IdentityKey, ClientError> {
+    Ok((identity_path(opts)?, opts.certificate.clone()))
+}
+
 /// Each distinct identity, chosen once (the agent's key, or a file whose passphrase is asked
 /// here, before any connection).
-fn load_identities(hosts: &[Host]) -> Result<HashMap<PathBuf, Arc<Identity>>, ClientError> {
+fn load_identities(hosts: &[Host]) -> Result<HashMap<IdentityKey, Arc<Identity>>, ClientError> {
     let mut loaded = HashMap::new();
     for host in hosts {
-        let path = identity_path(&host.opts)?;
-        if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(path) {
+        let key = identity_key(&host.opts)?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(key) {
             slot.insert(Arc::new(identity::choose(&host.opts)?));
         }
     }
@@ -216,16 +223,16 @@ fn load_identities(hosts: &[Host]) -> Result<HashMap<PathBuf, Arc<Identity>>, Cl
 /// end as interrupted).
 async fn spawn_in_order(
     hosts: Vec<Host>,
-    identities: HashMap<PathBuf, Arc<Identity>>,
+    identities: HashMap<IdentityKey, Arc<Identity>>,
     semaphore: Arc<Semaphore>,
     mut control: watch::Receiver<Control>,
     shared: Arc<Shared>,
     done: mpsc::UnboundedSender<(usize, Ran)>,
 ) {
     for (index, host) in hosts.into_iter().enumerate() {
-        let identity = identity_path(&host.opts)
+        let identity = identity_key(&host.opts)
             .ok()
-            .and_then(|path| identities.get(&path).cloned());
+            .and_then(|key| identities.get(&key).cloned());
         let permit = tokio::select! {
             permit = Arc::clone(&semaphore).acquire_owned() => permit.ok(),
             _ = control.wait_for(|c| *c != Control::Run) => None,

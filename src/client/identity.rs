@@ -5,6 +5,9 @@
 //! the agent holds it; else the agent's only key; else an error listing the agent's keys.
 //! Without one, or when the agent holds no key or not the one named, the key file, as
 //! before (a prompt on a terminal, else `--passphrase-file` or `SEASHELL_PASSPHRASE`).
+//! Either way, a certificate of that key beside its file (`PATH-cert.pub`) is presented
+//! with it, unless it is not valid now (then the key is offered alone, with a warning: a
+//! server judges a presented certificate, never the key on its own).
 
 use std::path::Path;
 
@@ -13,17 +16,25 @@ use crate::crypto::{PrivateKey, PublicKey};
 use super::ClientError;
 use super::connect::ConnectOptions;
 use crate::agent::client::{Agent, AgentKey, AgentSigner};
+use crate::keys::cert::{self, CertKind};
 use crate::keys::home;
 use crate::keys::private::{
-    PassphraseSource, load_private_key, load_public_key_file, public_key_path,
+    PassphraseSource, certificate_path, load_private_key, load_public_key_file, public_key_path,
 };
 use crate::keys::public::fingerprint;
 use crate::proto::ProtoError;
 use crate::proto::handshake::client::ClientSigner;
 use crate::shown::shown;
 
-/// The key a connection offers.
-pub enum Identity {
+/// The key a connection offers, and the certificate it presents with it (its encoding;
+/// empty for none).
+pub struct Identity {
+    signer: Signer,
+    certificate: Vec<u8>,
+}
+
+/// Where the private key is.
+enum Signer {
     /// A private key read from its file.
     File(PrivateKey),
     /// A key the agent holds.
@@ -32,18 +43,97 @@ pub enum Identity {
 
 impl ClientSigner for Identity {
     fn public_key(&self) -> &PublicKey {
-        match self {
-            Self::File(key) => ClientSigner::public_key(key),
-            Self::Agent(signer) => signer.public_key(),
+        match &self.signer {
+            Signer::File(key) => ClientSigner::public_key(key),
+            Signer::Agent(signer) => signer.public_key(),
         }
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError> {
-        match self {
-            Self::File(key) => ClientSigner::sign(key, message),
-            Self::Agent(signer) => signer.sign(message),
+        match &self.signer {
+            Signer::File(key) => ClientSigner::sign(key, message),
+            Signer::Agent(signer) => signer.sign(message),
         }
     }
+
+    fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+}
+
+impl Identity {
+    /// `signer`, with its certificate if there is a usable one: the one `opts` names, else
+    /// the one beside `path`.
+    fn with_certificate_of(signer: Signer, path: Option<&Path>, opts: &ConnectOptions) -> Self {
+        let mut identity = Self {
+            signer,
+            certificate: Vec::new(),
+        };
+        let file = match (&opts.certificate, path) {
+            (Some(named), _) => Some(named.clone()),
+            (None, Some(path)) => Some(certificate_path(path)),
+            (None, None) => None,
+        };
+        if let Some(file) = file {
+            let named = opts.certificate.is_some();
+            identity.certificate = certificate_for(&file, &identity, named, opts.quiet);
+        }
+        identity
+    }
+}
+
+/// The certificate at `path` when it certifies `identity`'s key and is valid now (its
+/// encoding), else nothing — with a warning, unless `quiet`, when there is a file that
+/// cannot be used (or, when the config `named` it, none at all).
+fn certificate_for(path: &Path, identity: &Identity, named: bool, quiet: bool) -> Vec<u8> {
+    let problem = match std::fs::read_to_string(path) {
+        Err(_) if !named => return Vec::new(),
+        Err(err) => err.to_string(),
+        Ok(text) => match cert::parse_line(&text) {
+            Err(err) => err.to_string(),
+            Ok(line) => match usable(&line.cert, identity) {
+                Ok(()) => {
+                    tracing::debug!(
+                        "presenting certificate {} ({:?}, serial {})",
+                        path.display(),
+                        shown(&line.cert.fields().name),
+                        line.cert.fields().serial
+                    );
+                    return line.cert.encode();
+                }
+                Err(problem) => problem,
+            },
+        },
+    };
+    if !quiet {
+        eprintln!(
+            "seashell: warning: not presenting certificate {}: {}; offering the key alone",
+            path.display(),
+            shown(&problem)
+        );
+    }
+    Vec::new()
+}
+
+/// Whether `cert` may be presented with `identity`: a user certificate of its key, valid now.
+fn usable(cert: &cert::Certificate, identity: &Identity) -> Result<(), String> {
+    if cert.key_der() != identity.public_key().spki_der() {
+        return Err(format!(
+            "it certifies key {}, not this identity ({})",
+            cert.key_fingerprint(),
+            fingerprint(identity.public_key())
+        ));
+    }
+    if cert.fields().kind != CertKind::User {
+        return Err("it is a host certificate".to_owned());
+    }
+    cert.check_time(cert::unix_now()).map_err(|refusal| {
+        format!(
+            "it is {refusal} (valid {} to {}): ask your CA for a new one",
+            cert::format_time(cert.fields().valid_after),
+            cert::format_time(cert.fields().valid_before)
+        )
+    })
 }
 
 /// Chooses and loads the identity `opts` asks for (the rules above).
@@ -53,8 +143,12 @@ pub fn choose(opts: &ConnectOptions) -> Result<Identity, ClientError> {
     if let Some(agent) = Agent::from_env() {
         match agent.list() {
             Ok(keys) => {
-                if let Some(identity) = from_agent(&agent, &keys, named, &default)? {
-                    return Ok(identity);
+                if let Some((signer, path)) = from_agent(&agent, &keys, named, &default)? {
+                    return Ok(Identity::with_certificate_of(
+                        Signer::Agent(signer),
+                        path,
+                        opts,
+                    ));
                 }
             }
             Err(err) => {
@@ -75,41 +169,46 @@ pub fn choose(opts: &ConnectOptions) -> Result<Identity, ClientError> {
         fingerprint(key.public_key()),
         path.display()
     );
-    Ok(Identity::File(key))
+    Ok(Identity::with_certificate_of(
+        Signer::File(key),
+        Some(path),
+        opts,
+    ))
 }
 
-/// The agent's key to offer, `None` to read the key file instead.
-fn from_agent(
+/// The agent's key to offer, with the key file it stands for when known (for its
+/// certificate); `None` to read the key file instead.
+fn from_agent<'a>(
     agent: &Agent,
     keys: &[AgentKey],
-    named: Option<&Path>,
-    default: &Path,
-) -> Result<Option<Identity>, ClientError> {
+    named: Option<&'a Path>,
+    default: &'a Path,
+) -> Result<Option<(AgentSigner, Option<&'a Path>)>, ClientError> {
     let held = |path: &Path| {
         let (public, _) = load_public_key_file(&public_key_path(path)).ok()?;
         keys.iter().find(|key| key.public_key == public)
     };
-    let offer = |key: &AgentKey, why: &str| {
+    let offer = |key: &AgentKey, why: &str, path: Option<&'a Path>| {
         tracing::debug!(
             "offering agent key {} ({}) from {}: {why}",
             fingerprint(&key.public_key),
             shown(&key.comment),
             agent.socket().display()
         );
-        Some(Identity::Agent(AgentSigner::new(
-            agent.clone(),
-            key.public_key.clone(),
-        )))
+        Some((
+            AgentSigner::new(agent.clone(), key.public_key.clone()),
+            path,
+        ))
     };
     if let Some(path) = named {
-        return Ok(held(path).and_then(|key| offer(key, "the identity named")));
+        return Ok(held(path).and_then(|key| offer(key, "the identity named", Some(path))));
     }
     if let Some(key) = held(default) {
-        return Ok(offer(key, "the default identity"));
+        return Ok(offer(key, "the default identity", Some(default)));
     }
     match keys {
         [] => Ok(None),
-        [only] => Ok(offer(only, "the agent's only key")),
+        [only] => Ok(offer(only, "the agent's only key", None)),
         several => Err(ClientError::AgentChoice {
             count: several.len(),
             default: default.display().to_string(),

@@ -73,6 +73,21 @@ pub enum ClientError {
         /// The key it offered.
         fingerprint: String,
     },
+    /// The host key is `@revoked` in known_hosts.
+    #[error(
+        "HOST KEY REVOKED for {host_port}: {fingerprint} is marked @revoked ({file}:{line}): \
+         refusing to connect. Ask the host's admin for its new key or certificate"
+    )]
+    HostKeyRevoked {
+        /// The host.
+        host_port: String,
+        /// known_hosts path.
+        file: String,
+        /// Line of the `@revoked` entry.
+        line: usize,
+        /// The key offered.
+        fingerprint: String,
+    },
     /// The host key differs from the pinned one.
     #[error(
         "HOST KEY CHANGED for {host_port}: someone may be intercepting this connection, or \

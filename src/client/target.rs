@@ -74,6 +74,8 @@ pub struct Target {
     pub user: Option<Setting<String>>,
     /// Identity (private key).
     pub identity: Setting<PathBuf>,
+    /// The identity's certificate, if the config names one (else `IDENTITY-cert.pub`).
+    pub certificate: Option<Setting<PathBuf>>,
     /// Pinned host key fingerprint, if any (else known_hosts decides).
     pub fingerprint: Option<Setting<String>>,
     /// known_hosts file.
@@ -132,6 +134,7 @@ impl Target {
             port,
             user,
             identity,
+            certificate: file.certificate,
             fingerprint,
             known_hosts,
             accept_new: typed.accept_new,
@@ -155,6 +158,7 @@ impl Target {
             // offer its only key (client::identity).
             identity: (self.identity.origin != Origin::Default)
                 .then(|| self.identity.value.clone()),
+            certificate: self.certificate.as_ref().map(|c| c.value.clone()),
             account: self.user.as_ref().map(|u| u.value.clone()),
             known_hosts: Some(self.known_hosts.value.clone()),
             accept_new: self.accept_new,
@@ -184,6 +188,21 @@ impl Target {
             self.identity.value.display().to_string(),
             &self.identity.origin,
         );
+        out += &match &self.certificate {
+            Some(cert) => line(
+                "certificate",
+                cert.value.display().to_string(),
+                &cert.origin,
+            ),
+            None => line(
+                "certificate",
+                format!(
+                    "{}-cert.pub, if there is one",
+                    self.identity.value.display()
+                ),
+                &Origin::Default,
+            ),
+        };
         out += &match &self.fingerprint {
             Some(pin) => line("fingerprint", pin.value.clone(), &pin.origin),
             None => line(
@@ -328,14 +347,18 @@ mod tests {
             .unwrap()
             .describe();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 7, "{text}");
         assert_eq!(lines[0], "address = 10.0.0.5  # /c:6 [host.web1]");
         assert_eq!(lines[1], "port = 7200  # /c:7 [host.web1]");
         assert_eq!(
             lines[2],
             "user = none (the server's own account)  # default"
         );
-        assert_eq!(lines[5], "known_hosts = /k/known  # /c:3 [defaults]");
+        assert_eq!(
+            lines[4],
+            "certificate = /k/ops-cert.pub, if there is one  # default"
+        );
+        assert_eq!(lines[6], "known_hosts = /k/known  # /c:3 [defaults]");
         let plain = Target::resolve(&typed("box"), &ClientConfig::default())
             .unwrap()
             .describe();

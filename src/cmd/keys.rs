@@ -9,6 +9,7 @@ use seashell::client::dest::Destination;
 use seashell::keys::keygen::{self, KeyPairPlan, NewPassphrase};
 use seashell::keys::private::PassphraseSource;
 use seashell::keys::{KeyError, home, known_hosts};
+use seashell::shown::shown;
 
 /// Runs `seashell keygen`: makes a key pair and prints where it went and its fingerprint;
 /// with `-y`, prints the public line of an existing private key instead.
@@ -54,17 +55,18 @@ fn passphrase_choice(args: &KeygenArgs) -> NewPassphrase {
     }
 }
 
-/// Runs `seashell fingerprint FILE`: one `SHA256:... label` line per key in the file, after a
-/// warning on stderr for each line skipped.
+/// Runs `seashell fingerprint FILE`: one `SHA256:... label` line per key in the file (for a
+/// certificate, its fields after it), after a warning on stderr for each line skipped. Labels
+/// and fields are the file's text, printed [`shown`].
 pub fn fingerprint(args: &FingerprintArgs) -> Result<(), KeyError> {
     let path = args.file.as_path();
     let source = PassphraseSource::from_flag(args.passphrase_file.as_deref());
-    let found = keygen::fingerprints(path, &source)?;
+    let found = keygen::fingerprints(path, &source, super::ca::now())?;
     for warning in &found.warnings {
         eprintln!("seashell: warning: {}: {warning}", path.display());
     }
     for line in found.into_lines()? {
-        println!("{line}");
+        println!("{}", shown(&line));
     }
     Ok(())
 }

@@ -4,4 +4,5 @@
 //! library could test on its own.
 
 pub mod agent;
+pub mod ca;
 pub mod keys;

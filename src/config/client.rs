@@ -36,6 +36,7 @@ struct RawEntry {
     port: Option<Spanned<u64>>,
     user: Option<Spanned<String>>,
     identity: Option<Spanned<String>>,
+    certificate: Option<Spanned<String>>,
     fingerprint: Option<Spanned<String>>,
     known_hosts: Option<Spanned<String>>,
 }
@@ -89,6 +90,8 @@ pub struct HostSettings {
     pub user: Option<Setting<String>>,
     /// Identity (private key).
     pub identity: Option<Setting<PathBuf>>,
+    /// The identity's certificate (else `IDENTITY-cert.pub`, if there is one).
+    pub certificate: Option<Setting<PathBuf>>,
     /// Pinned host key fingerprint (`SHA256:…`).
     pub fingerprint: Option<Setting<String>>,
     /// known_hosts file.
@@ -102,6 +105,7 @@ struct Entry {
     port: Option<(u16, Place)>,
     user: Option<(String, Place)>,
     identity: Option<(PathBuf, Place)>,
+    certificate: Option<(PathBuf, Place)>,
     fingerprint: Option<(String, Place)>,
     known_hosts: Option<(PathBuf, Place)>,
 }
@@ -175,6 +179,7 @@ impl ClientConfig {
             port: pick_from(name, host, &self.defaults, |e| e.port.clone()),
             user: pick_from(name, host, &self.defaults, |e| e.user.clone()),
             identity: pick_from(name, host, &self.defaults, |e| e.identity.clone()),
+            certificate: pick_from(name, host, &self.defaults, |e| e.certificate.clone()),
             known_hosts: pick_from(name, host, &self.defaults, |e| e.known_hosts.clone()),
         }
     }
@@ -259,6 +264,10 @@ impl Checker<'_> {
             identity: raw
                 .identity
                 .map(|p| self.path_value("identity", p))
+                .transpose()?,
+            certificate: raw
+                .certificate
+                .map(|p| self.path_value("certificate", p))
                 .transpose()?,
             fingerprint: raw.fingerprint.map(|f| self.fingerprint(f)).transpose()?,
             known_hosts: raw

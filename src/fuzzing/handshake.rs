@@ -320,6 +320,7 @@ fn server_reads_client_auth(data: &[u8]) {
             public_key: identity_der,
             signature: &signature,
             account: "",
+            certificate: &[],
         })
     } else {
         chunks.next()
@@ -448,6 +449,7 @@ impl FakeServer {
             host_key: self.host.public_key().spki_der().to_vec(),
             transport_key: self.transport.public_key().spki_der().to_vec(),
             signature: Vec::new(),
+            certificate: Vec::new(),
         };
         let mut unsigned = Vec::new();
         let encoded = reply.encode_unsigned(&mut unsigned);

@@ -36,10 +36,53 @@ pub struct AuthorizedKey {
     pub comment: String,
     /// 1-based line number in the file.
     pub line: usize,
-    /// The options before the key, in the order written.
+    /// The options before the key, in the order written (`cert-authority` and
+    /// `principals=` are not among them: they make [`Self::authority`]).
     pub options: Vec<KeyOption>,
+    /// On a `cert-authority principals="..."` line: the key is a CA's, which admits the
+    /// certificates it signed for these names, and never admits itself.
+    pub authority: Option<Principals>,
     /// The key's SubjectPublicKeyInfo DER, compared by [`AuthorizedKeys::find`].
     spki: Vec<u8>,
+}
+
+/// The names a `cert-authority` line admits certificates for (`principals=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principals {
+    /// `principals="*"`: any name.
+    Any,
+    /// `principals="ann,bob"`: these names, exactly.
+    Names(Vec<String>),
+}
+
+impl Principals {
+    /// Does this list admit a certificate for `name`?
+    pub fn admits(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Names(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    fn parse(list: &str) -> Result<Self, LineProblem> {
+        if list.trim() == "*" {
+            return Ok(Self::Any);
+        }
+        let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+        if names.iter().any(String::is_empty) {
+            return Err(bad_option(
+                "principals",
+                "a name is empty: write names separated by `,`, or `*` for any",
+            ));
+        }
+        if names.iter().any(|n| n.contains(['*', '?', '['])) {
+            return Err(bad_option(
+                "principals",
+                "names are exact (no patterns); `*` alone admits any name",
+            ));
+        }
+        Ok(Self::Names(names))
+    }
 }
 
 /// The option names seashell knows, as they are written (matched case-insensitively).
@@ -272,15 +315,29 @@ impl AuthorizedKeys {
         (Self { entries }, warnings)
     }
 
-    /// The first entry for `key` (same SubjectPublicKeyInfo DER), if any.
+    /// The first entry for `key` (same SubjectPublicKeyInfo DER) as a key of its own, if
+    /// any: `cert-authority` lines do not count.
     pub fn find(&self, key: &PublicKey) -> Option<&AuthorizedKey> {
-        let spki = key.spki_der().to_vec();
-        self.entries.iter().find(|entry| entry.spki == spki)
+        let spki = key.spki_der();
+        self.entries
+            .iter()
+            .find(|entry| entry.authority.is_none() && entry.spki == spki)
+    }
+
+    /// The `cert-authority` lines for the CA whose SPKI has SHA-256 `ca_digest` (what a
+    /// certificate names its CA by), in file order.
+    pub fn authorities(&self, ca_digest: &[u8; 32]) -> impl Iterator<Item = &AuthorizedKey> {
+        let digest = *ca_digest;
+        self.entries.iter().filter(move |entry| {
+            entry.authority.is_some() && crate::crypto::sha256(&entry.spki) == digest
+        })
     }
 }
 
 fn parse_entry(content: &str, line: usize) -> Result<AuthorizedKey, LineProblem> {
-    let (options, key_part) = split_options(content.trim())?;
+    let (mut raw, key_part) = split_options(content.trim())?;
+    let authority = take_authority(&mut raw)?;
+    let options = interpret_all(raw)?;
     let parsed = public::parse_line(key_part)?;
     let spki = parsed.key.spki_der().to_vec();
     Ok(AuthorizedKey {
@@ -289,12 +346,48 @@ fn parse_entry(content: &str, line: usize) -> Result<AuthorizedKey, LineProblem>
         comment: parsed.comment,
         line,
         options,
+        authority,
         spki,
     })
 }
 
-/// Splits a trimmed line into its parsed options and the `seashell-rsa ...` part.
-fn split_options(line: &str) -> Result<(Vec<KeyOption>, &str), LineProblem> {
+/// Removes `cert-authority` and `principals=` from a line's options: both or neither.
+fn take_authority(raw: &mut Vec<RawOption>) -> Result<Option<Principals>, LineProblem> {
+    let marks: Vec<RawOption> = raw
+        .extract_if(.., |(n, _)| n.eq_ignore_ascii_case("cert-authority"))
+        .collect();
+    let principals: Vec<RawOption> = raw
+        .extract_if(.., |(n, _)| n.eq_ignore_ascii_case("principals"))
+        .collect();
+    match (marks.as_slice(), principals.as_slice()) {
+        ([], []) => Ok(None),
+        ([(_, None)], [(_, Some(list))]) => Principals::parse(list).map(Some),
+        ([(_, Some(_))], _) => Err(bad_option("cert-authority", "takes no value")),
+        ([_], []) => Err(bad_option(
+            "cert-authority",
+            "needs principals=\"NAME,...\" (the names it may certify, or \"*\" for any)",
+        )),
+        ([], [_]) => Err(bad_option(
+            "principals",
+            "belongs on a cert-authority line only",
+        )),
+        ([_], [(_, None)]) => Err(bad_option(
+            "principals",
+            "needs a value: principals=\"...\"",
+        )),
+        _ => Err(bad_option(
+            if marks.len() > 1 {
+                "cert-authority"
+            } else {
+                "principals"
+            },
+            "given more than once",
+        )),
+    }
+}
+
+/// Splits a trimmed line into its options as written and the `seashell-rsa ...` part.
+fn split_options(line: &str) -> Result<(Vec<RawOption>, &str), LineProblem> {
     let starts_with_key = line
         .strip_prefix(KEY_TYPE)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
@@ -302,6 +395,30 @@ fn split_options(line: &str) -> Result<(Vec<KeyOption>, &str), LineProblem> {
         return Ok((Vec::new(), line));
     }
     let (raw, rest) = scan_options(line)?;
+    if rest.is_empty() {
+        return Err(LineProblem::OptionSyntax("options but no key"));
+    }
+    Ok((raw, rest))
+}
+
+/// Parses a list of options alone, `name[="value"],...` with nothing after it (a
+/// certificate's options, `ca sign --option`): the same syntax and checks as before a key in
+/// authorized_keys. Empty text is no option.
+pub fn parse_options(text: &str) -> Result<Vec<KeyOption>, LineProblem> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (raw, rest) = scan_options(text)?;
+    if !rest.is_empty() {
+        return Err(LineProblem::OptionSyntax(
+            "expected `,` between options, not a space",
+        ));
+    }
+    interpret_all(raw)
+}
+
+/// Interprets scanned options, refusing a non-repeatable one given twice.
+fn interpret_all(raw: Vec<RawOption>) -> Result<Vec<KeyOption>, LineProblem> {
     let mut options = Vec::with_capacity(raw.len());
     for (name, value) in raw {
         let option = interpret(&name, value)?;
@@ -315,14 +432,15 @@ fn split_options(line: &str) -> Result<(Vec<KeyOption>, &str), LineProblem> {
         }
         options.push(option);
     }
-    Ok((options, rest))
+    Ok(options)
 }
 
 /// An option as written: its name and its unquoted value, if any.
 type RawOption = (String, Option<String>);
 
-/// Reads `name[="value"],name...` up to the first unquoted whitespace, OpenSSH-style: values are
-/// double-quoted, may contain commas and spaces, and `\"` stands for a quote.
+/// Reads `name[="value"],name...` up to the first unquoted whitespace (or the end: then the
+/// rest is empty), OpenSSH-style: values are double-quoted, may contain commas and spaces, and
+/// `\"` stands for a quote.
 fn scan_options(line: &str) -> Result<(Vec<RawOption>, &str), LineProblem> {
     let mut options = Vec::new();
     let mut chars = line.char_indices().peekable();
@@ -364,7 +482,7 @@ fn scan_options(line: &str) -> Result<(Vec<RawOption>, &str), LineProblem> {
                     "expected `,` or a space after an option",
                 ));
             }
-            None => return Err(LineProblem::OptionSyntax("options but no key")),
+            None => return Ok((options, "")),
         }
     }
 }

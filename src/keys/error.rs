@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::keys::cert::CertError;
 use crate::keys::public::PublicKeyError;
 
 /// A key file, passphrase or key operation that failed; fatal for the command at hand.
@@ -26,6 +27,18 @@ pub enum KeyError {
         path: PathBuf,
         /// Where its private key would be: the path without `.pub`.
         private: PathBuf,
+    },
+    /// A private key where a public key was expected (`ca sign id_rsa`).
+    #[error(
+        "{path} is a private key: pass its public key ({public})",
+        path = .path.display(),
+        public = .public.display()
+    )]
+    PrivateNotPublic {
+        /// The file given.
+        path: PathBuf,
+        /// Where its public key would be: the path with `.pub`.
+        public: PathBuf,
     },
     /// A file could not be read (missing, unreadable, not a regular file...).
     #[error("cannot read {}: {source}", path.display())]
@@ -156,6 +169,24 @@ pub enum KeyError {
         /// Why the line was rejected.
         source: PublicKeyError,
     },
+    /// A certificate file that does not hold a certificate seashell can read.
+    #[error("{}:{line}: {source}", path.display())]
+    BadCertificate {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Why the line was rejected.
+        source: CertError,
+    },
+    /// Fields a certificate cannot carry, or a CA key that could not sign (`ca sign`).
+    #[error("cannot certify {}: {source}", key.display())]
+    Certify {
+        /// The public key file being certified.
+        key: PathBuf,
+        /// What is wrong.
+        source: CertError,
+    },
     /// A file holding no key at all.
     #[error(
         "{}: no key found: expected a PKCS#8 PEM private key, a `seashell-rsa` public key, an \
@@ -212,8 +243,8 @@ pub enum LineProblem {
     Key(#[from] PublicKeyError),
     /// An option seashell does not know.
     #[error(
-        "unknown option `{0}` (seashell knows from=, expires=, allow=, command= and no-files; \
-         the key must start with `seashell-rsa`)"
+        "unknown option `{0}` (seashell knows from=, expires=, allow=, command=, no-files, \
+         no-pty, and cert-authority with principals=; the key must start with `seashell-rsa`)"
     )]
     UnknownOption(String),
     /// A known option with a missing, empty or unexpected value.
@@ -227,6 +258,17 @@ pub enum LineProblem {
     /// The options field is not `name[="value"],...` followed by a space.
     #[error("malformed options: {0}")]
     OptionSyntax(&'static str),
+    /// A revoked_keys line that is neither a key fingerprint nor a certificate serial.
+    #[error(
+        "`{0}` is not `SHA256:<fingerprint>` (a key or a CA) nor `serial:<CA fingerprint>:<N>` (a certificate)"
+    )]
+    BadRevocation(String),
+    /// A known_hosts marker other than `@cert-authority` and `@revoked`.
+    #[error("unknown marker `{0}` (known_hosts knows @cert-authority and @revoked)")]
+    UnknownMarker(String),
+    /// A pattern of a marked known_hosts line that is neither `host:port` nor a host glob.
+    #[error("`{0}` is not a host pattern (a host name or address with `*` and `?`, or host:port)")]
+    BadHostPattern(String),
     /// A known_hosts line whose first field is not `host:port`.
     #[error("`{0}` is not host:port (write an IPv6 address as [addr]:port)")]
     BadHostPort(String),

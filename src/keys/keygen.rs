@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::keys::authorized::AuthorizedKeys;
 use crate::keys::known_hosts::{self, KnownHosts};
 use crate::keys::private::{self, Passphrase, PassphraseSource};
-use crate::keys::{KeyError, LineWarning, files, home, public, trust_file};
+use crate::keys::{KeyError, LineWarning, ca, cert, files, home, public, trust_file};
 
 /// A key pair about to be made: where it goes and its comment settled, and (unless
 /// overwriting) both files checked not to exist yet.
@@ -142,9 +142,13 @@ pub fn public_line(path: &Path, passphrase: &PassphraseSource) -> Result<String,
 
 /// The fingerprint of every key in `path`: a private key (opened with `passphrase` if it is
 /// encrypted), a `.pub` file, an authorized_keys or a known_hosts file, told apart by content.
+/// For a certificate (`-cert.pub`), the certified key's line, then the certificate's fields
+/// (see [`ca::describe_lines`], with its status at `now`, in Unix seconds), each indented by
+/// two spaces.
 pub fn fingerprints(
     path: &Path,
     passphrase: &PassphraseSource,
+    now: u64,
 ) -> Result<FileFingerprints, KeyError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|source| KeyError::Read {
@@ -154,6 +158,14 @@ pub fn fingerprints(
     );
     let (lines, warnings) = match FileKind::of(&text) {
         FileKind::PrivateKey => (vec![private_key_line(path, passphrase)?], Vec::new()),
+        FileKind::Certificate => {
+            let cert = ca::load_certificate(path)?;
+            let first = labelled(&cert.cert.key_fingerprint(), &cert.comment);
+            let fields = ca::describe_lines(&cert, now)
+                .into_iter()
+                .map(|line| format!("  {line}"));
+            (std::iter::once(first).chain(fields).collect(), Vec::new())
+        }
         FileKind::PublicKey => {
             let (key, comment) = private::load_public_key_file(path)?;
             (
@@ -192,6 +204,8 @@ pub fn fingerprints(
 enum FileKind {
     /// A PEM block.
     PrivateKey,
+    /// A certificate line first (`seashell-rsa-cert`).
+    Certificate,
     /// Exactly one key line, without options.
     PublicKey,
     /// Key lines whose first field is `host:port`.
@@ -213,6 +227,12 @@ impl FileKind {
             .first()
             .map(|line| line.split_whitespace().take(2).collect())
             .unwrap_or_default();
+        if meaningful
+            .first()
+            .is_some_and(|line| cert::is_cert_line(line))
+        {
+            return Self::Certificate;
+        }
         match first_fields.as_slice() {
             [host, public::KEY_TYPE] if known_hosts::canonical_host_port(host).is_some() => {
                 Self::KnownHosts
@@ -326,6 +346,10 @@ mod tests {
             FileKind::KnownHosts
         );
         assert_eq!(FileKind::of(""), FileKind::AuthorizedKeys);
+        assert_eq!(
+            FileKind::of("# ann\nseashell-rsa-cert AAAA ann\n"),
+            FileKind::Certificate
+        );
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! The client's known_hosts file: the host keys it has pinned, one `host:port seashell-rsa
 //! <base64>` line each (an IPv6 host in brackets: `[fd00::1]:2222`). This module reads it,
 //! answers "is this the key I pinned for that host?" (known, unknown, or changed with the line
-//! that disagrees), appends a newly trusted key, and forgets a host. Bad lines are skipped with a
-//! [`LineWarning`], never fatal; the file is created 0600 in a 0700 directory. It never decides
-//! whether to trust an unknown host: the client does.
+//! that disagrees), appends a newly trusted key, and forgets a host. Two kinds of marked lines,
+//! as in OpenSSH: `@cert-authority PATTERNS seashell-rsa <CA>` trusts the host certificates
+//! that CA signed for the hosts the patterns match ([`KnownHosts::check_certificate`]), and
+//! `@revoked PATTERNS seashell-rsa <key>` refuses a host key (or a CA) for them. PATTERNS is a
+//! comma-separated list of globs over the host name dialed (`*.lan`, `10.0.0.*`) or exact
+//! `host:port`s. Bad lines are skipped with a [`LineWarning`], never fatal; the file is
+//! created 0600 in a 0700 directory. It never decides whether to trust an unknown host: the
+//! client does.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -13,14 +18,104 @@ use std::path::Path;
 
 use crate::crypto::PublicKey;
 
+use crate::keys::cert::{self, CertKind, CertRefusal, Certificate};
 use crate::keys::trust_file::{is_blank_or_comment, parse_trust_lines};
 use crate::keys::{KeyError, LineProblem, LineWarning, files, public};
 
 /// The parsed known_hosts file.
 #[derive(Debug, Clone, Default)]
 pub struct KnownHosts {
-    /// The usable entries, in file order.
+    /// The usable pinned keys, in file order.
     pub entries: Vec<KnownHost>,
+    /// The `@cert-authority` and `@revoked` lines, in file order.
+    pub marked: Vec<MarkedKey>,
+}
+
+/// What a marked line says of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// `@cert-authority`: a CA whose host certificates are trusted.
+    CertAuthority,
+    /// `@revoked`: a key never to trust, pinned or certified.
+    Revoked,
+}
+
+/// An `@cert-authority` or `@revoked` line.
+#[derive(Debug, Clone)]
+pub struct MarkedKey {
+    /// Which marker.
+    pub marker: Marker,
+    /// The hosts it applies to.
+    patterns: Vec<HostPattern>,
+    /// The key.
+    pub key: PublicKey,
+    /// 1-based line number in the file.
+    pub line: usize,
+}
+
+/// One pattern of a marked line.
+#[derive(Debug, Clone)]
+enum HostPattern {
+    /// An exact `host:port`, canonical.
+    HostPort(String),
+    /// A glob over the host name (case-insensitive; `*` and `?`).
+    Name(globset::GlobMatcher),
+}
+
+impl HostPattern {
+    fn parse(text: &str) -> Result<Self, LineProblem> {
+        if let Some(host_port) = canonical_host_port(text) {
+            return Ok(Self::HostPort(host_port));
+        }
+        let valid = !text.is_empty()
+            && text.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'?' | b':')
+            });
+        let glob = valid
+            .then(|| {
+                globset::GlobBuilder::new(text)
+                    .case_insensitive(true)
+                    .literal_separator(false)
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .ok_or_else(|| LineProblem::BadHostPattern(text.to_owned()))?;
+        Ok(Self::Name(glob.compile_matcher()))
+    }
+
+    fn matches(&self, host: &str, host_port: &str) -> bool {
+        match self {
+            Self::HostPort(exact) => exact == host_port,
+            Self::Name(glob) => glob.is_match(host),
+        }
+    }
+}
+
+impl MarkedKey {
+    /// Does this line apply to `host` (the name dialed, without port) at `host_port`?
+    fn applies_to(&self, host: &str, host_port: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(host, host_port))
+    }
+}
+
+/// What a host certificate is worth, by the `@cert-authority` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostCertStatus {
+    /// Signed by a CA trusted for this host, valid now, for this key, naming this host.
+    Trusted {
+        /// The CA's `@cert-authority` line.
+        line: usize,
+        /// The CA's fingerprint.
+        ca: String,
+        /// The certificate's serial.
+        serial: u64,
+    },
+    /// No certificate, or none whose CA has a line for this host: the pins decide.
+    NoAuthority,
+    /// A certificate from a CA trusted for this host, refused: the pins decide, and the user
+    /// should hear why.
+    Refused(String),
 }
 
 /// One pinned host key.
@@ -70,8 +165,90 @@ impl KnownHosts {
 
     /// Parses known_hosts text: the good entries, and a warning for each bad line.
     pub fn parse(text: &str) -> (Self, Vec<LineWarning>) {
-        let (entries, warnings) = parse_trust_lines(text, parse_entry);
-        (Self { entries }, warnings)
+        let (lines, warnings) = parse_trust_lines(text, parse_line);
+        let mut hosts = Self::default();
+        for line in lines {
+            match line {
+                Line::Pin(entry) => hosts.entries.push(entry),
+                Line::Marked(marked) => hosts.marked.push(marked),
+            }
+        }
+        (hosts, warnings)
+    }
+
+    /// The `@revoked` line refusing `key` for `host` (the name dialed) at `host_port`, if any.
+    pub fn revoked(&self, host: &str, host_port: &str, key: &PublicKey) -> Option<usize> {
+        let host_port = canonical_host_port(host_port)?;
+        let host = host.to_ascii_lowercase();
+        self.marked
+            .iter()
+            .find(|m| {
+                m.marker == Marker::Revoked
+                    && m.key.spki_der() == key.spki_der()
+                    && m.applies_to(&host, &host_port)
+            })
+            .map(|m| m.line)
+    }
+
+    /// What `certificate` (its encoding, as the server sent it; empty for none) is worth for
+    /// `key` at `host` (the name dialed, without port) and `host_port`, at `now` (Unix
+    /// seconds): trusted only when an `@cert-authority` line for the host has its CA, the
+    /// CA is not `@revoked`, the signature holds, it is a host certificate of `key` valid
+    /// now, and one of its names is `host`.
+    pub fn check_certificate(
+        &self,
+        host: &str,
+        host_port: &str,
+        key: &PublicKey,
+        certificate: &[u8],
+        now: u64,
+    ) -> HostCertStatus {
+        let (Some(host_port), false) = (canonical_host_port(host_port), certificate.is_empty())
+        else {
+            return HostCertStatus::NoAuthority;
+        };
+        let host = host.to_ascii_lowercase();
+        let Ok(cert) = Certificate::decode(certificate) else {
+            return HostCertStatus::NoAuthority;
+        };
+        let Some(authority) = self.marked.iter().find(|m| {
+            m.marker == Marker::CertAuthority
+                && crate::crypto::sha256(m.key.spki_der()) == *cert.ca_digest()
+                && m.applies_to(&host, &host_port)
+        }) else {
+            return HostCertStatus::NoAuthority;
+        };
+        let refused = |why: String| HostCertStatus::Refused(why);
+        if let Some(line) = self.revoked(&host, &host_port, &authority.key) {
+            return refused(format!("its CA is revoked (line {line})"));
+        }
+        if let Err(refusal) = cert.verify(&authority.key, now) {
+            return refused(match refusal {
+                CertRefusal::Expired | CertRefusal::NotYetValid => format!(
+                    "it is {refusal} (valid {} to {})",
+                    cert::format_time(cert.fields().valid_after),
+                    cert::format_time(cert.fields().valid_before)
+                ),
+                other => other.to_string(),
+            });
+        }
+        if cert.fields().kind != CertKind::Host {
+            return refused("it is a user certificate".to_owned());
+        }
+        if cert.key_der() != key.spki_der() {
+            return refused(format!(
+                "it certifies key {}, not the host key presented",
+                cert.key_fingerprint()
+            ));
+        }
+        if !cert.names().any(|name| name.eq_ignore_ascii_case(&host)) {
+            return refused(format!("it is for {}, not {host}", cert.fields().name));
+        }
+        HostCertStatus::Trusted {
+            line: authority.line,
+            ca: cert.ca_fingerprint(),
+            serial: cert.fields().serial,
+        }
     }
 
     /// Whether `key` is the key pinned for `host_port`. A `host_port` that is not valid
@@ -176,8 +353,40 @@ pub fn forget(path: &Path, host_port: &str) -> Result<usize, KeyError> {
     Ok(removed)
 }
 
-fn parse_entry(content: &str, line: usize) -> Result<KnownHost, LineProblem> {
+/// A good line: a pinned key or a marked one.
+enum Line {
+    Pin(KnownHost),
+    Marked(MarkedKey),
+}
+
+fn parse_line(content: &str, line: usize) -> Result<Line, LineProblem> {
     let content = content.trim();
+    let Some(marked) = content.strip_prefix('@') else {
+        return parse_entry(content, line).map(Line::Pin);
+    };
+    let (word, rest) = marked
+        .split_once(char::is_whitespace)
+        .unwrap_or((marked, ""));
+    let marker = match word {
+        "cert-authority" => Marker::CertAuthority,
+        "revoked" => Marker::Revoked,
+        _ => return Err(LineProblem::UnknownMarker(format!("@{word}"))),
+    };
+    let rest = rest.trim_start();
+    let (list, key_part) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let patterns = list
+        .split(',')
+        .map(HostPattern::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Line::Marked(MarkedKey {
+        marker,
+        patterns,
+        key: public::parse_line(key_part)?.key,
+        line,
+    }))
+}
+
+fn parse_entry(content: &str, line: usize) -> Result<KnownHost, LineProblem> {
     let (host_field, key_part) = content
         .split_once(char::is_whitespace)
         .unwrap_or((content, ""));

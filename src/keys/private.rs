@@ -63,6 +63,14 @@ pub fn public_key_path(private_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where a private key's certificate lives: `PATH-cert.pub` (as ssh looks for
+/// `id_rsa-cert.pub` beside `id_rsa`).
+pub fn certificate_path(private_path: &Path) -> PathBuf {
+    let mut name = private_path.as_os_str().to_owned();
+    name.push("-cert.pub");
+    PathBuf::from(name)
+}
+
 /// Writes `key` to `path` (PKCS#8 PEM, mode 0600, encrypted when `passphrase` is given) and its
 /// public line with `comment` to `PATH.pub` (mode 0644).
 ///

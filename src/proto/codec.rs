@@ -72,6 +72,11 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    /// Whether every byte was consumed.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// Everything left.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)

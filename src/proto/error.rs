@@ -81,6 +81,16 @@ pub enum ProtoError {
     /// The ClientAuth signature does not verify under the client key it carries.
     #[error("client signature does not verify")]
     BadClientSignature,
+    /// A host certificate that would make ServerHello longer than a handshake record may be.
+    #[error(
+        "the host certificate is {len} bytes and ServerHello has room for {room}: issue one with fewer names or a smaller CA key"
+    )]
+    CertificateTooLarge {
+        /// The certificate's length.
+        len: usize,
+        /// The most it could be.
+        room: usize,
+    },
     /// The X25519 exchange produced the all-zero value (a low-order point from the peer).
     #[error("peer sent a low-order X25519 share")]
     WeakKeyShare,

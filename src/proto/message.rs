@@ -5,6 +5,7 @@
 
 use super::codec::{Reader, put_bytes16};
 use super::error::{DecodeError, EncodeError};
+use crate::keys::cert::MAX_CERT_LEN;
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
@@ -88,11 +89,26 @@ pub struct ServerHello {
     pub transport_key: Vec<u8>,
     /// RSA-PSS-SHA256 by the host key over the signed part.
     pub signature: Vec<u8>,
+    /// The host certificate (its encoding, PROTOCOL.md §13), empty when the server has none.
+    /// On the wire it follows the signature and is present only when not empty.
+    pub certificate: Vec<u8>,
 }
 
 impl ServerHello {
-    /// Appends everything the signature covers (all but the signature field).
+    /// Appends everything the signature covers: all fields but the signature, in wire order.
     pub fn encode_unsigned(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_head(out)?;
+        self.encode_certificate(out)
+    }
+
+    /// Appends the full encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.encode_head(out)?;
+        put_bytes16(out, &self.signature, MAX_RSA_BLOCK)?;
+        self.encode_certificate(out)
+    }
+
+    fn encode_head(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.push(HS_SERVER_HELLO);
         out.extend_from_slice(&VERSION.to_be_bytes());
         out.extend_from_slice(&self.random);
@@ -101,10 +117,8 @@ impl ServerHello {
         put_bytes16(out, &self.transport_key, MAX_SPKI)
     }
 
-    /// Appends the full encoding.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        self.encode_unsigned(out)?;
-        put_bytes16(out, &self.signature, MAX_RSA_BLOCK)
+    fn encode_certificate(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        put_optional_certificate(out, &self.certificate)
     }
 
     /// Parses a ServerHello body.
@@ -118,6 +132,7 @@ impl ServerHello {
             host_key: r.bytes16(MAX_SPKI)?.to_vec(),
             transport_key: r.bytes16(MAX_SPKI)?.to_vec(),
             signature: r.bytes16(MAX_RSA_BLOCK)?.to_vec(),
+            certificate: optional_certificate(&mut r)?.to_vec(),
         };
         r.finish()?;
         Ok(hello)
@@ -310,6 +325,10 @@ pub enum Message<'a> {
         signature: &'a [u8],
         /// The account the client asks to run as (`user@host`); empty when it asks for none.
         account: &'a str,
+        /// The certificate of the client key (its encoding, PROTOCOL.md §13), empty when the
+        /// client presents none. On the wire it follows `account` and is present only when
+        /// not empty.
+        certificate: &'a [u8],
     },
     /// The server accepted the client; carries the session id both sides derived.
     AuthOk {
@@ -600,11 +619,13 @@ impl<'a> Message<'a> {
                 public_key,
                 signature,
                 account,
+                certificate,
             } => {
                 out.push(M_CLIENT_AUTH);
                 put_bytes16(out, public_key, MAX_SPKI)?;
                 put_bytes16(out, signature, MAX_RSA_BLOCK)?;
                 put_bytes16(out, account.as_bytes(), MAX_ACCOUNT)?;
+                put_optional_certificate(out, certificate)?;
             }
             Self::AuthOk { session_id } => {
                 out.push(M_AUTH_OK);
@@ -791,6 +812,7 @@ impl<'a> Message<'a> {
                 public_key: r.bytes16(MAX_SPKI)?,
                 signature: r.bytes16(MAX_RSA_BLOCK)?,
                 account: text(r.bytes16(MAX_ACCOUNT)?)?,
+                certificate: optional_certificate(&mut r)?,
             },
             M_AUTH_OK => Self::AuthOk {
                 session_id: r.array()?,
@@ -1021,6 +1043,30 @@ fn completion_list(names: &str) -> Result<(), DecodeError> {
         }
     }
     Ok(())
+}
+
+/// A certificate field that is there only when it is not empty: `bytes16`, 1 to
+/// [`MAX_CERT_LEN`] bytes, as the last field of a ServerHello or ClientAuth (so that the
+/// encoding without one is exactly the encoding from before certificates).
+fn put_optional_certificate(out: &mut Vec<u8>, certificate: &[u8]) -> Result<(), EncodeError> {
+    if certificate.is_empty() {
+        Ok(())
+    } else {
+        put_bytes16(out, certificate, MAX_CERT_LEN)
+    }
+}
+
+/// Reads what [`put_optional_certificate`] wrote: nothing left is no certificate, and a
+/// present field may not be empty (one encoding for "none").
+fn optional_certificate<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    if r.is_empty() {
+        return Ok(&[]);
+    }
+    let certificate = r.bytes16(MAX_CERT_LEN)?;
+    if certificate.is_empty() {
+        return Err(DecodeError::Invalid("empty certificate field"));
+    }
+    Ok(certificate)
 }
 
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {

@@ -17,6 +17,7 @@ pub enum OwnedMessage {
         public_key: Vec<u8>,
         signature: Vec<u8>,
         account: String,
+        certificate: Vec<u8>,
     },
     AuthOk {
         session_id: [u8; 32],
@@ -124,10 +125,12 @@ impl Message<'_> {
                 public_key,
                 signature,
                 account,
+                certificate,
             } => O::ClientAuth {
                 public_key: public_key.to_vec(),
                 signature: signature.to_vec(),
                 account: account.to_owned(),
+                certificate: certificate.to_vec(),
             },
             Self::AuthOk { session_id } => O::AuthOk { session_id },
             Self::AuthFailed => O::AuthFailed,
@@ -259,10 +262,12 @@ impl OwnedMessage {
                 public_key,
                 signature,
                 account,
+                certificate,
             } => M::ClientAuth {
                 public_key,
                 signature,
                 account,
+                certificate,
             },
             Self::AuthOk { session_id } => M::AuthOk {
                 session_id: *session_id,

@@ -15,14 +15,17 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::certified::{self, CertFailure, Revocations};
 use super::gate::{Place, Refused};
 use super::peer::Peer;
 use super::policy::{self, Policy};
 use super::source::Source;
 use super::throttle::Throttle;
 use super::{Channel, Shared, session};
-use crate::audit::{RefusedKey, Who};
+use crate::audit::{CertIdentity, RefusedKey, Who};
+use crate::keys::cert::{self, CertRefusal, Certificate};
 use crate::keys::public::fingerprint;
+use crate::proto::handshake::server::ClientIdentity;
 use crate::proto::message::VERSION;
 use crate::proto::{DecodeError, ProtoError, UpdateLimits};
 use crate::transport::{self, Proof, Refusal, TransportError};
@@ -176,30 +179,32 @@ async fn handshake(
         Proof::Proven(client) => client,
     };
     let key = fingerprint(&client.identity.public_key);
-    // Off the runtime: the lookup may re-read authorized_keys, and the policy compiles its
-    // allow= patterns.
-    let (public_key, store) = (client.identity.public_key.clone(), Arc::clone(shared));
-    let found = tokio::task::spawn_blocking(move || {
-        let entry = store.trust.lookup(&public_key)?;
-        let policy = Policy::from_options(&entry.options);
-        Some((entry, policy))
-    })
-    .await
-    .map_err(|err| TransportError::Io(std::io::Error::other(err)))?;
-    let Some((entry, policy)) = found else {
-        let reason = format!("key {key} is not in authorized_keys");
-        failed(shared, peer, source, &reason, None).await;
-        return Ok(Verdict::Refused(client.refuse(), answer_at));
+    // Off the runtime: the lookup may re-read authorized_keys and revoked_keys, the policy
+    // compiles its allow= patterns, and a certificate's signature is checked.
+    let (identity, store) = (client.identity.clone(), Arc::clone(shared));
+    let found = tokio::task::spawn_blocking(move || authorize(&store, &identity))
+        .await
+        .map_err(|err| TransportError::Io(std::io::Error::other(err)))?;
+    let admitted = match found {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let (reason, refused) = refusal.explain(&key);
+            failed(shared, peer, source, &reason, refused).await;
+            return Ok(Verdict::Refused(client.refuse(), answer_at));
+        }
     };
+    let policy = &admitted.policy;
     if let Err(denied) = policy
         .check_source(peer.ip())
         .and_then(|()| policy.check_date(policy::today_utc()))
     {
-        let reason = format!("key {key} ({}) refused: {denied}", entry.comment);
+        let reason = format!("key {key} ({}) refused: {denied}", admitted.name);
         let refused = RefusedKey {
-            name: entry.comment.clone(),
+            name: admitted.name.clone(),
             key,
             rule: denied.to_string(),
+            reason: admitted.cert.as_ref().map(|_| denied.option().to_owned()),
+            cert: admitted.cert.clone(),
         };
         failed(shared, peer, source, &reason, Some(refused)).await;
         return Ok(Verdict::Refused(client.refuse(), answer_at));
@@ -213,12 +218,14 @@ async fn handshake(
             shared.account
         );
         note(shared, || {
-            tracing::warn!(%peer, "key {key} ({}) refused: {rule}", entry.comment);
+            tracing::warn!(%peer, "key {key} ({}) refused: {rule}", admitted.name);
         });
         let refused = RefusedKey {
-            name: entry.comment.clone(),
+            name: admitted.name.clone(),
             key,
             rule,
+            reason: None,
+            cert: admitted.cert.clone(),
         };
         shared
             .audit
@@ -232,12 +239,16 @@ async fn handshake(
         return Err(Ended::Answered);
     }
     let channel = client.accept().await?;
+    if let Some(cert) = &admitted.cert {
+        tracing::info!(%peer, key = %key, cert_name = %crate::shown::shown(&cert.cert_name), cert_serial = cert.cert_serial, ca = %cert.ca, "certificate accepted");
+    }
     let who = Peer {
-        name: entry.comment.clone(),
+        name: admitted.name,
+        cert: admitted.cert,
         fingerprint: key,
         session_id: hex::encode(channel.session_id),
         address: peer.to_string(),
-        policy,
+        policy: admitted.policy,
     };
     tracing::info!(%peer, key = %who.fingerprint, name = %who.name, session = %who.session_id, "authenticated");
     Ok(Verdict::Accepted(channel, who))
@@ -291,5 +302,124 @@ fn audit_who(who: &Peer) -> Who {
         peer: who.address.clone(),
         key: who.fingerprint.clone(),
         name: who.name.clone(),
+        cert: who.cert.clone(),
+    }
+}
+
+/// A client the trust files admit: its name (the key's comment, or the certificate's name),
+/// what it may do, and the certificate that admitted it, if one did.
+struct Admitted {
+    name: String,
+    policy: Policy,
+    cert: Option<CertIdentity>,
+}
+
+/// Why the trust files do not admit a proven key.
+enum NotAdmitted {
+    /// The key has no line of its own (and presented no certificate).
+    NotListed,
+    /// The key is in revoked_keys.
+    Revoked,
+    /// The certificate it presented does not admit it.
+    Cert(CertFailure),
+}
+
+impl NotAdmitted {
+    /// The server log's reason, and what the audit log's summary records of the refusal:
+    /// nothing for an unlisted key or an unbound certificate (a name is recorded only when
+    /// the file or a certificate of the proven key gives it).
+    fn explain(self, key: &str) -> (String, Option<RefusedKey>) {
+        match self {
+            Self::NotListed => (format!("key {key} is not in authorized_keys"), None),
+            Self::Revoked => (
+                format!("key {key} is revoked (revoked_keys)"),
+                Some(RefusedKey {
+                    name: String::new(),
+                    key: key.to_owned(),
+                    rule: "revoked_keys: the key is revoked".to_owned(),
+                    reason: Some(CertRefusal::Revoked.reason().to_owned()),
+                    cert: None,
+                }),
+            ),
+            Self::Cert(CertFailure::Unbound(why)) => (format!("key {key}: {why}"), None),
+            Self::Cert(CertFailure::Refused {
+                reason,
+                detail,
+                cert,
+                line_comment,
+            }) => {
+                let identity = cert.map(|cert| cert_identity(&cert));
+                let which = match &identity {
+                    Some(c) => format!(
+                        "certificate {:?} serial {} from CA {}",
+                        crate::shown::shown(&c.cert_name),
+                        c.cert_serial,
+                        c.ca
+                    ),
+                    None => "certificate".to_owned(),
+                };
+                (
+                    format!("key {key}, {which} refused: {detail}"),
+                    Some(RefusedKey {
+                        name: line_comment,
+                        key: key.to_owned(),
+                        rule: format!("certificate: {detail}"),
+                        reason: Some(reason.to_owned()),
+                        cert: identity,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+fn cert_identity(cert: &Certificate) -> CertIdentity {
+    CertIdentity {
+        cert_name: cert.fields().name.clone(),
+        cert_serial: cert.fields().serial,
+        ca: cert.ca_fingerprint(),
+    }
+}
+
+/// The trust files' verdict on a proven key (and the certificate it presented), read now.
+fn authorize(shared: &Shared, identity: &ClientIdentity) -> Result<Admitted, NotAdmitted> {
+    let revoked_key = |revocations: Revocations<'_>| revocations.key(&identity.public_key_der);
+    let check = |revocations: Revocations<'_>| {
+        if revoked_key(revocations) {
+            return Err(NotAdmitted::Revoked);
+        }
+        shared.trust.read(|keys| {
+            let keys = keys.ok_or(NotAdmitted::NotListed)?;
+            if identity.certificate.is_empty() {
+                let entry = keys
+                    .find(&identity.public_key)
+                    .ok_or(NotAdmitted::NotListed)?;
+                return Ok(Admitted {
+                    name: entry.comment.clone(),
+                    policy: Policy::from_options(&entry.options),
+                    cert: None,
+                });
+            }
+            let certified = certified::admit(
+                keys,
+                revocations,
+                &identity.public_key_der,
+                &identity.certificate,
+                cert::unix_now(),
+            )
+            .map_err(NotAdmitted::Cert)?;
+            Ok(Admitted {
+                name: certified.cert.fields().name.clone(),
+                cert: Some(cert_identity(&certified.cert)),
+                policy: certified.policy,
+            })
+        })
+    };
+    match &shared.revoked {
+        None => check(Revocations::None),
+        Some(store) => store.read(|revoked| match revoked {
+            Some(revoked) => check(Revocations::Listed(revoked)),
+            None => check(Revocations::All),
+        }),
     }
 }

@@ -1,12 +1,14 @@
-//! The server: `seashell serve`. Loads the host key and authorized_keys, makes the transport
-//! key, listens, and hands each accepted connection to `connection` (admission through the
-//! [`gate`], the handshake, authentication, then a [`session`] under a cap on concurrent
-//! sessions). SIGHUP re-reads authorized_keys; SIGTERM or Ctrl-C stops accepting, lets
+//! The server: `seashell serve`. Loads the host key (and its certificate), authorized_keys
+//! and revoked_keys, makes the transport key, listens, and hands each accepted connection to
+//! `connection` (admission through the [`gate`], the handshake, authentication, then a
+//! [`session`] under a cap on concurrent sessions). SIGHUP re-reads authorized_keys,
+//! revoked_keys and the host certificate; SIGTERM or Ctrl-C stops accepting, lets
 //! running sessions end within a grace period, then closes the rest and exits. With an audit
 //! log, every session's steps are recorded (see [`crate::audit`]); a clean stop seals the log
 //! with a final checkpoint.
 
 pub mod admission;
+pub mod certified;
 pub mod child_setup;
 pub mod complete;
 mod connection;
@@ -33,8 +35,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::audit::{AuditError, AuditLog, AuditOptions};
+use crate::keys::authorized::AuthorizedKeys;
+use crate::keys::cert::{self, CertKind};
 use crate::keys::private::{PassphraseSource, generate, load_private_key};
 use crate::keys::public::fingerprint;
+use crate::keys::revoked::RevokedKeys;
 use crate::keys::{KeyError, home};
 use crate::proto::handshake::server::ServerKeys;
 use crate::transport;
@@ -65,6 +70,10 @@ pub struct ServerSettings {
     pub host_key: PathBuf,
     /// The authorized_keys file.
     pub authorized_keys: PathBuf,
+    /// The revoked_keys file (None: nothing revoked).
+    pub revoked_keys: Option<PathBuf>,
+    /// The host certificate presented beside the host key (None: none).
+    pub host_cert: Option<PathBuf>,
     /// Deadline for the whole handshake, authentication included.
     pub handshake_timeout: Duration,
     /// Deadline for a new connection's ClientHello, from its acceptance: a connection silent
@@ -109,6 +118,8 @@ impl ServerSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             host_key: home.join("host_rsa"),
             authorized_keys: home.join("authorized_keys"),
+            revoked_keys: None,
+            host_cert: None,
             handshake_timeout: Duration::from_secs(10),
             hello_timeout: Duration::from_secs(2),
             session: SessionLimits {
@@ -150,12 +161,24 @@ pub enum ServeError {
     /// The audit log could not be opened or continued.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The host certificate cannot be presented.
+    #[error("host certificate {}: {problem}", path.display())]
+    HostCert {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
 }
 
 /// Everything the connections share.
 struct Shared {
     keys: RwLock<Arc<ServerKeys>>,
-    trust: TrustStore,
+    /// The host key and certificate new transport keys are paired with (SIGHUP re-reads the
+    /// certificate).
+    host: RwLock<HostIdentity>,
+    trust: TrustStore<AuthorizedKeys>,
+    revoked: Option<TrustStore<RevokedKeys>>,
     settings: ServerSettings,
     gate: Arc<Gate>,
     sessions: Arc<Semaphore>,
@@ -167,29 +190,82 @@ struct Shared {
     account: String,
 }
 
+/// The host key and the certificate presented beside it (its encoding; empty for none).
+#[derive(Clone)]
+struct HostIdentity {
+    key: crate::crypto::PrivateKey,
+    certificate: Vec<u8>,
+}
+
 /// Makes a fresh transport key for `host` (RSA keygen takes a second or two: off the runtime).
-async fn fresh_keys(host: crate::crypto::PrivateKey) -> Result<ServerKeys, KeyError> {
+async fn fresh_keys(host: HostIdentity) -> Result<ServerKeys, ServeError> {
     let transport = tokio::task::spawn_blocking(move || generate(TRANSPORT_KEY_BITS))
         .await
         .map_err(|err| KeyError::Crypto {
             action: "generate",
             detail: err.to_string(),
         })??;
-    Ok(ServerKeys::new(host, transport))
+    ServerKeys::new(host.key, transport)
+        .with_certificate(host.certificate)
+        .map_err(|err| ServeError::HostCert {
+            path: std::path::PathBuf::new(),
+            problem: err.to_string(),
+        })
+}
+
+/// Reads the host certificate at `path`: a host certificate for `host`'s key, else an error
+/// saying what to fix. One outside its validity window is presented with a warning (a
+/// client will refuse it; the host key's own pin still works).
+fn load_host_cert(
+    path: &std::path::Path,
+    host: &crate::crypto::PrivateKey,
+) -> Result<Vec<u8>, ServeError> {
+    let problem = |problem: String| ServeError::HostCert {
+        path: path.to_owned(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| problem(err.to_string()))?;
+    let line = cert::parse_line(&text).map_err(|err| problem(err.to_string()))?;
+    let cert = line.cert;
+    if cert.fields().kind != CertKind::Host {
+        return Err(problem(
+            "it is a user certificate: sign the host key with `seashell ca sign --host`".into(),
+        ));
+    }
+    if cert.key_der() != host.public_key().spki_der() {
+        return Err(problem(format!(
+            "it certifies key {}, not this host key {}",
+            cert.key_fingerprint(),
+            fingerprint(host.public_key())
+        )));
+    }
+    if let Err(refusal) = cert.check_time(cert::unix_now()) {
+        tracing::warn!(path = %path.display(), "the host certificate is {refusal}: clients will not trust it; issue a new one");
+    }
+    tracing::info!(path = %path.display(), hosts = %crate::shown::shown(&cert.fields().name), serial = cert.fields().serial, ca = %cert.ca_fingerprint(), "host certificate");
+    Ok(cert.encode())
 }
 
 /// A server that is listening but not yet serving.
 pub struct BoundServer {
     listener: TcpListener,
     shared: Arc<Shared>,
-    host: crate::crypto::PrivateKey,
     stop_tx: watch::Sender<bool>,
 }
 
 /// Loads the keys, makes the transport key and binds the listener.
 pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
-    let host = load_private_key(&settings.host_key, &PassphraseSource::from_flag(None))?;
+    let key = load_private_key(&settings.host_key, &PassphraseSource::from_flag(None))?;
+    let certificate = match &settings.host_cert {
+        Some(path) => load_host_cert(path, &key)?,
+        None => Vec::new(),
+    };
+    let host = HostIdentity { key, certificate };
     let trust = TrustStore::open(&settings.authorized_keys)?;
+    let revoked = match &settings.revoked_keys {
+        Some(path) => Some(TrustStore::open(path)?),
+        None => None,
+    };
     let listener =
         TcpListener::bind(settings.listen)
             .await
@@ -198,7 +274,15 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
                 source,
             })?;
     raise_file_limit(&settings);
-    let keys = fresh_keys(host.clone()).await?;
+    let keys = fresh_keys(host.clone())
+        .await
+        .map_err(|err| match (err, &settings.host_cert) {
+            (ServeError::HostCert { problem, .. }, Some(path)) => ServeError::HostCert {
+                path: path.clone(),
+                problem,
+            },
+            (err, _) => err,
+        })?;
     tracing::info!(host_key = %fingerprint(keys.host_public()), crypto = crate::crypto::PROVIDER, "host key");
     if let Some(shell) = &settings.shell
         && !shell.is_file()
@@ -206,13 +290,15 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
         tracing::warn!("the configured shell {} does not exist", shell.display());
     }
     let audit = match &settings.audit_log {
-        Some(path) => AuditLog::open(path, &settings.audit, &host).await?,
+        Some(path) => AuditLog::open(path, &settings.audit, &host.key).await?,
         None => AuditLog::disabled(),
     };
     let (stop_tx, stop) = watch::channel(false);
     let shared = Arc::new(Shared {
         keys: RwLock::new(Arc::new(keys)),
+        host: RwLock::new(host.clone()),
         trust,
+        revoked,
         gate: Gate::new(
             settings.max_waiting,
             settings.max_unauthenticated,
@@ -230,7 +316,6 @@ pub async fn bind(settings: ServerSettings) -> Result<BoundServer, ServeError> {
     Ok(BoundServer {
         listener,
         shared,
-        host,
         stop_tx,
     })
 }
@@ -268,17 +353,54 @@ impl BoundServer {
     /// Serves until SIGTERM / SIGINT, then drains.
     pub async fn run(self) -> Result<(), ServeError> {
         tracing::info!("listening on {}", self.local_addr()?);
-        tokio::spawn(rotate_transport_key(Arc::clone(&self.shared), self.host));
+        tokio::spawn(rotate_transport_key(Arc::clone(&self.shared)));
         accept_until_signal(&self.listener, &self.shared, self.stop_tx).await?;
         Ok(self.shared.audit.close().await?)
     }
 }
 
-async fn rotate_transport_key(shared: Arc<Shared>, host: crate::crypto::PrivateKey) {
+/// SIGHUP: re-reads the host certificate, if there is one, and presents it from the next
+/// connection on; one that cannot be presented is logged and the one before kept.
+fn reload_host_cert(shared: &Shared) {
+    let Some(path) = &shared.settings.host_cert else {
+        return;
+    };
+    let mut host = shared.host.write().unwrap_or_else(|p| p.into_inner());
+    let renewed = load_host_cert(path, &host.key).and_then(|certificate| {
+        let keys = shared
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .recertified(certificate.clone())
+            .map_err(|err| ServeError::HostCert {
+                path: path.clone(),
+                problem: err.to_string(),
+            })?;
+        Ok((certificate, keys))
+    });
+    match renewed {
+        Ok((certificate, keys)) => {
+            host.certificate = certificate;
+            *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        }
+        Err(err) => tracing::error!("{err}; still presenting the one read before"),
+    }
+}
+
+async fn rotate_transport_key(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(TRANSPORT_KEY_LIFETIME).await;
-        match fresh_keys(host.clone()).await {
+        let host = shared
+            .host
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match fresh_keys(host).await {
             Ok(keys) => {
+                // Under the host lock, so that a certificate SIGHUP read while the key was
+                // being made is the one presented.
+                let host = shared.host.read().unwrap_or_else(|p| p.into_inner());
+                let keys = keys.recertified(host.certificate.clone()).unwrap_or(keys);
                 *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 tracing::info!("transport key rotated");
             }
@@ -308,8 +430,12 @@ async fn accept_until_signal(
                 }
             },
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: re-reading authorized keys");
+                tracing::info!("SIGHUP: re-reading authorized keys and revoked keys");
                 shared.trust.reload();
+                if let Some(revoked) = &shared.revoked {
+                    revoked.reload();
+                }
+                reload_host_cert(shared);
             }
             _ = promote.tick() => shared.gate.promote(),
             _ = term.recv() => break,

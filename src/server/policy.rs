@@ -18,17 +18,25 @@ use std::net::IpAddr;
 use crate::keys::authorized::{AllowPattern, ExpiryDate, KeyOption};
 use crate::keys::cidr::Cidr;
 
-/// What one key may do.
+/// What one key may do: its authorized_keys line's options, and for a certificate, those
+/// of its `cert-authority` line and its own together ([`Policy::combine`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    from: Option<Vec<Cidr>>,
+    /// Each `from=` list the key is under: the address must be in every one.
+    from: Vec<Vec<Cidr>>,
     expires: Option<ExpiryDate>,
-    allow: Vec<AllowPattern>,
-    commands: Vec<String>,
-    /// Any `allow=` or `command=`, including a pattern that could not be compiled.
-    restricted: bool,
+    /// Each set of `allow=`/`command=` the key is under: a line must pass every one.
+    restrictions: Vec<Restriction>,
     no_files: bool,
     no_pty: bool,
+}
+
+/// One line's `allow=` patterns and `command=` names: present when it has any of them,
+/// including a pattern that could not be compiled (which matches nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Restriction {
+    allow: Vec<AllowPattern>,
+    commands: Vec<String>,
 }
 
 /// A refusal, naming the rule that refused.
@@ -57,6 +65,28 @@ pub enum Denied {
     RestrictedFiles,
 }
 
+impl Denied {
+    /// The option that refused, as written (`from=`, `no-files`), for the audit log.
+    pub fn option(&self) -> &'static str {
+        match self {
+            Self::From(_) => "from=",
+            Self::Expired(_) => "expires=",
+            Self::NotAllowed(_) | Self::Unsplittable(_) | Self::RestrictedFiles => "allow=",
+            Self::UndefinedCommand(_) => "command=",
+            Self::NoFiles => "no-files",
+        }
+    }
+}
+
+/// A certificate whose `command=` names another command than its `cert-authority` line's:
+/// refused whole, as OpenSSH does, rather than allowed neither or either.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("command=: the certificate's {ours:?} and the cert-authority line's {theirs:?} differ")]
+pub struct CommandConflict {
+    ours: Vec<String>,
+    theirs: Vec<String>,
+}
+
 /// How a line of a restricted key runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Run {
@@ -70,36 +100,74 @@ impl Policy {
     /// The policy a key's options describe.
     pub fn from_options(options: &[KeyOption]) -> Self {
         let mut policy = Self::default();
+        let mut from: Option<Vec<Cidr>> = None;
+        let mut restriction: Option<Restriction> = None;
         for option in options {
             match option {
-                KeyOption::From(nets) => policy
-                    .from
+                KeyOption::From(nets) => from
                     .get_or_insert_with(Vec::new)
                     .extend(nets.iter().cloned()),
                 KeyOption::Expires(date) => policy.expires = Some(*date),
                 KeyOption::Allow(text) => {
-                    policy.restricted = true;
+                    let restriction = restriction.get_or_insert_with(Restriction::default);
                     match AllowPattern::parse(text) {
-                        Ok(pattern) => policy.allow.push(pattern),
+                        Ok(pattern) => restriction.allow.push(pattern),
                         Err(problem) => tracing::warn!("{problem}: it matches nothing"),
                     }
                 }
-                KeyOption::Command(name) => {
-                    policy.restricted = true;
-                    policy.commands.push(name.clone());
-                }
+                KeyOption::Command(name) => restriction
+                    .get_or_insert_with(Restriction::default)
+                    .commands
+                    .push(name.clone()),
                 KeyOption::NoFiles => policy.no_files = true,
                 KeyOption::NoPty => policy.no_pty = true,
             }
         }
+        policy.from.extend(from);
+        policy.restrictions.extend(restriction);
         policy
+    }
+
+    /// Both policies at once, for a certificate (`self`) admitted by a `cert-authority` line
+    /// (`line`): `no-files` and `no-pty` from either apply, the address must pass the
+    /// `from=` of both, a command line the `allow=`/`command=` of both where both have them,
+    /// and the earlier `expires=` counts. `command=` on both must name the same commands.
+    pub fn combine(mut self, line: Self) -> Result<Self, CommandConflict> {
+        let commands = |p: &Self| -> Vec<String> {
+            let mut names: Vec<String> = p
+                .restrictions
+                .iter()
+                .flat_map(|r| r.commands.iter().cloned())
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        let (ours, theirs) = (commands(&self), commands(&line));
+        if !ours.is_empty() && !theirs.is_empty() && ours != theirs {
+            return Err(CommandConflict { ours, theirs });
+        }
+        self.from.extend(line.from);
+        self.expires = match (self.expires, line.expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.restrictions.extend(line.restrictions);
+        self.no_files |= line.no_files;
+        self.no_pty |= line.no_pty;
+        Ok(self)
     }
 
     /// `from=`: may this key connect from `addr`?
     pub fn check_source(&self, addr: IpAddr) -> Result<(), Denied> {
-        match &self.from {
-            Some(nets) if !nets.iter().any(|net| net.contains(addr)) => Err(Denied::From(addr)),
-            _ => Ok(()),
+        if self
+            .from
+            .iter()
+            .all(|nets| nets.iter().any(|net| net.contains(addr)))
+        {
+            Ok(())
+        } else {
+            Err(Denied::From(addr))
         }
     }
 
@@ -113,15 +181,19 @@ impl Policy {
     }
 
     /// The command words a restricted key may type first, for completion: each `allow=`
-    /// pattern's first word (when it has no glob character) and each `command=` name.
+    /// pattern's first word (when it has no glob character) and each `command=` name, of its
+    /// first restriction (a certificate's own, when it has one).
     pub fn command_words(&self) -> Vec<String> {
-        let mut words: Vec<String> = self
+        let Some(first) = self.restrictions.first() else {
+            return Vec::new();
+        };
+        let mut words: Vec<String> = first
             .allow
             .iter()
             .filter_map(|pattern| pattern.text().split_whitespace().next())
             .filter(|word| !word.contains(['*', '?', '[']))
             .map(str::to_owned)
-            .chain(self.commands.iter().cloned())
+            .chain(first.commands.iter().cloned())
             .collect();
         words.sort();
         words.dedup();
@@ -147,18 +219,39 @@ impl Policy {
 
     /// A key with any `allow=` or `command=` never reaches a shell.
     pub fn is_restricted(&self) -> bool {
-        self.restricted
+        !self.restrictions.is_empty()
     }
 
-    /// How `line` may run for this key, given the config's named commands.
+    /// How `line` may run for this key, given the config's named commands: when restricted,
+    /// only when every restriction allows it and all say the same argv (a certificate's
+    /// `allow=` and its CA line's `command=` naming a different argv for the same line is
+    /// refused, so that neither side's check is skipped).
     pub fn authorize(
         &self,
         line: &str,
         named: &BTreeMap<String, Vec<String>>,
     ) -> Result<Run, Denied> {
-        if !self.is_restricted() {
-            return Ok(Run::Shell);
+        let mut runs = self
+            .restrictions
+            .iter()
+            .map(|restriction| restriction.authorize(line, named));
+        match runs.next() {
+            None => Ok(Run::Shell),
+            Some(first) => {
+                let run = first?;
+                for other in runs {
+                    if other? != run {
+                        return Err(Denied::NotAllowed(line.to_owned()));
+                    }
+                }
+                Ok(run)
+            }
         }
+    }
+}
+
+impl Restriction {
+    fn authorize(&self, line: &str, named: &BTreeMap<String, Vec<String>>) -> Result<Run, Denied> {
         let trimmed = line.trim();
         if let Some(name) = self.commands.iter().find(|name| *name == trimmed) {
             return match named.get(name) {
@@ -208,6 +301,26 @@ mod tests {
             "restart-web".to_owned(),
             vec!["systemctl".into(), "restart".into(), "nginx".into()],
         )])
+    }
+
+    #[test]
+    fn combined_restrictions_must_all_allow_a_line_and_agree_on_its_argv() {
+        let cert = policy(r#"allow="restart-web *",allow="uptime",no-pty"#);
+        let line = policy(r#"command="restart-web",allow="uptime *",from="127.0.0.0/8""#);
+        let both = cert.combine(line).unwrap();
+        assert_eq!(
+            both.authorize("uptime", &named()),
+            Ok(Run::Direct(vec!["uptime".into()]))
+        );
+        // The certificate allows `restart-web` as words, the line as a named command with
+        // another argv: refused rather than run as either one says.
+        assert!(both.authorize("restart-web", &named()).is_err());
+        assert!(both.authorize("uptime -p", &named()).is_err());
+        assert!(!both.may_have_pty());
+        assert!(both.check_source("10.0.0.1".parse().unwrap()).is_err());
+        assert!(both.check_source("127.0.0.1".parse().unwrap()).is_ok());
+        let other = policy(r#"command="backup""#);
+        assert!(policy(r#"command="restore""#).combine(other).is_err());
     }
 
     #[test]

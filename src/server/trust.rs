@@ -1,5 +1,5 @@
-//! The server's view of authorized_keys: loaded at start, re-read on SIGHUP and whenever the
-//! file changes (checked on each authentication, so revoking a key needs no restart; a
+//! The server's view of its trust files, authorized_keys and revoked_keys: loaded at start,
+//! re-read on SIGHUP and whenever a file changes (checked on each authentication, so revoking a key needs no restart; a
 //! change of mode or owner counts). A malformed line is logged with its number and skipped.
 //! Like sshd's StrictModes, the file is refused when it or its directory is writable by group
 //! or others, or owned by anyone but the server's effective user or root: whoever could
@@ -17,8 +17,9 @@ use std::time::SystemTime;
 use crate::crypto::PublicKey;
 use nix::unistd::{Uid, User, geteuid};
 
-use crate::keys::KeyError;
 use crate::keys::authorized::{AuthorizedKey, AuthorizedKeys};
+use crate::keys::revoked::RevokedKeys;
+use crate::keys::{KeyError, LineWarning};
 
 /// Permission bits that let group or others write.
 const GROUP_OR_OTHERS_WRITE: u32 = 0o022;
@@ -53,36 +54,72 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-/// authorized_keys, kept fresh.
-pub struct TrustStore {
-    path: PathBuf,
-    state: Mutex<(Option<Stamp>, AuthorizedKeys)>,
+/// A file the server trusts its contents to: parsed whole, bad lines skipped with a warning.
+pub trait TrustFile: Sized {
+    /// What the server's log calls it.
+    const NAME: &'static str;
+    /// The file's entries, and a warning for each bad line.
+    fn parse(text: &str) -> (Self, Vec<LineWarning>);
+    /// How many entries it holds, for the log.
+    fn count(&self) -> usize;
 }
 
-impl TrustStore {
+impl TrustFile for AuthorizedKeys {
+    const NAME: &'static str = "authorized keys";
+
+    fn parse(text: &str) -> (Self, Vec<LineWarning>) {
+        Self::parse(text)
+    }
+
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl TrustFile for RevokedKeys {
+    const NAME: &'static str = "revoked keys";
+
+    fn parse(text: &str) -> (Self, Vec<LineWarning>) {
+        Self::parse(text)
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// A trust file (authorized_keys, revoked_keys), kept fresh. `None` is a file that could
+/// not be read safely since it was last good: whoever asks must fail closed.
+pub struct TrustStore<T> {
+    path: PathBuf,
+    state: Mutex<(Option<Stamp>, Option<T>)>,
+}
+
+impl<T: TrustFile> TrustStore<T> {
     /// Loads the file; a missing, unreadable or unsafe (StrictModes) file is an error at
     /// start-up.
     pub fn open(path: &Path) -> Result<Self, KeyError> {
         let keys = load_logged(path)?;
         Ok(Self {
             path: path.to_owned(),
-            state: Mutex::new((stamp(path), keys)),
+            state: Mutex::new((stamp(path), Some(keys))),
         })
     }
 
-    /// Re-reads the file now (SIGHUP).
-    pub fn reload(&self) {
-        self.refresh(true);
-    }
-
-    /// Finds the entry for `key`, re-reading the file first if it changed.
-    pub fn lookup(&self, key: &PublicKey) -> Option<AuthorizedKey> {
+    /// Calls `f` with the file's entries, re-reading the file first if it changed; `None`
+    /// while it cannot be read safely.
+    pub fn read<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         self.refresh(false);
         let state = self
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.1.find(key).cloned()
+        f(state.1.as_ref())
+    }
+
+    /// Re-reads the file now (SIGHUP).
+    pub fn reload(&self) {
+        self.refresh(true);
     }
 
     fn refresh(&self, force: bool) {
@@ -94,21 +131,29 @@ impl TrustStore {
         if !force && now == state.0 {
             return;
         }
-        match load_logged(&self.path) {
+        match load_logged::<T>(&self.path) {
             Ok(keys) => {
-                tracing::info!(path = %self.path.display(), keys = keys.entries.len(), "authorized keys reloaded");
-                *state = (now, keys);
+                tracing::info!(path = %self.path.display(), entries = keys.count(), "{} reloaded", T::NAME);
+                *state = (now, Some(keys));
             }
             Err(err) => {
                 tracing::error!("{err}; refusing every key until it is fixed");
-                *state = (now, AuthorizedKeys::default());
+                *state = (now, None);
             }
         }
     }
 }
 
-fn load_logged(path: &Path) -> Result<AuthorizedKeys, KeyError> {
-    let (keys, warnings) = AuthorizedKeys::parse(&read_checked(path)?);
+impl TrustStore<AuthorizedKeys> {
+    /// Finds the entry for `key` as a key of its own, re-reading the file first if it
+    /// changed.
+    pub fn lookup(&self, key: &PublicKey) -> Option<AuthorizedKey> {
+        self.read(|keys| keys.and_then(|keys| keys.find(key)).cloned())
+    }
+}
+
+fn load_logged<T: TrustFile>(path: &Path) -> Result<T, KeyError> {
+    let (keys, warnings) = T::parse(&read_checked(path)?);
     for warning in warnings {
         tracing::warn!(path = %path.display(), "{warning}");
     }
@@ -223,7 +268,7 @@ mod tests {
     }
 
     fn refusal(path: &Path) -> String {
-        match TrustStore::open(path) {
+        match TrustStore::<AuthorizedKeys>::open(path) {
             Err(err @ KeyError::UnsafeTrustFile { .. }) => err.to_string(),
             Err(other) => panic!("not a StrictModes refusal: {other}"),
             Ok(_) => panic!("{} was accepted", path.display()),
@@ -237,7 +282,7 @@ mod tests {
             chmod(&path, file_mode);
             chmod(dir.path(), dir_mode);
             assert!(
-                TrustStore::open(&path).is_ok(),
+                TrustStore::<AuthorizedKeys>::open(&path).is_ok(),
                 "{file_mode:o} in {dir_mode:o}"
             );
         }
@@ -290,7 +335,7 @@ mod tests {
         let (link_dir, _) = authorized_keys();
         let link = link_dir.path().join("linked_keys");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(TrustStore::open(&link).is_ok());
+        assert!(TrustStore::<AuthorizedKeys>::open(&link).is_ok());
         chmod(target_dir.path(), 0o777);
         let err = refusal(&link);
         assert!(
@@ -334,7 +379,7 @@ mod tests {
     #[test]
     fn a_file_made_unsafe_fails_closed_until_it_is_fixed() {
         let (_dir, path) = authorized_keys();
-        let store = TrustStore::open(&path).unwrap();
+        let store = TrustStore::<AuthorizedKeys>::open(&path).unwrap();
         let key = public::parse_line(KEY).unwrap().key;
         assert!(store.lookup(&key).is_some());
         chmod(&path, 0o664);

@@ -46,7 +46,17 @@ pub struct Server {
 impl Server {
     /// Starts `seashell serve FLAGS` in `sandbox` trusting `authorized_keys`, once it listens.
     pub fn start(sandbox: &Sandbox, flags: &[&str], authorized_keys: &str) -> Self {
-        let host_key = sandbox.fixture("host_rsa");
+        Self::start_as(sandbox, "host_rsa", flags, authorized_keys)
+    }
+
+    /// [`Self::start`] with fixture `host_key` as the host key.
+    pub fn start_as(
+        sandbox: &Sandbox,
+        host_key: &str,
+        flags: &[&str],
+        authorized_keys: &str,
+    ) -> Self {
+        let host_key = sandbox.fixture(host_key);
         let authorized = sandbox.write("authorized_keys", authorized_keys);
         let mut child = sandbox
             .command(["serve", "--listen", "127.0.0.1:0", "--host-key"])

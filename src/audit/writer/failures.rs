@@ -134,6 +134,8 @@ mod tests {
             name: name.into(),
             key: format!("SHA256:{name}"),
             rule: rule.into(),
+            reason: None,
+            cert: None,
         }
     }
 

@@ -27,6 +27,10 @@ pub trait ClientSigner {
     fn public_key(&self) -> &PublicKey;
     /// Signs `message` (RSA-PSS, SHA-256).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ProtoError>;
+    /// The certificate presented with the key (its encoding), empty for none.
+    fn certificate(&self) -> &[u8] {
+        &[]
+    }
 }
 
 impl ClientSigner for PrivateKey {
@@ -108,6 +112,7 @@ impl ExpectServerHello {
             host_key_der: host_key.spki_der().to_vec(),
             host_key,
             transport_key,
+            host_certificate: hello.certificate,
         })
     }
 }
@@ -120,9 +125,16 @@ pub struct VerifyHostKey {
     host_key_der: Vec<u8>,
     host_key: PublicKey,
     transport_key: PublicKey,
+    host_certificate: Vec<u8>,
 }
 
 impl VerifyHostKey {
+    /// The host certificate the server presented (its encoding, not yet decoded or checked:
+    /// only its bytes are covered by the host key's signature), empty for none.
+    pub fn host_certificate(&self) -> &[u8] {
+        &self.host_certificate
+    }
+
     /// The server's host key, to check against known_hosts or a pinned fingerprint.
     pub fn host_key(&self) -> &PublicKey {
         &self.host_key
@@ -169,6 +181,7 @@ impl VerifyHostKey {
                 public_key: &public_key,
                 signature: &signature,
                 account,
+                certificate: identity.certificate(),
             },
             now,
             &mut wire,

@@ -13,8 +13,8 @@ use crate::crypto::{self, EphemeralSecret, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::{
-    CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, SERVER_SIGNATURE_LABEL, Transcript,
-    labelled, put_record, x25519_shared,
+    CLIENT_SIGNATURE_LABEL, Established, KEY_TRANSPORT_LABEL, MAX_HANDSHAKE_LEN,
+    SERVER_SIGNATURE_LABEL, Transcript, labelled, put_record, x25519_shared,
 };
 use crate::keys::public::from_spki_der;
 use crate::proto::error::{DecodeError, ProtoError};
@@ -31,6 +31,8 @@ pub struct ServerKeys {
     host_der: Vec<u8>,
     transport: PrivateKey,
     transport_der: Vec<u8>,
+    /// The host certificate's encoding, empty for none.
+    certificate: Vec<u8>,
 }
 
 impl ServerKeys {
@@ -41,7 +43,39 @@ impl ServerKeys {
             transport_der: transport.public_key().spki_der().to_vec(),
             host,
             transport,
+            certificate: Vec::new(),
         }
+    }
+
+    /// Presents `certificate` (an encoded host certificate, or empty for none) in every
+    /// ServerHello. It must fit: a ServerHello with it larger than [`MAX_HANDSHAKE_LEN`] is
+    /// [`ProtoError::CertificateTooLarge`], found here, at start, rather than by each client.
+    pub fn with_certificate(mut self, certificate: Vec<u8>) -> Result<Self, ProtoError> {
+        self.certificate = certificate;
+        let hello = ServerHello {
+            random: [0; 32],
+            x25519: [0; 32],
+            host_key: self.host_der.clone(),
+            transport_key: self.transport_der.clone(),
+            signature: vec![0; self.host.public_key().size()],
+            certificate: self.certificate.clone(),
+        };
+        let mut body = Vec::new();
+        let len = hello.encode(&mut body).map(|()| body.len());
+        match len {
+            Ok(len) if len <= MAX_HANDSHAKE_LEN => Ok(self),
+            _ => Err(ProtoError::CertificateTooLarge {
+                len: self.certificate.len(),
+                room: MAX_HANDSHAKE_LEN
+                    .saturating_sub(body.len().saturating_sub(self.certificate.len())),
+            }),
+        }
+    }
+
+    /// The same keys presenting `certificate` instead (a host certificate renewed while the
+    /// server runs); checked as [`Self::with_certificate`] checks.
+    pub fn recertified(&self, certificate: Vec<u8>) -> Result<Self, ProtoError> {
+        Self::new(self.host.clone(), self.transport.clone()).with_certificate(certificate)
     }
 
     /// The host public key.
@@ -86,6 +120,7 @@ pub fn accept(
         host_key: keys.host_der.clone(),
         transport_key: keys.transport_der.clone(),
         signature: Vec::new(),
+        certificate: keys.certificate.clone(),
     };
     let mut signed = transcript.clone();
     let mut unsigned = Vec::new();
@@ -173,6 +208,9 @@ pub struct ClientIdentity {
     /// The account it asked for (`user@host`), empty when none: the caller checks it once
     /// the key is authorized.
     pub account: String,
+    /// The certificate it presented with the key (its encoding, not yet decoded or
+    /// checked), empty for none: only the key is proven, not what the certificate claims.
+    pub certificate: Vec<u8>,
 }
 
 impl ExpectClientAuth {
@@ -195,6 +233,7 @@ impl ExpectClientAuth {
             public_key,
             signature,
             account,
+            certificate,
         } = *msg
         else {
             return Err(ProtoError::Unexpected(msg.name()));
@@ -210,6 +249,7 @@ impl ExpectClientAuth {
             public_key_der: key.spki_der().to_vec(),
             public_key: key,
             account: account.to_owned(),
+            certificate: certificate.to_vec(),
         })
     }
 

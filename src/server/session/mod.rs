@@ -323,7 +323,13 @@ impl Console {
             home: self.account.home.display().to_string(),
             superuser: self.account.superuser,
             restricted: self.peer.policy.is_restricted(),
-            key_name: self.peer.name.clone(),
+            key_name: match &self.peer.cert {
+                None => self.peer.name.clone(),
+                Some(cert) => format!(
+                    "{} (certificate serial {} from CA {})",
+                    cert.cert_name, cert.cert_serial, cert.ca
+                ),
+            },
             banner: std::mem::take(&mut self.banner),
             warning: if warning.is_empty() {
                 warning
@@ -779,7 +785,7 @@ impl Shell {
     async fn transfer<'a>(&mut self, msg: Message<'a>) -> Option<Input<'a>> {
         match self.transfers.handle(msg, &self.console.cwd).await {
             Ok(Some(job)) => {
-                if let Some(gone) = self.send(Output::Transfer(job)).await {
+                if let Some(gone) = self.send(Output::Transfer(Box::new(job))).await {
                     return Some(gone);
                 }
             }

@@ -179,7 +179,7 @@ pub enum Output {
     /// A Close; the task ends after it.
     Close(&'static str),
     /// A file transfer's reply or download.
-    Transfer(transfer::Job),
+    Transfer(Box<transfer::Job>),
 }
 
 /// A running command as the output task streams it.
@@ -272,7 +272,7 @@ pub async fn run<W: AsyncWrite>(
             Some(Output::Pong(n)) => writer.send(&Message::Pong(n)).await,
             Some(Output::PtyRefused) => writer.send(&Message::PtyRefused).await,
             Some(Output::Transfer(job)) => {
-                transfer::deliver(&mut writer, job, &mut keepalive).await
+                transfer::deliver(&mut writer, *job, &mut keepalive).await
             }
             Some(Output::Close(reason)) => {
                 let _ = writer.close(reason).await;

@@ -464,6 +464,7 @@ mod tests {
     pub(super) async fn transfers(policy: Policy) -> Transfers {
         let peer = Peer {
             name: "test".into(),
+            cert: None,
             fingerprint: "SHA256:test".into(),
             session_id: "00".into(),
             address: "127.0.0.1:1".into(),
@@ -474,6 +475,7 @@ mod tests {
             peer: peer.address.clone(),
             key: peer.fingerprint.clone(),
             name: peer.name.clone(),
+            cert: None,
         };
         let audit = AuditLog::disabled().session(who).await;
         Transfers::new(&peer, &audit, Path::new("/nonexistent-home"))

@@ -248,8 +248,10 @@ async fn spawn_in_order(
         let (control, shared, done) = (control.clone(), Arc::clone(&shared), done.clone());
         tokio::spawn(async move {
             let ran = one_host(&host, &identity, control, &shared).await;
-            drop(permit);
+            // Reported before the slot is given back, so that with `--parallel 1` the next
+            // host's end can never be reported before this one's.
             let _ = done.send((index, ran));
+            drop(permit);
         });
     }
 }

@@ -12,6 +12,7 @@ mod admission;
 mod agent;
 mod audit;
 mod certs;
+mod certs_cli;
 mod channel;
 mod common;
 mod console;

@@ -1,7 +1,8 @@
 //! The identity agent, with the real binary: `eval "$(seashell agent)"`'s output and `-k`,
 //! `add` with a passphrase once and then `exec` with no prompt and no passphrase anywhere,
 //! `add -l`, `-d`, `-D`, a lifetime that ends, the choice of key among several, and the
-//! agent's refusals: another uid's connection, and anything to sign but a ClientAuth input.
+//! agent's refusals: another uid's connection, and anything to sign but a ClientAuth input;
+//! a certificate added with its key and presented from the agent alone.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -11,12 +12,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use seashell::agent::client::{Agent, AgentError};
+use seashell::keys::cert::{CertFields, CertKind, Certificate, unix_now};
 use seashell::keys::private::load_public_key_file;
 use seashell::proto::handshake::CLIENT_SIGNATURE_LABEL;
 
+use crate::certs::{ca_line, serve};
 use crate::common::{
     FIXTURE_PASSPHRASE, SEASHELL, Sandbox, Server, client_of, fingerprints_in, pub_line, wait_for,
 };
+use crate::policy::audit_events;
+use crate::proto::fixture_key;
 
 /// An agent run in the foreground (`agent -D -a SOCKET`) for one test, its log in a file;
 /// stopped when dropped.
@@ -131,6 +136,85 @@ fn one_passphrase_in_add_then_exec_asks_for_none() {
         .ok();
     client.seashell_with_env(["add", "-D"], &env).ok();
     exec(&["true"]).failed_with(255);
+}
+
+#[test]
+fn add_gives_the_agent_the_keys_certificate_which_is_presented_without_any_file() {
+    let sandbox = Sandbox::new();
+    // Only the CA is trusted: the key alone gets nowhere.
+    let server = serve(&sandbox, &ca_line(r#"cert-authority,principals="ann""#));
+    let client = encrypted_client(&server);
+    let agent = RunningAgent::start(&client);
+    let env = [agent.env()];
+    let home = client.home();
+    let cert_file = home.join("id_rsa-cert.pub");
+    // The encrypted fixture's public half, certified for "ann" by the fixture CA.
+    let write_cert = |key: &str, serial| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{key}.pub"));
+        let (public_key, _) = load_public_key_file(&path).unwrap();
+        let fields = CertFields {
+            kind: CertKind::User,
+            key: public_key,
+            name: "ann".into(),
+            serial,
+            valid_after: unix_now() - 60,
+            valid_before: unix_now() + 3600,
+            options: String::new(),
+        };
+        let cert = Certificate::issue(&fixture_key("ca_rsa"), fields).unwrap();
+        fs::write(&cert_file, cert.to_line("ann@laptop") + "\n").unwrap();
+    };
+    // Moves the key, its .pub and its certificate away, so that only the agent has them.
+    let hide = || {
+        for name in ["id_rsa", "id_rsa.pub", "id_rsa-cert.pub"] {
+            let _ = fs::rename(home.join(name), client.path().join(name));
+        }
+    };
+    let unhide = || {
+        for name in ["id_rsa", "id_rsa.pub"] {
+            fs::rename(client.path().join(name), home.join(name)).unwrap();
+        }
+    };
+    let exec = || client.seashell_with_env(["exec", &server.dest(), "echo", "certified"], &env);
+
+    // A certificate of another key beside it: the key is added alone, with a warning.
+    write_cert("client_rsa", 41);
+    let added = client.seashell_with_env(["add", "--passphrase-file", "pass"], &env);
+    added.ok();
+    assert!(
+        added.stderr.contains("not adding certificate") && added.stderr.contains("certifies key"),
+        "{added:#?}"
+    );
+    assert!(!added.stderr.contains("Certificate added"), "{added:#?}");
+    hide();
+    exec().failed_with(255);
+    unhide();
+
+    // Its own certificate: added with it, listed, and presented with no file left.
+    write_cert("client_enc_rsa", 42);
+    let added = client.seashell_with_env(["add", "--passphrase-file", "pass"], &env);
+    added.ok();
+    assert!(
+        added.stderr.contains("Certificate added") && added.stderr.contains("ann, serial 42"),
+        "{added:#?}"
+    );
+    let listed = client.seashell_with_env(["add", "-l"], &env);
+    assert!(
+        listed
+            .ok()
+            .contains("    certificate: ann, serial 42, valid until "),
+        "{listed:#?}"
+    );
+    hide();
+    assert_eq!(exec().ok(), "certified\n");
+
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    let events = audit_events(&sandbox);
+    let ok: Vec<_> = events.iter().filter(|e| e["event"] == "auth_ok").collect();
+    assert_eq!(ok.len(), 1, "{events:#?}");
+    assert_eq!(ok[0]["cert_name"], "ann");
+    assert_eq!(ok[0]["cert_serial"], 42);
 }
 
 #[test]

@@ -72,14 +72,14 @@ fn issue_kind(
 const NOW: (i64, i64) = (-60, 3600);
 
 /// `OPTIONS seashell-rsa <ca_rsa> team CA`.
-fn ca_line(options: &str) -> String {
+pub(crate) fn ca_line(options: &str) -> String {
     format!(
         "{options} {} team CA\n",
         to_line(fixture_key("ca_rsa").public_key(), "")
     )
 }
 
-fn serve(sandbox: &Sandbox, authorized_keys: &str) -> Server {
+pub(crate) fn serve(sandbox: &Sandbox, authorized_keys: &str) -> Server {
     sandbox.write("config.toml", CONFIG);
     sandbox.write("revoked_keys", "# nothing revoked yet\n");
     Server::start(sandbox, &["--config", "config.toml"], authorized_keys)

@@ -187,6 +187,7 @@ fn agent_seeds() -> Vec<Vec<u8>> {
             private_key: b"not a key",
             comment: "ops@box",
             lifetime_secs: 28800,
+            certificate: b"",
         },
         Request::Remove { public_key: &spki },
         Request::RemoveAll,
@@ -195,6 +196,13 @@ fn agent_seeds() -> Vec<Vec<u8>> {
             public_key: &spki,
             data: &data,
         },
+        Request::Add {
+            private_key: b"not a key",
+            comment: "ops@box",
+            lifetime_secs: 0,
+            certificate: b"not a certificate",
+        },
+        Request::Certificate { public_key: &spki },
     ];
     let responses = [
         Response::Ok,
@@ -205,6 +213,8 @@ fn agent_seeds() -> Vec<Vec<u8>> {
             expires_in_secs: 60,
         }]),
         Response::Signature(&[7; 384]),
+        Response::Certificate(b"not a certificate"),
+        Response::Certificate(b""),
     ];
     let mut seeds: Vec<Vec<u8>> = requests
         .iter()

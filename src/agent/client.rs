@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::crypto::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
+use crate::keys::cert::Certificate;
 use crate::keys::public::from_spki_der;
 use crate::proto::ProtoError;
 use crate::proto::agent::{HEADER_LEN, Request, Response, frame_len};
@@ -87,12 +88,14 @@ impl Agent {
         &self.socket
     }
 
-    /// Gives the agent `key` to hold under `comment`, for `lifetime` (none: until removed).
+    /// Gives the agent `key` to hold under `comment`, for `lifetime` (none: until removed),
+    /// with `certificate`, a user certificate of that key (its encoding; empty for none).
     pub fn add(
         &self,
         key: &PrivateKey,
         comment: &str,
         lifetime: Option<Duration>,
+        certificate: &[u8],
     ) -> Result<(), AgentError> {
         let der = key
             .to_pkcs8_der()
@@ -102,6 +105,7 @@ impl Agent {
             private_key: &der,
             comment,
             lifetime_secs,
+            certificate,
         })
     }
 
@@ -146,6 +150,21 @@ impl Agent {
         })?;
         match Response::decode(&answer).map_err(|_| self.malformed())? {
             Response::Signature(signature) => Ok(signature.to_vec()),
+            Response::Failure(reason) => Err(AgentError::Refused(reason.to_owned())),
+            _ => Err(self.malformed()),
+        }
+    }
+
+    /// The certificate the agent holds with `key`, if any (not verified: its CA and time are
+    /// for the caller and the server to judge).
+    pub fn certificate(&self, key: &PublicKey) -> Result<Option<Certificate>, AgentError> {
+        let spki = key.spki_der().to_vec();
+        let answer = self.call(&Request::Certificate { public_key: &spki })?;
+        match Response::decode(&answer).map_err(|_| self.malformed())? {
+            Response::Certificate([]) => Ok(None),
+            Response::Certificate(bytes) => Certificate::decode(bytes)
+                .map(Some)
+                .map_err(|_| self.malformed()),
             Response::Failure(reason) => Err(AgentError::Refused(reason.to_owned())),
             _ => Err(self.malformed()),
         }
@@ -198,6 +217,11 @@ impl AgentSigner {
     /// Signs with the agent's key `public_key`.
     pub fn new(agent: Agent, public_key: PublicKey) -> Self {
         Self { agent, public_key }
+    }
+
+    /// The certificate the agent holds with this key, if any.
+    pub fn certificate(&self) -> Result<Option<Certificate>, AgentError> {
+        self.agent.certificate(&self.public_key)
     }
 }
 

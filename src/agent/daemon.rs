@@ -192,6 +192,9 @@ fn log(done: &Done) {
         Done::Removed(n) => tracing::info!("removed {n} key(s)"),
         Done::Listed => tracing::debug!("listed keys"),
         Done::Signed(comment) => tracing::info!("signed a ClientAuth with key {}", shown(comment)),
+        Done::GaveCertificate(comment) => {
+            tracing::debug!("gave the certificate of key {}", shown(comment));
+        }
         Done::Refused(why) => tracing::warn!("refused a request: {why}"),
     }
 }

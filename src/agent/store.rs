@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::PrivateKey;
 
+use crate::keys::cert::{CertKind, Certificate};
 use crate::keys::public::{MAX_RSA_BITS, MIN_RSA_BITS};
 use crate::proto::agent::{Listed, MAX_KEYS, Request, Response, is_client_auth_input};
 use crate::proto::handshake::client::ClientSigner;
@@ -17,6 +18,8 @@ struct Held {
     public_key: Vec<u8>,
     comment: String,
     expires: Option<Instant>,
+    /// A user certificate of this key (its encoding), or empty.
+    certificate: Vec<u8>,
 }
 
 /// The keys an agent holds.
@@ -36,6 +39,8 @@ pub enum Done {
     Listed,
     /// A ClientAuth input was signed with the key of this comment.
     Signed(String),
+    /// The certificate held with the key of this comment was given (or that it has none).
+    GaveCertificate(String),
     /// Refused, and why.
     Refused(&'static str),
 }
@@ -49,7 +54,11 @@ impl KeyStore {
                 private_key,
                 comment,
                 lifetime_secs,
-            } => (self.add(private_key, comment, *lifetime_secs, now), None),
+                certificate,
+            } => (
+                self.add(private_key, comment, *lifetime_secs, certificate, now),
+                None,
+            ),
             Request::Remove { public_key } => {
                 let before = self.keys.len();
                 self.keys.retain(|held| held.public_key != *public_key);
@@ -76,6 +85,18 @@ impl KeyStore {
                 return encoded(out, &Response::Keys(keys), Done::Listed);
             }
             Request::Sign { public_key, data } => self.sign(public_key, data),
+            Request::Certificate { public_key } => {
+                let Some(held) = self.keys.iter().find(|held| held.public_key == *public_key)
+                else {
+                    return encoded(
+                        out,
+                        &Response::Failure("the agent does not hold that key"),
+                        Done::Refused("the agent does not hold that key"),
+                    );
+                };
+                let done = Done::GaveCertificate(held.comment.clone());
+                return encoded(out, &Response::Certificate(&held.certificate), done);
+            }
         };
         let response = match (&done, &signature) {
             (Done::Refused(why), _) => Response::Failure(why),
@@ -98,7 +119,14 @@ impl KeyStore {
         before - self.keys.len()
     }
 
-    fn add(&mut self, der: &[u8], comment: &str, lifetime_secs: u32, now: Instant) -> Done {
+    fn add(
+        &mut self,
+        der: &[u8],
+        comment: &str,
+        lifetime_secs: u32,
+        certificate: &[u8],
+        now: Instant,
+    ) -> Done {
         let Ok(key) = PrivateKey::from_pkcs8_der(der) else {
             return Done::Refused("not a PKCS#8 RSA private key");
         };
@@ -106,6 +134,18 @@ impl KeyStore {
             return Done::Refused("an RSA key of an unsupported size");
         }
         let public_key = key.public_key().spki_der().to_vec();
+        // Held only if it is a user certificate of this very key; whether it is valid (its
+        // CA, its time) is for the server to judge, and the client checks the time first.
+        if !certificate.is_empty() {
+            match Certificate::decode(certificate) {
+                Ok(cert)
+                    if cert.key_der() == public_key && cert.fields().kind == CertKind::User => {}
+                Ok(_) => {
+                    return Done::Refused("the certificate is not a user certificate of that key");
+                }
+                Err(_) => return Done::Refused("not a seashell certificate"),
+            }
+        }
         // The same key again replaces the one held (its comment and lifetime are new).
         self.keys.retain(|held| held.public_key != public_key);
         if self.keys.len() >= MAX_KEYS {
@@ -119,6 +159,7 @@ impl KeyStore {
             public_key,
             comment: comment.to_owned(),
             expires,
+            certificate: certificate.to_vec(),
         });
         Done::Added(comment.to_owned())
     }
@@ -200,6 +241,7 @@ mod tests {
             private_key: &der,
             comment: "ops",
             lifetime_secs: 0,
+            certificate: b"",
         };
         assert_eq!(ask(&mut store, &add, now).0, Done::Added("ops".into()));
 
@@ -256,6 +298,7 @@ mod tests {
             private_key: &der,
             comment: "ops",
             lifetime_secs,
+            certificate: b"",
         };
         ask(&mut store, &add(3600), start);
         assert_eq!(listed(&mut store, start), [("ops".to_owned(), 3600)]);
@@ -285,12 +328,94 @@ mod tests {
     }
 
     #[test]
+    fn a_user_certificate_of_the_key_is_held_with_it_and_nothing_else_is() {
+        use crate::keys::cert::CertFields;
+        let key = fixture();
+        let der = key.to_pkcs8_der().unwrap();
+        let spki = key.public_key().spki_der().to_vec();
+        let ca =
+            crate::keys::private::from_pem(include_str!("../../tests/fixtures/ca_rsa")).unwrap();
+        let issue = |kind, subject: &PrivateKey| {
+            let fields = CertFields {
+                kind,
+                key: subject.public_key().clone(),
+                name: "ann".into(),
+                serial: 7,
+                valid_after: 0,
+                valid_before: 253_402_300_799,
+                options: String::new(),
+            };
+            Certificate::issue(&ca, fields).unwrap().encode()
+        };
+        let user = issue(CertKind::User, &key);
+        let mut store = KeyStore::default();
+        let now = Instant::now();
+        let add = |certificate| Request::Add {
+            private_key: &der,
+            comment: "ops",
+            lifetime_secs: 0,
+            certificate,
+        };
+        let ask_cert = Request::Certificate { public_key: &spki };
+
+        // Without one, the answer is an empty certificate; with one, that certificate.
+        ask(&mut store, &add(b""), now);
+        let (done, body) = ask(&mut store, &ask_cert, now);
+        assert_eq!(done, Done::GaveCertificate("ops".into()));
+        assert_eq!(Response::decode(&body).unwrap(), Response::Certificate(b""));
+        assert_eq!(
+            ask(&mut store, &add(&user), now).0,
+            Done::Added("ops".into())
+        );
+        let (_, body) = ask(&mut store, &ask_cert, now);
+        assert_eq!(
+            Response::decode(&body).unwrap(),
+            Response::Certificate(&user)
+        );
+
+        // Another key's certificate, a host certificate and garbage are refused, and the
+        // key held before is kept as it was.
+        let other = issue(CertKind::User, &ca);
+        let host = issue(CertKind::Host, &key);
+        for (certificate, why) in [
+            (
+                &other[..],
+                "the certificate is not a user certificate of that key",
+            ),
+            (
+                &host[..],
+                "the certificate is not a user certificate of that key",
+            ),
+            (b"garbage", "not a seashell certificate"),
+        ] {
+            assert_eq!(
+                ask(&mut store, &add(certificate), now).0,
+                Done::Refused(why)
+            );
+        }
+        let (_, body) = ask(&mut store, &ask_cert, now);
+        assert_eq!(
+            Response::decode(&body).unwrap(),
+            Response::Certificate(&user)
+        );
+
+        // The certificate of a key not held is a failure, not "none".
+        let (done, body) = ask(&mut store, &Request::Certificate { public_key: b"k" }, now);
+        assert_eq!(done, Done::Refused("the agent does not hold that key"));
+        assert!(matches!(
+            Response::decode(&body).unwrap(),
+            Response::Failure(_)
+        ));
+    }
+
+    #[test]
     fn what_is_not_a_private_key_is_refused() {
         let mut store = KeyStore::default();
         let add = Request::Add {
             private_key: b"garbage",
             comment: "x",
             lifetime_secs: 0,
+            certificate: b"",
         };
         assert_eq!(
             ask(&mut store, &add, Instant::now()).0,

@@ -5,9 +5,10 @@
 //! the agent holds it; else the agent's only key; else an error listing the agent's keys.
 //! Without one, or when the agent holds no key or not the one named, the key file, as
 //! before (a prompt on a terminal, else `--passphrase-file` or `SEASHELL_PASSPHRASE`).
-//! Either way, a certificate of that key beside its file (`PATH-cert.pub`) is presented
-//! with it, unless it is not valid now (then the key is offered alone, with a warning: a
-//! server judges a presented certificate, never the key on its own).
+//! Either way, a certificate of that key is presented with it — the config's `certificate`,
+//! else the one beside its file (`PATH-cert.pub`), else, for an agent's key, the one the
+//! agent holds with it — unless it is not valid now (then the key is offered alone, with a
+//! warning: a server judges a presented certificate, never the key on its own).
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use crate::crypto::{PrivateKey, PublicKey};
 use super::ClientError;
 use super::connect::ConnectOptions;
 use crate::agent::client::{Agent, AgentKey, AgentSigner};
-use crate::keys::cert::{self, CertKind};
+use crate::keys::cert;
 use crate::keys::home;
 use crate::keys::private::{
     PassphraseSource, certificate_path, load_private_key, load_public_key_file, public_key_path,
@@ -62,8 +63,9 @@ impl ClientSigner for Identity {
 }
 
 impl Identity {
-    /// `signer`, with its certificate if there is a usable one: the one `opts` names, else
-    /// the one beside `path`.
+    /// `signer`, with its certificate if there is a usable one: the file `opts` names, else
+    /// the one beside `path`; when there is neither file, the one the agent holds with an
+    /// agent's key.
     fn with_certificate_of(signer: Signer, path: Option<&Path>, opts: &ConnectOptions) -> Self {
         let mut identity = Self {
             signer,
@@ -74,24 +76,30 @@ impl Identity {
             (None, Some(path)) => Some(certificate_path(path)),
             (None, None) => None,
         };
-        if let Some(file) = file {
-            let named = opts.certificate.is_some();
-            identity.certificate = certificate_for(&file, &identity, named, opts.quiet);
-        }
+        let named = opts.certificate.is_some();
+        let key = identity.public_key();
+        let from_file = file.and_then(|file| certificate_for(&file, key, named, opts.quiet));
+        let certificate = match (from_file, &identity.signer) {
+            (Some(certificate), _) => certificate,
+            (None, Signer::Agent(signer)) => agent_certificate(signer, opts.quiet),
+            (None, Signer::File(_)) => Vec::new(),
+        };
+        identity.certificate = certificate;
         identity
     }
 }
 
-/// The certificate at `path` when it certifies `identity`'s key and is valid now (its
-/// encoding), else nothing — with a warning, unless `quiet`, when there is a file that
-/// cannot be used (or, when the config `named` it, none at all).
-fn certificate_for(path: &Path, identity: &Identity, named: bool, quiet: bool) -> Vec<u8> {
+/// The certificate at `path` when it certifies `key` and is valid now (its encoding), else
+/// nothing — with a warning, unless `quiet`, when there is a file that cannot be used.
+/// `None` when there is no file and the config did not `name` it (then the agent may hold
+/// one).
+fn certificate_for(path: &Path, key: &PublicKey, named: bool, quiet: bool) -> Option<Vec<u8>> {
     let problem = match std::fs::read_to_string(path) {
-        Err(_) if !named => return Vec::new(),
+        Err(_) if !named => return None,
         Err(err) => err.to_string(),
         Ok(text) => match cert::parse_line(&text) {
             Err(err) => err.to_string(),
-            Ok(line) => match usable(&line.cert, identity) {
+            Ok(line) => match line.cert.presentable_by(key, cert::unix_now()) {
                 Ok(()) => {
                     tracing::debug!(
                         "presenting certificate {} ({:?}, serial {})",
@@ -99,41 +107,51 @@ fn certificate_for(path: &Path, identity: &Identity, named: bool, quiet: bool) -
                         shown(&line.cert.fields().name),
                         line.cert.fields().serial
                     );
-                    return line.cert.encode();
+                    return Some(line.cert.encode());
                 }
                 Err(problem) => problem,
             },
         },
     };
-    if !quiet {
-        eprintln!(
-            "seashell: warning: not presenting certificate {}: {}; offering the key alone",
-            path.display(),
-            shown(&problem)
-        );
-    }
-    Vec::new()
+    warn_unpresented(&path.display().to_string(), &problem, quiet);
+    Some(Vec::new())
 }
 
-/// Whether `cert` may be presented with `identity`: a user certificate of its key, valid now.
-fn usable(cert: &cert::Certificate, identity: &Identity) -> Result<(), String> {
-    if cert.key_der() != identity.public_key().spki_der() {
-        return Err(format!(
-            "it certifies key {}, not this identity ({})",
-            cert.key_fingerprint(),
-            fingerprint(identity.public_key())
-        ));
+/// The certificate the agent holds with `signer`'s key, when it is usable now (its
+/// encoding), else nothing (with a warning, unless `quiet`, when it holds one that is not).
+fn agent_certificate(signer: &AgentSigner, quiet: bool) -> Vec<u8> {
+    let cert = match signer.certificate() {
+        Ok(Some(cert)) => cert,
+        Ok(None) => return Vec::new(),
+        // An agent of an earlier build does not know the request: no certificate.
+        Err(err) => {
+            tracing::debug!("no certificate from the agent: {}", shown(&err.to_string()));
+            return Vec::new();
+        }
+    };
+    match cert.presentable_by(signer.public_key(), cert::unix_now()) {
+        Ok(()) => {
+            tracing::debug!(
+                "presenting the agent's certificate ({:?}, serial {})",
+                shown(&cert.fields().name),
+                cert.fields().serial
+            );
+            cert.encode()
+        }
+        Err(problem) => {
+            warn_unpresented("held by the agent", &problem, quiet);
+            Vec::new()
+        }
     }
-    if cert.fields().kind != CertKind::User {
-        return Err("it is a host certificate".to_owned());
+}
+
+fn warn_unpresented(which: &str, problem: &str, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "seashell: warning: not presenting certificate {which}: {}; offering the key alone",
+            shown(problem)
+        );
     }
-    cert.check_time(cert::unix_now()).map_err(|refusal| {
-        format!(
-            "it is {refusal} (valid {} to {}): ask your CA for a new one",
-            cert::format_time(cert.fields().valid_after),
-            cert::format_time(cert.fields().valid_before)
-        )
-    })
 }
 
 /// Chooses and loads the identity `opts` asks for (the rules above).

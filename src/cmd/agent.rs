@@ -11,8 +11,9 @@ use seashell::agent::client::{AGENT_PID_ENV, AUTH_SOCK_ENV, Agent, AgentError};
 use seashell::agent::daemon::{self, Socket};
 use seashell::cli::{AddArgs, AgentArgs};
 use seashell::crypto::PublicKey;
+use seashell::keys::cert::{self, Certificate};
 use seashell::keys::private::{
-    PassphraseSource, load_private_key, load_public_key_file, public_key_path,
+    PassphraseSource, certificate_path, load_private_key, load_public_key_file, public_key_path,
 };
 use seashell::keys::public::fingerprint;
 use seashell::keys::{KeyError, home};
@@ -191,8 +192,19 @@ pub fn add(args: &AddArgs) -> Result<u8, AgentCmdError> {
         } else {
             let key = load_private_key(path, &passphrase)?;
             let comment = comment_of(path);
-            agent.add(&key, &comment, args.lifetime)?;
+            let cert = certificate_of(path, key.public_key());
+            let encoded = cert
+                .as_ref()
+                .map_or_else(Vec::new, |(cert, _)| cert.encode());
+            agent.add(&key, &comment, args.lifetime, &encoded)?;
             eprintln!("Key added: {} ({})", path.display(), shown(&comment));
+            if let Some((cert, cert_path)) = &cert {
+                eprintln!(
+                    "Certificate added: {} ({})",
+                    cert_path.display(),
+                    describe(cert)
+                );
+            }
             if let Some(lifetime) = args.lifetime {
                 eprintln!("Lifetime set to {}", humantime::format_duration(lifetime));
             }
@@ -217,8 +229,49 @@ fn list(agent: &Agent) -> Result<u8, AgentCmdError> {
             fingerprint(&key.public_key),
             shown(&key.comment)
         );
+        // An agent of an earlier build does not know the request: no certificate line.
+        if let Ok(Some(cert)) = agent.certificate(&key.public_key) {
+            let expired = cert.check_time(cert::unix_now()).is_err();
+            println!(
+                "    certificate: {}{}",
+                describe(&cert),
+                if expired { " (not valid now)" } else { "" }
+            );
+        }
     }
     Ok(0)
+}
+
+/// The user certificate of `key` beside the key file at `path` (`PATH-cert.pub`) and that
+/// file's path, when there is one `key` can present now; a warning for one it cannot, as
+/// then the key is added alone.
+fn certificate_of(path: &Path, key: &PublicKey) -> Option<(Certificate, PathBuf)> {
+    let cert_path = certificate_path(path);
+    let text = std::fs::read_to_string(&cert_path).ok()?;
+    let problem = match cert::parse_line(&text) {
+        Err(err) => err.to_string(),
+        Ok(line) => match line.cert.presentable_by(key, cert::unix_now()) {
+            Ok(()) => return Some((line.cert, cert_path)),
+            Err(problem) => problem,
+        },
+    };
+    eprintln!(
+        "seashell: warning: not adding certificate {}: {}",
+        cert_path.display(),
+        shown(&problem)
+    );
+    None
+}
+
+/// A certificate in a few words: its name, serial and end (the name escaped).
+fn describe(cert: &Certificate) -> String {
+    let fields = cert.fields();
+    format!(
+        "{}, serial {}, valid until {}",
+        shown(&fields.name),
+        fields.serial,
+        cert::format_time(fields.valid_before)
+    )
 }
 
 /// The comment of the key at `path`: its .pub's, else the path itself (as ssh-add).

@@ -314,6 +314,30 @@ impl Certificate {
         Ok(())
     }
 
+    /// Whether a client may present this certificate with `key` at `now`: a user
+    /// certificate of that very key, valid now; else why not, in words for its user (a
+    /// server judges a presented certificate, never the key alone, so an unusable one is
+    /// better left out).
+    pub fn presentable_by(&self, key: &PublicKey, now: u64) -> Result<(), String> {
+        if self.key_der != key.spki_der() {
+            return Err(format!(
+                "it certifies key {}, not this identity ({})",
+                self.key_fingerprint(),
+                public::fingerprint(key)
+            ));
+        }
+        if self.fields.kind != CertKind::User {
+            return Err("it is a host certificate".to_owned());
+        }
+        self.check_time(now).map_err(|refusal| {
+            format!(
+                "it is {refusal} (valid {} to {}): ask your CA for a new one",
+                format_time(self.fields.valid_after),
+                format_time(self.fields.valid_before)
+            )
+        })
+    }
+
     /// The certified fields.
     pub fn fields(&self) -> &CertFields {
         &self.fields

@@ -3,7 +3,7 @@
 //! from a peer of the socket is parsed here, totally; nothing here does I/O, holds a key or
 //! knows the client or the agent's process.
 
-use super::codec::{Reader, put_bytes16};
+use super::codec::{Reader, optional_certificate, put_bytes16, put_optional_certificate};
 use super::error::{DecodeError, EncodeError};
 use super::handshake::CLIENT_SIGNATURE_LABEL;
 
@@ -29,7 +29,7 @@ pub const SIGNED_LEN: usize = CLIENT_SIGNATURE_LABEL.len() + 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// Hold this PKCS#8 DER private key, under `comment`, for `lifetime_secs` (0: until
-    /// removed).
+    /// removed), with the user certificate of that key, if any.
     Add {
         /// The private key, PKCS#8 DER, unencrypted: a secret.
         private_key: &'a [u8],
@@ -37,6 +37,8 @@ pub enum Request<'a> {
         comment: &'a str,
         /// Seconds until the agent forgets the key; 0 for never.
         lifetime_secs: u32,
+        /// A certificate of the key (its encoding, PROTOCOL.md §13); empty for none.
+        certificate: &'a [u8],
     },
     /// Forget the key with this SPKI.
     Remove {
@@ -53,6 +55,11 @@ pub enum Request<'a> {
         public_key: &'a [u8],
         /// What to sign.
         data: &'a [u8],
+    },
+    /// The certificate held with the key with this SPKI.
+    Certificate {
+        /// The key's SPKI DER.
+        public_key: &'a [u8],
     },
 }
 
@@ -78,6 +85,8 @@ pub enum Response<'a> {
     Keys(Vec<Listed<'a>>),
     /// An RSA-PSS-SHA256 signature.
     Signature(&'a [u8]),
+    /// The certificate held with a key (its encoding); empty when the key has none.
+    Certificate(&'a [u8]),
 }
 
 const ADD: u8 = 0x01;
@@ -85,10 +94,12 @@ const REMOVE: u8 = 0x02;
 const REMOVE_ALL: u8 = 0x03;
 const LIST: u8 = 0x04;
 const SIGN: u8 = 0x05;
+const CERTIFICATE: u8 = 0x06;
 const OK: u8 = 0x80;
 const FAILURE: u8 = 0x81;
 const KEYS: u8 = 0x82;
 const SIGNATURE: u8 = 0x83;
+const CERTIFICATE_HELD: u8 = 0x84;
 
 /// The body length a frame header announces, refused above [`MAX_FRAME`] and at 0 before
 /// anything is allocated.
@@ -122,6 +133,7 @@ impl<'a> Request<'a> {
                 private_key: r.bytes16(MAX_PRIVATE_KEY)?,
                 comment: borrowed_text(&mut r)?,
                 lifetime_secs: r.u32()?,
+                certificate: optional_certificate(&mut r)?,
             },
             REMOVE => Self::Remove {
                 public_key: r.bytes16(MAX_PUBLIC_KEY)?,
@@ -131,6 +143,9 @@ impl<'a> Request<'a> {
             SIGN => Self::Sign {
                 public_key: r.bytes16(MAX_PUBLIC_KEY)?,
                 data: r.bytes16(SIGNED_LEN)?,
+            },
+            CERTIFICATE => Self::Certificate {
+                public_key: r.bytes16(MAX_PUBLIC_KEY)?,
             },
             other => return Err(DecodeError::UnknownType(other)),
         };
@@ -146,11 +161,13 @@ impl<'a> Request<'a> {
                     private_key,
                     comment,
                     lifetime_secs,
+                    certificate,
                 } => {
                     body.push(ADD);
                     put_bytes16(body, private_key, MAX_PRIVATE_KEY)?;
                     put_bytes16(body, comment.as_bytes(), MAX_TEXT)?;
                     body.extend_from_slice(&lifetime_secs.to_be_bytes());
+                    put_optional_certificate(body, certificate)?;
                 }
                 Self::Remove { public_key } => {
                     body.push(REMOVE);
@@ -162,6 +179,10 @@ impl<'a> Request<'a> {
                     body.push(SIGN);
                     put_bytes16(body, public_key, MAX_PUBLIC_KEY)?;
                     put_bytes16(body, data, SIGNED_LEN)?;
+                }
+                Self::Certificate { public_key } => {
+                    body.push(CERTIFICATE);
+                    put_bytes16(body, public_key, MAX_PUBLIC_KEY)?;
                 }
             }
             Ok(())
@@ -192,6 +213,7 @@ impl<'a> Response<'a> {
                 Self::Keys(keys)
             }
             SIGNATURE => Self::Signature(r.bytes16(MAX_SIGNATURE)?),
+            CERTIFICATE_HELD => Self::Certificate(optional_certificate(&mut r)?),
             other => return Err(DecodeError::UnknownType(other)),
         };
         r.finish()?;
@@ -226,6 +248,10 @@ impl<'a> Response<'a> {
                 Self::Signature(signature) => {
                     body.push(SIGNATURE);
                     put_bytes16(body, signature, MAX_SIGNATURE)?;
+                }
+                Self::Certificate(certificate) => {
+                    body.push(CERTIFICATE_HELD);
+                    put_optional_certificate(body, certificate)?;
                 }
             }
             Ok(())
@@ -282,6 +308,16 @@ mod tests {
                 private_key: b"der",
                 comment: "ops@box",
                 lifetime_secs: 3600,
+                certificate: b"",
+            },
+            Request::Add {
+                private_key: b"der",
+                comment: "ops@box",
+                lifetime_secs: 0,
+                certificate: b"cert",
+            },
+            Request::Certificate {
+                public_key: b"spki",
             },
             Request::Remove {
                 public_key: b"spki",
@@ -307,6 +343,8 @@ mod tests {
                 expires_in_secs: 0,
             }]),
             Response::Signature(&[1; 384]),
+            Response::Certificate(b""),
+            Response::Certificate(&[2; 4096]),
         ];
         for response in responses {
             let mut frame = Vec::new();
@@ -339,6 +377,42 @@ mod tests {
             .is_err()
         );
         assert!(frame.is_empty());
+    }
+
+    #[test]
+    fn a_certificate_is_absent_or_not_empty_and_bounded() {
+        // An Add without the trailing field is the encoding from before certificates.
+        let mut old = vec![ADD, 0, 1, b'k', 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            Request::decode(&old).unwrap(),
+            Request::Add {
+                private_key: b"k",
+                comment: "",
+                lifetime_secs: 0,
+                certificate: b"",
+            }
+        );
+        // A present field may not be empty (one encoding for "none").
+        old.extend_from_slice(&[0, 0]);
+        assert_eq!(
+            Request::decode(&old),
+            Err(DecodeError::Invalid("empty certificate field"))
+        );
+        assert_eq!(
+            Response::decode(&[CERTIFICATE_HELD, 0, 0]),
+            Err(DecodeError::Invalid("empty certificate field"))
+        );
+        // Longer than a certificate may be: refused on both sides.
+        let mut frame = Vec::new();
+        assert!(
+            Response::Certificate(&[0; 4097])
+                .encode(&mut frame)
+                .is_err()
+        );
+        assert!(frame.is_empty());
+        let mut long = vec![CERTIFICATE_HELD, 0x10, 0x01];
+        long.resize(3 + 4097, 0);
+        assert_eq!(Response::decode(&long), Err(DecodeError::TooLong));
     }
 
     #[test]

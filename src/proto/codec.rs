@@ -4,6 +4,7 @@
 //! are an error, not silently ignored.
 
 use super::error::{DecodeError, EncodeError};
+use crate::keys::cert::MAX_CERT_LEN;
 
 /// A cursor over bytes received from the peer.
 #[derive(Debug)]
@@ -105,4 +106,31 @@ pub fn put_bytes16(out: &mut Vec<u8>, bytes: &[u8], max: usize) -> Result<(), En
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
     Ok(())
+}
+
+/// A certificate field that is there only when it is not empty: `bytes16`, 1 to
+/// [`MAX_CERT_LEN`] bytes, as the last field of a ServerHello, a ClientAuth or an agent request or answer (so that the
+/// encoding without one is exactly the encoding from before certificates).
+pub(crate) fn put_optional_certificate(
+    out: &mut Vec<u8>,
+    certificate: &[u8],
+) -> Result<(), EncodeError> {
+    if certificate.is_empty() {
+        Ok(())
+    } else {
+        put_bytes16(out, certificate, MAX_CERT_LEN)
+    }
+}
+
+/// Reads what [`put_optional_certificate`] wrote: nothing left is no certificate, and a
+/// present field may not be empty (one encoding for "none").
+pub(crate) fn optional_certificate<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    if r.is_empty() {
+        return Ok(&[]);
+    }
+    let certificate = r.bytes16(MAX_CERT_LEN)?;
+    if certificate.is_empty() {
+        return Err(DecodeError::Invalid("empty certificate field"));
+    }
+    Ok(certificate)
 }

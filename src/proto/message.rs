@@ -3,9 +3,8 @@
 //! is total: it consumes exactly its input or returns a [`DecodeError`]; variable fields
 //! are length-prefixed and bounded before anything is taken.
 
-use super::codec::{Reader, put_bytes16};
+use super::codec::{Reader, optional_certificate, put_bytes16, put_optional_certificate};
 use super::error::{DecodeError, EncodeError};
-use crate::keys::cert::MAX_CERT_LEN;
 
 /// The 8-byte magic that opens every ClientHello.
 pub const MAGIC: &[u8; 8] = b"SEASHELL";
@@ -1043,30 +1042,6 @@ fn completion_list(names: &str) -> Result<(), DecodeError> {
         }
     }
     Ok(())
-}
-
-/// A certificate field that is there only when it is not empty: `bytes16`, 1 to
-/// [`MAX_CERT_LEN`] bytes, as the last field of a ServerHello or ClientAuth (so that the
-/// encoding without one is exactly the encoding from before certificates).
-fn put_optional_certificate(out: &mut Vec<u8>, certificate: &[u8]) -> Result<(), EncodeError> {
-    if certificate.is_empty() {
-        Ok(())
-    } else {
-        put_bytes16(out, certificate, MAX_CERT_LEN)
-    }
-}
-
-/// Reads what [`put_optional_certificate`] wrote: nothing left is no certificate, and a
-/// present field may not be empty (one encoding for "none").
-fn optional_certificate<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
-    if r.is_empty() {
-        return Ok(&[]);
-    }
-    let certificate = r.bytes16(MAX_CERT_LEN)?;
-    if certificate.is_empty() {
-        return Err(DecodeError::Invalid("empty certificate field"));
-    }
-    Ok(certificate)
 }
 
 fn text(bytes: &[u8]) -> Result<&str, DecodeError> {

@@ -269,6 +269,12 @@ pub enum LineProblem {
     /// A pattern of a marked known_hosts line that is neither `host:port` nor a host glob.
     #[error("`{0}` is not a host pattern (a host name or address with `*` and `?`, or host:port)")]
     BadHostPattern(String),
+    /// A glob of a marked known_hosts line with a port after it: globs match the host name
+    /// alone, so it would never match.
+    #[error(
+        "`{0}`: a host glob matches the name dialed without its port, so this never matches; write the glob alone (`*.lan`) or an exact host:port"
+    )]
+    GlobWithPort(String),
     /// A known_hosts line whose first field is not `host:port`.
     #[error("`{0}` is not host:port (write an IPv6 address as [addr]:port)")]
     BadHostPort(String),

@@ -67,6 +67,11 @@ impl HostPattern {
         if let Some(host_port) = canonical_host_port(text) {
             return Ok(Self::HostPort(host_port));
         }
+        // One colon is a port (an IPv6 address has at least two).
+        if text.bytes().filter(|&b| b == b':').count() == 1 {
+            return Err(LineProblem::GlobWithPort(text.to_owned()));
+        }
+        let text = &canonical_name(text);
         let valid = !text.is_empty()
             && text.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'*' | b'?' | b':')
@@ -207,7 +212,7 @@ impl KnownHosts {
         else {
             return HostCertStatus::NoAuthority;
         };
-        let host = host.to_ascii_lowercase();
+        let host = canonical_name(host);
         let Ok(cert) = Certificate::decode(certificate) else {
             return HostCertStatus::NoAuthority;
         };
@@ -241,7 +246,7 @@ impl KnownHosts {
                 cert.key_fingerprint()
             ));
         }
-        if !cert.names().any(|name| name.eq_ignore_ascii_case(&host)) {
+        if !cert.names().any(|name| canonical_name(name) == host) {
             return refused(format!("it is for {}, not {host}", cert.fields().name));
         }
         HostCertStatus::Trusted {
@@ -399,6 +404,16 @@ fn parse_entry(content: &str, line: usize) -> Result<KnownHost, LineProblem> {
         key,
         line,
     })
+}
+
+/// A host name as it is compared with patterns and certificate names: lower case, and an
+/// IPv6 address in its one canonical text form (RFC 5952: `fd00::1`, never `FD00:0::1`), so
+/// that two spellings of an address are the same host.
+fn canonical_name(text: &str) -> String {
+    match text.parse::<Ipv6Addr>() {
+        Ok(addr) => addr.to_string(),
+        Err(_) => text.to_ascii_lowercase(),
+    }
 }
 
 /// `host:port` or `[ipv6]:port` in canonical form, or `None` if it is neither. Host names are
@@ -604,6 +619,57 @@ mod tests {
             forget(&dir.path().join("missing"), "box.lan:7022").unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn an_ipv6_address_is_one_host_however_it_is_spelt_and_a_glob_with_a_port_is_refused() {
+        let ca =
+            crate::keys::private::from_pem(include_str!("../../tests/fixtures/ca_rsa")).unwrap();
+        let host_key = key(HOST_PUB);
+        let fields = cert::CertFields {
+            kind: CertKind::Host,
+            key: host_key.clone(),
+            name: "web1.lan,FD00:0:0::A".into(),
+            serial: 9,
+            valid_after: 0,
+            valid_before: 4_000_000_000,
+            options: String::new(),
+        };
+        let certificate = Certificate::issue(&ca, fields).unwrap().encode();
+        let ca_line = public::to_line(ca.public_key(), "");
+        let text = format!(
+            "@cert-authority fd00:0000::a {ca_line}\n@cert-authority *.lan:7022 {ca_line}\n"
+        );
+        let (hosts, warnings) = KnownHosts::parse(&text);
+        // The pattern, the certificate's name and the host dialed are three spellings of
+        // fd00::a.
+        let status = hosts.check_certificate(
+            "fd00::0:a",
+            "[fd00::a]:7022",
+            &host_key,
+            &certificate,
+            1_000_000_000,
+        );
+        assert!(
+            matches!(status, HostCertStatus::Trusted { line: 1, .. }),
+            "{status:?}"
+        );
+        // The glob with a port would never match: it is refused at load, with the fix.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].line, 2);
+        assert!(
+            warnings[0].to_string().contains("write the glob alone"),
+            "{}",
+            warnings[0]
+        );
+        let status = hosts.check_certificate(
+            "web1.lan",
+            "web1.lan:7022",
+            &host_key,
+            &certificate,
+            1_000_000_000,
+        );
+        assert!(matches!(status, HostCertStatus::NoAuthority), "{status:?}");
     }
 
     proptest! {

@@ -574,12 +574,11 @@ fn a_no_files_key_is_refused_and_logged() {
         assert!(run.failed_with(1).contains("no-files"), "{run:#?}");
     }
     assert!(!c.on_server("f").exists() && !c.local("g").exists());
-    let log = server().log();
-    assert!(
+    // The server's log reaches the test through a reader thread: wait for the line.
+    server().wait_for_log(|log| {
         log.lines()
-            .any(|l| l.contains("file transfer failed") && l.contains("no-files")),
-        "{log}"
-    );
+            .any(|l| l.contains("file transfer failed") && l.contains("no-files"))
+    });
 }
 
 #[test]
@@ -592,11 +591,11 @@ fn transfers_are_logged_with_direction_size_and_hash() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let log = server().log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("file transfer") && l.contains(&hex))
-        .unwrap_or_else(|| panic!("{log}"));
+    // The server logs before it answers, but its log reaches the test through a reader
+    // thread: wait for the line rather than race it.
+    let is_it = |l: &&str| l.contains("file transfer") && l.contains(&hex);
+    let log = server().wait_for_log(|log| log.lines().any(|l| is_it(&l)));
+    let line = log.lines().find(is_it).unwrap_or_default();
     assert!(
         line.contains("direction=\"upload\"") && line.contains("size=8"),
         "{line}"

@@ -107,40 +107,15 @@ if ((BASH_VERSINFO[0] < 5)); then
     exit 1
 fi
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 want() { [[ ,$ONLY, == *,$1,* ]]; }
-load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # ---------------------------------------------------------------- build and install
 
-if [[ -n $BINARY ]]; then
-    SEA=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
-    log "== using $SEA (not built)"
-else
-    log "== building seashell (release)"
-    (cd "$ROOT" && cargo build --release --locked --quiet)
-    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-    SEA=$TARGET_DIR/release/seashell
-fi
-[[ -x $SEA ]] || { echo "no binary at $SEA" >&2; exit 1; }
-
+build_seashell "$ROOT" "$BINARY"
 SSHD=/usr/sbin/sshd
-if [[ ! -x $SSHD ]]; then
-    log "== installing openssh-server (apt-get; the system service is not started by this script)"
-    SUDO=()
-    ((EUID == 0)) || SUDO=(sudo)
-    # Keep the package's own service from starting where no policy says so already.
-    made_policy=0
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    "${SUDO[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq openssh-server >/dev/null
-    ((made_policy == 0)) || "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
-fi
+[[ -x $SSHD ]] || install_packages openssh-server
 command -v ssh >/dev/null || { echo "ssh (openssh-client) is missing" >&2; exit 1; }
 
 # ---------------------------------------------------------------- temp dir and cleanup
@@ -169,30 +144,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free TCP port on 127.0.0.1: nothing answers there and nothing listens on it.
-free_port() {
-    local port
-    for _ in $(seq 200); do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null \
-            && ! awk -v p="$(printf ':%04X' "$port")" '$2 ~ p"$" {found=1} END {exit !found}' \
-                /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-
-wait_port() { # port seconds
-    local deadline=$((SECONDS + $2))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
-
 NEUTRAL_HOME=$TMP/home
 mkdir -m 700 "$NEUTRAL_HOME" "$TMP/ssh" "$TMP/sea" "$TMP/sea-home" "$TMP/remote"
 USER_NAME=$(id -un)
@@ -212,27 +163,14 @@ cp "$TMP/sea/id_rsa.pub" "$TMP/sea/authorized_keys"
 # ---------------------------------------------------------------- sshd
 
 LIMIT=512
-SSH_PORT=$(free_port)
+free_port
+SSH_PORT=$PORT
 SFTP_SERVER=internal-sftp
 [[ ! -x /usr/lib/openssh/sftp-server ]] || SFTP_SERVER=/usr/lib/openssh/sftp-server
-{
-    echo "ListenAddress 127.0.0.1"
-    echo "Port $SSH_PORT"
-    echo "HostKey $TMP/ssh/host_rsa"
-    echo "PidFile $TMP/ssh/sshd.pid"
-    echo "AuthorizedKeysFile $TMP/ssh/authorized_keys"
-    echo "PubkeyAuthentication yes"
-    echo "PasswordAuthentication no"
-    echo "KbdInteractiveAuthentication no"
-    echo "UsePAM no"
-    echo "StrictModes no"
-    echo "UseDNS no"
-    echo "PrintMotd no"
-    echo "SetEnv HOME=$NEUTRAL_HOME"
-    echo "Subsystem sftp $SFTP_SERVER"
-    ((EUID != 0)) || echo "PermitRootLogin yes"
-    ((STOCK_LIMITS)) || echo "MaxStartups $LIMIT"
-} >"$TMP/ssh/sshd_config"
+EXTRA=("Subsystem sftp $SFTP_SERVER")
+((STOCK_LIMITS)) || EXTRA+=("MaxStartups $LIMIT")
+sshd_config "$SSH_PORT" "$TMP/ssh/host_rsa" "$TMP/ssh/authorized_keys" "$TMP/ssh/sshd.pid" \
+    "$NEUTRAL_HOME" "${EXTRA[@]}" >"$TMP/ssh/sshd_config"
 # sshd running as root wants its privilege separation directory.
 ((EUID != 0)) || mkdir -p /run/sshd
 "$SSHD" -t -f "$TMP/ssh/sshd_config"
@@ -311,12 +249,6 @@ record() {
     else
         FAILS[$key]=$((${FAILS[$key]:-0} + 1))
     fi
-}
-
-median() { # numbers on one line -> median (empty if none)
-    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -n | awk '{v[NR] = $1} END {
-        if (NR == 0) exit
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 fmt_ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }

@@ -65,41 +65,17 @@ if ((BASH_VERSINFO[0] < 5)); then
     exit 1
 fi
 
-log() { printf '%s\n' "$*" >&2; }
-load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 # ---------------------------------------------------------------- build and install
 
-if [[ -n $BINARY ]]; then
-    SEA=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
-    log "== using $SEA (not built)"
-else
-    log "== building seashell (release)"
-    (cd "$ROOT" && cargo build --release --locked --quiet)
-    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-    SEA=$TARGET_DIR/release/seashell
-fi
-[[ -x $SEA ]] || { echo "no binary at $SEA" >&2; exit 1; }
-
+build_seashell "$ROOT" "$BINARY"
 SSHD=/usr/sbin/sshd
 PACKAGES=()
 [[ -x $SSHD ]] || PACKAGES+=(openssh-server)
 command -v parallel-ssh >/dev/null || PACKAGES+=(pssh)
-if ((${#PACKAGES[@]})); then
-    log "== installing ${PACKAGES[*]} (apt-get; no system service is started by this script)"
-    SUDO=()
-    ((EUID == 0)) || SUDO=(sudo)
-    made_policy=0
-    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-        "${SUDO[@]}" chmod 755 /usr/sbin/policy-rc.d
-        made_policy=1
-    fi
-    "${SUDO[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
-    ((made_policy == 0)) || "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
-fi
+install_packages "${PACKAGES[@]}"
 command -v ssh >/dev/null || { echo "ssh (openssh-client) is missing" >&2; exit 1; }
 
 # ---------------------------------------------------------------- temp dir and cleanup
@@ -115,32 +91,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Sets PORT to a free TCP port on 127.0.0.1: nothing listens on it, and it was not handed
-# out before (a server started a moment ago may not listen yet). Not run in a subshell, so
-# that TAKEN remembers.
-declare -A TAKEN=()
-PORT=
-free_port() {
-    for _ in $(seq 500); do
-        PORT=$((20000 + RANDOM % 40000))
-        [[ -z ${TAKEN[$PORT]:-} ]] || continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-            TAKEN[$PORT]=1
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-
-wait_port() { # port seconds
-    local deadline=$((SECONDS + $2))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
 
 NEUTRAL_HOME=$TMP/home
 mkdir -m 700 "$NEUTRAL_HOME" "$TMP/ssh" "$TMP/sea" "$TMP/sea-home"
@@ -165,22 +115,8 @@ log "== $HOSTS sshd on 127.0.0.1"
 for i in $(seq "$HOSTS"); do
     free_port
     port=$PORT
-    {
-        echo "ListenAddress 127.0.0.1"
-        echo "Port $port"
-        echo "HostKey $TMP/ssh/host_rsa"
-        echo "PidFile $TMP/ssh/sshd-$i.pid"
-        echo "AuthorizedKeysFile $TMP/ssh/authorized_keys"
-        echo "PubkeyAuthentication yes"
-        echo "PasswordAuthentication no"
-        echo "KbdInteractiveAuthentication no"
-        echo "UsePAM no"
-        echo "StrictModes no"
-        echo "UseDNS no"
-        echo "PrintMotd no"
-        echo "SetEnv HOME=$NEUTRAL_HOME"
-        ((EUID != 0)) || echo "PermitRootLogin yes"
-    } >"$TMP/ssh/sshd-$i.config"
+    sshd_config "$port" "$TMP/ssh/host_rsa" "$TMP/ssh/authorized_keys" "$TMP/ssh/sshd-$i.pid" \
+        "$NEUTRAL_HOME" >"$TMP/ssh/sshd-$i.config"
     "$SSHD" -f "$TMP/ssh/sshd-$i.config" -D -e 2>"$TMP/ssh/sshd-$i.log" &
     SERVER_PIDS+=($!)
     SSH_PORTS+=("$port")
@@ -340,10 +276,6 @@ for run in $(seq "$RUNS"); do
     done
 done
 
-median() {
-    tr ' ' '\n' <<<"$1" | awk 'NF' | sort -n | awk '{v[NR] = $1} END {
-        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
 SEA_WALL=$(median "${SAMPLES[run_seashell.wall]}")

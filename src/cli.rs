@@ -109,7 +109,8 @@ pub struct AddArgs {
     /// Forget the keys after this long (`90s`, `30m`, `8h`, `2d`; a bare number is seconds).
     #[arg(short = 't', value_name = "LIFETIME", value_parser = parse_lifetime)]
     pub lifetime: Option<std::time::Duration>,
-    /// List the agent's keys: bits, fingerprint, comment, time left.
+    /// List the agent's keys: bits, fingerprint, comment, time left, and the certificate
+    /// held with each.
     #[arg(short = 'l', conflicts_with_all = ["lifetime", "remove", "remove_all", "keys"])]
     pub list: bool,
     /// Remove the KEYs from the agent (a private key or its .pub).
@@ -121,7 +122,8 @@ pub struct AddArgs {
     /// Read the keys' passphrase from the first line of FILE (for scripts).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
-    /// Private keys. Default: $SEASHELL_HOME/id_rsa.
+    /// Private keys, each with its certificate KEY-cert.pub if there is one. Default:
+    /// $SEASHELL_HOME/id_rsa.
     #[arg(value_name = "KEY")]
     pub keys: Vec<PathBuf>,
 }

@@ -3,6 +3,8 @@
 # private sshd's configuration, medians. It starts nothing and removes nothing.
 
 log() { printf '%s\n' "$*" >&2; }
+# The calling script's header comment, from its second line to the first blank one.
+usage() { sed -n '2,/^$/s/^# \{0,1\}//p' "$0"; }
 load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # build_seashell ROOT [BINARY]: sets SEA to BINARY (made absolute), or builds the release
@@ -57,6 +59,41 @@ free_port() {
     done
     echo "no free port found" >&2
     return 1
+}
+
+# make_keys DIR: RSA-3072 keys for both tools, host and client, each client key authorized:
+# DIR/ssh/{host_rsa,id_rsa,authorized_keys} and DIR/sea/{host_rsa,id_rsa,authorized_keys}
+# (the directories exist; SEA is set).
+make_keys() {
+    log "== keys (RSA-3072)"
+    ssh-keygen -q -t rsa -b 3072 -N '' -C bench-host -f "$1/ssh/host_rsa"
+    ssh-keygen -q -t rsa -b 3072 -N '' -C bench-client -f "$1/ssh/id_rsa"
+    cp "$1/ssh/id_rsa.pub" "$1/ssh/authorized_keys"
+    "$SEA" keygen -f "$1/sea/host_rsa" -b 3072 --no-passphrase -C bench-host >/dev/null
+    "$SEA" keygen -f "$1/sea/id_rsa" -b 3072 --no-passphrase -C bench-client >/dev/null
+    cp "$1/sea/id_rsa.pub" "$1/sea/authorized_keys"
+}
+
+# ssh_options KEY KNOWN_HOSTS: sets SSH_OPTS to what ssh and scp run with here: only KEY, no
+# agent, no config, KNOWN_HOSTS (first contact accepted), batch mode, AES-256-GCM and
+# rsa-sha2-256 host keys (the algorithms seashell uses).
+ssh_options() {
+    SSH_OPTS=(-F /dev/null -i "$1" -o IdentitiesOnly=yes -o IdentityAgent=none
+        -o UserKnownHostsFile="$2" -o GlobalKnownHostsFile=/dev/null
+        -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
+        -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256)
+}
+
+# wait_ports SECONDS LOG_PREFIX PORT...: wait_port for each; when the Nth never answers,
+# prints LOG_PREFIX-N.log (its server's log) and fails.
+wait_ports() {
+    local seconds=$1 prefix=$2 n=0 port
+    shift 2
+    for port in "$@"; do
+        n=$((n + 1))
+        wait_port "$port" "$seconds" \
+            || { cat "$prefix-$n.log" >&2; echo "no server on 127.0.0.1:$port" >&2; return 1; }
+    done
 }
 
 # wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT; fails after SECONDS.

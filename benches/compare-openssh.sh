@@ -52,6 +52,8 @@ set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 SIZE=1073741824
 RUNS_A=11
@@ -66,10 +68,6 @@ ONLY=a,b,c,d,e,f,g
 STOCK_LIMITS=0
 QUICK=0
 BINARY=
-
-usage() {
-    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-}
 
 while (($#)); do
     case $1 in
@@ -107,8 +105,6 @@ if ((BASH_VERSINFO[0] < 5)); then
     exit 1
 fi
 
-# shellcheck source=benches/common.sh
-source "$ROOT/benches/common.sh"
 want() { [[ ,$ONLY, == *,$1,* ]]; }
 
 # ---------------------------------------------------------------- build and install
@@ -151,14 +147,8 @@ SERVER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # ---------------------------------------------------------------- keys
 
-log "== keys (RSA-3072)"
-ssh-keygen -q -t rsa -b 3072 -N '' -C bench-host -f "$TMP/ssh/host_rsa"
-ssh-keygen -q -t rsa -b 3072 -N '' -C bench-client -f "$TMP/ssh/id_rsa"
-cp "$TMP/ssh/id_rsa.pub" "$TMP/ssh/authorized_keys"
 export SEASHELL_HOME=$TMP/sea-home
-"$SEA" keygen -f "$TMP/sea/host_rsa" -b 3072 --no-passphrase -C bench-host >/dev/null
-"$SEA" keygen -f "$TMP/sea/id_rsa" -b 3072 --no-passphrase -C bench-client >/dev/null
-cp "$TMP/sea/id_rsa.pub" "$TMP/sea/authorized_keys"
+make_keys "$TMP"
 
 # ---------------------------------------------------------------- sshd
 
@@ -180,15 +170,10 @@ SSHD_PID=$!
 wait_port "$SSH_PORT" 10 || { cat "$TMP/ssh/sshd.log" >&2; echo "sshd did not start" >&2; exit 1; }
 
 # ssh takes the first -p it is given: SSH_ANY_PORT is for row g's proxies.
-SSH_ANY_PORT=(ssh -F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
-    -o UserKnownHostsFile="$TMP/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null
-    -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
-    -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256)
+ssh_options "$TMP/ssh/id_rsa" "$TMP/ssh/known_hosts"
+SSH_ANY_PORT=(ssh "${SSH_OPTS[@]}")
 SSH=("${SSH_ANY_PORT[@]}" -p "$SSH_PORT")
-SCP=(scp -F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
-    -o UserKnownHostsFile="$TMP/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null
-    -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
-    -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256 -P "$SSH_PORT")
+SCP=(scp "${SSH_OPTS[@]}" -P "$SSH_PORT")
 SSH_DEST=$USER_NAME@127.0.0.1
 
 # ---------------------------------------------------------------- seashell serve

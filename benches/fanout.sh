@@ -36,15 +36,13 @@ set -euo pipefail
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/common.sh
+source "$ROOT/benches/common.sh"
 
 HOSTS=50
 PARALLEL=32
 RUNS=7
 BINARY=
-
-usage() {
-    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-}
 
 while (($#)); do
     case $1 in
@@ -65,8 +63,6 @@ if ((BASH_VERSINFO[0] < 5)); then
     exit 1
 fi
 
-# shellcheck source=benches/common.sh
-source "$ROOT/benches/common.sh"
 
 # ---------------------------------------------------------------- build and install
 
@@ -98,14 +94,8 @@ USER_NAME=$(id -un)
 SERVER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 log "== load average at start: $(load_avg)"
-log "== keys (RSA-3072)"
-ssh-keygen -q -t rsa -b 3072 -N '' -C bench-host -f "$TMP/ssh/host_rsa"
-ssh-keygen -q -t rsa -b 3072 -N '' -C bench-client -f "$TMP/ssh/id_rsa"
-cp "$TMP/ssh/id_rsa.pub" "$TMP/ssh/authorized_keys"
 export SEASHELL_HOME=$TMP/sea-home
-"$SEA" keygen -f "$TMP/sea/host_rsa" -b 3072 --no-passphrase -C bench-host >/dev/null
-"$SEA" keygen -f "$TMP/sea/id_rsa" -b 3072 --no-passphrase -C bench-client >/dev/null
-cp "$TMP/sea/id_rsa.pub" "$TMP/sea/authorized_keys"
+make_keys "$TMP"
 
 # ---------------------------------------------------------------- N sshd
 
@@ -121,15 +111,9 @@ for i in $(seq "$HOSTS"); do
     SERVER_PIDS+=($!)
     SSH_PORTS+=("$port")
 done
-for i in "${!SSH_PORTS[@]}"; do
-    wait_port "${SSH_PORTS[$i]}" 10 \
-        || { cat "$TMP/ssh/sshd-$((i + 1)).log" >&2; echo "sshd did not start" >&2; exit 1; }
-done
+wait_ports 10 "$TMP/ssh/sshd" "${SSH_PORTS[@]}"
 
-SSH_OPTS=(-F /dev/null -i "$TMP/ssh/id_rsa" -o IdentitiesOnly=yes -o IdentityAgent=none
-    -o UserKnownHostsFile="$TMP/ssh/known_hosts" -o GlobalKnownHostsFile=/dev/null
-    -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o LogLevel=ERROR
-    -c aes256-gcm@openssh.com -o HostKeyAlgorithms=rsa-sha2-256)
+ssh_options "$TMP/ssh/id_rsa" "$TMP/ssh/known_hosts"
 : >"$TMP/ssh/hosts"
 for port in "${SSH_PORTS[@]}"; do
     echo "$USER_NAME@127.0.0.1:$port" >>"$TMP/ssh/hosts"
@@ -151,10 +135,7 @@ for i in $(seq "$HOSTS"); do
     SEA_HOSTS="${SEA_HOSTS:+$SEA_HOSTS,}127.0.0.1:$port"
     SEA_PORTS+=("$port")
 done
-for i in "${!SEA_PORTS[@]}"; do
-    wait_port "${SEA_PORTS[$i]}" 30 \
-        || { cat "$TMP/sea/serve-$((i + 1)).log" >&2; echo "seashell serve did not start" >&2; exit 1; }
-done
+wait_ports 30 "$TMP/sea/serve" "${SEA_PORTS[@]}"
 SEA_CMD=("$SEA" exec -q -i "$TMP/sea/id_rsa" --known-hosts "$TMP/sea/known_hosts"
     -H "$SEA_HOSTS" --parallel "$PARALLEL")
 

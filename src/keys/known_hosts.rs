@@ -184,7 +184,7 @@ impl KnownHosts {
     /// The `@revoked` line refusing `key` for `host` (the name dialed) at `host_port`, if any.
     pub fn revoked(&self, host: &str, host_port: &str, key: &PublicKey) -> Option<usize> {
         let host_port = canonical_host_port(host_port)?;
-        let host = host.to_ascii_lowercase();
+        let host = canonical_name(host);
         self.marked
             .iter()
             .find(|m| {
@@ -670,6 +670,16 @@ mod tests {
             1_000_000_000,
         );
         assert!(matches!(status, HostCertStatus::NoAuthority), "{status:?}");
+
+        // An @revoked pattern, too, names the address however the host dialed spells it.
+        let (revoking, _) = KnownHosts::parse(&format!(
+            "@revoked FD00::0:A {}\n",
+            public::to_line(&host_key, "")
+        ));
+        assert_eq!(
+            revoking.revoked("fd00:0::a", "[fd00::a]:7022", &host_key),
+            Some(1)
+        );
     }
 
     proptest! {

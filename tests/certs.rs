@@ -459,6 +459,19 @@ fn a_host_certificate_from_a_trusted_ca_needs_no_prompt_and_no_pin_even_after_a_
     let run = client.exec(&server, &["echo in"], b"");
     assert_eq!(run.code, Some(255), "{run:#?}");
     assert!(run.stderr.contains("HOST KEY REVOKED"), "{run:#?}");
+
+    // A revocation whose patterns are mistyped still revokes (everywhere), and says so.
+    let mistyped = revoked.replace("@revoked * ", "@revoked web[1].lan:22 ");
+    fs::write(client.known_hosts(), &mistyped).unwrap();
+    let run = client.exec(&server, &["echo in"], b"");
+    assert_eq!(run.code, Some(255), "{run:#?}");
+    assert!(
+        run.stderr.contains("HOST KEY REVOKED")
+            && run
+                .stderr
+                .contains("revokes its key for every host until it is fixed"),
+        "{run:#?}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! otherwise), and client authentication with the identity key.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::crypto::PublicKey;
@@ -17,7 +17,7 @@ use super::identity::{self, Identity};
 use crate::keys::cert;
 use crate::keys::known_hosts::{self, HostCertStatus, HostKeyStatus, KnownHosts};
 use crate::keys::public::fingerprint;
-use crate::keys::{KeyError, home};
+use crate::keys::{KeyError, LineWarning, home};
 use crate::proto::handshake::client::ClientSigner as _;
 use crate::proto::message::VERSION;
 use crate::proto::{Message, ProtoError, UpdateLimits};
@@ -186,6 +186,24 @@ fn known_hosts_path(opts: &ConnectOptions) -> Result<PathBuf, KeyError> {
     }
 }
 
+/// Says what is wrong with known_hosts lines (skipped, or an `@revoked` read as revoking
+/// everywhere), unless `quiet`; once a process, as a fan-out reads the file once a host.
+fn warn_of_lines(path: &Path, warnings: &[LineWarning], quiet: bool) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if quiet || warnings.is_empty() {
+        return;
+    }
+    ONCE.call_once(|| {
+        for warning in warnings {
+            eprintln!(
+                "seashell: warning: {}: {}",
+                path.display(),
+                crate::shown::shown(&warning.to_string())
+            );
+        }
+    });
+}
+
 fn check_host_key(
     dest: &Destination,
     key: &PublicKey,
@@ -195,7 +213,8 @@ fn check_host_key(
     let host_port = dest.host_port();
     let offered = fingerprint(key);
     let path = known_hosts_path(opts)?;
-    let (known, _warnings) = KnownHosts::load(&path)?;
+    let (known, warnings) = KnownHosts::load(&path)?;
+    warn_of_lines(&path, &warnings, opts.quiet);
     if let Some(line) = known.revoked(&dest.host, &host_port, key) {
         return Err(ClientError::HostKeyRevoked {
             host_port,

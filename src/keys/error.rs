@@ -219,7 +219,8 @@ pub enum KeyError {
     },
 }
 
-/// One line of a trust file that was skipped, and why.
+/// One line of a trust file that was skipped (or, for [`LineProblem::RevokedEverywhere`],
+/// read the safe way), and why.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LineWarning {
     /// 1-based line number.
@@ -230,7 +231,11 @@ pub struct LineWarning {
 
 impl fmt::Display for LineWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {} skipped: {}", self.line, self.problem)
+        match self.problem {
+            // The one problem that keeps its line, the safe way.
+            LineProblem::RevokedEverywhere(_) => write!(f, "line {}: {}", self.line, self.problem),
+            _ => write!(f, "line {} skipped: {}", self.line, self.problem),
+        }
     }
 }
 
@@ -275,6 +280,12 @@ pub enum LineProblem {
         "`{0}`: a host glob matches the name dialed without its port, so this never matches; write the glob alone (`*.lan`) or an exact host:port"
     )]
     GlobWithPort(String),
+    /// An `@revoked` line whose host patterns do not parse: kept, for every host, since
+    /// skipping it would trust the key it revokes.
+    #[error(
+        "`{0}` is not a list of host patterns, so this @revoked line revokes its key for every host until it is fixed"
+    )]
+    RevokedEverywhere(String),
     /// A known_hosts line whose first field is not `host:port`.
     #[error("`{0}` is not host:port (write an IPv6 address as [addr]:port)")]
     BadHostPort(String),

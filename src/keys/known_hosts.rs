@@ -6,7 +6,9 @@
 //! that CA signed for the hosts the patterns match ([`KnownHosts::check_certificate`]), and
 //! `@revoked PATTERNS seashell-rsa <key>` refuses a host key (or a CA) for them. PATTERNS is a
 //! comma-separated list of globs over the host name dialed (`*.lan`, `10.0.0.*`) or exact
-//! `host:port`s. Bad lines are skipped with a [`LineWarning`], never fatal; the file is
+//! `host:port`s. Bad lines are skipped with a [`LineWarning`], never fatal — but an
+//! `@revoked` line whose patterns do not parse revokes its key for every host (a skipped
+//! revocation would trust what it revokes); the file is
 //! created 0600 in a 0700 directory. It never decides whether to trust an unknown host: the
 //! client does.
 
@@ -60,6 +62,8 @@ enum HostPattern {
     HostPort(String),
     /// A glob over the host name (case-insensitive; `*` and `?`).
     Name(globset::GlobMatcher),
+    /// Every host: what an `@revoked` line whose patterns do not parse applies to.
+    Every,
 }
 
 impl HostPattern {
@@ -93,6 +97,7 @@ impl HostPattern {
         match self {
             Self::HostPort(exact) => exact == host_port,
             Self::Name(glob) => glob.is_match(host),
+            Self::Every => true,
         }
     }
 }
@@ -170,14 +175,22 @@ impl KnownHosts {
 
     /// Parses known_hosts text: the good entries, and a warning for each bad line.
     pub fn parse(text: &str) -> (Self, Vec<LineWarning>) {
-        let (lines, warnings) = parse_trust_lines(text, parse_line);
+        let (lines, mut warnings) = parse_trust_lines(text, parse_line);
         let mut hosts = Self::default();
         for line in lines {
             match line {
                 Line::Pin(entry) => hosts.entries.push(entry),
                 Line::Marked(marked) => hosts.marked.push(marked),
+                Line::RevokedEverywhere(marked, problem) => {
+                    warnings.push(LineWarning {
+                        line: marked.line,
+                        problem,
+                    });
+                    hosts.marked.push(marked);
+                }
             }
         }
+        warnings.sort_by_key(|warning| warning.line);
         (hosts, warnings)
     }
 
@@ -358,10 +371,12 @@ pub fn forget(path: &Path, host_port: &str) -> Result<usize, KeyError> {
     Ok(removed)
 }
 
-/// A good line: a pinned key or a marked one.
+/// A good line: a pinned key or a marked one; or an `@revoked` line with bad patterns, read
+/// as revoking its key everywhere (with the problem to warn of).
 enum Line {
     Pin(KnownHost),
     Marked(MarkedKey),
+    RevokedEverywhere(MarkedKey, LineProblem),
 }
 
 fn parse_line(content: &str, line: usize) -> Result<Line, LineProblem> {
@@ -382,13 +397,27 @@ fn parse_line(content: &str, line: usize) -> Result<Line, LineProblem> {
     let patterns = list
         .split(',')
         .map(HostPattern::parse)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Line::Marked(MarkedKey {
-        marker,
-        patterns,
-        key: public::parse_line(key_part)?.key,
-        line,
-    }))
+        .collect::<Result<Vec<_>, _>>();
+    let key = public::parse_line(key_part)?.key;
+    match (patterns, marker) {
+        (Ok(patterns), _) => Ok(Line::Marked(MarkedKey {
+            marker,
+            patterns,
+            key,
+            line,
+        })),
+        // Skipping a revocation would trust its key: read it as revoking it everywhere.
+        (Err(_), Marker::Revoked) => Ok(Line::RevokedEverywhere(
+            MarkedKey {
+                marker,
+                patterns: vec![HostPattern::Every],
+                key,
+                line,
+            },
+            LineProblem::RevokedEverywhere(list.to_owned()),
+        )),
+        (Err(problem), Marker::CertAuthority) => Err(problem),
+    }
 }
 
 fn parse_entry(content: &str, line: usize) -> Result<KnownHost, LineProblem> {
@@ -680,6 +709,34 @@ mod tests {
             revoking.revoked("fd00:0::a", "[fd00::a]:7022", &host_key),
             Some(1)
         );
+    }
+
+    #[test]
+    fn an_at_revoked_line_whose_patterns_do_not_parse_revokes_its_key_everywhere() {
+        let host_key = key(HOST_PUB);
+        let line = public::to_line(&host_key, "");
+        let (hosts, warnings) = KnownHosts::parse(&format!(
+            "@revoked *.lan:22,web[1] {line}\n@cert-authority *.lan:22 {line}\n"
+        ));
+        assert_eq!(
+            hosts.revoked("a.example", "a.example:7022", &host_key),
+            Some(1)
+        );
+        assert_eq!(hosts.revoked("10.0.0.1", "10.0.0.1:22", &host_key), Some(1));
+        assert_eq!(
+            hosts.revoked("a.example", "a.example:7022", &key(OTHER_PUB)),
+            None
+        );
+        // Both lines are warned of; only the revocation is kept.
+        let said: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("line 1: `*.lan:22,web[1]`"), "{said:?}");
+        assert!(
+            said[0].contains("revokes its key for every host"),
+            "{said:?}"
+        );
+        assert!(said[1].starts_with("line 2 skipped: "), "{said:?}");
+        assert_eq!(hosts.marked.len(), 1);
     }
 
     proptest! {

@@ -453,12 +453,15 @@ fi
 # g) row a through a delay proxy at each RTT
 G_SSH_PORT=
 G_SEA_PORT=
-start_proxy() { # TARGET_PORT RTT_MS: prints the proxy's port
+# start_proxy TARGET_PORT RTT_MS: sets PROXY_PORT to the new proxy's port. Called in this
+# shell, not in $(...), so that PROXY_PIDS keeps its pid for the cleanup.
+PROXY_PORT=
+start_proxy() {
     local out=$TMP/proxy.$1.$2 i
     python3 "$ROOT/benches/delay-proxy.py" "$1" "$2" >"$out" &
     PROXY_PIDS+=("$!")
     for ((i = 0; i < 200; i++)); do
-        [[ ! -s $out ]] || { head -n 1 "$out"; return; }
+        [[ ! -s $out ]] || { PROXY_PORT=$(head -n 1 "$out"); return; }
         sleep 0.05
     done
     echo "delay proxy did not start" >&2
@@ -469,8 +472,10 @@ g_sea() { "$SEA" exec "${SEA_TARGET[@]}" "127.0.0.1:$G_SEA_PORT" -- true </dev/n
 if want g; then
     command -v python3 >/dev/null || { echo "row g needs python3" >&2; exit 1; }
     for rtt in "${RTT_LIST[@]}"; do
-        G_SSH_PORT=$(start_proxy "$SSH_PORT" "$rtt")
-        G_SEA_PORT=$(start_proxy "$SEA_PORT" "$rtt")
+        start_proxy "$SSH_PORT" "$rtt"
+        G_SSH_PORT=$PROXY_PORT
+        start_proxy "$SEA_PORT" "$rtt"
+        G_SEA_PORT=$PROXY_PORT
         # First contact with the proxies' addresses (new host:port entries), untimed.
         "${SSH_ANY_PORT[@]}" -p "$G_SSH_PORT" "$SSH_DEST" true
         "$SEA" exec "${SEA_TARGET[@]}" --accept-new -q "127.0.0.1:$G_SEA_PORT" -- true

@@ -90,28 +90,23 @@ impl Identity {
 }
 
 /// The certificate at `path` when it certifies `key` and is valid now (its encoding), else
-/// nothing — with a warning, unless `quiet`, when there is a file that cannot be used.
-/// `None` when there is no file and the config did not `name` it (then the agent may hold
-/// one).
+/// nothing — with a warning, unless `quiet`, when there is a file that cannot be used (or,
+/// when the config `named` it, none at all). `None` when there is no file and the config
+/// did not name it (then the agent may hold one).
 fn certificate_for(path: &Path, key: &PublicKey, named: bool, quiet: bool) -> Option<Vec<u8>> {
-    let problem = match std::fs::read_to_string(path) {
-        Err(_) if !named => return None,
-        Err(err) => err.to_string(),
-        Ok(text) => match cert::parse_line(&text) {
-            Err(err) => err.to_string(),
-            Ok(line) => match line.cert.presentable_by(key, cert::unix_now()) {
-                Ok(()) => {
-                    tracing::debug!(
-                        "presenting certificate {} ({:?}, serial {})",
-                        path.display(),
-                        shown(&line.cert.fields().name),
-                        line.cert.fields().serial
-                    );
-                    return Some(line.cert.encode());
-                }
-                Err(problem) => problem,
-            },
-        },
+    let problem = match cert::presentable_at(path, key, cert::unix_now()) {
+        Ok(Some(cert)) => {
+            tracing::debug!(
+                "presenting certificate {} ({:?}, serial {})",
+                path.display(),
+                shown(&cert.fields().name),
+                cert.fields().serial
+            );
+            return Some(cert.encode());
+        }
+        Ok(None) if !named => return None,
+        Ok(None) => "there is no such file".to_owned(),
+        Err(problem) => problem,
     };
     warn_unpresented(&path.display().to_string(), &problem, quiet);
     Some(Vec::new())

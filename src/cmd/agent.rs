@@ -247,20 +247,17 @@ fn list(agent: &Agent) -> Result<u8, AgentCmdError> {
 /// then the key is added alone.
 fn certificate_of(path: &Path, key: &PublicKey) -> Option<(Certificate, PathBuf)> {
     let cert_path = certificate_path(path);
-    let text = std::fs::read_to_string(&cert_path).ok()?;
-    let problem = match cert::parse_line(&text) {
-        Err(err) => err.to_string(),
-        Ok(line) => match line.cert.presentable_by(key, cert::unix_now()) {
-            Ok(()) => return Some((line.cert, cert_path)),
-            Err(problem) => problem,
-        },
-    };
-    eprintln!(
-        "seashell: warning: not adding certificate {}: {}",
-        cert_path.display(),
-        shown(&problem)
-    );
-    None
+    match cert::presentable_at(&cert_path, key, cert::unix_now()) {
+        Ok(found) => found.map(|cert| (cert, cert_path)),
+        Err(problem) => {
+            eprintln!(
+                "seashell: warning: not adding certificate {}: {}",
+                cert_path.display(),
+                shown(&problem)
+            );
+            None
+        }
+    }
 }
 
 /// A certificate in a few words: its name, serial and end (the name escaped).

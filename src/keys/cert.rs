@@ -417,6 +417,24 @@ pub struct CertLine {
     pub comment: String,
 }
 
+/// The certificate in the file at `path` when `key` may present it at `now`
+/// ([`Certificate::presentable_by`]); `Ok(None)` when there is no such file, and why not,
+/// in words for its user, when there is a file that cannot be read or presented.
+pub fn presentable_at(
+    path: &std::path::Path,
+    key: &PublicKey,
+    now: u64,
+) -> Result<Option<Certificate>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err.to_string()),
+    };
+    let cert = parse_line(&text).map_err(|err| err.to_string())?.cert;
+    cert.presentable_by(key, now)?;
+    Ok(Some(cert))
+}
+
 /// Parses `seashell-rsa-cert <base64> [comment]`.
 pub fn parse_line(line: &str) -> Result<CertLine, CertError> {
     let rest = line

@@ -141,27 +141,26 @@ SEA_CMD=("$SEA" exec -q -i "$TMP/sea/id_rsa" --known-hosts "$TMP/sea/known_hosts
 
 # ---------------------------------------------------------------- the three tools
 
-run_pssh() {
-    exec parallel-ssh -h "$TMP/ssh/hosts" -p "$PARALLEL" -t 0 -x "${SSH_OPTS[*]}" true >/dev/null
-}
+PSSH_CMD=(parallel-ssh -h "$TMP/ssh/hosts" -p "$PARALLEL" -t 0 -x "${SSH_OPTS[*]}" true)
+# The loop, as a shell script would run it: one ssh a host, all at once, then a wait for each.
+{
+    declare -p SSH_OPTS SSH_PORTS USER_NAME
+    cat <<'SH'
+rc=0 pids=()
+for port in "${SSH_PORTS[@]}"; do
+    ssh "${SSH_OPTS[@]}" -p "$port" "$USER_NAME@127.0.0.1" true &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do
+    wait "$pid" || rc=1
+done
+exit "$rc"
+SH
+} >"$TMP/loop.sh"
+LOOP_CMD=(bash "$TMP/loop.sh")
+SEA_CMD+=(true)
 
-run_loop() {
-    local port pid rc=0 pids=()
-    for port in "${SSH_PORTS[@]}"; do
-        ssh "${SSH_OPTS[@]}" -p "$port" "$USER_NAME@127.0.0.1" true &
-        pids+=($!)
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" || rc=1
-    done
-    return "$rc"
-}
-
-run_seashell() {
-    exec "${SEA_CMD[@]}" true >/dev/null
-}
-
-# The sampler: runs its arguments, polls their process tree, prints
+# The sampler: runs its arguments (their stdout discarded), polls their process tree, prints
 # "wall_us largest_hwm_kib peak_rss_kib peak_pss_kib peak_procs rc".
 cat >"$TMP/sample.py" <<'PY'
 import os, subprocess, sys, time
@@ -203,7 +202,7 @@ def rollup(pid):
             field(f"/proc/{pid}/status", "VmHWM:"))
 
 start = time.monotonic()
-proc = subprocess.Popen(sys.argv[1:])
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
 peak_rss = peak_pss = peak_procs = largest = 0
 while True:
     pid, status = os.waitpid(proc.pid, os.WNOHANG)
@@ -220,15 +219,12 @@ rc = os.waitstatus_to_exitcode(status)
 print(int(wall * 1e6), largest, peak_rss, peak_pss, peak_procs, rc)
 PY
 
-export -f run_pssh run_loop run_seashell
-export TMP PARALLEL USER_NAME SSH_PORTS_LIST="${SSH_PORTS[*]}"
-# Functions run in a child bash, which needs the arrays again.
-measure() { # tool -> the sampler's line
-    python3 "$TMP/sample.py" bash -c "
-        set -euo pipefail
-        SSH_PORTS=(\$SSH_PORTS_LIST)
-        $(declare -p SSH_OPTS SEA_CMD)
-        $1"
+measure() { # pssh | loop | seashell -> the sampler's line
+    case $1 in
+        pssh) python3 "$TMP/sample.py" "${PSSH_CMD[@]}" ;;
+        loop) python3 "$TMP/sample.py" "${LOOP_CMD[@]}" ;;
+        seashell) python3 "$TMP/sample.py" "${SEA_CMD[@]}" ;;
+    esac
 }
 
 # First contact: pin every host key (untimed), and check that every tool works.
@@ -238,14 +234,14 @@ for port in "${SSH_PORTS[@]}"; do
 done
 "$SEA" exec -q -i "$TMP/sea/id_rsa" --known-hosts "$TMP/sea/known_hosts" --accept-new \
     -H "$SEA_HOSTS" --parallel "$PARALLEL" true >/dev/null
-for tool in run_pssh run_loop run_seashell; do
+for tool in pssh loop seashell; do
     read -r _ _ _ _ _ rc < <(measure "$tool")
     ((rc == 0)) || { echo "$tool failed (exit $rc) in the warm-up" >&2; exit 1; }
 done
 
 declare -A SAMPLES=()
 for run in $(seq "$RUNS"); do
-    for tool in run_pssh run_loop run_seashell; do
+    for tool in pssh loop seashell; do
         read -r wall largest rss pss procs rc < <(measure "$tool")
         ((rc == 0)) || { echo "$tool failed (exit $rc) in run $run" >&2; exit 1; }
         SAMPLES[$tool.wall]+=" $wall"
@@ -253,13 +249,13 @@ for run in $(seq "$RUNS"); do
         SAMPLES[$tool.rss]+=" $rss"
         SAMPLES[$tool.pss]+=" $pss"
         SAMPLES[$tool.procs]+=" $procs"
-        log "   run $run/$RUNS ${tool#run_}: $((wall / 1000)) ms"
+        log "   run $run/$RUNS $tool: $((wall / 1000)) ms"
     done
 done
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
-SEA_WALL=$(median "${SAMPLES[run_seashell.wall]}")
+SEA_WALL=$(median "${SAMPLES[seashell.wall]}")
 log "== load average at end: $(load_avg)"
 echo
 echo "Fan-out of \`true\` to $HOSTS hosts on 127.0.0.1, at most $PARALLEL at once; medians of $RUNS runs;"
@@ -267,9 +263,9 @@ echo "$(nproc) CPUs, $(ssh -V 2>&1 | cut -d, -f1), $(parallel-ssh --version 2>&1
 echo
 echo "| tool | wall | seashell / tool | largest process (peak RSS) | tree RSS (peak) | tree PSS (peak) | processes (peak) |"
 echo "|---|---|---|---|---|---|---|"
-for tool in run_pssh run_loop run_seashell; do
+for tool in pssh loop seashell; do
     wall=$(median "${SAMPLES[$tool.wall]}")
-    name=${tool#run_}
+    name=$tool
     [[ $name != loop ]] || name="ssh & loop"
     printf '| %s | %s ms | %s | %s | %s | %s | %s |\n' "$name" "$((wall / 1000))" \
         "$(awk -v a="$SEA_WALL" -v b="$wall" 'BEGIN { printf "%.2f", a / b }')" \
